@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { ConfigError } from './errors/index.js';
+
+const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const numberFrom = (min: number, max: number) => z.coerce.number().min(min).max(max);
+
+/**
+ * Every setting streamseg reads, with its environment variable and default.
+ * Flags given on the command line override the environment.
+ */
+export const configSchema = z.object({
+  /** `REDIS_URL` (redis:// or rediss://, AUTH in the URL). Unset: `run` starts its own redis-server. */
+  redisUrl: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  /** `STREAMSEG_MODEL`: the model package directory. @defaultValue `models/default` */
+  modelDir: z.string().min(1).default('models/default'),
+  /** `STREAMSEG_OUT`: where a video's outputs are written, one folder per video id unless `run --out`. @defaultValue `out` */
+  outDir: z.string().min(1).default('out'),
+  /** `STREAMSEG_FPS`: resample to this frame rate; unset keeps the source rate. */
+  fps: numberFrom(0.1, 240).optional(),
+  /** `STREAMSEG_BATCH_FRAMES`: most consecutive frames of one scene in one frames job. @defaultValue 8 */
+  batchFrames: intFrom(1, 256).default(8),
+  /** `STREAMSEG_SCENE_THRESHOLD`: histogram distance (0..1) above which a frame starts a new scene. @defaultValue 0.3 */
+  sceneThreshold: numberFrom(0, 1).default(0.3),
+  /** `STREAMSEG_MIN_SCENE_FRAMES`: a cut closer than this to the last one is ignored. @defaultValue 4 */
+  minSceneFrames: intFrom(1).default(4),
+  /** `STREAMSEG_HIGH_WATER_FRAMES`: the producer pauses while this many frames of a video await the sink. @defaultValue 128 */
+  highWaterFrames: intFrom(1).default(128),
+  /** `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data held in Redis. @defaultValue 268435456 (256 MiB) */
+  highWaterBytes: intFrom(1024 * 1024).default(256 * 1024 * 1024),
+  /** `STREAMSEG_FRAME_TTL_SECONDS`: lifetime of every per-frame key, so a dead video never leaks memory. @defaultValue 3600 */
+  frameTtlSeconds: intFrom(10).default(3600),
+  /** `STREAMSEG_OVERLAY_ALPHA`: opacity of the class palette over the source frame. @defaultValue 0.5 */
+  overlayAlpha: numberFrom(0, 1).default(0.5),
+  /** `STREAMSEG_EXECUTION_PROVIDER`: `cuda` falls back to `cpu` (with a log line) when CUDA is absent. @defaultValue `cpu` */
+  executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
+  /** `STREAMSEG_INTRA_OP_THREADS`: ONNX Runtime threads per session; 0 lets ORT decide. @defaultValue 0 */
+  intraOpThreads: intFrom(0, 256).default(0),
+  /** `STREAMSEG_WORKER_CONCURRENCY`: frames jobs a worker process runs at once. @defaultValue 1 */
+  workerConcurrency: intFrom(1, 64).default(1),
+  /** `STREAMSEG_JOB_ATTEMPTS`: attempts per job before it is failed. @defaultValue 3 */
+  jobAttempts: intFrom(1, 100).default(3),
+  /** `STREAMSEG_STREAM_MAXLEN`: approximate cap of each video's Redis Stream of frame records. @defaultValue 100000 */
+  streamMaxLen: intFrom(100).default(100_000),
+  /** `LOG_LEVEL`. @defaultValue `info` */
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type StreamsegConfig = z.infer<typeof configSchema>;
+export type ConfigOverrides = { [K in keyof StreamsegConfig]?: StreamsegConfig[K] | string | undefined };
+
+const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
+  redisUrl: 'REDIS_URL',
+  modelDir: 'STREAMSEG_MODEL',
+  outDir: 'STREAMSEG_OUT',
+  fps: 'STREAMSEG_FPS',
+  batchFrames: 'STREAMSEG_BATCH_FRAMES',
+  sceneThreshold: 'STREAMSEG_SCENE_THRESHOLD',
+  minSceneFrames: 'STREAMSEG_MIN_SCENE_FRAMES',
+  highWaterFrames: 'STREAMSEG_HIGH_WATER_FRAMES',
+  highWaterBytes: 'STREAMSEG_HIGH_WATER_BYTES',
+  frameTtlSeconds: 'STREAMSEG_FRAME_TTL_SECONDS',
+  overlayAlpha: 'STREAMSEG_OVERLAY_ALPHA',
+  executionProvider: 'STREAMSEG_EXECUTION_PROVIDER',
+  intraOpThreads: 'STREAMSEG_INTRA_OP_THREADS',
+  workerConcurrency: 'STREAMSEG_WORKER_CONCURRENCY',
+  jobAttempts: 'STREAMSEG_JOB_ATTEMPTS',
+  streamMaxLen: 'STREAMSEG_STREAM_MAXLEN',
+  logLevel: 'LOG_LEVEL',
+};
+
+/**
+ * Reads the environment, applies overrides (command-line flags), validates once.
+ * Throws a ConfigError listing every bad value, each with the variable that set it.
+ */
+export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): StreamsegConfig {
+  const raw: Record<string, unknown> = {};
+  const source: Record<string, string> = {};
+  for (const [key, envName] of Object.entries(ENV_NAMES)) {
+    const fromFlag = overrides[key as keyof StreamsegConfig];
+    const fromEnv = env[envName];
+    if (fromFlag !== undefined) {
+      raw[key] = fromFlag;
+      source[key] = `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw[key] = fromEnv;
+      source[key] = envName;
+    }
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const key = String(issue.path[0] ?? '');
+    const from = source[key] ?? ENV_NAMES[key as keyof StreamsegConfig] ?? key;
+    return `${from}=${JSON.stringify(raw[key])}: ${issue.message}`;
+  });
+  throw new ConfigError(problems);
+}

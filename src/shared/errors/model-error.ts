@@ -1,0 +1,10 @@
+import { StreamsegError } from './streamseg-error.js';
+
+export type ModelErrorCode = 'E_MODEL_MANIFEST' | 'E_MODEL_MISMATCH' | 'E_MODEL_LOAD' | 'E_ADAPTER_SHAPE' | 'E_ADAPTER_FILE';
+
+/** The model package (manifest, ONNX files, adapters) is missing or inconsistent. */
+export class ModelError extends StreamsegError {
+  constructor(code: ModelErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

@@ -1,0 +1,95 @@
+import type { Redis } from 'ioredis';
+import { videoKeys } from './redis-keys.js';
+
+/** What a segmentation worker records for one frame, next to its mask. */
+export interface FrameResult {
+  index: number;
+  timestampMs: number;
+  scene: number;
+  /** Adapters fed to the model for this frame and their merge weights; empty = base model. */
+  adapters: { name: string; weight: number }[];
+  /** Whether the merged adapter came from the cache (null when no adapter was used). */
+  cacheHit: boolean | null;
+  inferenceMs: number;
+  workerId: string;
+}
+
+/**
+ * Binary frame data of every video in Redis. Pixels are raw byte strings, never JSON or
+ * base64; every key carries a TTL so a video abandoned mid-way cannot leak memory.
+ */
+export class FrameStore {
+  constructor(
+    private readonly redis: Redis,
+    /** Lifetime of each frame key, seconds. */
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async putFrame(videoId: string, index: number, source: Buffer, input: Buffer): Promise<void> {
+    const keys = videoKeys(videoId);
+    await this.redis
+      .multi()
+      .set(keys.source(index), source, 'EX', this.ttlSeconds)
+      .set(keys.input(index), input, 'EX', this.ttlSeconds)
+      .exec();
+  }
+
+  /** Model inputs of several frames in one round trip; null where a frame is missing. */
+  async getInputs(videoId: string, indices: readonly number[]): Promise<(Buffer | null)[]> {
+    const keys = videoKeys(videoId);
+    return this.redis.mgetBuffer(...indices.map((i) => keys.input(i)));
+  }
+
+  async getSource(videoId: string, index: number): Promise<Buffer | null> {
+    return this.redis.getBuffer(videoKeys(videoId).source(index));
+  }
+
+  /** Stores masks and records of a batch atomically, then wakes the sink. */
+  async putResults(videoId: string, results: readonly { mask: Buffer; record: FrameResult }[]): Promise<void> {
+    const keys = videoKeys(videoId);
+    const tx = this.redis.multi();
+    for (const { mask, record } of results) {
+      tx.set(keys.mask(record.index), mask, 'EX', this.ttlSeconds);
+      tx.set(keys.result(record.index), JSON.stringify(record), 'EX', this.ttlSeconds);
+    }
+    tx.rpush(keys.ready, ...results.map((r) => String(r.record.index)));
+    tx.expire(keys.ready, this.ttlSeconds);
+    await tx.exec();
+  }
+
+  async getResult(videoId: string, index: number): Promise<{ mask: Buffer; record: FrameResult } | null> {
+    const keys = videoKeys(videoId);
+    const [mask, record] = await this.redis.mgetBuffer(keys.mask(index), keys.result(index));
+    if (!mask || !record) return null;
+    return { mask, record: JSON.parse(record.toString('utf8')) as FrameResult };
+  }
+
+  /**
+   * Blocks up to `timeoutSeconds` until some worker reports finished frames, then drains
+   * the notifications. The sink checks results itself; this only avoids busy polling.
+   */
+  async waitForResults(videoId: string, timeoutSeconds: number, blocking: Redis): Promise<void> {
+    const keys = videoKeys(videoId);
+    const popped = await blocking.blpop(keys.ready, timeoutSeconds);
+    if (popped) await this.redis.del(keys.ready);
+  }
+
+  /** Frees a frame's data once the sink has durably written it. */
+  async deleteFrame(videoId: string, index: number): Promise<void> {
+    const keys = videoKeys(videoId);
+    await this.redis.del(keys.source(index), keys.input(index), keys.mask(index), keys.result(index));
+  }
+
+  /** Removes every key of a video, the stream included. */
+  async deleteVideo(videoId: string): Promise<number> {
+    const { pattern } = videoKeys(videoId);
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, found] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+      cursor = next;
+      if (found.length > 0) removed += await this.redis.del(...found);
+    } while (cursor !== '0');
+    return removed;
+  }
+}

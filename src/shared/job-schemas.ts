@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { JobPayloadError } from './errors/index.js';
+
+/** Ids appear in Redis keys and file names: no separators, no traversal. */
+export const videoIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit');
+
+export const videoInputSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('file'), path: z.string().min(1) }),
+  z.object({
+    kind: z.literal('url'),
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^(https?|rtsp|udp):\/\//i.test(u), 'only http, https, rtsp and udp URLs are accepted'),
+  }),
+]);
+export type VideoInput = z.infer<typeof videoInputSchema>;
+
+export const videoOptionsSchema = z.object({
+  /** Output frame rate; unset keeps the source rate. */
+  fps: z.number().min(0.1).max(240).optional(),
+  /** Directory the sink writes annotated.mp4, masks.ndjson and report.json into. */
+  outDir: z.string().min(1),
+  /** Restrict the vocabulary to these class names (model default: all). */
+  classes: z.array(z.string().min(1)).min(1).optional(),
+});
+export type VideoOptions = z.infer<typeof videoOptionsSchema>;
+
+export const decodeVideoJobSchema = z.object({
+  videoId: videoIdSchema,
+  input: videoInputSchema,
+  options: videoOptionsSchema,
+  submittedAt: z.number().int().nonnegative(),
+});
+export type DecodeVideoJob = z.infer<typeof decodeVideoJobSchema>;
+
+export const frameRefSchema = z.object({
+  index: z.number().int().nonnegative(),
+  /** Presentation time in milliseconds from the start of the video. */
+  timestampMs: z.number().nonnegative(),
+});
+export type FrameRef = z.infer<typeof frameRefSchema>;
+
+export const segmentFramesJobSchema = z.object({
+  videoId: videoIdSchema,
+  scene: z.number().int().nonnegative(),
+  /** First frame index of the scene: the frames the scene embedding is computed from start here. */
+  sceneStartFrame: z.number().int().nonnegative(),
+  frames: z.array(frameRefSchema).min(1).max(256),
+  /** The job's vocabulary (class names of the model); unset = every class of the model. */
+  classes: z.array(z.string().min(1)).min(1).optional(),
+});
+export type SegmentFramesJob = z.infer<typeof segmentFramesJobSchema>;
+
+export const assembleVideoJobSchema = z.object({
+  videoId: videoIdSchema,
+  outDir: z.string().min(1),
+});
+export type AssembleVideoJob = z.infer<typeof assembleVideoJobSchema>;
+
+/** Validates job data read from a queue; anything pushed by hand that does not fit is refused. */
+export function parseJob<T>(schema: z.ZodType<T>, queue: string, data: unknown): T {
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  throw new JobPayloadError(queue, problems);
+}

@@ -1,0 +1,34 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The process-wide Prometheus registry and the series every role reports into. */
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'streamseg_process_' });
+
+export const framesProcessed = new Counter({
+  name: 'streamseg_frames_total',
+  help: 'Frames handled, by pipeline stage',
+  labelNames: ['stage'] as const,
+  registers: [metricsRegistry],
+});
+
+export const jobFailures = new Counter({
+  name: 'streamseg_job_failures_total',
+  help: 'Failed jobs, by queue and error code',
+  labelNames: ['queue', 'code'] as const,
+  registers: [metricsRegistry],
+});
+
+export const inferenceSeconds = new Histogram({
+  name: 'streamseg_inference_seconds',
+  help: 'ONNX Runtime run time per batch',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [metricsRegistry],
+});
+
+export const stageSeconds = new Histogram({
+  name: 'streamseg_stage_seconds',
+  help: 'Time per job, by stage',
+  labelNames: ['stage'] as const,
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers: [metricsRegistry],
+});

@@ -1,0 +1,149 @@
+import type { Redis } from 'ioredis';
+import type { LetterboxRect } from './letterbox.js';
+import { videoKeys } from './redis-keys.js';
+
+export type VideoStatus = 'queued' | 'decoding' | 'decoded' | 'done' | 'failed';
+
+/** Facts the producer learns by probing, which the workers and the sink need. */
+export interface VideoProbeFacts {
+  sourceWidth: number;
+  sourceHeight: number;
+  /** Frame rate of the output (source rate, or the requested --fps). */
+  fps: number;
+  durationMs: number;
+  /** Estimated frame count, for progress only; `totalFrames` is the truth once decoding ends. */
+  expectedFrames: number;
+  inputWidth: number;
+  inputHeight: number;
+  letterbox: LetterboxRect;
+  codec: string;
+}
+
+export interface SceneStart {
+  index: number;
+  startFrame: number;
+}
+
+export interface VideoState extends Partial<VideoProbeFacts> {
+  videoId: string;
+  status: VideoStatus;
+  outDir?: string;
+  /** Frames decoded and enqueued so far. */
+  decodedFrames: number;
+  /** Set once decoding has finished: the exact number of frames. */
+  totalFrames?: number;
+  /** Frames the sink has written. */
+  sinkFrames: number;
+  error?: string;
+  warnings: string[];
+  submittedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Milliseconds spent per stage, summed over jobs. */
+  stageMs: Record<string, number>;
+}
+
+/** Per-video state hash shared by every role; small values only, no pixels. */
+export class VideoStateStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly ttlSeconds: number,
+  ) {}
+
+  async init(videoId: string, fields: { outDir: string; submittedAt: number }): Promise<void> {
+    const { meta } = videoKeys(videoId);
+    await this.redis
+      .multi()
+      .hsetnx(meta, 'status', 'queued')
+      .hset(meta, 'outDir', fields.outDir, 'submittedAt', String(fields.submittedAt))
+      .expire(meta, this.ttlSeconds)
+      .exec();
+  }
+
+  async setProbe(videoId: string, facts: VideoProbeFacts): Promise<void> {
+    const { meta } = videoKeys(videoId);
+    await this.redis.hset(meta, {
+      ...Object.fromEntries(Object.entries(facts).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])),
+      status: 'decoding',
+      startedAt: String(Date.now()),
+    });
+    await this.redis.expire(meta, this.ttlSeconds);
+  }
+
+  async setDecodedFrames(videoId: string, decodedFrames: number): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, 'decodedFrames', String(decodedFrames));
+  }
+
+  async markDecoded(videoId: string, totalFrames: number): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, { decodedFrames: String(totalFrames), totalFrames: String(totalFrames), status: 'decoded' });
+  }
+
+  async setSinkFrames(videoId: string, sinkFrames: number): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, 'sinkFrames', String(sinkFrames));
+  }
+
+  async addStageTime(videoId: string, stage: string, ms: number): Promise<void> {
+    await this.redis.hincrbyfloat(videoKeys(videoId).meta, `stageMs.${stage}`, ms);
+  }
+
+  async addWarning(videoId: string, warning: string): Promise<void> {
+    const { meta } = videoKeys(videoId);
+    const current = await this.get(videoId);
+    await this.redis.hset(meta, 'warnings', JSON.stringify([...(current?.warnings ?? []), warning]));
+  }
+
+  async markDone(videoId: string): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, { status: 'done', finishedAt: String(Date.now()) });
+  }
+
+  async markFailed(videoId: string, reason: string): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, { status: 'failed', error: reason, finishedAt: String(Date.now()) });
+    await this.redis.expire(videoKeys(videoId).meta, this.ttlSeconds);
+  }
+
+  /** Records a scene start; idempotent so a retried decode cannot add a scene twice. */
+  async addScene(videoId: string, scene: SceneStart): Promise<void> {
+    const { scenes } = videoKeys(videoId);
+    await this.redis.multi().hset(scenes, String(scene.index), String(scene.startFrame)).expire(scenes, this.ttlSeconds).exec();
+  }
+
+  async getScenes(videoId: string): Promise<SceneStart[]> {
+    const raw = await this.redis.hgetall(videoKeys(videoId).scenes);
+    return Object.entries(raw)
+      .map(([index, startFrame]) => ({ index: Number(index), startFrame: Number(startFrame) }))
+      .sort((a, b) => a.index - b.index);
+  }
+
+  async get(videoId: string): Promise<VideoState | null> {
+    const raw = await this.redis.hgetall(videoKeys(videoId).meta);
+    if (Object.keys(raw).length === 0) return null;
+    const num = (key: string): number | undefined => (raw[key] === undefined ? undefined : Number(raw[key]));
+    const stageMs: Record<string, number> = {};
+    for (const [key, value] of Object.entries(raw)) {
+      if (key.startsWith('stageMs.')) stageMs[key.slice('stageMs.'.length)] = Number(value);
+    }
+    return {
+      videoId,
+      status: (raw.status as VideoStatus | undefined) ?? 'queued',
+      outDir: raw.outDir,
+      sourceWidth: num('sourceWidth'),
+      sourceHeight: num('sourceHeight'),
+      fps: num('fps'),
+      durationMs: num('durationMs'),
+      expectedFrames: num('expectedFrames'),
+      inputWidth: num('inputWidth'),
+      inputHeight: num('inputHeight'),
+      letterbox: raw.letterbox ? (JSON.parse(raw.letterbox) as LetterboxRect) : undefined,
+      codec: raw.codec,
+      decodedFrames: num('decodedFrames') ?? 0,
+      totalFrames: num('totalFrames'),
+      sinkFrames: num('sinkFrames') ?? 0,
+      error: raw.error,
+      warnings: raw.warnings ? (JSON.parse(raw.warnings) as string[]) : [],
+      submittedAt: num('submittedAt'),
+      startedAt: num('startedAt'),
+      finishedAt: num('finishedAt'),
+      stageMs,
+    };
+  }
+}
