@@ -32,6 +32,8 @@ export interface VideoState extends Partial<VideoProbeFacts> {
   decodedFrames: number;
   /** Set once decoding has finished: the exact number of frames. */
   totalFrames?: number;
+  /** Frames segmented by the workers so far (progress only). */
+  segmentedFrames: number;
   /** Frames the sink has written. */
   sinkFrames: number;
   error?: string;
@@ -72,6 +74,11 @@ export class VideoStateStore {
 
   async setDecodedFrames(videoId: string, decodedFrames: number): Promise<void> {
     await this.redis.hset(videoKeys(videoId).meta, 'decodedFrames', String(decodedFrames));
+  }
+
+  /** Counts frames the workers have segmented (at least once; retries may overcount slightly). */
+  async addSegmentedFrames(videoId: string, frames: number): Promise<void> {
+    await this.redis.hincrby(videoKeys(videoId).meta, 'segmentedFrames', frames);
   }
 
   async markDecoded(videoId: string, totalFrames: number): Promise<void> {
@@ -137,6 +144,7 @@ export class VideoStateStore {
       codec: raw.codec,
       decodedFrames: num('decodedFrames') ?? 0,
       totalFrames: num('totalFrames'),
+      segmentedFrames: num('segmentedFrames') ?? 0,
       sinkFrames: num('sinkFrames') ?? 0,
       error: raw.error,
       warnings: raw.warnings ? (JSON.parse(raw.warnings) as string[]) : [],
