@@ -1,0 +1,48 @@
+import type { Command } from 'commander';
+import { StreamsegError } from '../../shared/errors/index.js';
+import { exitWithError } from '../exit.js';
+import { configFromFlags } from '../options.js';
+import { PipelineClient } from '../pipeline-client.js';
+
+export function registerStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('print queue counts, or one video\'s progress per stage')
+    .argument('[videoId]', 'a video id printed by submit')
+    .option('--json', 'print JSON', false)
+    .action(async (videoId: string | undefined, flags: { json: boolean }) => {
+      let client: PipelineClient | undefined;
+      try {
+        const config = configFromFlags({});
+        if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: status reads the cluster\'s Redis');
+        client = new PipelineClient(config, config.redisUrl);
+        if (videoId) {
+          const state = await client.states.get(videoId);
+          if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired or never submitted)`);
+          if (flags.json) process.stdout.write(`${JSON.stringify(state)}\n`);
+          else {
+            const total = state.totalFrames ?? state.expectedFrames ?? '?';
+            process.stdout.write(
+              `${videoId} ${state.status}${state.error ? ` (${state.error})` : ''}\n` +
+                `  decode  ${state.decodedFrames}/${total}\n  segment ${state.segmentedFrames}/${total}\n  sink    ${state.sinkFrames}/${total}\n`,
+            );
+          }
+        } else {
+          const rows = await Promise.all(
+            Object.values(client.queues).map(async (q) => ({
+              queue: q.name,
+              ...(await q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')),
+              workers: (await q.getWorkers()).length,
+            })),
+          );
+          if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+          else console.table(rows);
+        }
+        await client.close();
+        process.exit(0);
+      } catch (error) {
+        await client?.close();
+        exitWithError(error);
+      }
+    });
+}

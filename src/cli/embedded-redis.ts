@@ -1,0 +1,82 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { StreamsegError } from '../shared/errors/index.js';
+import { findFreePort } from '../shared/free-port.js';
+
+export interface EmbeddedRedis {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedRedisOptions {
+  /** The redis-server binary. @defaultValue `redis-server` from PATH */
+  binary?: string;
+  /** Append-only file on, as in production; off makes throwaway test servers cheaper. @defaultValue false */
+  appendOnly?: boolean;
+}
+
+/**
+ * Starts a private `redis-server` on a free loopback port, in a temporary directory that is
+ * removed on stop. `streamseg run` uses it when no REDIS_URL is given; tests use it too.
+ */
+export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Promise<EmbeddedRedis> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-redis-'));
+  const port = await findFreePort();
+  const args = [
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dir,
+    '--save', '',
+    '--appendonly', options.appendOnly ? 'yes' : 'no',
+    '--maxmemory-policy', 'noeviction',
+  ];
+  const child: ChildProcess = spawn(options.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let spawnError: Error | undefined;
+  child.once('error', (error) => (spawnError = error));
+  const url = `redis://127.0.0.1:${port}`;
+
+  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (spawnError) {
+      await rm(dir, { recursive: true, force: true });
+      throw new StreamsegError(
+        'E_REDIS_START',
+        `cannot start redis-server (${spawnError.message}): install it (apt-get install redis-server) or set REDIS_URL`,
+      );
+    }
+    try {
+      await probe.connect();
+      await probe.ping();
+      break;
+    } catch {
+      probe.disconnect();
+      if (Date.now() > deadline || child.exitCode !== null) {
+        child.kill('SIGKILL');
+        await rm(dir, { recursive: true, force: true });
+        throw new StreamsegError('E_REDIS_START', `redis-server did not answer on port ${port}; set REDIS_URL to use another server`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  probe.disconnect();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    stop: () =>
+      (stopping ??= (async () => {
+        if (child.exitCode === null) {
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+          if (child.exitCode === null) child.kill('SIGKILL');
+        }
+        await rm(dir, { recursive: true, force: true });
+      })()),
+  };
+}

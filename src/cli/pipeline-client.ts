@@ -1,0 +1,33 @@
+import { Queue } from 'bullmq';
+import type { StreamsegConfig } from '../shared/config.js';
+import { FrameStore } from '../shared/frame-store.js';
+import { QUEUE_PREFIX, QueueName } from '../shared/queues.js';
+import { createRedis, type Redis } from '../shared/redis.js';
+import { VideoStateStore } from '../shared/video-state.js';
+import { VideoSubmitter } from '../shared/video-submitter.js';
+
+/** What a submitting or watching client needs: the queues and the shared video state. */
+export class PipelineClient {
+  readonly redis: Redis;
+  readonly states: VideoStateStore;
+  readonly frames: FrameStore;
+  readonly queues: { videos: Queue; frames: Queue; sink: Queue };
+  readonly submitter: VideoSubmitter;
+  private closing?: Promise<void>;
+
+  constructor(config: StreamsegConfig, redisUrl: string) {
+    this.redis = createRedis(redisUrl, { purpose: 'producer', connectionName: 'streamseg-client' });
+    this.states = new VideoStateStore(this.redis, config.frameTtlSeconds);
+    this.frames = new FrameStore(this.redis, config.frameTtlSeconds);
+    const queue = (name: QueueName) => new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
+    this.queues = { videos: queue(QueueName.Videos), frames: queue(QueueName.Frames), sink: queue(QueueName.Sink) };
+    this.submitter = new VideoSubmitter(this.queues.videos, this.states, config.jobAttempts);
+  }
+
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await Promise.allSettled(Object.values(this.queues).map((q) => q.close()));
+      this.redis.disconnect();
+    })());
+  }
+}

@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Queue } from 'bullmq';
+import { InputError } from './errors/index.js';
+import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type VideoInput } from './job-schemas.js';
+import { JobName } from './queues.js';
+import type { VideoStateStore } from './video-state.js';
+
+/** Sortable by submission time, unique enough across processes. */
+export function newVideoId(): string {
+  return `v${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+const ALLOWED_SCHEMES = ['http:', 'https:', 'rtsp:', 'udp:'];
+
+/** Turns what a user typed (a path or a URL) into a validated video input. */
+export async function resolveVideoInput(input: string): Promise<VideoInput> {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(input)?.[1]?.toLowerCase();
+  // One-letter "schemes" are Windows drive letters, not URLs.
+  if (scheme && scheme.length > 1) {
+    if (!ALLOWED_SCHEMES.includes(`${scheme}:`)) {
+      throw new InputError(
+        'E_INPUT_URL_SCHEME',
+        `${scheme}: URLs are not accepted; give a local file path or an http, https, rtsp or udp URL`,
+      );
+    }
+    return { kind: 'url', url: input };
+  }
+  const absolute = path.resolve(input);
+  const info = await stat(absolute).catch(() => null);
+  if (!info?.isFile()) {
+    throw new InputError('E_INPUT_NOT_FOUND', `${input}: no such file; check the path`);
+  }
+  return { kind: 'file', path: absolute };
+}
+
+export interface SubmitOptions {
+  outDir: string;
+  fps?: number;
+  classes?: string[];
+  /** Use this id instead of a random one (ids are checked like any other). */
+  videoId?: string;
+}
+
+/** Queues a video for decoding and records its initial state; returns the video id. */
+export class VideoSubmitter {
+  constructor(
+    private readonly videos: Queue,
+    private readonly states: VideoStateStore,
+    private readonly attempts: number,
+  ) {}
+
+  async submit(input: string, options: SubmitOptions): Promise<string> {
+    const videoId = options.videoId ?? newVideoId();
+    const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
+      videoId,
+      input: await resolveVideoInput(input),
+      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes },
+      submittedAt: Date.now(),
+    });
+    await this.states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });
+    await this.videos.add(JobName.DecodeVideo, data, {
+      jobId: videoId,
+      attempts: this.attempts,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnComplete: { age: 24 * 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+    return videoId;
+  }
+}
