@@ -1,0 +1,16 @@
+# One image for every role: `streamseg producer|worker|sink|serve`.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ffmpeg \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL=skip NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY bin ./bin
+COPY models ./models
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev
+ENV STREAMSEG_MODEL=/app/models/default STREAMSEG_OUT=/data/out
+ENTRYPOINT ["node", "/app/bin/streamseg.js"]
