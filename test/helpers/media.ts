@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface TestVideoSpec {
+  width: number;
+  height: number;
+  fps: number;
+  /** Frames before and after the one hard cut (testsrc2 → mandelbrot). */
+  framesPerScene: [number, number];
+  /** ffmpeg video encoder and its extra arguments, e.g. ['libx264', '-pix_fmt', 'yuv420p']. */
+  video: string[];
+  audio?: boolean;
+  /** Re-time frames irregularly so the container holds a variable frame rate. */
+  variableFrameRate?: boolean;
+}
+
+/** Writes a two-scene test video with ffmpeg; the container follows the file extension. */
+export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<void> {
+  // lavfi test sources round odd sizes down to even; render even, then scale to the exact size.
+  const size = `${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}`;
+  const [a, b] = spec.framesPerScene;
+  const inputs = [
+    '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${spec.fps}:duration=${a / spec.fps}`,
+    '-t', String(b / spec.fps), '-f', 'lavfi', '-i', `mandelbrot=size=${size}:rate=${spec.fps}`,
+  ];
+  if (spec.audio) inputs.push('-f', 'lavfi', '-i', `sine=frequency=440:duration=${(a + b) / spec.fps}`);
+  const retime = spec.variableFrameRate
+    ? // alternate short and long frame durations (0.5x and 1.5x) so the rate varies but the count does not
+      `,setpts='(N*1.0+0.5*mod(N\\,2))/(${spec.fps}*TB)'`
+    : '';
+  const args = [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    ...inputs,
+    '-filter_complex', `[0:v][1:v]concat=n=2:v=1:a=0,scale=${spec.width}:${spec.height},setsar=1${retime}[v]`,
+    '-map', '[v]',
+    ...(spec.audio ? ['-map', '2:a', '-c:a', file.endsWith('.webm') || file.endsWith('.mkv') ? 'libopus' : 'aac'] : []),
+    ...(spec.variableFrameRate ? ['-fps_mode', 'vfr'] : []),
+    '-c:v', ...spec.video,
+    file,
+  ];
+  await run('ffmpeg', args);
+}
+
+export interface ProbedVideo {
+  codec: string;
+  width: number;
+  height: number;
+  frames: number;
+  fps: number;
+}
+
+/** Counts decoded frames exactly (ffprobe -count_frames) and reads size, codec and rate. */
+export async function probeVideo(file: string): Promise<ProbedVideo> {
+  const { stdout } = await run('ffprobe', [
+    '-v', 'error', '-select_streams', 'v:0', '-count_frames',
+    '-show_entries', 'stream=codec_name,width,height,nb_read_frames,avg_frame_rate',
+    '-of', 'json', file,
+  ]);
+  const stream = (JSON.parse(stdout) as { streams: Record<string, string | number>[] }).streams[0]!;
+  const [num, den] = String(stream.avg_frame_rate).split('/').map(Number);
+  return {
+    codec: String(stream.codec_name),
+    width: Number(stream.width),
+    height: Number(stream.height),
+    frames: Number(stream.nb_read_frames),
+    fps: den ? num! / den : num!,
+  };
+}
