@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""Rebuild the streamseg model package from nothing, in one seeded command.
+
+  /usr/bin/python3 training/build_package.py --preset full          # -> models/default
+  /usr/bin/python3 training/build_package.py --preset tiny          # -> a temp dir (CI)
+
+Steps: synth stills (clear + each source condition; compositions are never
+rendered) -> train the base on clear -> train one LoRA adapter per source
+condition with the base frozen -> export model.onnx -> fit + export the
+retrieval embedder -> adapter index (centroids) -> model.json manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from streamseg_train import data as D  # noqa: E402
+from streamseg_train.embedder import Embedder, StyleFeatures, embed_np, export_embedder, fit_projection, raw_features  # noqa: E402
+from streamseg_train.export import export_segnet, lora_input_names  # noqa: E402
+from streamseg_train.model import CLASS_NAMES, SegNet, param_count  # noqa: E402
+from streamseg_train.safetensors_io import save_file  # noqa: E402
+from streamseg_train.train import train_adapter, train_base  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+
+MEAN = [0.485, 0.456, 0.406]
+STD = [0.229, 0.224, 0.225]
+
+PRESETS = {
+    # ~50 min on 2 CPU cores (see training/README.md for the measured run)
+    "full": dict(size=160, n_clear=3000, n_cond=800, base_steps=3200, base_batch=16, base_lr=3e-3,
+                 ad_steps=400, ad_batch=16, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=400, emb_dim=16,
+                 base_budget=1800.0, ad_budget=330.0, out=os.path.join(REPO, "models", "default")),
+    # a few minutes, for CI: same pipeline and contract, tiny data and steps
+    "tiny": dict(size=160, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
+                 ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24, emb_dim=16,
+                 base_budget=None, ad_budget=None, out=None),
+}
+
+DEFAULT_PALETTE = {
+    "sky": [70, 130, 180], "road": [128, 64, 128], "sidewalk": [244, 35, 232], "building": [70, 70, 70],
+    "vegetation": [107, 142, 35], "vehicle": [0, 0, 142], "person": [220, 20, 60], "pole": [153, 153, 153],
+}
+
+
+def read_palette(log) -> dict:
+    """Class colours from the renderer (src/synth/classes.ts) when it is there."""
+    p = os.path.join(REPO, "src", "synth", "classes.ts")
+    pal = dict(DEFAULT_PALETTE)
+    if not os.path.exists(p):
+        log("[palette] src/synth/classes.ts not found; using the default palette")
+        return pal
+    src = open(p).read()
+    found = 0
+    for name in CLASS_NAMES:
+        m = re.search(r"""['"]?%s['"]?[^\[\n]{0,80}?\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]""" % re.escape(name), src)
+        if m:
+            pal[name] = [int(m.group(1)), int(m.group(2)), int(m.group(3))]
+            found += 1
+    log(f"[palette] {found}/{len(CLASS_NAMES)} colours read from src/synth/classes.ts")
+    return pal
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="full")
+    ap.add_argument("--out", help="package directory (default: models/default for full, a temp dir for tiny)")
+    ap.add_argument("--data-dir", default=os.path.join(HERE, "data"), help="where rendered stills are cached")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-data", action="store_true", help="smoke test without the renderer (random stills)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    cfg = dict(PRESETS[args.preset])
+    out = args.out or cfg["out"] or tempfile.mkdtemp(prefix=f"streamseg_{args.preset}_")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    random.seed(args.seed)
+    t_start = time.time()
+
+    def log(msg):
+        print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
+
+    log(f"preset={args.preset} seed={args.seed} out={out} cfg={json.dumps({k: v for k, v in cfg.items() if k != 'out'})}")
+    size = cfg["size"]
+
+    # ---- 1. data ---------------------------------------------------------
+    stills = {}
+    for cond in D.TRAIN_CONDITIONS:
+        n = cfg["n_clear"] if cond == "clear" else cfg["n_cond"]
+        if args.random_data:
+            stills[cond] = D.random_stills(n, size, seed=args.seed * 7919 + D.TRAIN_CONDITIONS.index(cond), condition=cond)
+            continue
+        d = os.path.join(args.data_dir, f"train_{size}_s{args.seed}", cond)
+        seed = D.condition_seed(D.TRAIN_SEED_BASE, cond) + args.seed * 10_000
+        D.render_stills(d, n, seed, cond, size, log=log)
+        stills[cond] = D.load_stills(d, limit=n)
+        log(f"[data] {cond}: {len(stills[cond])} stills")
+
+    # ---- 2. base on clear ------------------------------------------------
+    net = SegNet(num_classes=len(CLASS_NAMES))
+    log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
+    info = train_base(net, stills["clear"], cfg["base_steps"], cfg["base_batch"], cfg["base_lr"], MEAN, STD,
+                      seed=args.seed, size=size, log=log, time_budget=cfg["base_budget"])
+    log(f"[base] done: {info}")
+
+    # ---- 3. adapters -----------------------------------------------------
+    os.makedirs(out, exist_ok=True)
+    ad_root = os.path.join(out, "adapters")
+    if os.path.isdir(ad_root):
+        shutil.rmtree(ad_root)
+    os.makedirs(ad_root)
+    targets = net.lora_targets()
+    adapters = {}
+    for i, cond in enumerate(D.ADAPTER_CONDITIONS):
+        ad, ainfo = train_adapter(net, stills[cond], cfg["ad_steps"], cfg["ad_batch"], cfg["ad_lr"], MEAN, STD,
+                                  seed=args.seed * 100 + i + 1, size=size, r=cfg["rank"], alpha=cfg["alpha"],
+                                  name=cond, log=log, time_budget=cfg["ad_budget"])
+        log(f"[{cond}] done: {ainfo}")
+        adapters[cond] = ad
+        d = os.path.join(ad_root, cond)
+        os.makedirs(d)
+        tensors = {}
+        for name, a, b in zip(ad.names, ad.A, ad.B):
+            tensors[f"base_model.model.{name}.lora_A.weight"] = a.detach().numpy()
+            tensors[f"base_model.model.{name}.lora_B.weight"] = b.detach().numpy()
+        save_file(tensors, os.path.join(d, "adapter_model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(d, "adapter_config.json"), "w") as f:
+            json.dump({
+                "peft_type": "LORA",
+                "task_type": None,
+                "base_model_name_or_path": "streamseg/default",
+                "r": cfg["rank"],
+                "lora_alpha": cfg["alpha"],
+                "lora_dropout": 0.0,
+                "bias": "none",
+                "fan_in_fan_out": False,
+                "init_lora_weights": True,
+                "inference_mode": True,
+                "target_modules": [t[0] for t in targets],
+                "condition": cond,
+                "train_steps": ainfo["steps"],
+            }, f, indent=2)
+
+    # ---- 4. export model.onnx ------------------------------------------
+    export_segnet(net, os.path.join(out, "model.onnx"), size=size)
+    log("[export] model.onnx written")
+
+    # ---- 5. embedder + index --------------------------------------------
+    feats = StyleFeatures(net)
+    rng = np.random.default_rng(args.seed + 17)
+    fs, labels = [], []
+    per_cond_idx = {}
+    for cond in D.TRAIN_CONDITIONS:
+        s = stills[cond]
+        idx = np.sort(rng.choice(len(s), size=min(len(s), cfg["emb_per_cond"]), replace=False))
+        per_cond_idx[cond] = idx
+        fs.append(raw_features(feats, s.images[idx], MEAN, STD))
+        labels += [cond] * len(idx)
+    f_all = np.concatenate(fs)
+    mu, sigma, w = fit_projection(f_all, labels, cfg["emb_dim"])
+    emb = embed_np(mu, sigma, w, f_all)
+    emb_mod = Embedder(feats, mu, sigma, w)
+    export_embedder(emb_mod, os.path.join(out, "embedder.onnx"), size=size)
+    log(f"[embedder] raw dim {f_all.shape[1]} -> {w.shape[1]}; embedder.onnx written")
+    lab = np.array(labels)
+    centroids = {}
+    for cond in D.TRAIN_CONDITIONS:
+        c = emb[lab == cond].mean(0)
+        centroids[cond] = c / np.linalg.norm(c)
+    # training-set retrieval accuracy among adapter conditions (sanity only)
+    mask = lab != "clear"
+    cm = np.stack([centroids[c] for c in D.ADAPTER_CONDITIONS])
+    pred = np.array(D.ADAPTER_CONDITIONS)[np.argmax(emb[mask] @ cm.T, 1)]
+    log(f"[embedder] train retrieval acc (5 adapters) {np.mean(pred == lab[mask]):.3f}")
+    index = {
+        "embedding": {"size": int(w.shape[1]), "metric": "cosine"},
+        "adapters": [
+            {"name": c, "path": c, "condition": c, "centroids": [[round(float(v), 6) for v in centroids[c]]]}
+            for c in D.ADAPTER_CONDITIONS
+        ],
+    }
+    with open(os.path.join(ad_root, "index.json"), "w") as f:
+        json.dump(index, f, indent=1)
+
+    # ---- 6. manifest -----------------------------------------------------
+    pal = read_palette(log)
+    ce = net.class_embeddings.detach().numpy()
+    manifest = {
+        "name": "default",
+        "version": "1.0.0",
+        "input": {"name": "image", "width": size, "height": size, "layout": "NCHW", "mean": MEAN, "std": STD},
+        "output": {"name": "logits"},
+        "classes": [
+            {"name": n, "color": pal[n], "embedding": [round(float(v), 7) for v in ce[i]]} for i, n in enumerate(CLASS_NAMES)
+        ],
+        "classEmbeddings": {"input": "class_embeddings", "dim": int(ce.shape[1])},
+        "lora": {
+            "targets": [
+                {"module": n, "in": cin, "out": cout, "inputA": lora_input_names(n)[0], "inputB": lora_input_names(n)[1]}
+                for n, cin, cout in targets
+            ]
+        },
+        "embedder": {"file": "embedder.onnx", "input": "image", "output": "embedding", "size": int(w.shape[1])},
+        "adapters": {"dir": "adapters", "index": "adapters/index.json"},
+        "model": "model.onnx",
+    }
+    with open(os.path.join(out, "model.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    # base weights for torch (parity tests, evaluation, training more adapters later)
+    sd = {k: v.detach().numpy() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(sd, os.path.join(out, "base_model.safetensors"),
+              metadata={"arch": "SegNet", "config": json.dumps(net.config), "preset": args.preset, "seed": str(args.seed)})
+    total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
+    log(f"[package] {out}: {total / 1e6:.2f} MB; total wall {time.time() - t_start:.0f}s")
+    print(out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

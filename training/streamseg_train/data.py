@@ -1,0 +1,175 @@
+"""Synthetic stills: rendering (via `streamseg synth --stills`), loading, batching."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Conditions the package may be trained on. Compositions (fog+night, ...) are
+# held-out targets and must never be rendered for training.
+TRAIN_CONDITIONS = ["clear", "fog", "night", "rain", "snow", "dusk"]
+ADAPTER_CONDITIONS = ["fog", "night", "rain", "snow", "dusk"]
+
+# Seed ranges: training stills and held-out evaluation stills never share a seed.
+TRAIN_SEED_BASE = 1_000_000
+EVAL_SEED_BASE = 9_000_000
+CONDITION_SEED_STRIDE = 100_000
+
+
+def condition_seed(base: int, condition: str) -> int:
+    return base + CONDITION_SEED_STRIDE * (TRAIN_CONDITIONS.index(condition) if condition in TRAIN_CONDITIONS else 50)
+
+
+def render_stills(out_dir: str, count: int, seed: int, condition: str, size: int = 160, log=print, heldout: bool = False) -> None:
+    """Render ``count`` stills of one condition with the project's own renderer.
+
+    ``heldout=True`` is only for evaluation sets; it is the sole way to render a
+    composition such as ``fog+night``.
+    """
+    if "+" in condition and not heldout:
+        raise ValueError(f"composition {condition!r} is a held-out target; never render it for training")
+    if os.path.exists(os.path.join(out_dir, "meta.jsonl")):
+        with open(os.path.join(out_dir, "meta.jsonl")) as f:
+            if sum(1 for _ in f) >= count:
+                log(f"[synth] reuse {out_dir}")
+                return
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [
+        "npx", "tsx", "src/cli/main.ts", "synth", "--stills", os.path.abspath(out_dir), "--count", str(count),
+        "--size", f"{size}x{size}", "--seed", str(seed), "--conditions", condition,
+    ]
+    t = time.time()
+    res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"synth failed: {' '.join(cmd)}\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
+    log(f"[synth] {condition} x{count} seed={seed} -> {out_dir} ({time.time() - t:.1f}s)")
+
+
+@dataclass
+class Stills:
+    images: np.ndarray  # uint8 [N,H,W,3]
+    masks: np.ndarray  # uint8 [N,H,W]
+    meta: List[dict]
+
+    def __len__(self):
+        return len(self.images)
+
+    def subset(self, idx) -> "Stills":
+        idx = np.asarray(idx)
+        return Stills(self.images[idx], self.masks[idx], [self.meta[i] for i in idx])
+
+    @staticmethod
+    def concat(parts: List["Stills"]) -> "Stills":
+        return Stills(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.masks for p in parts]),
+            [m for p in parts for m in p.meta],
+        )
+
+
+def load_stills(d: str, limit: Optional[int] = None) -> Stills:
+    """Load DIR/images/*.png, DIR/masks/*.png, DIR/meta.jsonl (cached as .npy)."""
+    cache_i = os.path.join(d, "images.npy")
+    cache_m = os.path.join(d, "masks.npy")
+    with open(os.path.join(d, "meta.jsonl")) as f:
+        meta = [json.loads(l) for l in f if l.strip()]
+    if limit is not None:
+        meta = meta[:limit]
+    if os.path.exists(cache_i) and os.path.exists(cache_m):
+        imgs = np.load(cache_i, mmap_mode="r")
+        if len(imgs) >= len(meta):
+            return Stills(np.ascontiguousarray(imgs[: len(meta)]), np.ascontiguousarray(np.load(cache_m)[: len(meta)]), meta)
+    from PIL import Image
+
+    imgs, masks = [], []
+    for m in meta:
+        iid = m["id"]
+        name = iid if str(iid).endswith(".png") else f"{iid}.png"
+        if isinstance(iid, int) or str(iid).isdigit():
+            name = f"{int(iid):06d}.png"
+        imgs.append(np.asarray(Image.open(os.path.join(d, "images", name)).convert("RGB")))
+        masks.append(np.asarray(Image.open(os.path.join(d, "masks", name)).convert("L")))
+    imgs = np.stack(imgs).astype(np.uint8)
+    masks = np.stack(masks).astype(np.uint8)
+    np.save(cache_i, imgs)
+    np.save(cache_m, masks)
+    return Stills(imgs, masks, meta)
+
+
+def random_stills(n: int, size: int = 160, seed: int = 0, condition: str = "clear", num_classes: int = 8) -> Stills:
+    """Stand-in data for smoke tests: blocky masks, images coloured by class + noise."""
+    rng = np.random.default_rng(seed)
+    masks = rng.integers(0, num_classes, size=(n, size // 16, size // 16)).repeat(16, 1).repeat(16, 2).astype(np.uint8)
+    palette = rng.integers(0, 255, size=(num_classes, 3))
+    imgs = palette[masks] + rng.normal(0, 20, size=masks.shape + (3,))
+    if condition == "night":
+        imgs = imgs * 0.3
+    elif condition == "fog":
+        imgs = imgs * 0.4 + 150
+    imgs = np.clip(imgs, 0, 255).astype(np.uint8)
+    meta = [{"id": i, "condition": condition, "seed": seed + i} for i in range(n)]
+    return Stills(imgs, masks, meta)
+
+
+def to_tensor(images: np.ndarray, mean, std) -> torch.Tensor:
+    """uint8 [N,H,W,3] -> normalised float [N,3,H,W] ((x/255 - mean)/std)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+    m = torch.tensor(mean).view(1, 3, 1, 1)
+    s = torch.tensor(std).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+class Batcher:
+    """Random minibatches with flip + random-resized-crop augmentation."""
+
+    def __init__(self, stills: Stills, batch: int, mean, std, seed: int, size: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0):
+        self.s = stills
+        self.batch = batch
+        self.mean, self.std = mean, std
+        self.rng = np.random.default_rng(seed)
+        self.size = size
+        self.augment = augment
+        self.scale = scale
+        self.color = color
+
+    def next(self):
+        idx = self.rng.integers(0, len(self.s), self.batch)
+        img = to_tensor(self.s.images[idx], self.mean, self.std)
+        msk = torch.from_numpy(self.s.masks[idx].astype(np.int64))
+        if not self.augment:
+            if img.shape[-1] != self.size:
+                img = F.interpolate(img, size=(self.size, self.size), mode="bilinear", align_corners=False)
+                msk = F.interpolate(msk[:, None].float(), size=(self.size, self.size), mode="nearest")[:, 0].long()
+            return img, msk
+        n, _, h, w = img.shape
+        out_i = torch.empty(n, 3, self.size, self.size)
+        out_m = torch.empty(n, self.size, self.size, dtype=torch.long)
+        for k in range(n):
+            s = self.rng.uniform(*self.scale)
+            ch, cw = max(8, int(round(h * np.sqrt(s)))), max(8, int(round(w * np.sqrt(s))))
+            y0 = self.rng.integers(0, h - ch + 1)
+            x0 = self.rng.integers(0, w - cw + 1)
+            ci = img[k : k + 1, :, y0 : y0 + ch, x0 : x0 + cw]
+            cm = msk[k : k + 1, None, y0 : y0 + ch, x0 : x0 + cw].float()
+            ci = F.interpolate(ci, size=(self.size, self.size), mode="bilinear", align_corners=False)
+            cm = F.interpolate(cm, size=(self.size, self.size), mode="nearest")
+            if self.rng.random() < 0.5:
+                ci = ci.flip(-1)
+                cm = cm.flip(-1)
+            if self.color > 0:
+                # mild per-image gain/offset jitter in normalised space
+                g = 1.0 + self.rng.uniform(-self.color, self.color)
+                o = self.rng.uniform(-self.color, self.color)
+                ci = ci * g + o
+            out_i[k] = ci[0]
+            out_m[k] = cm[0, 0].long()
+        return out_i, out_m

@@ -1,0 +1,143 @@
+"""Training loops: base network (all weights) and LoRA adapters (base frozen)."""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import Batcher, Stills, to_tensor
+from .model import LoraAdapter, SegNet
+
+NUM_CLASSES = 8
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, class_weight: Optional[torch.Tensor] = None, dice: float = 0.5):
+    ce = F.cross_entropy(logits, target, weight=class_weight)
+    if dice <= 0:
+        return ce
+    p = logits.softmax(1)
+    oh = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    inter = (p * oh).sum((0, 2, 3))
+    den = p.sum((0, 2, 3)) + oh.sum((0, 2, 3))
+    present = oh.sum((0, 2, 3)) > 0
+    d = 1.0 - (2 * inter + 1.0) / (den + 1.0)
+    return ce + dice * d[present].mean()
+
+
+def class_weights(stills: Stills, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    counts = np.bincount(stills.masks[: min(len(stills), 500)].ravel(), minlength=num_classes).astype(np.float64) + 1.0
+    freq = counts / counts.sum()
+    w = 1.0 / np.sqrt(freq)
+    w = w / w.mean()
+    return torch.tensor(np.clip(w, 0.2, 5.0), dtype=torch.float32)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mean, std, seed: int, size: int,
+               log: Callable[[str], None] = print, log_every: int = 50, time_budget: Optional[float] = None) -> dict:
+    torch.manual_seed(seed)
+    net.train()
+    decay, no_decay = [], []
+    for n, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 or n in ("pos", "class_embeddings", "logit_scale") else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    b = Batcher(data, batch, mean, std, seed, size, augment=True, scale=(0.45, 1.0), color=0.1)
+    cw = class_weights(data)
+    t0 = time.time()
+    tl = time.time()
+    run_loss = None
+    done = 0
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20))
+        x, y = b.next()
+        loss = seg_loss(net(x), y, cw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        done = step + 1
+        run_loss = loss.item() if run_loss is None else 0.95 * run_loss + 0.05 * loss.item()
+        if done % log_every == 0 or done == steps:
+            now = time.time()
+            log(f"[base] step {done}/{steps} loss {run_loss:.4f} lr {opt.param_groups[0]['lr']:.2e} {(now - tl) / log_every:.3f} s/step")
+            tl = now
+        if time_budget is not None and time.time() - t0 > time_budget:
+            log(f"[base] time budget {time_budget:.0f}s reached at step {done}")
+            break
+    net.eval()
+    return {"steps": done, "seconds": time.time() - t0, "loss": run_loss}
+
+
+def freeze(net: SegNet) -> None:
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+
+
+def train_adapter(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mean, std, seed: int, size: int,
+                  r: int = 8, alpha: float = 16.0, name: str = "adapter", log: Callable[[str], None] = print,
+                  log_every: int = 50, time_budget: Optional[float] = None):
+    """Train one LoRA adapter with the base frozen (BatchNorm in eval mode)."""
+    torch.manual_seed(seed)
+    freeze(net)
+    ad = LoraAdapter(net.lora_targets(), r=r, alpha=alpha)
+    opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=0.0)
+    b = Batcher(data, batch, mean, std, seed, size, augment=True, scale=(0.45, 1.0), color=0.0)
+    cw = class_weights(data)
+    t0 = time.time()
+    tl = time.time()
+    run_loss = None
+    done = 0
+    for step in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20))
+        x, y = b.next()
+        loss = seg_loss(net(x, lora=ad.as_dict()), y, cw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ad.parameters(), 5.0)
+        opt.step()
+        done = step + 1
+        run_loss = loss.item() if run_loss is None else 0.95 * run_loss + 0.05 * loss.item()
+        if done % log_every == 0 or done == steps:
+            now = time.time()
+            log(f"[{name}] step {done}/{steps} loss {run_loss:.4f} {(now - tl) / log_every:.3f} s/step")
+            tl = now
+        if time_budget is not None and time.time() - t0 > time_budget:
+            log(f"[{name}] time budget {time_budget:.0f}s reached at step {done}")
+            break
+    return ad, {"steps": done, "seconds": time.time() - t0, "loss": run_loss}
+
+
+@torch.no_grad()
+def predict(net: SegNet, images: np.ndarray, mean, std, lora=None, batch: int = 32) -> np.ndarray:
+    net.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = to_tensor(images[i : i + batch], mean, std)
+        out.append(net(x, lora=lora).argmax(1).numpy().astype(np.uint8))
+    return np.concatenate(out)
+
+
+def confusion(pred: np.ndarray, gt: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
+    k = gt.astype(np.int64).ravel() * num_classes + pred.astype(np.int64).ravel()
+    return np.bincount(k, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def miou(conf: np.ndarray):
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - np.diag(conf)
+    present = conf.sum(1) > 0
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return float(np.nanmean(iou[present])), iou
