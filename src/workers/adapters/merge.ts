@@ -1,0 +1,306 @@
+import type { LoraTarget } from '../../shared/model-manifest.js';
+import type { LoadedAdapter } from './adapter-loader.js';
+
+/**
+ * Merging LoRA adapters into one, on typed arrays (DESIGN "Merging").
+ *
+ * What a weighted combination of adapters means is ΔW = Σ_i w_i · s_i · B_i A_i with
+ * s_i = α_i / r_i. The segmentation graph computes x·Aᵀ·Bᵀ with no scaling, so every merged
+ * B here already carries w_i · s_i: the result is ready to feed.
+ *
+ * - `cat`: A = vstack(A_i), B = hstack(w_i s_i B_i). Exactly ΔW, rank Σ r_i.
+ * - `linear`: A = Σ w_i A_i, B = Σ w_i s_i B_i (each a weighted average when Σ w_i = 1), the
+ *   thesis' and PEFT's "linear" combination. Cheap and approximate: it adds cross terms
+ *   B_i A_j and scales each adapter's own term by w_i². Ranks that differ are zero-padded.
+ * - `svd`: ΔW truncated to its top `rank` singular triplets, B = U√Σ, A = √Σ Vᵀ. Exact when
+ *   `rank` ≥ rank ΔW.
+ *
+ * Weights are used as given (retrieval hands in weights that sum to 1). A target no input
+ * adapter touches merges to rank 0 (the caller feeds zeros).
+ */
+export type MergeMethod = 'linear' | 'cat' | 'svd';
+export const MERGE_METHODS: readonly MergeMethod[] = ['linear', 'cat', 'svd'];
+
+export interface WeightedAdapter {
+  adapter: LoadedAdapter;
+  weight: number;
+}
+
+/** One target of a merged adapter: ΔW = B·A, scaling folded into B. */
+export interface MergedTarget {
+  module: string;
+  in: number;
+  out: number;
+  r: number;
+  /** [r, in], row-major. */
+  A: Float32Array;
+  /** [out, r], row-major. */
+  B: Float32Array;
+}
+
+export interface MergeOptions {
+  method: MergeMethod;
+  /**
+   * Rank of an `svd` merge. @defaultValue the largest rank among the inputs for that target
+   * (what PEFT's svd combination uses), capped at rank ΔW's bound Σ r_i.
+   */
+  svdRank?: number;
+}
+
+export function mergeAdapters(inputs: readonly WeightedAdapter[], targets: readonly LoraTarget[], options: MergeOptions): Map<string, MergedTarget> {
+  if (options.svdRank !== undefined && (!Number.isInteger(options.svdRank) || options.svdRank < 1)) {
+    throw new RangeError(`svdRank must be a positive integer, got ${options.svdRank}`);
+  }
+  for (const { adapter, weight } of inputs) {
+    if (!Number.isFinite(weight)) throw new RangeError(`weight of adapter "${adapter.name}" must be finite, got ${weight}`);
+  }
+  const merged = new Map<string, MergedTarget>();
+  for (const target of targets) {
+    const parts = inputs
+      .filter(({ adapter, weight }) => weight !== 0 && adapter.targets.has(target.module))
+      .map(({ adapter, weight }) => {
+        const t = adapter.targets.get(target.module)!;
+        return { A: t.A, B: t.B, r: t.r, weight, factor: weight * t.scaling };
+      });
+    let result: MergedTarget;
+    if (parts.length === 0) result = { module: target.module, in: target.in, out: target.out, r: 0, A: new Float32Array(0), B: new Float32Array(0) };
+    else if (options.method === 'cat') result = mergeCat(target, parts);
+    else if (options.method === 'linear') result = mergeLinear(target, parts);
+    else result = mergeSvd(target, parts, options.svdRank);
+    merged.set(target.module, result);
+  }
+  return merged;
+}
+
+interface Part {
+  A: Float32Array;
+  B: Float32Array;
+  r: number;
+  /** w_i */
+  weight: number;
+  /** w_i · s_i */
+  factor: number;
+}
+
+function mergeCat(target: LoraTarget, parts: Part[]): MergedTarget {
+  const { in: cin, out } = target;
+  const rank = parts.reduce((s, p) => s + p.r, 0);
+  const A = new Float32Array(rank * cin);
+  const B = new Float32Array(out * rank);
+  let offset = 0;
+  for (const p of parts) {
+    A.set(p.A, offset * cin);
+    for (let o = 0; o < out; o++) {
+      for (let j = 0; j < p.r; j++) B[o * rank + offset + j] = p.factor * p.B[o * p.r + j]!;
+    }
+    offset += p.r;
+  }
+  return { module: target.module, in: cin, out, r: rank, A, B };
+}
+
+function mergeLinear(target: LoraTarget, parts: Part[]): MergedTarget {
+  const { in: cin, out } = target;
+  const rank = Math.max(...parts.map((p) => p.r));
+  const A = new Float64Array(rank * cin);
+  const B = new Float64Array(out * rank);
+  for (const p of parts) {
+    // A is averaged with the plain weight; B with weight × scaling (scaling folded into B).
+    const w = p.weight;
+    for (let j = 0; j < p.r; j++) {
+      for (let c = 0; c < cin; c++) A[j * cin + c] += w * p.A[j * cin + c]!;
+    }
+    for (let o = 0; o < out; o++) {
+      for (let j = 0; j < p.r; j++) B[o * rank + j] += p.factor * p.B[o * p.r + j]!;
+    }
+  }
+  return { module: target.module, in: cin, out, r: rank, A: Float32Array.from(A), B: Float32Array.from(B) };
+}
+
+/**
+ * Truncated SVD of ΔW = Bc·Ac (Bc = hstack(w_i s_i B_i) [out, R], Ac = vstack(A_i) [R, in]),
+ * computed without forming ΔW: thin QR of Bc and Acᵀ, then the SVD of the small R×R core
+ * R_B·R_Aᵀ by one-sided Jacobi. Written by hand on purpose: the matrices are tiny (R is a few
+ * tens, in/out a few hundred), Jacobi is accurate to working precision, and no maintained
+ * numeric library in the npm registry fits (the candidates are unmaintained, pull in native
+ * builds, or lack an SVD on plain typed arrays).
+ */
+function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined): MergedTarget {
+  const { in: cin, out } = target;
+  const cat = mergeCat(target, parts);
+  const R = cat.r;
+  const k = Math.min(svdRank ?? Math.max(...parts.map((p) => p.r)), R);
+  // Bc [out, R] and Acᵀ [in, R], column-major in float64.
+  const bc = new Float64Array(out * R);
+  for (let o = 0; o < out; o++) for (let j = 0; j < R; j++) bc[j * out + o] = cat.B[o * R + j]!;
+  const at = new Float64Array(cin * R);
+  for (let j = 0; j < R; j++) for (let c = 0; c < cin; c++) at[j * cin + c] = cat.A[j * cin + c]!;
+  const qrB = thinQr(bc, out, R);
+  const qrA = thinQr(at, cin, R);
+  // core M = R_B · R_Aᵀ (R×R, column-major)
+  const m = new Float64Array(R * R);
+  for (let i = 0; i < R; i++) {
+    for (let j = 0; j < R; j++) {
+      let s = 0;
+      for (let l = 0; l < R; l++) s += qrB.r[l * R + i]! * qrA.r[l * R + j]!;
+      m[j * R + i] = s;
+    }
+  }
+  const svd = jacobiSvd(m, R);
+  const A = new Float32Array(k * cin);
+  const B = new Float32Array(out * k);
+  for (let t = 0; t < k; t++) {
+    const j = svd.order[t]!;
+    const root = Math.sqrt(svd.sigma[j]!);
+    // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      for (let l = 0; l < R; l++) s += qrB.q[l * out + o]! * svd.u[j * R + l]!;
+      B[o * k + t] = s * root;
+    }
+    for (let c = 0; c < cin; c++) {
+      let s = 0;
+      for (let l = 0; l < R; l++) s += qrA.q[l * cin + c]! * svd.v[j * R + l]!;
+      A[t * cin + c] = s * root;
+    }
+  }
+  return { module: target.module, in: cin, out, r: k, A, B };
+}
+
+/**
+ * Thin QR of a column-major [rows, cols] matrix by modified Gram–Schmidt with one
+ * re-orthogonalisation pass ("twice is enough"). A column that is (numerically) in the span
+ * of the previous ones gets q = 0 and a zero row in R, which keeps Q·R = X and makes the
+ * matching row of the SVD core zero, so it never reaches a singular vector.
+ */
+function thinQr(x: Float64Array, rows: number, cols: number): { q: Float64Array; r: Float64Array } {
+  const q = Float64Array.from(x);
+  const r = new Float64Array(cols * cols); // column-major: r[j*cols + i] = R[i][j]
+  for (let j = 0; j < cols; j++) {
+    const col = q.subarray(j * rows, (j + 1) * rows);
+    let original = 0;
+    for (let i = 0; i < rows; i++) original += col[i]! * col[i]!;
+    original = Math.sqrt(original);
+    for (let pass = 0; pass < 2; pass++) {
+      for (let p = 0; p < j; p++) {
+        const qp = q.subarray(p * rows, (p + 1) * rows);
+        let dot = 0;
+        for (let i = 0; i < rows; i++) dot += qp[i]! * col[i]!;
+        if (dot === 0) continue;
+        for (let i = 0; i < rows; i++) col[i]! -= dot * qp[i]!;
+        r[j * cols + p] += dot;
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < rows; i++) norm += col[i]! * col[i]!;
+    norm = Math.sqrt(norm);
+    if (norm <= 1e-12 * original || norm === 0) {
+      col.fill(0);
+      r[j * cols + j] = 0;
+    } else {
+      for (let i = 0; i < rows; i++) col[i]! /= norm;
+      r[j * cols + j] = norm;
+    }
+  }
+  return { q, r };
+}
+
+/**
+ * SVD of a small square column-major matrix by one-sided (Hestenes) Jacobi: rotate column
+ * pairs until all columns are orthogonal; then σ_j = |g_j|, u_j = g_j/σ_j, V = product of rotations.
+ */
+function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Array; sigma: Float64Array; order: number[] } {
+  const g = Float64Array.from(m);
+  const v = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) v[i * n + i] = 1;
+  const eps = 1e-15;
+  for (let sweep = 0; sweep < 80; sweep++) {
+    let rotated = false;
+    for (let p = 0; p < n - 1; p++) {
+      for (let q = p + 1; q < n; q++) {
+        let alpha = 0;
+        let beta = 0;
+        let gamma = 0;
+        for (let i = 0; i < n; i++) {
+          const gp = g[p * n + i]!;
+          const gq = g[q * n + i]!;
+          alpha += gp * gp;
+          beta += gq * gq;
+          gamma += gp * gq;
+        }
+        if (gamma === 0 || Math.abs(gamma) <= eps * Math.sqrt(alpha * beta)) continue;
+        rotated = true;
+        const zeta = (beta - alpha) / (2 * gamma);
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const s = c * t;
+        for (let i = 0; i < n; i++) {
+          const gp = g[p * n + i]!;
+          const gq = g[q * n + i]!;
+          g[p * n + i] = c * gp - s * gq;
+          g[q * n + i] = s * gp + c * gq;
+          const vp = v[p * n + i]!;
+          const vq = v[q * n + i]!;
+          v[p * n + i] = c * vp - s * vq;
+          v[q * n + i] = s * vp + c * vq;
+        }
+      }
+    }
+    if (!rotated) break;
+  }
+  const sigma = new Float64Array(n);
+  const u = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    let norm = 0;
+    for (let i = 0; i < n; i++) norm += g[j * n + i]! * g[j * n + i]!;
+    norm = Math.sqrt(norm);
+    sigma[j] = norm;
+    if (norm > 0) for (let i = 0; i < n; i++) u[j * n + i] = g[j * n + i]! / norm;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => sigma[b]! - sigma[a]!);
+  return { u, v, sigma, order };
+}
+
+/** Dense reference ΔW = Σ w_i s_i B_i A_i of one target, row-major [out, in], float64. */
+export function denseDelta(inputs: readonly WeightedAdapter[], target: LoraTarget): Float64Array {
+  const { in: cin, out } = target;
+  const delta = new Float64Array(out * cin);
+  for (const { adapter, weight } of inputs) {
+    const t = adapter.targets.get(target.module);
+    if (!t || weight === 0) continue;
+    const factor = weight * t.scaling;
+    for (let o = 0; o < out; o++) {
+      for (let j = 0; j < t.r; j++) {
+        const b = factor * t.B[o * t.r + j]!;
+        if (b === 0) continue;
+        for (let c = 0; c < cin; c++) delta[o * cin + c] += b * t.A[j * cin + c]!;
+      }
+    }
+  }
+  return delta;
+}
+
+/** ΔW = B·A of a merged target, row-major [out, in], float64. */
+export function mergedDelta(merged: MergedTarget): Float64Array {
+  const { in: cin, out, r } = merged;
+  const delta = new Float64Array(out * cin);
+  for (let o = 0; o < out; o++) {
+    for (let j = 0; j < r; j++) {
+      const b = merged.B[o * r + j]!;
+      if (b === 0) continue;
+      for (let c = 0; c < cin; c++) delta[o * cin + c] += b * merged.A[j * cin + c]!;
+    }
+  }
+  return delta;
+}
+
+/** ‖x − y‖_F / ‖y‖_F (0 when both are zero). */
+export function relativeError(x: ArrayLike<number>, y: ArrayLike<number>): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < y.length; i++) {
+    const d = x[i]! - y[i]!;
+    diff += d * d;
+    norm += y[i]! * y[i]!;
+  }
+  return norm === 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
+}
