@@ -107,10 +107,10 @@ function mergeLinear(target: LoraTarget, parts: Part[]): MergedTarget {
     // A is averaged with the plain weight; B with weight × scaling (scaling folded into B).
     const w = p.weight;
     for (let j = 0; j < p.r; j++) {
-      for (let c = 0; c < cin; c++) A[j * cin + c] += w * p.A[j * cin + c]!;
+      for (let c = 0; c < cin; c++) A[j * cin + c] = A[j * cin + c]! + w * p.A[j * cin + c]!;
     }
     for (let o = 0; o < out; o++) {
-      for (let j = 0; j < p.r; j++) B[o * rank + j] += p.factor * p.B[o * p.r + j]!;
+      for (let j = 0; j < p.r; j++) B[o * rank + j] = B[o * rank + j]! + p.factor * p.B[o * p.r + j]!;
     }
   }
   return { module: target.module, in: cin, out, r: rank, A: Float32Array.from(A), B: Float32Array.from(B) };
@@ -187,7 +187,7 @@ function thinQr(x: Float64Array, rows: number, cols: number): { q: Float64Array;
         for (let i = 0; i < rows; i++) dot += qp[i]! * col[i]!;
         if (dot === 0) continue;
         for (let i = 0; i < rows; i++) col[i]! -= dot * qp[i]!;
-        r[j * cols + p] += dot;
+        r[j * cols + p] = r[j * cols + p]! + dot;
       }
     }
     let norm = 0;
@@ -272,7 +272,7 @@ export function denseDelta(inputs: readonly WeightedAdapter[], target: LoraTarge
       for (let j = 0; j < t.r; j++) {
         const b = factor * t.B[o * t.r + j]!;
         if (b === 0) continue;
-        for (let c = 0; c < cin; c++) delta[o * cin + c] += b * t.A[j * cin + c]!;
+        for (let c = 0; c < cin; c++) delta[o * cin + c] = delta[o * cin + c]! + b * t.A[j * cin + c]!;
       }
     }
   }
@@ -287,7 +287,7 @@ export function mergedDelta(merged: MergedTarget): Float64Array {
     for (let j = 0; j < r; j++) {
       const b = merged.B[o * r + j]!;
       if (b === 0) continue;
-      for (let c = 0; c < cin; c++) delta[o * cin + c] += b * merged.A[j * cin + c]!;
+      for (let c = 0; c < cin; c++) delta[o * cin + c] = delta[o * cin + c]! + b * merged.A[j * cin + c]!;
     }
   }
   return delta;
