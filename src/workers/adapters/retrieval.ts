@@ -1,0 +1,162 @@
+import { z } from 'zod';
+import { MERGE_METHODS, type MergeMethod } from './merge.js';
+
+/**
+ * Adapter retrieval (DESIGN "Why adapters per scene"): rank adapters by the distance of the
+ * scene embedding to their domain centroids, keep the top k within a distance threshold, turn
+ * distances into merge weights.
+ */
+
+/**
+ * Options of retrieval and merging. Every field has a default (below); a job may override
+ * any subset with a `retrieval` object validated by `retrievalOverridesSchema`.
+ */
+export const retrievalOptionsSchema = z
+  .object({
+    /** Distance between embeddings: `cosine` = 1 − cos θ (0..2), `l2` = Euclidean. @defaultValue 'cosine' */
+    metric: z.enum(['cosine', 'l2']),
+    /** Most adapters merged per scene. @defaultValue 3 */
+    topK: z.number().int().min(1).max(32),
+    /** Distances → weights: softmax(−d/τ), inverse distance (1/d), or uniform 1/k. @defaultValue 'softmax' */
+    weighting: z.enum(['softmax', 'inverse', 'uniform']),
+    /** τ of the softmax weighting, in units of the metric. @defaultValue 0.02 */
+    temperature: z.number().positive(),
+    /**
+     * Adapters farther than this from the scene are not retrieved; unset: no threshold.
+     * @defaultValue undefined
+     */
+    maxDistance: z.number().nonnegative().optional(),
+    /** When no adapter lies within maxDistance: the base model, or the nearest adapter alone. @defaultValue 'base' */
+    beyondThreshold: z.enum(['base', 'nearest']),
+    /** How the retrieved adapters are merged (see merge.ts). @defaultValue 'cat' */
+    method: z.enum(MERGE_METHODS as [MergeMethod, ...MergeMethod[]]),
+    /** Rank of an `svd` merge; unset: the largest input rank. */
+    svdRank: z.number().int().min(1).max(1024).optional(),
+    /**
+     * Weights are rounded to multiples of this (then renormalised) so that scenes with nearly
+     * the same mix share one cached merge. @defaultValue 0.05
+     */
+    weightQuantum: z.number().positive().max(0.5),
+  })
+  .strict();
+
+export type RetrievalOptions = z.infer<typeof retrievalOptionsSchema>;
+
+/** A job's (or the config's) overrides: any subset of RetrievalOptions. Add as `retrieval` to job schemas. */
+export const retrievalOverridesSchema = retrievalOptionsSchema.partial().strict();
+export type RetrievalOverrides = z.infer<typeof retrievalOverridesSchema>;
+
+export const DEFAULT_RETRIEVAL_OPTIONS: Readonly<RetrievalOptions> = Object.freeze({
+  metric: 'cosine',
+  topK: 3,
+  weighting: 'softmax',
+  temperature: 0.02,
+  maxDistance: undefined,
+  beyondThreshold: 'base',
+  method: 'cat',
+  svdRank: undefined,
+  weightQuantum: 0.05,
+});
+
+/** Defaults, then each layer of overrides in order (config, then job); validated once. */
+export function resolveRetrievalOptions(...layers: (RetrievalOverrides | undefined)[]): RetrievalOptions {
+  const merged: Record<string, unknown> = { ...DEFAULT_RETRIEVAL_OPTIONS };
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer ?? {})) if (value !== undefined) merged[key] = value;
+  }
+  const parsed = retrievalOptionsSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new RangeError(`invalid retrieval options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** An adapter as retrieval sees it: a name and one or more centroids in embedding space. */
+export interface RetrievalCandidate {
+  name: string;
+  centroids: readonly Float32Array[];
+}
+
+export interface RetrievedAdapter {
+  name: string;
+  distance: number;
+  weight: number;
+}
+
+export interface RetrievalResult {
+  /** Adapters to merge with their (quantised, normalised) weights; empty = base model. */
+  selected: RetrievedAdapter[];
+  /** Every candidate's distance, nearest first (for reports). */
+  ranking: { name: string; distance: number }[];
+  /** `base` or `nearest` when maxDistance excluded every adapter and beyondThreshold applied; else `none`. */
+  fallback: 'none' | 'base' | 'nearest';
+}
+
+/** Distance of two vectors under `metric` (cosine distance is 1 − cos θ; zero vectors are at distance 1). */
+export function embeddingDistance(a: Float32Array, b: Float32Array, metric: RetrievalOptions['metric']): number {
+  if (a.length !== b.length) throw new RangeError(`embedding sizes differ: ${a.length} vs ${b.length}`);
+  if (metric === 'l2') {
+    let s = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = a[i]! - b[i]!;
+      s += d * d;
+    }
+    return Math.sqrt(s);
+  }
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  if (na === 0 || nb === 0) return 1;
+  return Math.max(0, 1 - dot / Math.sqrt(na * nb));
+}
+
+/** Weights from distances (sum 1). */
+export function distanceWeights(distances: readonly number[], options: Pick<RetrievalOptions, 'weighting' | 'temperature'>): number[] {
+  if (distances.length === 0) return [];
+  let raw: number[];
+  if (options.weighting === 'uniform') raw = distances.map(() => 1);
+  else if (options.weighting === 'inverse') {
+    const exact = distances.findIndex((d) => d <= 1e-9);
+    raw = exact >= 0 ? distances.map((_, i) => (i === exact ? 1 : 0)) : distances.map((d) => 1 / d);
+  } else {
+    const min = Math.min(...distances);
+    raw = distances.map((d) => Math.exp(-(d - min) / options.temperature));
+  }
+  const sum = raw.reduce((a, b) => a + b, 0);
+  return raw.map((w) => w / sum);
+}
+
+/** Rounds weights to multiples of `quantum`, drops zeros, renormalises; keeps the largest if all round to 0. */
+export function quantiseWeights(weights: readonly number[], quantum: number): number[] {
+  const steps = weights.map((w) => Math.round(w / quantum));
+  if (steps.every((s) => s <= 0)) {
+    const best = weights.indexOf(Math.max(...weights));
+    return weights.map((_, i) => (i === best ? 1 : 0));
+  }
+  const total = steps.reduce((a, s) => a + Math.max(0, s), 0);
+  return steps.map((s) => Math.max(0, s) / total);
+}
+
+/** Ranks candidates by their nearest centroid, applies top-k and the threshold, weights the rest. */
+export function retrieveAdapters(embedding: Float32Array, candidates: readonly RetrievalCandidate[], options: RetrievalOptions): RetrievalResult {
+  const ranking = candidates
+    .filter((c) => c.centroids.length > 0)
+    .map((c) => ({ name: c.name, distance: Math.min(...c.centroids.map((centroid) => embeddingDistance(embedding, centroid, options.metric))) }))
+    .sort((a, b) => a.distance - b.distance || (a.name < b.name ? -1 : 1));
+  if (ranking.length === 0) return { selected: [], ranking, fallback: 'none' };
+
+  const within = options.maxDistance === undefined ? ranking : ranking.filter((r) => r.distance <= options.maxDistance!);
+  if (within.length === 0) {
+    if (options.beyondThreshold === 'base') return { selected: [], ranking, fallback: 'base' };
+    return { selected: [{ ...ranking[0]!, weight: 1 }], ranking, fallback: 'nearest' };
+  }
+  const top = within.slice(0, options.topK);
+  const weights = quantiseWeights(distanceWeights(top.map((t) => t.distance), options), options.weightQuantum);
+  const selected = top.map((t, i) => ({ ...t, weight: weights[i]! })).filter((s) => s.weight > 0);
+  return { selected, ranking, fallback: 'none' };
+}
