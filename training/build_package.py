@@ -85,7 +85,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     cfg = dict(PRESETS[args.preset])
-    out = args.out or cfg["out"] or tempfile.mkdtemp(prefix=f"streamseg_{args.preset}_")
+    final_out = args.out or cfg["out"] or tempfile.mkdtemp(prefix=f"streamseg_{args.preset}_")
+    # build into a staging dir and swap it in at the end, so a failed run never
+    # leaves a half-written package behind
+    os.makedirs(os.path.join(HERE, "runs"), exist_ok=True)
+    out = tempfile.mkdtemp(prefix=f"staging_{args.preset}_", dir=os.path.join(HERE, "runs"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -95,7 +99,7 @@ def main(argv=None):
     def log(msg):
         print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
 
-    log(f"preset={args.preset} seed={args.seed} out={out} cfg={json.dumps({k: v for k, v in cfg.items() if k != 'out'})}")
+    log(f"preset={args.preset} seed={args.seed} out={final_out} cfg={json.dumps({k: v for k, v in cfg.items() if k != 'out'})}")
     size = cfg["size"]
 
     # ---- 1. data ---------------------------------------------------------
@@ -119,10 +123,7 @@ def main(argv=None):
     log(f"[base] done: {info}")
 
     # ---- 3. adapters -----------------------------------------------------
-    os.makedirs(out, exist_ok=True)
     ad_root = os.path.join(out, "adapters")
-    if os.path.isdir(ad_root):
-        shutil.rmtree(ad_root)
     os.makedirs(ad_root)
     targets = net.lora_targets()
     adapters = {}
@@ -223,12 +224,16 @@ def main(argv=None):
         json.dump(manifest, f, indent=1)
     # base weights for torch (parity tests, evaluation, training more adapters later)
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    sd.update({"embedder.mu": mu, "embedder.sigma": sigma, "embedder.proj": w})
     save_file(sd, os.path.join(out, "base_model.safetensors"),
               metadata={"arch": "SegNet", "config": json.dumps(net.config), "preset": args.preset, "seed": str(args.seed)})
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
-    log(f"[package] {out}: {total / 1e6:.2f} MB; total wall {time.time() - t_start:.0f}s")
-    print(out)
-    return out
+    if os.path.isdir(final_out):
+        shutil.rmtree(final_out)
+    shutil.move(out, final_out)
+    log(f"[package] {final_out}: {total / 1e6:.2f} MB; total wall {time.time() - t_start:.0f}s")
+    print(final_out)
+    return final_out
 
 
 if __name__ == "__main__":

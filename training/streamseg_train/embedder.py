@@ -127,3 +127,12 @@ def export_embedder(emb: Embedder, path: str, size: int = 160, opset: int = 17) 
             opset_version=opset,
             do_constant_folding=True,
         )
+
+
+def load_embedder(path: str) -> Embedder:
+    """Torch Embedder from a package's base_model.safetensors (embedder.* constants)."""
+    from .model import load_base
+    from .safetensors_io import load_file
+
+    w = load_file(path)
+    return Embedder(StyleFeatures(load_base(path)), w["embedder.mu"], w["embedder.sigma"], w["embedder.proj"]).eval()

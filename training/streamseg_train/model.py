@@ -156,6 +156,11 @@ class SegNet(nn.Module):
         self.fuse1 = conv_bn(dec, dec, 3, 1)
         self.dec_proj = LoraConv1x1(dec, dec, "dec.proj")
         self.dec_bn = nn.BatchNorm2d(dec)
+        # 1/2-resolution refinement (thin classes: poles, people)
+        self.lat0 = LoraConv1x1(c0, dec, "dec.lat0")
+        self.fuse0 = nn.Sequential(
+            nn.Conv2d(dec, dec, 3, 1, 1, groups=dec, bias=False), nn.BatchNorm2d(dec), nn.ReLU(inplace=True)
+        )
         self.head = LoraConv1x1(dec, emb_dim, "head.proj")
         self.emb_dim = emb_dim
         # learned class embeddings (the default vocabulary) + temperature
@@ -180,7 +185,7 @@ class SegNet(nn.Module):
         return p.flatten(2).transpose(1, 2)
 
     def features(self, image, lora: Optional[LoraDict] = None):
-        """Returns the pixel features [N,D,H/4,W/4] (not normalised)."""
+        """Returns the pixel features [N,D,H/2,W/2] (not normalised)."""
         f0 = self.stem(image)
         f1 = self.s1(f0, lora)
         f2 = self.s2(f1, lora)
@@ -194,7 +199,9 @@ class SegNet(nn.Module):
         p1 = self.lat1(f1, lora) + F.interpolate(p2, size=f1.shape[2:], mode="bilinear", align_corners=False)
         p1 = self.fuse1(p1)
         p1 = F.relu(self.dec_bn(self.dec_proj(p1, lora)))
-        return self.head(p1, lora)
+        p0 = self.lat0(f0, lora) + F.interpolate(p1, size=f0.shape[2:], mode="bilinear", align_corners=False)
+        p0 = self.fuse0(p0)
+        return self.head(p0, lora)
 
     def forward(self, image, class_embeddings=None, lora: Optional[LoraDict] = None):
         if class_embeddings is None:
@@ -247,7 +254,7 @@ def load_base(path: str) -> SegNet:
         header = _json.loads(f.read(n))
     cfg = _json.loads(header["__metadata__"]["config"])
     net = SegNet(**cfg)
-    sd = {k: torch.from_numpy(v) for k, v in load_file(path).items()}
+    sd = {k: torch.from_numpy(v) for k, v in load_file(path).items() if not k.startswith("embedder.")}
     missing, unexpected = net.load_state_dict(sd, strict=False)
     bad = [m for m in missing if not m.endswith("num_batches_tracked")]
     if bad or unexpected:

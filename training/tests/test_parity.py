@@ -21,7 +21,7 @@ TRAINING = os.path.dirname(HERE)
 REPO = os.path.dirname(TRAINING)
 sys.path.insert(0, TRAINING)
 
-from streamseg_train.embedder import Embedder  # noqa: E402,F401
+from streamseg_train.embedder import load_embedder  # noqa: E402
 from streamseg_train.model import load_base  # noqa: E402
 from streamseg_train.ort import ort_run  # noqa: E402
 from streamseg_train.safetensors_io import load_file  # noqa: E402
@@ -166,6 +166,11 @@ class ParityTest(unittest.TestCase):
         got = ort_run(os.path.join(PKG, e["file"]), {e["input"]: self.x.numpy()})[e["output"]]
         self.assertEqual(got.shape, (2, e["size"]))
         np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+        with torch.no_grad():
+            ref = load_embedder(os.path.join(PKG, "base_model.safetensors"))(self.x).numpy()
+        diff = float(np.abs(got - ref).max())
+        print(f"\n[parity] embedder: embedding {tuple(got.shape)} max|ort-torch| = {diff:.3e}", flush=True)
+        self.assertLessEqual(diff, TOL)
 
 
 if __name__ == "__main__":
