@@ -1,0 +1,245 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { FfmpegError, InputError } from '../shared/errors/index.js';
+import type { VideoInput } from '../shared/job-schemas.js';
+import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
+import { readRawFrames } from './raw-frame-reader.js';
+
+export type { VideoProbe } from './probe-validation.js';
+
+/**
+ * Protocols ffmpeg may open. Without a whitelist a crafted playlist or concat file could
+ * make it read arbitrary local files or reach other protocols on the producer's behalf.
+ */
+export const PROTOCOL_WHITELIST = 'file,http,https,tcp,tls,rtp,rtsp,udp,crypto';
+
+/** One decoded frame: raw RGB24 at source size, row-major, no padding. */
+export interface DecodedFrame {
+  index: number;
+  /** index × 1000 / fps: frames come out at a constant rate. */
+  timestampMs: number;
+  /** Reused between frames: valid until the next frame is requested. */
+  data: Buffer;
+}
+
+export interface DecodeOptions {
+  /** Output frame rate; variable-rate sources become constant-rate at this rate. */
+  fps: number;
+  /** Frame size from the probe (after rotation); every frame is exactly width × height × 3 bytes. */
+  width: number;
+  height: number;
+  /** ffmpeg stream index of the video stream (probe.streamIndex). @defaultValue first video stream */
+  streamIndex?: number;
+  /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface FfmpegRepositoryOptions {
+  /** @defaultValue `ffmpeg` from PATH */
+  ffmpegPath?: string;
+  /** @defaultValue `ffprobe` from PATH */
+  ffprobePath?: string;
+  /** ffprobe is killed after this long (a dead URL must not hang the producer). @defaultValue 60000 */
+  probeTimeoutMs?: number;
+}
+
+/** How ffmpeg is told to read an input, and how messages name it. */
+interface Source {
+  locator: string;
+  name: string;
+  isFile: boolean;
+}
+
+function sourceOf(input: VideoInput): Source {
+  if (input.kind === 'url') return { locator: input.url, name: input.url, isFile: false };
+  // `file:` plus an absolute path: a name starting with "-" or holding ":" is never read as an option or a protocol.
+  return { locator: `file:${path.resolve(input.path)}`, name: input.path, isFile: true };
+}
+
+/** The only place streamseg runs ffprobe and ffmpeg; argument arrays only, never a shell. */
+export class FfmpegRepository {
+  private readonly ffmpegPath: string;
+  private readonly ffprobePath: string;
+  private readonly probeTimeoutMs: number;
+
+  constructor(options: FfmpegRepositoryOptions = {}) {
+    this.ffmpegPath = options.ffmpegPath ?? 'ffmpeg';
+    this.ffprobePath = options.ffprobePath ?? 'ffprobe';
+    this.probeTimeoutMs = options.probeTimeoutMs ?? 60_000;
+  }
+
+  /**
+   * Probes and refuses what cannot be decoded: E_INPUT_NOT_FOUND, E_INPUT_NOT_VIDEO,
+   * E_INPUT_NO_VIDEO_STREAM, E_INPUT_EMPTY, E_INPUT_DIMENSIONS. With `fps` (a requested
+   * output rate) a missing or odd source rate is accepted.
+   */
+  async probe(input: VideoInput, options: { fps?: number } = {}): Promise<VideoProbe> {
+    const probe = await this.inspect(input);
+    const source = sourceOf(input);
+    assertDecodable(probe, source.name, { requestedFps: options.fps, isFile: source.isFile });
+    return probe;
+  }
+
+  /** Probes without judging: an audio-only file comes back with `hasVideo: false`. */
+  async inspect(input: VideoInput): Promise<VideoProbe> {
+    const source = sourceOf(input);
+    if (source.isFile) {
+      const info = await stat(source.locator.slice('file:'.length)).catch(() => null);
+      if (!info?.isFile()) {
+        throw new InputError('E_INPUT_NOT_FOUND', `${source.name}: no such file on the producer's machine; check the path`);
+      }
+    }
+    const args = [
+      '-v', 'error',
+      '-protocol_whitelist', PROTOCOL_WHITELIST,
+      '-print_format', 'json',
+      '-show_format', '-show_streams',
+      source.locator,
+    ];
+    const probed = await this.collect(this.ffprobePath, args, this.probeTimeoutMs);
+    const { code, stdout, spawnError, timedOut } = probed;
+    // ffprobe prefixes its complaint with the locator; the message names the input already.
+    const stderrLine = probed.stderrLine.replace(`${source.locator}: `, '');
+    if (spawnError) throw missingBinary(this.ffprobePath, spawnError);
+    if (timedOut) {
+      throw new FfmpegError(`${source.name}: ffprobe gave no answer within ${this.probeTimeoutMs / 1000} s; check the source is reachable`);
+    }
+    if (code !== 0) {
+      // A file ffprobe cannot parse will never parse; a URL may just be down for now.
+      if (source.isFile || /invalid data/i.test(stderrLine)) {
+        throw new InputError(
+          'E_INPUT_NOT_VIDEO',
+          `${source.name}: not a video ffprobe can read (${stderrLine || `exit code ${code}`}); give a video file such as .mp4, .mkv, .webm or .mov`,
+        );
+      }
+      throw new FfmpegError(`${source.name}: ffprobe cannot open it: ${stderrLine || `exit code ${code}`}`);
+    }
+    let output: FfprobeOutput;
+    try {
+      output = JSON.parse(stdout) as FfprobeOutput;
+    } catch (cause) {
+      throw new FfmpegError(`${source.name}: ffprobe printed something other than JSON`, { cause });
+    }
+    return readProbe(output);
+  }
+
+  /**
+   * Decodes the video stream to raw RGB24 frames at source size and a constant frame rate.
+   * Stopping early (break, return(), or the signal) kills ffmpeg: no process outlives the
+   * iteration. Errors quote ffmpeg's last stderr line.
+   */
+  async *decodeFrames(input: VideoInput, options: DecodeOptions): AsyncGenerator<DecodedFrame, number, undefined> {
+    const source = sourceOf(input);
+    const { fps, width, height, signal } = options;
+    if (!(fps > 0) || !(width > 0) || !(height > 0)) {
+      throw new RangeError(`decodeFrames needs positive fps, width and height (got ${fps}, ${width}x${height})`);
+    }
+    signal?.throwIfAborted();
+    const args = [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-protocol_whitelist', PROTOCOL_WHITELIST,
+      '-i', source.locator,
+      '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
+      '-an', '-sn', '-dn',
+      // scale pins the output size to the probed one: a stream that changes resolution midway
+      // would otherwise change the frame size under the reader's feet. The fps filter does
+      // the resampling (it rounds to the nearest frame and drops the tail cleanly); `-r` alone
+      // duplicates frames at the end (3 s at 5 fps gave 17 frames, the fps filter gives 15).
+      '-vf', `scale=${width}:${height},fps=${fps}`,
+      '-fps_mode', 'cfr', '-r', String(fps),
+      '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+      'pipe:1',
+    ];
+    const child = spawn(this.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stderr = new StderrTail(child);
+    const exit = exitOf(child);
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    let index = 0;
+    try {
+      for await (const data of readRawFrames(child.stdout!, width * height * 3, { name: source.name })) {
+        yield { index, timestampMs: (index * 1000) / fps, data };
+        index++;
+      }
+      const { code, spawnError } = await exit;
+      signal?.throwIfAborted();
+      if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
+      if (code !== 0) {
+        throw new InputError('E_INPUT_DECODE', `${source.name}: ffmpeg failed after ${index} frames: ${stderr.lastLine() || `exit code ${code}`}`);
+      }
+      if (index === 0) {
+        throw new InputError('E_INPUT_EMPTY', `${source.name}: decoding produced no frames; check the file was written completely`);
+      }
+      return index;
+    } catch (error) {
+      signal?.throwIfAborted();
+      const { spawnError } = await Promise.race([exit, Promise.resolve({ spawnError: undefined })]);
+      if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
+      if (error instanceof InputError || error instanceof FfmpegError) throw error;
+      throw new FfmpegError(`${source.name}: reading ffmpeg's output failed after ${index} frames: ${stderr.lastLine() || String(error)}`, {
+        cause: error,
+      });
+    } finally {
+      signal?.removeEventListener('abort', kill);
+      kill();
+      await exit;
+    }
+  }
+
+  /** Runs a short-lived tool to completion and keeps its stdout and last stderr line. */
+  private collect(
+    command: string,
+    args: string[],
+    timeoutMs: number,
+  ): Promise<{ code: number | null; stdout: string; stderrLine: string; spawnError?: Error; timedOut: boolean }> {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stderr = new StderrTail(child);
+    const chunks: Buffer[] = [];
+    child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    return exitOf(child).then(({ code, spawnError }) => {
+      clearTimeout(timer);
+      return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), spawnError, timedOut };
+    });
+  }
+}
+
+/** Resolves once the process is gone, whether it ran or failed to start. */
+function exitOf(child: ChildProcess): Promise<{ code: number | null; spawnError?: Error }> {
+  return new Promise((resolve) => {
+    child.once('error', (spawnError) => resolve({ code: null, spawnError }));
+    child.once('close', (code) => resolve({ code }));
+  });
+}
+
+function missingBinary(command: string, error: Error): FfmpegError {
+  const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
+  return new FfmpegError(
+    missing ? `${command} not found: install ffmpeg (apt-get install ffmpeg) or put it on PATH` : `cannot start ${command}: ${error.message}`,
+    { cause: error },
+  );
+}
+
+/** Keeps the last few KiB of a tool's stderr; its last non-empty line goes into error messages. */
+class StderrTail {
+  private text = '';
+
+  constructor(child: ChildProcess) {
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (chunk: string) => {
+      this.text = (this.text + chunk).slice(-4096);
+    });
+  }
+
+  lastLine(): string {
+    const lines = this.text.split('\n').map((l) => l.trim()).filter(Boolean);
+    return lines[lines.length - 1] ?? '';
+  }
+}

@@ -1,0 +1,228 @@
+import type { JobsOptions } from 'bullmq';
+import type { StreamsegConfig } from '../shared/config.js';
+import { InputError, JobPayloadError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import type { FrameStore } from '../shared/frame-store.js';
+import {
+  decodeVideoJobSchema,
+  parseJob,
+  type AssembleVideoJob,
+  type DecodeVideoJob,
+  type FrameRef,
+  type SegmentFramesJob,
+} from '../shared/job-schemas.js';
+import type { Logger } from '../shared/logger.js';
+import { framesProcessed, jobFailures, stageSeconds } from '../shared/metrics.js';
+import { JobName, QueueName } from '../shared/queues.js';
+import type { VideoStateStore } from '../shared/video-state.js';
+import { BackpressureGate } from './backpressure-gate.js';
+import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
+import { LetterboxResizer } from './letterbox-resizer.js';
+import type { RgbImage } from './frame-histogram.js';
+import { SceneCutDetector } from './scene-cut-detector.js';
+
+/** The settings the producer reads; a full StreamsegConfig fits. */
+export type ProducerSettings = Pick<
+  StreamsegConfig,
+  'fps' | 'batchFrames' | 'sceneThreshold' | 'minSceneFrames' | 'highWaterFrames' | 'highWaterBytes' | 'jobAttempts'
+>;
+
+/** The part of a BullMQ Job the producer uses (tests can hand in a plain object). */
+export interface DecodeJobHandle {
+  data: unknown;
+  attemptsMade: number;
+  opts: { attempts?: number };
+  updateProgress(progress: DecodeProgress): Promise<void>;
+}
+
+export interface DecodeProgress {
+  decodedFrames: number;
+  expectedFrames: number;
+}
+
+/** The part of a BullMQ Queue the producer uses. */
+export interface JobQueue {
+  add(name: string, data: unknown, opts?: JobsOptions): Promise<unknown>;
+}
+
+export interface ProducerDependencies {
+  ffmpeg: FfmpegRepository;
+  frameStore: FrameStore;
+  states: VideoStateStore;
+  queues: { frames: JobQueue; sink: JobQueue };
+  settings: ProducerSettings;
+  /** Model input size (manifest `input.width/height`): frames are letterboxed to it. */
+  modelInput: { width: number; height: number };
+  logger: Logger;
+}
+
+export interface DecodeSummary {
+  videoId: string;
+  totalFrames: number;
+  scenes: number;
+  framesJobs: number;
+  /** Frames below this index were already written by the sink in an earlier attempt and were skipped. */
+  resumedFrom: number;
+}
+
+/** How often progress goes to the BullMQ job; the video state gets it at every batch. */
+const PROGRESS_INTERVAL_MS = 250;
+
+/**
+ * Input errors and malformed jobs fail the same way on every attempt; a video that failed
+ * elsewhere or vanished has nobody waiting. Retrying any of them only wastes time.
+ */
+export function isPermanentFailure(error: unknown): boolean {
+  if (error instanceof InputError || error instanceof JobPayloadError) return true;
+  return error instanceof StreamsegError && (error.code === 'E_VIDEO_FAILED' || error.code === 'E_VIDEO_GONE');
+}
+
+/**
+ * Handles one decode-video job: probe, hand the video to a sink, then decode, letterbox,
+ * store and enqueue frames in scene-aligned batches, pausing while the sink is behind.
+ * Safe to run again for the same video (a retry): frames jobs have deterministic ids, scenes
+ * are recorded idempotently, and frames the sink already wrote are not stored again.
+ */
+export class ProducerService {
+  constructor(private readonly deps: ProducerDependencies) {}
+
+  async decodeVideo(job: DecodeJobHandle, signal?: AbortSignal): Promise<DecodeSummary> {
+    const data = parseJob(decodeVideoJobSchema, QueueName.Videos, job.data);
+    const log = this.deps.logger.child({ videoId: data.videoId });
+    try {
+      return await this.run(data, job, log, signal);
+    } catch (error) {
+      await this.recordFailure(data.videoId, job, error, log, signal);
+      throw error;
+    }
+  }
+
+  private async run(data: DecodeVideoJob, job: DecodeJobHandle, log: Logger, signal?: AbortSignal): Promise<DecodeSummary> {
+    const { ffmpeg, frameStore, states, queues, settings, modelInput } = this.deps;
+    const { videoId } = data;
+    const started = performance.now();
+    const requestedFps = data.options.fps ?? settings.fps;
+    const probe = await ffmpeg.probe(data.input, { fps: requestedFps });
+    const fps = requestedFps ?? probe.fps;
+    const expectedFrames = estimateFrames(probe, requestedFps);
+    const resizer = new LetterboxResizer(probe.width, probe.height, modelInput.width, modelInput.height);
+    await states.setProbe(videoId, {
+      sourceWidth: probe.width,
+      sourceHeight: probe.height,
+      fps,
+      durationMs: probe.durationMs,
+      expectedFrames,
+      inputWidth: modelInput.width,
+      inputHeight: modelInput.height,
+      letterbox: resizer.rect,
+      codec: probe.codec,
+    });
+    log.info({ ...probe, outputFps: fps, expectedFrames, attempt: job.attemptsMade + 1 }, 'decoding video');
+
+    // jobId = videoId: a retried decode finds the sink job already there, so one sink owns the video.
+    const sinkJob: AssembleVideoJob = { videoId, outDir: data.options.outDir };
+    await queues.sink.add(JobName.AssembleVideo, sinkJob, { jobId: videoId, ...this.retryOptions(), removeOnComplete: { age: 24 * 3600, count: 1000 } });
+
+    // An earlier attempt may have got far: frames the sink has written are gone from Redis
+    // and must not come back (nobody would delete them before their TTL).
+    const resumedFrom = (await states.get(videoId))?.sinkFrames ?? 0;
+    const gate = new BackpressureGate(
+      states,
+      videoId,
+      {
+        highWaterFrames: settings.highWaterFrames,
+        highWaterBytes: settings.highWaterBytes,
+        bytesPerFrame: resizer.sourceBytes + resizer.inputBytes,
+      },
+      resumedFrom,
+    );
+    const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
+    const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
+
+    let scene = -1;
+    let sceneStartFrame = 0;
+    let batch: FrameRef[] = [];
+    let framesJobs = 0;
+    let decodedFrames = 0;
+    let waitedMs = 0;
+    let lastProgress = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const frames = batch;
+      batch = [];
+      const framesJob: SegmentFramesJob = { videoId, scene, sceneStartFrame, frames, ...(data.options.classes ? { classes: data.options.classes } : {}) };
+      // Deterministic id: a retried decode re-adding this batch is a no-op while the job is kept.
+      await queues.frames.add(JobName.SegmentFrames, framesJob, {
+        jobId: `${videoId}-${frames[0]!.index}`,
+        ...this.retryOptions(),
+        removeOnComplete: { age: 3600, count: 10_000 },
+      });
+      framesJobs++;
+      await states.setDecodedFrames(videoId, frames[frames.length - 1]!.index + 1);
+    };
+
+    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, signal })) {
+      waitedMs += await gate.admit(frame.index, flush, signal);
+      image.data = frame.data;
+      if (detector.next(image)) {
+        await flush();
+        scene++;
+        sceneStartFrame = frame.index;
+        await states.addScene(videoId, { index: scene, startFrame: frame.index });
+        if (scene > 0) log.debug({ scene, startFrame: frame.index, distance: detector.lastDistance }, 'scene cut');
+      }
+      if (frame.index >= resumedFrom) {
+        const input = await resizer.resize(frame.data);
+        await frameStore.putFrame(videoId, frame.index, frame.data, input);
+        batch.push({ index: frame.index, timestampMs: frame.timestampMs });
+        if (batch.length >= settings.batchFrames) await flush();
+      }
+      decodedFrames = frame.index + 1;
+      framesProcessed.inc({ stage: 'decode' });
+      const now = performance.now();
+      if (now - lastProgress >= PROGRESS_INTERVAL_MS) {
+        lastProgress = now;
+        await job.updateProgress({ decodedFrames, expectedFrames });
+      }
+    }
+    await flush();
+    await states.markDecoded(videoId, decodedFrames);
+    await job.updateProgress({ decodedFrames, expectedFrames: decodedFrames });
+
+    const activeMs = performance.now() - started - waitedMs;
+    await states.addStageTime(videoId, 'decode', activeMs);
+    if (waitedMs > 0) await states.addStageTime(videoId, 'decodeBackpressure', waitedMs);
+    stageSeconds.observe({ stage: 'decode' }, activeMs / 1000);
+    const summary = { videoId, totalFrames: decodedFrames, scenes: scene + 1, framesJobs, resumedFrom };
+    log.info({ ...summary, decodeMs: Math.round(activeMs), waitedMs: Math.round(waitedMs) }, 'video decoded');
+    return summary;
+  }
+
+  /**
+   * Marks the video failed only when nothing will retry it, so a watcher does not report a
+   * failure that the next attempt fixes. A failure elsewhere keeps its own reason; a stop
+   * requested through the signal (shutdown) is no failure at all.
+   */
+  private async recordFailure(videoId: string, job: DecodeJobHandle, error: unknown, log: Logger, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return;
+    const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
+    jobFailures.inc({ queue: QueueName.Videos, code });
+    const final = isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    log.warn({ err: error, final }, 'decode failed');
+    if (!final || code === 'E_VIDEO_FAILED' || code === 'E_VIDEO_GONE') return;
+    await this.deps.states.markFailed(videoId, errorLine(error)).catch((cause: unknown) => log.error({ err: cause }, 'cannot mark video failed'));
+  }
+
+  private retryOptions(): JobsOptions {
+    return {
+      attempts: this.deps.settings.jobAttempts,
+      backoff: { type: 'exponential', delay: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+  }
+}
+
+/** Header frame count when keeping the source rate, else duration × requested rate. */
+function estimateFrames(probe: VideoProbe, requestedFps: number | undefined): number {
+  if (requestedFps === undefined || probe.durationMs === 0) return probe.frameCountEstimate;
+  return Math.max(1, Math.round((probe.durationMs / 1000) * requestedFps));
+}

@@ -1,0 +1,127 @@
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { StreamsegConfig } from '../shared/config.js';
+import { errorLine } from '../shared/errors/index.js';
+import { FrameStore } from '../shared/frame-store.js';
+import { videoIdSchema } from '../shared/job-schemas.js';
+import type { Logger } from '../shared/logger.js';
+import { JobName, QUEUE_PREFIX, QueueName, assertHandlersComplete } from '../shared/queues.js';
+import { createRedis } from '../shared/redis.js';
+import { VideoStateStore } from '../shared/video-state.js';
+import { FfmpegRepository } from './ffmpeg.repository.js';
+import { ProducerService, isPermanentFailure, type DecodeSummary } from './producer.service.js';
+
+export interface StartProducerOptions {
+  config: StreamsegConfig;
+  redisUrl: string;
+  logger: Logger;
+  /** Model input size (manifest `input.width/height`). */
+  modelInput: { width: number; height: number };
+  /**
+   * Videos decoded at once by this process. Each runs one ffmpeg process; decoding is
+   * usually far faster than segmentation, so one is plenty. @defaultValue 1
+   */
+  concurrency?: number;
+  /** Defaults to the ffmpeg/ffprobe on PATH. */
+  ffmpeg?: FfmpegRepository;
+}
+
+export interface ProducerHandle {
+  /** Stops taking videos, hands the ones being decoded back to the queue, closes connections. Idempotent. */
+  close(): Promise<void>;
+  /** The underlying BullMQ worker, for events and tests. */
+  readonly worker: Worker;
+}
+
+/** Reason passed to the abort signal of jobs interrupted by `close()`. */
+const SHUTDOWN = 'producer shutting down';
+/** An interrupted video waits this long before another producer (or this one, restarted) takes it. */
+const REQUEUE_DELAY_MS = 1000;
+
+/**
+ * Starts the producer role: a BullMQ worker on the videos queue running `ProducerService`.
+ * `close()` on SIGTERM hands videos in progress back (delayed, no attempt used) instead of
+ * waiting for whole videos; the next producer resumes after the frames the sink has written.
+ */
+export async function startProducer(options: StartProducerOptions): Promise<ProducerHandle> {
+  const { config, redisUrl, modelInput } = options;
+  const logger = options.logger.child({ role: 'producer' });
+  const handled = [JobName.DecodeVideo];
+  assertHandlersComplete(QueueName.Videos, handled);
+
+  // Workers block and must retry forever; the queues the producer adds to fail fast instead
+  // of buffering frames jobs in memory while Redis is away.
+  const workerConnection = createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-producer' });
+  const queueConnection = createRedis(redisUrl, { purpose: 'producer', connectionName: 'streamseg-producer-queues' });
+  for (const connection of [workerConnection, queueConnection]) {
+    connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  }
+  const framesQueue = new Queue(QueueName.Frames, { connection: queueConnection, prefix: QUEUE_PREFIX });
+  const sinkQueue = new Queue(QueueName.Sink, { connection: queueConnection, prefix: QUEUE_PREFIX });
+  for (const queue of [framesQueue, sinkQueue]) {
+    queue.on('error', (error) => logger.warn({ err: error, queue: queue.name }, 'queue error'));
+  }
+
+  const states = new VideoStateStore(queueConnection, config.frameTtlSeconds);
+  const service = new ProducerService({
+    ffmpeg: options.ffmpeg ?? new FfmpegRepository(),
+    frameStore: new FrameStore(queueConnection, config.frameTtlSeconds),
+    states,
+    queues: { frames: framesQueue, sink: sinkQueue },
+    settings: config,
+    modelInput,
+    logger,
+  });
+
+  const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary> => {
+    if (job.name !== JobName.DecodeVideo) throw new UnrecoverableError(`queue ${QueueName.Videos} has no handler for job "${job.name}"`);
+    try {
+      return await service.decodeVideo(job, signal);
+    } catch (error) {
+      if (signal?.aborted && signal.reason === SHUTDOWN) {
+        // Back to the queue without using an attempt; DelayedError tells BullMQ we moved it.
+        await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
+        throw new DelayedError();
+      }
+      if (signal?.aborted) {
+        // Cancelled on purpose (Worker.cancelJob): final, and the video says why.
+        const line = `E_CANCELLED: decoding cancelled (${String(signal.reason)})`;
+        const videoId = videoIdSchema.safeParse(job.data?.videoId);
+        if (videoId.success) await states.markFailed(videoId.data, line).catch(() => undefined);
+        throw new UnrecoverableError(line);
+      }
+      // The failed reason is what `streamseg status` and the CLI show: keep the error code in it.
+      const line = errorLine(error);
+      throw isPermanentFailure(error) ? new UnrecoverableError(line) : new Error(line, { cause: error });
+    }
+  };
+
+  const worker = new Worker(QueueName.Videos, processor, {
+    connection: workerConnection,
+    prefix: QUEUE_PREFIX,
+    concurrency: options.concurrency ?? 1,
+    // A long video keeps its job active for minutes; the lock is renewed in the background.
+    lockDuration: 60_000,
+    autorun: false,
+  });
+  worker.on('error', (error) => logger.error({ err: error }, 'producer worker error'));
+  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, reason: error.message }, 'decode job failed'));
+  void worker.run().catch((error: unknown) => logger.error({ err: error }, 'producer worker stopped'));
+  await worker.waitUntilReady();
+  logger.info({ concurrency: options.concurrency ?? 1 }, 'producer started');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      // Fixed order: interrupt decodes, let their processors requeue them, then drop connections.
+      worker.cancelAllJobs(SHUTDOWN);
+      const results = await Promise.allSettled([worker.close()]);
+      results.push(...(await Promise.allSettled([framesQueue.close(), sinkQueue.close()])));
+      workerConnection.disconnect();
+      queueConnection.disconnect();
+      for (const result of results) {
+        if (result.status === 'rejected') logger.warn({ err: result.reason }, 'error while closing producer');
+      }
+      logger.info('producer stopped');
+    })());
+  return { close, worker };
+}
