@@ -1,0 +1,136 @@
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { ModelError } from '../../shared/errors/index.js';
+import type { LetterboxRect } from '../../shared/letterbox.js';
+import type { Logger } from '../../shared/logger.js';
+import type { ModelPackage } from '../../shared/model-manifest.js';
+import { embedderRuns } from './adapter-metrics.js';
+
+/** What scene embedding needs from an embedder (tests hand in fakes). */
+export interface FrameEmbedder {
+  /** Embedding size E. */
+  readonly size: number;
+  /** One L2-normalised embedding per frame (raw RGB24 at the model input size), in one run. */
+  embedFrames(frames: readonly Uint8Array[], crop?: LetterboxRect): Promise<Float32Array[]>;
+}
+
+export interface EmbedderOptions {
+  /** @defaultValue 'cpu'; `cuda` falls back to CPU when the CUDA provider is missing. */
+  executionProvider?: 'cpu' | 'cuda';
+  /** ORT intra-op threads; 0 lets ORT decide. @defaultValue 0 */
+  intraOpThreads?: number;
+  logger?: Logger;
+}
+
+/**
+ * Model input bytes (RGB24, HWC, `width`×`height`) → NCHW float32 (pixel/255 − mean)/std,
+ * cropped to `crop` (the letterboxed content) when given, so padding bars do not shift the
+ * style statistics an embedder looks at.
+ */
+export function preprocessRgb(
+  frames: readonly Uint8Array[],
+  width: number,
+  height: number,
+  mean: readonly number[],
+  std: readonly number[],
+  crop: LetterboxRect = { x: 0, y: 0, width, height },
+): { data: Float32Array; dims: [number, number, number, number] } {
+  const { x: x0, y: y0, width: cw, height: ch } = crop;
+  if (x0 < 0 || y0 < 0 || cw < 1 || ch < 1 || x0 + cw > width || y0 + ch > height) {
+    throw new RangeError(`crop ${JSON.stringify(crop)} does not fit a ${width}x${height} frame`);
+  }
+  const plane = cw * ch;
+  const data = new Float32Array(frames.length * 3 * plane);
+  const scale = [0, 1, 2].map((c) => 1 / (255 * std[c]!));
+  const shift = [0, 1, 2].map((c) => mean[c]! / std[c]!);
+  frames.forEach((frame, n) => {
+    if (frame.length !== width * height * 3) throw new RangeError(`frame ${n} has ${frame.length} bytes, expected ${width * height * 3} (RGB24 ${width}x${height})`);
+    const base = n * 3 * plane;
+    for (let y = 0; y < ch; y++) {
+      let src = ((y0 + y) * width + x0) * 3;
+      const row = y * cw;
+      for (let x = 0; x < cw; x++, src += 3) {
+        data[base + row + x] = frame[src]! * scale[0]! - shift[0]!;
+        data[base + plane + row + x] = frame[src + 1]! * scale[1]! - shift[1]!;
+        data[base + 2 * plane + row + x] = frame[src + 2]! * scale[2]! - shift[2]!;
+      }
+    }
+  });
+  return { data, dims: [frames.length, 3, ch, cw] };
+}
+
+/** Mean of embeddings, L2-normalised: the embedding of a scene from its frames'. */
+export function meanEmbedding(embeddings: readonly Float32Array[]): Float32Array {
+  if (embeddings.length === 0) throw new RangeError('no embeddings to average');
+  const out = new Float32Array(embeddings[0]!.length);
+  for (const e of embeddings) for (let i = 0; i < out.length; i++) out[i] = out[i]! + e[i]!;
+  let norm = 0;
+  for (let i = 0; i < out.length; i++) norm += out[i]! * out[i]!;
+  norm = Math.sqrt(norm);
+  if (norm > 0) for (let i = 0; i < out.length; i++) out[i] = out[i]! / norm;
+  return out;
+}
+
+/** The package's embedder.onnx behind one ORT session (one repository per external system). */
+export class OnnxEmbedder implements FrameEmbedder {
+  private closed: Promise<void> | undefined;
+
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly pkg: ModelPackage,
+    readonly size: number,
+  ) {}
+
+  static async create(pkg: ModelPackage, options: EmbedderOptions = {}): Promise<OnnxEmbedder> {
+    const spec = pkg.manifest.embedder;
+    if (!spec) throw new ModelError('E_MODEL_MANIFEST', `${path.join(pkg.dir, 'model.json')} has no "embedder": adapter retrieval needs one`);
+    const file = path.join(pkg.dir, spec.file);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      graphOptimizationLevel: 'all',
+      ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    };
+    let session: ort.InferenceSession;
+    try {
+      if (options.executionProvider === 'cuda') {
+        try {
+          session = await ort.InferenceSession.create(file, { ...sessionOptions, executionProviders: ['cuda', 'cpu'] });
+        } catch (error) {
+          options.logger?.warn({ err: (error as Error).message }, 'CUDA execution provider unavailable for the embedder; using CPU');
+          session = await ort.InferenceSession.create(file, sessionOptions);
+        }
+      } else {
+        session = await ort.InferenceSession.create(file, sessionOptions);
+      }
+    } catch (cause) {
+      throw new ModelError('E_MODEL_LOAD', `${file}: cannot load the embedder (${(cause as Error).message})`, { cause });
+    }
+    if (!session.inputNames.includes(spec.input) || !session.outputNames.includes(spec.output)) {
+      throw new ModelError(
+        'E_MODEL_MISMATCH',
+        `${file}: expected input "${spec.input}" and output "${spec.output}", the graph has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}]`,
+      );
+    }
+    return new OnnxEmbedder(session, pkg, spec.size);
+  }
+
+  async embedFrames(frames: readonly Uint8Array[], crop?: LetterboxRect): Promise<Float32Array[]> {
+    if (frames.length === 0) return [];
+    const { input, manifest } = { input: this.pkg.manifest.input, manifest: this.pkg.manifest };
+    const { data, dims } = preprocessRgb(frames, input.width, input.height, input.mean, input.std, crop);
+    const spec = manifest.embedder!;
+    embedderRuns.inc();
+    const result = await this.session.run({ [spec.input]: new ort.Tensor('float32', data, dims) });
+    const output = result[spec.output]!;
+    const values = output.data as Float32Array;
+    if (output.dims.length !== 2 || output.dims[0] !== frames.length || output.dims[1] !== this.size) {
+      throw new ModelError('E_MODEL_MISMATCH', `embedder output "${spec.output}" has dims [${output.dims.join(', ')}], expected [${frames.length}, ${this.size}]`);
+    }
+    return Array.from({ length: frames.length }, (_, i) => values.slice(i * this.size, (i + 1) * this.size));
+  }
+
+  /** Releases the session; idempotent. */
+  close(): Promise<void> {
+    this.closed ??= this.session.release();
+    return this.closed;
+  }
+}
