@@ -4,6 +4,7 @@ import { ModelError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import type { LoraTarget, ModelPackage } from '../../shared/model-manifest.js';
+import type { LoraFeedProvider } from '../segmentation/lora-feed.js';
 import { adapterSelections } from './adapter-metrics.js';
 import { AdapterRegistry } from './adapter-registry.js';
 import { OnnxEmbedder, type EmbedderOptions } from './embedder.js';
@@ -51,7 +52,7 @@ export interface AdapterLoraFeedDeps {
  * cache (or merged now) → ready-to-feed LoRA inputs. When no adapter qualifies the base
  * model's (zero) inputs are fed.
  */
-export class AdapterLoraFeedProvider {
+export class AdapterLoraFeedProvider implements LoraFeedProvider {
   private readonly baseFeeds: LoraFeeds;
   private closed: Promise<void> | undefined;
 
