@@ -1,0 +1,137 @@
+import { execFile } from 'node:child_process';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FfmpegRepository } from '../../src/producers/ffmpeg.repository.js';
+import { SceneCutDetector } from '../../src/producers/scene-cut-detector.js';
+import type { VideoInput } from '../../src/shared/job-schemas.js';
+import { makeTestVideo, probeVideo } from '../helpers/media.js';
+
+const run = promisify(execFile);
+const ffmpeg = new FfmpegRepository();
+let dir: string;
+const file = (name: string): VideoInput => ({ kind: 'file', path: path.join(dir, name) });
+
+/** ffmpeg processes reading this test's directory (read-only check for orphans). */
+async function ffmpegsOn(name: string): Promise<number> {
+  const { stdout } = await run('ps', ['-eo', 'args']).catch(() => ({ stdout: '' }));
+  return stdout.split('\n').filter((line) => line.startsWith('ffmpeg') && line.includes(path.join(dir, name))).length;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-ffmpeg-'));
+  const h264 = ['libx264', '-pix_fmt', 'yuv420p'];
+  await makeTestVideo(path.join(dir, 'cut.mp4'), { width: 320, height: 240, fps: 10, framesPerScene: [20, 10], video: h264 });
+  await makeTestVideo(path.join(dir, 'long.mp4'), { width: 320, height: 240, fps: 25, framesPerScene: [250, 250], video: h264 });
+  await makeTestVideo(path.join(dir, 'vfr.mkv'), { width: 161, height: 99, fps: 10, framesPerScene: [20, 10], video: ['libx264', '-pix_fmt', 'yuv444p'], variableFrameRate: true });
+  await makeTestVideo(path.join(dir, 'clip.webm'), { width: 128, height: 96, fps: 12, framesPerScene: [12, 12], video: ['libvpx-vp9', '-deadline', 'realtime'], audio: true });
+  await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=duration=1', path.join(dir, 'audio.m4a')]);
+  await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=64x48', '-frames:v', '1', path.join(dir, 'still.png')]);
+  await copyFile(path.join(dir, 'still.png'), path.join(dir, 'still.mp4'));
+  await writeFile(path.join(dir, 'empty.mp4'), '');
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('FfmpegRepository.probe', () => {
+  it('reads an mp4', async () => {
+    expect(await ffmpeg.probe(file('cut.mp4'))).toMatchObject({ width: 320, height: 240, fps: 10, durationMs: 3000, frameCountEstimate: 30, codec: 'h264', hasVideo: true });
+  });
+  it('reads a webm with audio (no frame count in the header)', async () => {
+    const probe = await ffmpeg.probe(file('clip.webm'));
+    expect(probe).toMatchObject({ width: 128, height: 96, codec: 'vp9', hasVideo: true });
+    expect(probe.frameCountEstimate).toBeGreaterThanOrEqual(23);
+    expect(probe.frameCountEstimate).toBeLessThanOrEqual(25);
+  });
+  it.each([
+    ['audio.m4a', 'E_INPUT_NO_VIDEO_STREAM'],
+    ['still.mp4', 'E_INPUT_NOT_VIDEO'],
+    ['empty.mp4', 'E_INPUT_NOT_VIDEO'],
+    ['missing.mp4', 'E_INPUT_NOT_FOUND'],
+  ])('refuses %s with %s, naming the file', async (name, code) => {
+    const error = await ffmpeg.probe(file(name)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code });
+    expect((error as Error).message).toContain(name);
+  });
+  it('says so when ffprobe is not installed', async () => {
+    await expect(new FfmpegRepository({ ffprobePath: 'no-such-ffprobe' }).probe(file('cut.mp4'))).rejects.toMatchObject({
+      code: 'E_FFMPEG',
+      message: expect.stringMatching(/not found: install ffmpeg/),
+    });
+  });
+});
+
+describe('FfmpegRepository.decodeFrames', () => {
+  async function decodeAll(name: string, fps?: number) {
+    const probe = await ffmpeg.probe(file(name));
+    const frames: { index: number; timestampMs: number; bytes: number }[] = [];
+    const cuts: number[] = [];
+    const detector = new SceneCutDetector({ threshold: 0.3, minSceneFrames: 4 });
+    for await (const f of ffmpeg.decodeFrames(file(name), { fps: fps ?? probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex })) {
+      frames.push({ index: f.index, timestampMs: f.timestampMs, bytes: f.data.length });
+      if (detector.next({ data: f.data, width: probe.width, height: probe.height })) cuts.push(f.index);
+    }
+    return { probe, frames, cuts };
+  }
+
+  it('yields exact RGB24 frames at source size with constant-rate timestamps', async () => {
+    const { frames, cuts } = await decodeAll('cut.mp4');
+    expect(frames).toHaveLength(30);
+    expect(frames.every((f, i) => f.index === i && f.bytes === 320 * 240 * 3 && Math.abs(f.timestampMs - i * 100) < 1e-9)).toBe(true);
+    expect(cuts).toEqual([0, 20]);
+  });
+
+  it('turns a variable-frame-rate source into constant rate at its average rate, odd sizes included', async () => {
+    const { probe, frames, cuts } = await decodeAll('vfr.mkv');
+    const counted = await probeVideo(path.join(dir, 'vfr.mkv'));
+    expect(probe.width).toBe(161);
+    expect(Math.abs(frames.length - counted.frames)).toBeLessThanOrEqual(1);
+    expect(frames.every((f) => f.bytes === 161 * 99 * 3)).toBe(true);
+    expect(cuts).toHaveLength(2);
+  });
+
+  it('resamples to a requested rate', async () => {
+    const { frames } = await decodeAll('cut.mp4', 4);
+    expect(frames).toHaveLength(12);
+    expect(frames[11]!.timestampMs).toBe(2750);
+  });
+
+  it('kills ffmpeg when the consumer stops early', async () => {
+    const probe = await ffmpeg.probe(file('long.mp4'));
+    let seen = 0;
+    for await (const f of ffmpeg.decodeFrames(file('long.mp4'), { fps: probe.fps, width: probe.width, height: probe.height })) {
+      if (f.index === 0) expect(await ffmpegsOn('long.mp4')).toBe(1);
+      if (++seen === 3) break;
+    }
+    expect(await ffmpegsOn('long.mp4')).toBe(0);
+  });
+
+  it('kills ffmpeg and throws the reason when aborted', async () => {
+    const probe = await ffmpeg.probe(file('long.mp4'));
+    const controller = new AbortController();
+    const frames = ffmpeg.decodeFrames(file('long.mp4'), { fps: probe.fps, width: probe.width, height: probe.height, signal: controller.signal });
+    await frames.next();
+    controller.abort(new Error('stop now'));
+    await expect((async () => {
+      for await (const _ of frames) await new Promise((r) => setTimeout(r, 1));
+    })()).rejects.toThrow('stop now');
+    expect(await ffmpegsOn('long.mp4')).toBe(0);
+  });
+
+  it('quotes ffmpeg when decoding fails', async () => {
+    // A truncated file: the header is fine, the data ends early.
+    const whole = await readFile(path.join(dir, 'long.mp4'));
+    await writeFile(path.join(dir, 'cut-short.mp4'), whole.subarray(0, Math.floor(whole.length / 3)));
+    const error = await (async () => {
+      for await (const _ of ffmpeg.decodeFrames(file('cut-short.mp4'), { fps: 25, width: 320, height: 240 })) {
+        /* drain */
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_INPUT_DECODE' });
+    expect((error as Error).message).toMatch(/cut-short\.mp4: ffmpeg failed after 0 frames: .+/);
+  });
+});
