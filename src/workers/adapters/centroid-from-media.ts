@@ -1,0 +1,96 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { FfmpegError, InputError } from '../../shared/errors/index.js';
+import { computeLetterbox } from '../../shared/letterbox.js';
+import type { ModelPackage } from '../../shared/model-manifest.js';
+import { OnnxEmbedder, meanEmbedding } from './embedder.js';
+
+const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.bmp', '.tif', '.tiff']);
+
+export interface CentroidOptions {
+  /** Most frames sampled from a video (evenly, at `videoFps`). @defaultValue 32 */
+  maxFrames?: number;
+  /** Sampling rate for videos, frames per second. @defaultValue 2 */
+  videoFps?: number;
+}
+
+/** Images given as files or directories of images, sorted, or frames sampled from one video. */
+async function collectImages(inputs: readonly string[], workDir: string, options: Required<CentroidOptions>): Promise<string[]> {
+  const files: string[] = [];
+  for (const input of inputs) {
+    const info = await stat(input).catch((cause: unknown) => {
+      throw new InputError('E_INPUT_NOT_FOUND', `${input}: not found (--centroid-from takes a video, image files or a directory of images)`, { cause });
+    });
+    if (info.isDirectory()) {
+      const names = (await readdir(input)).filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
+      files.push(...names.map((n) => path.join(input, n)));
+    } else if (IMAGE_EXTENSIONS.has(path.extname(input).toLowerCase())) {
+      files.push(input);
+    } else {
+      files.push(...(await sampleVideo(input, workDir, options)));
+    }
+  }
+  if (files.length === 0) throw new InputError('E_INPUT_EMPTY', `no images found in ${inputs.join(', ')}`);
+  return files.slice(0, options.maxFrames);
+}
+
+function sampleVideo(file: string, workDir: string, options: Required<CentroidOptions>): Promise<string[]> {
+  const dir = path.join(workDir, `v${Math.random().toString(36).slice(2)}`);
+  return new Promise((resolve, reject) => {
+    const args = ['-v', 'error', '-nostdin', '-i', file, '-vf', `fps=${options.videoFps}`, '-frames:v', String(options.maxFrames), path.join(dir, '%05d.png')];
+    import('node:fs/promises')
+      .then((fs) => fs.mkdir(dir, { recursive: true }))
+      .then(() => {
+        const child = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('error', (error) => reject(new FfmpegError(`cannot run ffmpeg (${error.message}): install it to compute centroids from videos`)));
+        child.on('close', async (code) => {
+          if (code !== 0) {
+            const last = stderr.trim().split('\n').at(-1) ?? `exit ${code}`;
+            reject(new InputError('E_INPUT_NOT_VIDEO', `${file}: not an image or a decodable video (${last})`));
+            return;
+          }
+          const names = (await readdir(dir)).sort();
+          if (names.length === 0) reject(new InputError('E_INPUT_EMPTY', `${file}: no frames decoded`));
+          else resolve(names.map((n) => path.join(dir, n)));
+        });
+      }, reject);
+  });
+}
+
+/**
+ * The domain centroid of an adapter: the mean embedding (L2-normalised) of images or video
+ * frames of its domain, each letterboxed to the model input and embedded on its content only,
+ * as the workers embed scenes.
+ */
+export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly string[], options: CentroidOptions = {}): Promise<{ centroid: number[]; frames: number }> {
+  const settings = { maxFrames: options.maxFrames ?? 32, videoFps: options.videoFps ?? 2 };
+  const workDir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-centroid-'));
+  const embedder = await OnnxEmbedder.create(pkg);
+  try {
+    const files = await collectImages(inputs, workDir, settings);
+    const { width, height } = pkg.manifest.input;
+    const embeddings: Float32Array[] = [];
+    for (const file of files) {
+      const image = sharp(file, { failOn: 'error' });
+      const meta = await image.metadata();
+      if (!meta.width || !meta.height) throw new InputError('E_INPUT_DECODE', `${file}: cannot read its size`);
+      const rect = computeLetterbox(meta.width, meta.height, width, height);
+      const rgb = await image
+        .removeAlpha()
+        .resize(rect.width, rect.height, { fit: 'fill' })
+        .extend({ left: rect.x, top: rect.y, right: width - rect.width - rect.x, bottom: height - rect.height - rect.y, background: { r: 0, g: 0, b: 0 } })
+        .raw()
+        .toBuffer();
+      embeddings.push(...(await embedder.embedFrames([rgb], rect)));
+    }
+    return { centroid: Array.from(meanEmbedding(embeddings)), frames: embeddings.length };
+  } finally {
+    await embedder.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
