@@ -1,0 +1,53 @@
+import { CONDITIONS, parseCondition, type Condition } from './conditions.js';
+import { SynthError } from './synth-error.js';
+
+/**
+ * Parsers for `streamseg synth` flags. Each failure names the flag, the bad value
+ * and what would be accepted, as one line.
+ */
+function bad(flag: string, value: string, expected: string): SynthError {
+  return new SynthError('E_SYNTH_OPTION', `${flag} ${JSON.stringify(value)}: ${expected}`);
+}
+
+export function parseSize(value: string, flag = '--size', opts: { even?: boolean } = {}): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/i.exec(value.trim());
+  if (!m) throw bad(flag, value, 'expected WIDTHxHEIGHT, e.g. 256x256');
+  const width = Number(m[1]);
+  const height = Number(m[2]);
+  if (width < 32 || height < 32 || width > 4096 || height > 4096) throw bad(flag, value, 'width and height must be between 32 and 4096');
+  if (opts.even && (width % 2 !== 0 || height % 2 !== 0)) throw bad(flag, value, 'H.264 yuv420p needs even width and height, e.g. 256x256');
+  return { width, height };
+}
+
+export function parseIntFlag(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^-?\d+$/.test(value.trim())) throw bad(flag, value, `expected a whole number${min > -Infinity ? ` >= ${min}` : ''}`);
+  const n = Number(value);
+  if (n < min || n > max) throw bad(flag, value, `must be between ${min} and ${max}`);
+  return n;
+}
+
+export function parseConditions(value: string, flag = '--conditions'): Condition[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw bad(flag, value, `give one or more of ${CONDITIONS.join(', ')}`);
+  return items.map((item) => {
+    const c = parseCondition(item);
+    if (!c) throw bad(flag, item, `unknown condition; use one or more of ${CONDITIONS.join(', ')}`);
+    return c;
+  });
+}
+
+/** "0.7" (fixed) or "0.5-1" (uniform range), both within [0, 1]. */
+export function parseIntensity(value: string, flag = '--intensity'): readonly [number, number] {
+  const m = /^\s*([0-9]*\.?[0-9]+)\s*(?:-\s*([0-9]*\.?[0-9]+))?\s*$/.exec(value);
+  if (!m) throw bad(flag, value, 'expected a value or a range in [0,1], e.g. 0.8 or 0.5-1');
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (!(lo >= 0 && hi <= 1 && lo <= hi)) throw bad(flag, value, 'expected 0 <= low <= high <= 1');
+  return [lo, hi];
+}
+
+export function parseFps(value: string, flag = '--fps'): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n > 240) throw bad(flag, value, 'expected a frame rate between 1 and 240, e.g. 24');
+  return n;
+}

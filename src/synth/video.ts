@@ -1,0 +1,115 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CLASS_NAMES } from './classes.js';
+import type { Condition } from './conditions.js';
+import { parseCondition } from './conditions.js';
+import { RawVideoEncoder } from './ffmpeg-encoder.js';
+import { generateLayout } from './layout.js';
+import { writeMaskPng } from './png-io.js';
+import { renderFrame } from './render.js';
+import { planScenes, type PlannedScene } from './scene-plan.js';
+
+/** Mask PNG writes in flight while the next frame renders. */
+const MASK_WRITES_IN_FLIGHT = 8;
+
+export interface VideoOptions {
+  /** Output MP4; masks go to `<out without .mp4>.masks/`, scenes to `<…>.scenes.json`. */
+  out: string;
+  frames: number;
+  scenes: number;
+  width: number;
+  height: number;
+  fps: number;
+  seed: number;
+  conditions: readonly Condition[];
+  intensity?: readonly [number, number];
+  supersample?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The `FILE.scenes.json` document. */
+export interface ScenesFile {
+  seed: number;
+  width: number;
+  height: number;
+  fps: number;
+  frames: number;
+  classes: string[];
+  scenes: Omit<PlannedScene, 'layoutSeed'>[];
+}
+
+export interface VideoResult {
+  scenes: PlannedScene[];
+  masksDir: string;
+  scenesPath: string;
+  seconds: number;
+}
+
+/** `clip.mp4` → `clip`, so outputs are `clip.masks/` and `clip.scenes.json`. */
+export function outputStem(out: string): string {
+  return out.replace(/\.mp4$/i, '');
+}
+
+/**
+ * Renders a multi-scene video: frames stream into ffmpeg as they are rendered, each
+ * frame's exact class mask is written as `FILE.masks/NNNNNN.png`, and the scene
+ * list (ranges, conditions, intensities) as `FILE.scenes.json`.
+ */
+export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
+  const started = performance.now();
+  const stem = outputStem(opts.out);
+  const masksDir = `${stem}.masks`;
+  const scenesPath = `${stem}.scenes.json`;
+  const plan = planScenes(opts);
+  await mkdir(path.dirname(opts.out), { recursive: true });
+  // Masks from an earlier, longer render would otherwise outlive this one's frames.
+  await rm(masksDir, { recursive: true, force: true });
+  await mkdir(masksDir, { recursive: true });
+
+  const encoder = new RawVideoEncoder({ out: opts.out, width: opts.width, height: opts.height, fps: opts.fps });
+  const writes = new Set<Promise<void>>();
+  let done = 0;
+  try {
+    for (const scene of plan) {
+      const layout = generateLayout(scene.layoutSeed);
+      const condition = parseCondition(scene.condition) as Condition;
+      for (let frame = scene.startFrame; frame < scene.endFrame; frame++) {
+        const rendered = renderFrame({
+          layout,
+          t: frame - scene.startFrame,
+          condition,
+          intensity: scene.intensity,
+          width: opts.width,
+          height: opts.height,
+          supersample: opts.supersample,
+        });
+        while (writes.size >= MASK_WRITES_IN_FLIGHT) await Promise.race(writes);
+        const name = path.join(masksDir, `${String(frame).padStart(6, '0')}.png`);
+        const w: Promise<void> = writeMaskPng(name, rendered.mask, opts.width, opts.height).then(() => {
+          writes.delete(w);
+        });
+        writes.add(w);
+        await encoder.write(rendered.rgb);
+        opts.onProgress?.(++done, opts.frames);
+      }
+    }
+    await Promise.all(writes);
+    await encoder.finish();
+  } catch (error) {
+    encoder.abort();
+    await Promise.allSettled(writes);
+    throw error;
+  }
+
+  const doc: ScenesFile = {
+    seed: opts.seed,
+    width: opts.width,
+    height: opts.height,
+    fps: opts.fps,
+    frames: opts.frames,
+    classes: [...CLASS_NAMES],
+    scenes: plan.map(({ layoutSeed: _seed, ...scene }) => scene),
+  };
+  await writeFile(scenesPath, `${JSON.stringify(doc, null, 2)}\n`);
+  return { scenes: plan, masksDir, scenesPath, seconds: (performance.now() - started) / 1000 };
+}
