@@ -1,0 +1,46 @@
+/**
+ * Per-pixel argmax over class logits [N, C, H, W] into uint8 masks, one per frame.
+ * `modelClassOf[c]` maps the c-th logit channel (the job's class subset, in the order it was
+ * fed) back to the index in `manifest.classes`, so mask values mean the same thing whatever
+ * vocabulary a job used. Ties go to the lower channel, as numpy's argmax does.
+ *
+ * Channel-outer loop: each pass reads one contiguous H×W plane, which is far kinder to the
+ * cache than striding across C for every pixel.
+ */
+export function argmaxMasks(
+  logits: Float32Array,
+  dims: readonly number[],
+  modelClassOf: Uint8Array,
+  /** Scratch of at least H×W floats; pass one in to avoid an allocation per batch. */
+  scratch?: Float32Array,
+): Buffer[] {
+  if (dims.length !== 4) throw new RangeError(`logits must be [N,C,H,W], got [${dims.join(',')}]`);
+  const [n, c, h, w] = dims as [number, number, number, number];
+  if (c !== modelClassOf.length) throw new RangeError(`logits have ${c} classes, the job fed ${modelClassOf.length}`);
+  if (c > 255) throw new RangeError('more than 255 classes do not fit a uint8 mask');
+  const plane = h * w;
+  if (logits.length !== n * c * plane) throw new RangeError(`logits hold ${logits.length} values, [${dims.join(',')}] needs ${n * c * plane}`);
+  const best = scratch && scratch.length >= plane ? scratch : new Float32Array(plane);
+  // One allocation for the whole batch; each frame's mask is a view of it.
+  const all = Buffer.allocUnsafe(n * plane);
+  const masks: Buffer[] = [];
+  for (let f = 0; f < n; f++) {
+    const mask = all.subarray(f * plane, (f + 1) * plane);
+    const frameBase = f * c * plane;
+    best.set(logits.subarray(frameBase, frameBase + plane));
+    mask.fill(modelClassOf[0]!);
+    for (let k = 1; k < c; k++) {
+      const channel = frameBase + k * plane;
+      const value = modelClassOf[k]!;
+      for (let p = 0; p < plane; p++) {
+        const v = logits[channel + p]!;
+        if (v > best[p]!) {
+          best[p] = v;
+          mask[p] = value;
+        }
+      }
+    }
+    masks.push(mask);
+  }
+  return masks;
+}

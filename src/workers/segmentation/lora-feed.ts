@@ -1,0 +1,49 @@
+import ort from 'onnxruntime-node';
+import type { LoraTarget } from '../../shared/model-manifest.js';
+
+/** What the worker knows about a batch when it asks for LoRA inputs. */
+export interface LoraFeedContext {
+  videoId: string;
+  scene: number;
+  /** First frame of the scene: providers embed the scene from here, once per scene. */
+  sceneStartFrame: number;
+  frames: readonly { index: number; timestampMs: number }[];
+}
+
+export interface LoraFeedChoice {
+  /** One tensor per `inputA`/`inputB` of every LoRA target of the manifest. */
+  feeds: Record<string, ort.Tensor>;
+  /** Adapters behind the feeds and their merge weights; empty = base model. */
+  adapters: { name: string; weight: number }[];
+  /** Whether a merged adapter came from a cache; null when no adapter was used. */
+  cacheHit: boolean | null;
+}
+
+/**
+ * Chooses the LoRA inputs for a batch. The worker only feeds what it gets, so retrieval,
+ * merging and caching stay behind this interface.
+ */
+export interface LoraFeedProvider {
+  feedsFor(ctx: LoraFeedContext): Promise<LoraFeedChoice>;
+}
+
+/**
+ * The base model: rank-1 zero A and B for every target, created once. Rank 1 rather than
+ * 0 because ORT's MatMul over an empty inner dimension does not reliably produce zeros.
+ */
+export class BaseModelLoraFeeds implements LoraFeedProvider {
+  private readonly choice: LoraFeedChoice;
+
+  constructor(targets: readonly LoraTarget[]) {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of targets) {
+      feeds[t.inputA] = new ort.Tensor('float32', new Float32Array(t.in), [1, t.in]);
+      feeds[t.inputB] = new ort.Tensor('float32', new Float32Array(t.out), [t.out, 1]);
+    }
+    this.choice = { feeds, adapters: [], cacheHit: null };
+  }
+
+  feedsFor(): Promise<LoraFeedChoice> {
+    return Promise.resolve(this.choice);
+  }
+}

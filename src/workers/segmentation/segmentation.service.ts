@@ -1,0 +1,163 @@
+import ort from 'onnxruntime-node';
+import { FrameError, StreamsegError } from '../../shared/errors/index.js';
+import type { FrameResult, FrameStore } from '../../shared/frame-store.js';
+import { parseJob, segmentFramesJobSchema, type SegmentFramesJob } from '../../shared/job-schemas.js';
+import type { Logger } from '../../shared/logger.js';
+import { framesProcessed, inferenceSeconds, stageSeconds } from '../../shared/metrics.js';
+import type { ModelManifest } from '../../shared/model-manifest.js';
+import { QueueName } from '../../shared/queues.js';
+import type { VideoStateStore } from '../../shared/video-state.js';
+import { argmaxMasks } from './argmax.js';
+import { ClassVocabulary } from './class-vocabulary.js';
+import type { LoraFeedProvider } from './lora-feed.js';
+import type { SegmentationOutput } from './onnx-session.repository.js';
+import { BatchBufferPool, Preprocessor } from './preprocess.js';
+
+/** The part of the ONNX session the service needs (a fake in tests, ORT in production). */
+export interface SegmentationSession {
+  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput>;
+}
+
+/** The part of a BullMQ job the service uses. */
+export interface SegmentJobHandle {
+  data: unknown;
+  updateProgress(progress: number | object): Promise<void>;
+}
+
+export interface SegmentationDependencies {
+  session: SegmentationSession;
+  frameStore: FrameStore;
+  states: VideoStateStore;
+  loraFeeds: LoraFeedProvider;
+  manifest: ModelManifest;
+  /** Written into every frame record, so a result can be traced to the process that made it. */
+  workerId: string;
+  logger: Logger;
+}
+
+export interface SegmentSummary {
+  videoId: string;
+  scene: number;
+  /** Frames segmented and stored by this run. */
+  frames: number;
+  /** Frames of the job the sink had already written (a re-run job): nothing left to do for them. */
+  skipped: number;
+  inferenceMs: number;
+}
+
+/**
+ * Handles one segment-frames job: a batch of consecutive frames of one scene goes through
+ * the network in one run, and a class-index mask plus a record per frame goes back to Redis
+ * for the sink. Safe to run twice (jobs run at least once): results are overwritten with the
+ * same values and the sink deduplicates.
+ */
+export class SegmentationService {
+  private readonly preprocessor: Preprocessor;
+  private readonly buffers: BatchBufferPool;
+  private readonly vocabulary: ClassVocabulary;
+  private readonly imageInput: string;
+
+  constructor(private readonly deps: SegmentationDependencies) {
+    this.preprocessor = new Preprocessor(deps.manifest.input);
+    this.buffers = new BatchBufferPool(this.preprocessor.frameFloats);
+    this.vocabulary = new ClassVocabulary(deps.manifest);
+    this.imageInput = deps.manifest.input.name;
+  }
+
+  async segment(job: SegmentJobHandle): Promise<SegmentSummary> {
+    const data = parseJob(segmentFramesJobSchema, QueueName.Frames, job.data);
+    const started = performance.now();
+    const { frameStore, states, loraFeeds, session, manifest, workerId } = this.deps;
+    const vocabulary = this.vocabulary.forJob(data.classes);
+
+    const { frames, inputs } = await this.fetchInputs(data);
+    if (frames.length === 0) {
+      await job.updateProgress(100);
+      return { videoId: data.videoId, scene: data.scene, frames: 0, skipped: data.frames.length, inferenceMs: 0 };
+    }
+    await job.updateProgress(10);
+
+    const lora = await loraFeeds.feedsFor({ videoId: data.videoId, scene: data.scene, sceneStartFrame: data.sceneStartFrame, frames });
+    const batch = this.buffers.acquire(frames.length);
+    let output: SegmentationOutput;
+    let inferenceMs: number;
+    try {
+      inputs.forEach((input, slot) => {
+        if (input.length !== this.preprocessor.frameBytes) {
+          throw new FrameError(
+            'E_FRAME_SIZE',
+            `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; model ${manifest.name} expects ${this.preprocessor.width}x${this.preprocessor.height} RGB (${this.preprocessor.frameBytes})`,
+          );
+        }
+        this.preprocessor.write(input, batch, slot);
+      });
+      const feeds: Record<string, ort.Tensor> = {
+        ...lora.feeds,
+        [this.imageInput]: new ort.Tensor('float32', batch, [frames.length, 3, this.preprocessor.height, this.preprocessor.width]),
+        [manifest.classEmbeddings.input]: vocabulary.embeddings,
+      };
+      const runStarted = performance.now();
+      output = await session.run(feeds);
+      inferenceMs = performance.now() - runStarted;
+    } finally {
+      this.buffers.release(batch);
+    }
+    inferenceSeconds.observe(inferenceMs / 1000);
+    await job.updateProgress(80);
+
+    const masks = argmaxMasks(output.logits, output.dims, vocabulary.modelClassOf);
+    // Batched inference has no per-frame time: each frame carries its share of the run.
+    const perFrameMs = inferenceMs / frames.length;
+    const results = frames.map((frame, i) => {
+      const record: FrameResult = {
+        index: frame.index,
+        timestampMs: frame.timestampMs,
+        scene: data.scene,
+        adapters: lora.adapters,
+        cacheHit: lora.cacheHit,
+        inferenceMs: perFrameMs,
+        workerId,
+      };
+      return { mask: masks[i]!, record };
+    });
+    await frameStore.putResults(data.videoId, results);
+
+    const elapsedMs = performance.now() - started;
+    await states.addSegmentedFrames(data.videoId, frames.length);
+    await states.addStageTime(data.videoId, 'segment', elapsedMs);
+    framesProcessed.inc({ stage: 'segment' }, frames.length);
+    stageSeconds.observe({ stage: 'segment' }, elapsedMs / 1000);
+    await job.updateProgress(100);
+    this.deps.logger.debug(
+      { videoId: data.videoId, scene: data.scene, first: frames[0]!.index, frames: frames.length, inferenceMs: Math.round(inferenceMs) },
+      'frames segmented',
+    );
+    return { videoId: data.videoId, scene: data.scene, frames: frames.length, skipped: data.frames.length - frames.length, inferenceMs };
+  }
+
+  /**
+   * The job's frames whose inputs are still needed. A frame whose input is gone is fine when
+   * the sink has already written it (this job is a re-run of one that finished its work);
+   * otherwise it is an error worth a retry (the producer may be re-storing it) and, in the
+   * end, a failed job naming the frames.
+   */
+  private async fetchInputs(data: SegmentFramesJob): Promise<{ frames: SegmentFramesJob['frames']; inputs: Buffer[] }> {
+    const inputs = await this.deps.frameStore.getInputs(data.videoId, data.frames.map((f) => f.index));
+    const missing = data.frames.filter((_, i) => !inputs[i]);
+    if (missing.length === 0) return { frames: data.frames, inputs: inputs as Buffer[] };
+    const state = await this.deps.states.get(data.videoId);
+    if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${data.videoId} is no longer in Redis (deleted or expired)`);
+    if (state.status === 'failed') {
+      throw new StreamsegError('E_VIDEO_FAILED', `video ${data.videoId} failed elsewhere (${state.error ?? 'no reason'}); frames not segmented`);
+    }
+    const lost = missing.filter((f) => f.index >= state.sinkFrames);
+    if (lost.length > 0) {
+      throw new FrameError(
+        'E_FRAME_MISSING',
+        `video ${data.videoId}: input of frame(s) ${lost.map((f) => f.index).join(', ')} missing from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS, or deleted)`,
+      );
+    }
+    const keep = data.frames.map((f, i) => (inputs[i] ? i : -1)).filter((i) => i >= 0);
+    return { frames: keep.map((i) => data.frames[i]!), inputs: keep.map((i) => inputs[i]!) };
+  }
+}

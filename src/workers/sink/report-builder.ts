@@ -1,0 +1,68 @@
+import type { FrameResult } from '../../shared/frame-store.js';
+import type { VideoState } from '../../shared/video-state.js';
+
+export interface SceneReport {
+  index: number;
+  startFrame: number;
+  /** Exclusive. */
+  endFrame: number;
+  frames: number;
+  /** Adapters and weights the scene's frames were segmented with; empty = base model. */
+  adapters: FrameResult['adapters'];
+}
+
+export interface VideoReport {
+  videoId: string;
+  source: { width: number; height: number; fps: number; codec: string };
+  frames: number;
+  scenes: SceneReport[];
+  timings: {
+    /** Submission (or start of decoding) to the end of the sink. */
+    wallMs: number;
+    /** Active milliseconds per stage, summed over jobs and processes (stages overlap in time). */
+    stageMs: { decode: number; segment: number; sink: number } & Record<string, number>;
+    /** Frames / wall time. */
+    framesPerSecond: number;
+  };
+  warnings: string[];
+}
+
+/**
+ * Follows the scenes of the frames the sink writes, in order. Built from the records rather
+ * than the producer's scene list, so the report describes exactly what was emitted.
+ */
+export class SceneTracker {
+  private readonly scenes: SceneReport[] = [];
+
+  add(record: FrameResult): void {
+    const last = this.scenes[this.scenes.length - 1];
+    if (last && last.index === record.scene && last.endFrame === record.index) {
+      last.endFrame++;
+      last.frames++;
+      return;
+    }
+    this.scenes.push({ index: record.scene, startFrame: record.index, endFrame: record.index + 1, frames: 1, adapters: record.adapters });
+  }
+
+  get list(): readonly SceneReport[] {
+    return this.scenes;
+  }
+}
+
+/** report.json of a finished video. */
+export function buildReport(input: { state: VideoState; frames: number; scenes: readonly SceneReport[]; finishedAt: number; warnings?: readonly string[] }): VideoReport {
+  const { state, frames, finishedAt } = input;
+  const began = state.submittedAt ?? state.startedAt ?? finishedAt;
+  const wallMs = Math.max(0, finishedAt - began);
+  const round = (ms: number) => Math.round(ms * 10) / 10;
+  const stageMs: VideoReport['timings']['stageMs'] = { decode: 0, segment: 0, sink: 0 };
+  for (const [stage, ms] of Object.entries(state.stageMs)) stageMs[stage] = round(ms);
+  return {
+    videoId: state.videoId,
+    source: { width: state.sourceWidth ?? 0, height: state.sourceHeight ?? 0, fps: state.fps ?? 0, codec: state.codec ?? 'unknown' },
+    frames,
+    scenes: input.scenes.map((s) => ({ ...s })),
+    timings: { wallMs: round(wallMs), stageMs, framesPerSecond: wallMs > 0 ? Math.round((frames / (wallMs / 1000)) * 100) / 100 : 0 },
+    warnings: [...state.warnings, ...(input.warnings ?? [])],
+  };
+}
