@@ -212,7 +212,9 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
   const g = Float64Array.from(m);
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
-  const eps = 1e-15;
+  // Columns count as orthogonal at |cos| ≤ 1e-9: far below float32 output precision, and reached
+  // in a few sweeps (1e-15 can stall at rounding level and spin to the sweep limit).
+  const eps = 1e-9;
   for (let sweep = 0; sweep < 80; sweep++) {
     let rotated = false;
     for (let p = 0; p < n - 1; p++) {
@@ -227,7 +229,7 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
           beta += gq * gq;
           gamma += gp * gq;
         }
-        if (gamma === 0 || Math.abs(gamma) <= eps * Math.sqrt(alpha * beta)) continue;
+        if (gamma === 0 || alpha === 0 || beta === 0 || Math.abs(gamma) <= eps * Math.sqrt(alpha * beta)) continue;
         rotated = true;
         const zeta = (beta - alpha) / (2 * gamma);
         const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
