@@ -1,4 +1,5 @@
 import type { LoraTarget } from '../../shared/model-manifest.js';
+import type { MergeMethod } from '../../shared/retrieval-options.js';
 import type { LoadedAdapter } from './adapter-loader.js';
 
 /**
@@ -18,8 +19,7 @@ import type { LoadedAdapter } from './adapter-loader.js';
  * Weights are used as given (retrieval hands in weights that sum to 1). A target no input
  * adapter touches merges to rank 0 (the caller feeds zeros).
  */
-export type MergeMethod = 'linear' | 'cat' | 'svd';
-export const MERGE_METHODS: readonly MergeMethod[] = ['linear', 'cat', 'svd'];
+export { MERGE_METHODS, type MergeMethod } from '../../shared/retrieval-options.js';
 
 export interface WeightedAdapter {
   adapter: LoadedAdapter;

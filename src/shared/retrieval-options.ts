@@ -1,0 +1,62 @@
+import { z } from 'zod';
+
+/**
+ * Options of per-scene adapter retrieval and merging (src/workers/adapters/retrieval.ts),
+ * shared because job schemas and config carry overrides of them.
+ */
+
+/** How retrieved adapters are merged (see src/workers/adapters/merge.ts). */
+export const MERGE_METHODS = ['linear', 'cat', 'svd'] as const;
+export type MergeMethod = (typeof MERGE_METHODS)[number];
+
+/**
+ * Options of retrieval and merging. Every field has a default (below); a job may override
+ * any subset with a `retrieval` object validated by `retrievalOverridesSchema`.
+ */
+export const retrievalOptionsSchema = z
+  .object({
+    /** Distance between embeddings: `cosine` = 1 − cos θ (0..2), `l2` = Euclidean. @defaultValue 'cosine' */
+    metric: z.enum(['cosine', 'l2']),
+    /** Most adapters merged per scene. @defaultValue 3 */
+    topK: z.number().int().min(1).max(32),
+    /** Distances → weights: softmax(−d/τ), inverse distance (1/d), or uniform 1/k. @defaultValue 'softmax' */
+    weighting: z.enum(['softmax', 'inverse', 'uniform']),
+    /** τ of the softmax weighting, in units of the metric. @defaultValue 0.02 */
+    temperature: z.number().positive(),
+    /**
+     * Adapters farther than this from the scene are not retrieved; unset: no threshold.
+     * @defaultValue undefined
+     */
+    maxDistance: z.number().nonnegative().optional(),
+    /** When no adapter lies within maxDistance: the base model, or the nearest adapter alone. @defaultValue 'base' */
+    beyondThreshold: z.enum(['base', 'nearest']),
+    /** How the retrieved adapters are merged (see merge.ts). @defaultValue 'cat' */
+    method: z.enum(MERGE_METHODS),
+    /** Rank of an `svd` merge; unset: the largest input rank. */
+    svdRank: z.number().int().min(1).max(1024).optional(),
+    /**
+     * Weights are rounded to multiples of this (then renormalised) so that scenes with nearly
+     * the same mix share one cached merge. @defaultValue 0.05
+     */
+    weightQuantum: z.number().positive().max(0.5),
+  })
+  .strict();
+
+export type RetrievalOptions = z.infer<typeof retrievalOptionsSchema>;
+
+/** A job's (or the config's) overrides: any subset of RetrievalOptions. Add as `retrieval` to job schemas. */
+export const retrievalOverridesSchema = retrievalOptionsSchema.partial().strict();
+export type RetrievalOverrides = z.infer<typeof retrievalOverridesSchema>;
+
+export const DEFAULT_RETRIEVAL_OPTIONS: Readonly<RetrievalOptions> = Object.freeze({
+  metric: 'cosine',
+  topK: 3,
+  weighting: 'softmax',
+  temperature: 0.02,
+  maxDistance: undefined,
+  beyondThreshold: 'base',
+  method: 'cat',
+  svdRank: undefined,
+  weightQuantum: 0.05,
+});
+
