@@ -22,7 +22,17 @@ export interface ScenePlanOptions {
   seed: number;
   conditions: readonly Condition[];
   intensity?: readonly [number, number];
+  /**
+   * Measures how visible the cut from `before` into `after` is (0..1). When given,
+   * each scene is redrawn (condition, intensity, layout) up to CUT_ATTEMPTS times
+   * until its cut reaches `minCut`, keeping the strongest draw otherwise.
+   */
+  cutDistance?: (before: PlannedScene, after: PlannedScene) => number;
+  /** @defaultValue 0.4 — a margin over the producer's default cut threshold of 0.3. */
+  minCut?: number;
 }
+
+export const CUT_ATTEMPTS = 12;
 
 /**
  * Splits `frames` into `scenes` of varied lengths (each >= MIN_SCENE_FRAMES) and
@@ -33,26 +43,50 @@ export function planScenes(opts: ScenePlanOptions): PlannedScene[] {
   const rng = new Rng(mixSeed(opts.seed, 0x5ce9e));
   const lengths = sceneLengths(rng, opts.frames, opts.scenes);
   const plan: PlannedScene[] = [];
+  const minCut = opts.minCut ?? 0.4;
   let start = 0;
-  let previous: Condition | null = null;
   for (let index = 0; index < lengths.length; index++) {
-    const choices = opts.conditions.filter((c) => c.name !== previous?.name);
-    const condition = rng.pick(choices.length > 0 ? choices : opts.conditions);
-    const [lo, hi] = opts.intensity && !condition.components.includes('clear') ? opts.intensity : intensityRange(condition);
-    const length = lengths[index]!;
-    plan.push({
-      index,
-      startFrame: start,
-      endFrame: start + length,
-      condition: condition.name,
-      components: [...condition.components],
-      intensity: Math.round(rng.range(lo, hi) * 1000) / 1000,
-      layoutSeed: mixSeed(opts.seed, index, 0x1a7),
-    });
-    previous = condition;
-    start += length;
+    const previous = plan[index - 1];
+    const draw = (attempt: number): PlannedScene => {
+      const condition = nextCondition(rng, opts.conditions, previous);
+      const [lo, hi] = opts.intensity && !condition.components.includes('clear') ? opts.intensity : intensityRange(condition);
+      return {
+        index,
+        startFrame: start,
+        endFrame: start + lengths[index]!,
+        condition: condition.name,
+        components: [...condition.components],
+        intensity: Math.round(rng.range(lo, hi) * 1000) / 1000,
+        layoutSeed: mixSeed(opts.seed, index, attempt, 0x1a7),
+      };
+    };
+    let chosen = draw(0);
+    if (previous && opts.cutDistance) {
+      let best = opts.cutDistance(previous, chosen);
+      for (let attempt = 1; attempt < CUT_ATTEMPTS && best < minCut; attempt++) {
+        const candidate = draw(attempt);
+        const d = opts.cutDistance(previous, candidate);
+        if (d > best) {
+          best = d;
+          chosen = candidate;
+        }
+      }
+    }
+    plan.push(chosen);
+    start = chosen.endFrame;
   }
   return plan;
+}
+
+/**
+ * A condition unlike the previous scene's: never the same one, and preferably sharing
+ * no component (night → rain+night is a weak cut; night → snow is not).
+ */
+function nextCondition(rng: Rng, conditions: readonly Condition[], previous: PlannedScene | undefined): Condition {
+  if (!previous) return rng.pick(conditions);
+  const different = conditions.filter((c) => c.name !== previous.condition);
+  const disjoint = different.filter((c) => !c.components.some((k) => previous.components.includes(k)));
+  return rng.pick(disjoint.length > 0 ? disjoint : different.length > 0 ? different : conditions);
 }
 
 function sceneLengths(rng: Rng, frames: number, scenes: number): number[] {

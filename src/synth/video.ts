@@ -7,6 +7,7 @@ import { RawVideoEncoder } from './ffmpeg-encoder.js';
 import { generateLayout } from './layout.js';
 import { writeMaskPng } from './png-io.js';
 import { renderFrame } from './render.js';
+import { colorHistogram, histogramDistance } from './cut-strength.js';
 import { planScenes, type PlannedScene } from './scene-plan.js';
 
 /** Mask PNG writes in flight while the next frame renders. */
@@ -40,6 +41,8 @@ export interface ScenesFile {
 
 export interface VideoResult {
   scenes: PlannedScene[];
+  /** Histogram distance at each cut (index i: cut into scene i+1), as a cut detector sees it. */
+  cutDistances: number[];
   masksDir: string;
   scenesPath: string;
   seconds: number;
@@ -60,7 +63,7 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
   const stem = outputStem(opts.out);
   const masksDir = `${stem}.masks`;
   const scenesPath = `${stem}.scenes.json`;
-  const plan = planScenes(opts);
+  const plan = planScenes({ ...opts, cutDistance: cutMeter(opts) });
   await mkdir(path.dirname(opts.out), { recursive: true });
   // Masks from an earlier, longer render would otherwise outlive this one's frames.
   await rm(masksDir, { recursive: true, force: true });
@@ -68,6 +71,8 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
 
   const encoder = new RawVideoEncoder({ out: opts.out, width: opts.width, height: opts.height, fps: opts.fps });
   const writes = new Set<Promise<void>>();
+  const cutDistances: number[] = [];
+  let lastHistogram: Float32Array | null = null;
   let done = 0;
   try {
     for (const scene of plan) {
@@ -89,6 +94,11 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
           writes.delete(w);
         });
         writes.add(w);
+        if (frame === scene.startFrame || frame === scene.endFrame - 1) {
+          const h = colorHistogram(rendered.rgb, opts.width, opts.height);
+          if (frame === scene.startFrame && lastHistogram) cutDistances.push(histogramDistance(lastHistogram, h));
+          lastHistogram = h;
+        }
         await encoder.write(rendered.rgb);
         opts.onProgress?.(++done, opts.frames);
       }
@@ -111,5 +121,33 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
     scenes: plan.map(({ layoutSeed: _seed, ...scene }) => scene),
   };
   await writeFile(scenesPath, `${JSON.stringify(doc, null, 2)}\n`);
-  return { scenes: plan, masksDir, scenesPath, seconds: (performance.now() - started) / 1000 };
+  return { scenes: plan, cutDistances, masksDir, scenesPath, seconds: (performance.now() - started) / 1000 };
+}
+
+/**
+ * Renders the frames either side of a prospective cut (at the output size) and
+ * measures their histogram distance. Histograms are cached, since the planner tries
+ * several successors for the same predecessor.
+ */
+function cutMeter(opts: VideoOptions): (before: PlannedScene, after: PlannedScene) => number {
+  const cache = new Map<string, Float32Array>();
+  const histogram = (scene: PlannedScene, t: number): Float32Array => {
+    const key = `${scene.layoutSeed}|${scene.condition}|${scene.intensity}|${t}`;
+    let h = cache.get(key);
+    if (!h) {
+      const frame = renderFrame({
+        layout: generateLayout(scene.layoutSeed),
+        t,
+        condition: parseCondition(scene.condition) as Condition,
+        intensity: scene.intensity,
+        width: opts.width,
+        height: opts.height,
+        supersample: opts.supersample,
+      });
+      h = colorHistogram(frame.rgb, opts.width, opts.height);
+      cache.set(key, h);
+    }
+    return h;
+  };
+  return (before, after) => histogramDistance(histogram(before, before.endFrame - before.startFrame - 1), histogram(after, 0));
 }

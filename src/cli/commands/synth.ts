@@ -87,6 +87,10 @@ async function video(out: string, flags: SynthFlags, common: Common): Promise<vo
   const progress = progressLine('frames');
   const result = await renderVideo({ out: path.resolve(out), frames, scenes, width, height, fps, ...common, onProgress: progress });
   progress.end();
+  const weak = result.cutDistances.map((d, i) => ({ d, at: result.scenes[i + 1]!.startFrame })).filter((c) => c.d < 0.3);
+  for (const cut of weak) {
+    process.stderr.write(`synth: warning: the cut at frame ${cut.at} is weak (histogram distance ${cut.d.toFixed(2)}); a cut detector may miss it; give --conditions more than one condition or another --seed\n`);
+  }
   process.stdout.write(
     `wrote ${out} (${frames} frames, ${result.scenes.length} scenes, ${width}x${height} @ ${fps} fps), ${result.masksDir} and ${result.scenesPath} in ${result.seconds.toFixed(1)} s\n`,
   );
