@@ -48,13 +48,18 @@ export class OnnxSessionRepository {
     let provider: ExecutionProvider = 'cpu';
     let fallbackReason: string | undefined;
     if (options.executionProvider === 'cuda') {
+      // Fatal-only while trying: a missing CUDA library is expected on CPU machines and is
+      // reported once below instead of as ORT's native error text on stderr. (The process-wide
+      // level only takes effect if this is the process's first session.)
+      const level = ort.env.logLevel;
+      ort.env.logLevel = 'fatal';
       try {
-        // Severity 4 (fatal only): a missing CUDA library is expected on CPU machines and is
-        // reported once below instead of as ORT's multi-line native error.
         session = await ort.InferenceSession.create(pkg.modelPath, { ...base, executionProviders: ['cuda'], logSeverityLevel: 4 });
         provider = 'cuda';
       } catch (error) {
         fallbackReason = error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error);
+      } finally {
+        ort.env.logLevel = level;
       }
     }
     if (!session) {

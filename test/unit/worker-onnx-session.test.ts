@@ -1,0 +1,88 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/shared/logger.js';
+import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
+import { compareModelInterface } from '../../src/workers/segmentation/model-interface.js';
+import { OnnxSessionRepository } from '../../src/workers/segmentation/onnx-session.repository.js';
+import { makeTestModel } from '../fixtures/test-model.js';
+
+const logger = createLogger('silent');
+
+describe('OnnxSessionRepository', () => {
+  let dir: string;
+  let pkg: ModelPackage;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ss-onnx-'));
+    // Generated fresh (not the committed copy) so the generator itself stays tested.
+    pkg = await makeTestModel(path.join(dir, 'model'), 32);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('loads the fixture model and runs it', async () => {
+    const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, logger });
+    expect(session.provider).toBe('cpu');
+    const { manifest } = pkg;
+    const out = await session.run({
+      image: new ort.Tensor('float32', new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]),
+      class_embeddings: new ort.Tensor('float32', Float32Array.from(manifest.classes.slice(0, 3).flatMap((c) => c.embedding)), [3, 8]),
+      'stem.proj.lora_A': new ort.Tensor('float32', new Float32Array(3), [1, 3]),
+      'stem.proj.lora_B': new ort.Tensor('float32', new Float32Array(8), [8, 1]),
+    });
+    expect(out.dims).toEqual([2, 3, 32, 32]);
+    await session.release();
+    await session.release();
+  });
+
+  it('falls back to the CPU when CUDA cannot be loaded (one log line says so)', async () => {
+    const lines: string[] = [];
+    const capture = createLogger('info');
+    const spy = { ...capture, info: (obj: object, msg: string) => lines.push(`${msg} ${JSON.stringify(obj)}`) } as unknown as typeof capture;
+    const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cuda', intraOpThreads: 0, logger: spy });
+    // This machine's onnxruntime-node has no CUDA provider library; a GPU machine with it would say cuda.
+    expect(['cpu', 'cuda']).toContain(session.provider);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`"provider":"${session.provider}"`);
+    await session.release();
+  });
+
+  it('refuses a model that does not match its manifest, naming every difference', async () => {
+    const broken = path.join(dir, 'broken');
+    await cp(pkg.dir, broken, { recursive: true });
+    const manifest = JSON.parse(await readFile(path.join(broken, 'model.json'), 'utf8'));
+    manifest.lora.targets.push({ module: 'head.proj', in: 8, out: 8, inputA: 'head.proj.lora_A', inputB: 'head.proj.lora_B' });
+    manifest.output.name = 'scores';
+    manifest.classEmbeddings.dim = 4;
+    manifest.classes = manifest.classes.map((c: { embedding: number[] }) => ({ ...c, embedding: c.embedding.slice(0, 4) }));
+    await writeFile(path.join(broken, 'model.json'), JSON.stringify(manifest));
+    const error = await OnnxSessionRepository.load(await loadModelPackage(broken), { executionProvider: 'cpu', intraOpThreads: 1, logger }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_MODEL_MISMATCH' });
+    const message = (error as Error).message;
+    expect(message).toContain('no input "head.proj.lora_A"');
+    expect(message).toContain('no input "head.proj.lora_B"');
+    expect(message).toContain('no output "scores"');
+    expect(message).toContain('"class_embeddings" dimension 1 is 8, manifest says 4');
+  });
+
+  it('reports graph inputs the manifest does not know, and fixed sizes that differ', () => {
+    const tensor = (name: string, shape: (number | string)[]) => ({ name, isTensor: true as const, type: 'float32' as const, shape });
+    const problems = compareModelInterface(pkg.manifest, {
+      inputs: [
+        tensor('image', ['N', 3, 64, 64]),
+        tensor('class_embeddings', ['C', 8]),
+        tensor('stem.proj.lora_A', ['r', 3]),
+        tensor('stem.proj.lora_B', [8, 'r']),
+        tensor('extra', [1]),
+      ],
+      outputs: [tensor('logits', ['N', 'C', 64, 64])],
+    });
+    expect(problems).toEqual([
+      'input "image" dimension 2 is 64, manifest says 32',
+      'input "image" dimension 3 is 64, manifest says 32',
+      'graph input "extra" is not in the manifest (nothing would feed it)',
+    ]);
+  });
+});
