@@ -41,9 +41,9 @@ STD = [0.229, 0.224, 0.225]
 
 PRESETS = {
     # ~50 min on 2 CPU cores (see training/README.md for the measured run)
-    "full": dict(size=160, n_clear=3000, n_cond=800, base_steps=3200, base_batch=16, base_lr=3e-3,
-                 ad_steps=400, ad_batch=16, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=400, emb_dim=16,
-                 base_budget=1800.0, ad_budget=330.0, out=os.path.join(REPO, "models", "default")),
+    "full": dict(size=160, n_clear=2400, n_cond=500, base_steps=2600, base_batch=16, base_lr=3e-3,
+                 ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=400, emb_dim=16,
+                 base_budget=1500.0, ad_budget=210.0, out=os.path.join(REPO, "models", "default")),
     # a few minutes, for CI: same pipeline and contract, tiny data and steps
     "tiny": dict(size=160, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
                  ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24, emb_dim=16,

@@ -36,15 +36,25 @@ def class_weights(stills: Stills, num_classes: int = NUM_CLASSES) -> torch.Tenso
     return torch.tensor(np.clip(w, 0.2, 5.0), dtype=torch.float32)
 
 
-def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
+def lr_at(step: int, total: int, peak: float, warmup: int, progress: Optional[float] = None) -> float:
+    """Linear warmup then cosine to 2% of peak. ``progress`` (0..1) overrides
+    step/total, so a time-budgeted run still anneals fully."""
     if step < warmup:
         return peak * (step + 1) / warmup
-    t = (step - warmup) / max(1, total - warmup)
+    t = (step - warmup) / max(1, total - warmup) if progress is None else progress
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _progress(step: int, steps: int, t0: float, budget: Optional[float]) -> float:
+    p = step / max(1, steps)
+    if budget:
+        p = max(p, (time.time() - t0) / budget)
+    return min(1.0, p)
 
 
 def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mean, std, seed: int, size: int,
                log: Callable[[str], None] = print, log_every: int = 50, time_budget: Optional[float] = None) -> dict:
+    name = "base"
     torch.manual_seed(seed)
     net.train()
     decay, no_decay = [], []
@@ -58,8 +68,12 @@ def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mea
     run_loss = None
     done = 0
     for step in range(steps):
+        prog = _progress(step, steps, t0, time_budget)
+        if prog >= 1.0:
+            log(f"[{name}] time budget {time_budget or 0:.0f}s reached at step {done}")
+            break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20))
+            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20), prog)
         x, y = b.next()
         loss = seg_loss(net(x), y, cw)
         opt.zero_grad(set_to_none=True)
@@ -72,9 +86,6 @@ def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mea
             now = time.time()
             log(f"[base] step {done}/{steps} loss {run_loss:.4f} lr {opt.param_groups[0]['lr']:.2e} {(now - tl) / log_every:.3f} s/step")
             tl = now
-        if time_budget is not None and time.time() - t0 > time_budget:
-            log(f"[base] time budget {time_budget:.0f}s reached at step {done}")
-            break
     net.eval()
     return {"steps": done, "seconds": time.time() - t0, "loss": run_loss}
 
@@ -100,8 +111,12 @@ def train_adapter(net: SegNet, data: Stills, steps: int, batch: int, lr: float, 
     run_loss = None
     done = 0
     for step in range(steps):
+        prog = _progress(step, steps, t0, time_budget)
+        if prog >= 1.0:
+            log(f"[{name}] time budget {time_budget or 0:.0f}s reached at step {done}")
+            break
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20))
+            g["lr"] = lr_at(step, steps, lr, max(1, steps // 20), prog)
         x, y = b.next()
         loss = seg_loss(net(x, lora=ad.as_dict()), y, cw)
         opt.zero_grad(set_to_none=True)
@@ -114,9 +129,6 @@ def train_adapter(net: SegNet, data: Stills, steps: int, batch: int, lr: float, 
             now = time.time()
             log(f"[{name}] step {done}/{steps} loss {run_loss:.4f} {(now - tl) / log_every:.3f} s/step")
             tl = now
-        if time_budget is not None and time.time() - t0 > time_budget:
-            log(f"[{name}] time budget {time_budget:.0f}s reached at step {done}")
-            break
     return ad, {"steps": done, "seconds": time.time() - t0, "loss": run_loss}
 
 
