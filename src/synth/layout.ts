@@ -284,14 +284,17 @@ function makeVehicles(
 
 function makePersons(rng: Rng, roadHalf: number, sidewalkW: number, crosswalkZ: number | null): Person[] {
   const persons: Person[] = [];
-  const count = rng.chance(0.15) ? rng.int(10, 20) : rng.int(1, 9);
+  // Persons are the smallest class: place enough of them, mostly near the camera, so
+  // every still has a few pixels of them to learn from.
+  const count = rng.chance(0.2) ? rng.int(12, 24) : rng.int(3, 11);
   for (let i = 0; i < count; i++) {
     const side = rng.sign();
     const walk = rng.range(0.03, 0.07) * rng.sign();
-    persons.push(makePerson(rng, side * (roadHalf + rng.range(0.4, sidewalkW - 0.3)), rng.range(3, 38), 0, rng.chance(0.15) ? 0 : walk));
+    const z = 3 + 32 * rng.next() ** 1.5;
+    persons.push(makePerson(rng, side * (roadHalf + rng.range(0.4, sidewalkW - 0.3)), z, 0, rng.chance(0.15) ? 0 : walk));
   }
   if (crosswalkZ !== null) {
-    const crossers = rng.int(0, 4);
+    const crossers = rng.int(1, 5);
     for (let i = 0; i < crossers; i++) {
       persons.push(makePerson(rng, rng.range(-roadHalf, roadHalf), crosswalkZ + rng.range(0.3, 3), rng.range(0.03, 0.06) * rng.sign(), 0));
     }

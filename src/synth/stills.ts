@@ -81,7 +81,7 @@ async function runWorkers(dir: string, specs: StillSpec[], n: number, onDone: (m
     const data: StillWorkerData = { dir, specs: specs.filter((_, i) => i % n === w) };
     runs.push(
       new Promise<void>((resolve, reject) => {
-        const worker = new Worker(source.code, { workerData: data, eval: source.eval });
+        const worker = new Worker(source, { workerData: data });
         worker.on('message', (meta: StillMeta) => onDone(meta));
         worker.once('error', (error) => reject(new SynthError('E_SYNTH_WORKER', `stills worker failed: ${error.message}`, { cause: error })));
         worker.once('exit', (code) => (code === 0 ? resolve() : reject(new SynthError('E_SYNTH_WORKER', `stills worker exited with code ${code}`))));
@@ -91,16 +91,8 @@ async function runWorkers(dir: string, specs: StillSpec[], n: number, onDone: (m
   await Promise.all(runs);
 }
 
-/**
- * Built, the sources are .js and the worker is a plain file. Under tsx they are .ts,
- * and tsx's loader hooks do not carry over into worker threads, so a small bootstrap
- * registers them in the worker before importing the entry.
- */
-function workerSource(): { code: string | URL; eval: boolean } {
+/** Built, the worker is still-worker.js; from TypeScript sources, a bootstrap that loads tsx first. */
+function workerSource(): URL {
   const self = new URL(import.meta.url);
-  if (!self.pathname.endsWith('.ts')) return { code: new URL('./still-worker.js', self), eval: false };
-  const api = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./still-worker.ts', self).href;
-  const code = `import(${JSON.stringify(api)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
-  return { code, eval: true };
+  return new URL(self.pathname.endsWith('.ts') ? './still-worker-tsx.mjs' : './still-worker.js', self);
 }

@@ -21,8 +21,8 @@ export interface ConditionParams {
   horizonRow: number;
 }
 
-const FOG = [0.8, 0.8, 0.79] as const;
-const SNOW_VEIL = [0.86, 0.89, 0.95] as const;
+const FOG = [0.8, 0.79, 0.76] as const;
+const SNOW_VEIL = [0.84, 0.89, 0.97] as const;
 const RAIN_VEIL = [0.52, 0.55, 0.6] as const;
 
 /**
@@ -57,7 +57,7 @@ export function applyCondition(fb: FrameBuffers, p: ConditionParams): void {
     const veil = lit(state, FOG, 0.08);
     applyVeil(fb, 0.06 * s, [veil[0] + glowLift, veil[1] + glowLift * 0.85, veil[2] + glowLift * 0.6], 0.12 * s);
   }
-  if (has.has('snow')) applyVeil(fb, 0.02 * s, lit(state, SNOW_VEIL, 0.08), 0.05 * s);
+  if (has.has('snow')) applyVeil(fb, 0.012 * s, lit(state, SNOW_VEIL, 0.08), 0.04 * s);
 
   if (has.has('rain')) rainStreaks(fb, s, state, p.sceneSeed, p.t);
   if (has.has('snow')) snowFlakes(fb, s, state, p.sceneSeed, p.t);

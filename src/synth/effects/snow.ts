@@ -59,11 +59,11 @@ export function snowFlakes(fb: FrameBuffers, s: number, state: LightState, scene
 /** Snow light is flat and bright: lift and compress toward a cool white. */
 export function snowGrade(fb: FrameBuffers, s: number, state: LightState): void {
   const { rgb } = fb;
-  const a = 0.28 * s;
+  const a = 0.16 * s;
   const lift = Math.max(0.25, luminance(...state.ambient));
   for (let k = 0; k < rgb.length; k += 3) {
-    rgb[k] = rgb[k]! + (0.8 * lift - rgb[k]!) * a;
+    rgb[k] = (rgb[k]! + (0.78 * lift - rgb[k]!) * a) * (1 - 0.05 * s);
     rgb[k + 1] = rgb[k + 1]! + (0.84 * lift - rgb[k + 1]!) * a;
-    rgb[k + 2] = rgb[k + 2]! + (0.92 * lift - rgb[k + 2]!) * a;
+    rgb[k + 2] = (rgb[k + 2]! + (0.95 * lift - rgb[k + 2]!) * a) * (1 + 0.05 * s);
   }
 }
