@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import type { FrameResult } from '../../src/shared/frame-store.js';
+import type { VideoState } from '../../src/shared/video-state.js';
+import { maskLine } from '../../src/workers/sink/mask-writer.js';
+import { SceneTracker, buildReport } from '../../src/workers/sink/report-builder.js';
+import { encoderArgs } from '../../src/workers/sink/video-encoder.repository.js';
+
+const record = (index: number, scene: number, adapters: FrameResult['adapters'] = []): FrameResult => ({
+  index, timestampMs: index * 40, scene, adapters, cacheHit: adapters.length ? true : null, inferenceMs: 2, workerId: 'w',
+});
+
+describe('report', () => {
+  it('follows scenes from the records written, end exclusive', () => {
+    const tracker = new SceneTracker();
+    const fog = [{ name: 'fog', weight: 1 }];
+    [record(0, 0), record(1, 0), record(2, 1, fog), record(3, 1, fog), record(4, 1, fog)].forEach((r) => tracker.add(r));
+    expect(tracker.list).toEqual([
+      { index: 0, startFrame: 0, endFrame: 2, frames: 2, adapters: [] },
+      { index: 1, startFrame: 2, endFrame: 5, frames: 3, adapters: fog },
+    ]);
+  });
+
+  it('builds report.json from the video state', () => {
+    const state: VideoState = {
+      videoId: 'v1', status: 'decoded', decodedFrames: 10, totalFrames: 10, segmentedFrames: 10, sinkFrames: 10,
+      sourceWidth: 640, sourceHeight: 360, fps: 25, codec: 'h264', submittedAt: 1000, startedAt: 1500,
+      warnings: ['audio dropped'], stageMs: { decode: 120.04, segment: 300, sink: 80, decodeBackpressure: 5 },
+    };
+    const report = buildReport({ state, frames: 10, scenes: [], finishedAt: 3000, warnings: ['late'] });
+    expect(report).toEqual({
+      videoId: 'v1',
+      source: { width: 640, height: 360, fps: 25, codec: 'h264' },
+      frames: 10,
+      scenes: [],
+      timings: { wallMs: 2000, stageMs: { decode: 120, segment: 300, sink: 80, decodeBackpressure: 5 }, framesPerSecond: 5 },
+      warnings: ['audio dropped', 'late'],
+    });
+  });
+});
+
+describe('masks.ndjson line', () => {
+  it('names the classes present, with compressed RLE at the given size', () => {
+    // 2x2 [[0,1],[1,1]] → class 0: column-major 1,0,0,0 → [0,1,3] → "013"; class 1: [1,3] → "13"
+    const line = maskLine(record(7, 2), Uint8Array.from([0, 1, 1, 1]), 2, 2, ['sky', 'road', 'pole']);
+    expect(line).toEqual({
+      index: 7, timestampMs: 280, scene: 2, size: [2, 2], adapters: [], cacheHit: null,
+      masks: { sky: { size: [2, 2], counts: '013' }, road: { size: [2, 2], counts: '13' } },
+    });
+  });
+});
+
+describe('encoder arguments', () => {
+  it('uses yuv420p for even sizes and yuv444p to keep odd sizes exact', () => {
+    const even = encoderArgs({ width: 640, height: 360, fps: 25 }, 'out.mp4.partial');
+    expect(even).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '+faststart', 'yuv420p']));
+    expect(even.slice(-3)).toEqual(['-f', 'mp4', 'out.mp4.partial']);
+    expect(encoderArgs({ width: 33, height: 20, fps: 25 }, 'x')).toContain('yuv444p');
+  });
+});
