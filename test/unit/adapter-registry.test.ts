@@ -58,7 +58,8 @@ describe('adapter registry', () => {
   it('picks up run-time additions and removals in running workers without a restart', async () => {
     await redis.flushall();
     const pollOnly = await AdapterRegistry.open({ pkg, redis, refreshIntervalMs: 0 });
-    const subscribed = await AdapterRegistry.open({ pkg, redis: redis.duplicate(), subscriber, refreshIntervalMs: 60_000 });
+    const second = redis.duplicate();
+    const subscribed = await AdapterRegistry.open({ pkg, redis: second, subscriber, refreshIntervalMs: 60_000 });
     let changes = 0;
     subscribed.onChange(() => changes++);
 
@@ -86,6 +87,7 @@ describe('adapter registry', () => {
     expect(pollOnly.entries().map((e) => e.name)).toEqual(['fog', 'night']);
     await subscribed.close();
     await subscribed.close();
+    second.disconnect();
   });
 
   it('refuses a bad adapter at add time and writes nothing', async () => {

@@ -22,6 +22,16 @@ function setup(flags: CommonFlags, needRedis: boolean): { modelDir: string; redi
 async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
   const redis = createRedis(url, { purpose: 'producer', connectionName: 'streamseg-adapters-cli' });
   try {
+    // producer-purpose connections do not queue commands while connecting: wait for ready
+    if (redis.status !== 'ready') {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new StreamsegError('E_REDIS', `cannot reach REDIS_URL (${url.replace(/\/\/[^@]*@/, '//***@')}) within 10 s`)), 10_000);
+        redis.once('ready', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
     return await fn(redis);
   } finally {
     redis.disconnect();
