@@ -34,6 +34,8 @@ export interface Light {
   depth: number;
 }
 
+const pool = new Map<string, Canvas>();
+
 /** Sky depth: far enough that fog saturates, finite so arithmetic stays clean. */
 export const SKY_DEPTH = 1e6;
 
@@ -53,7 +55,7 @@ export class Canvas {
   readonly snow: Float32Array;
   /** 1 where a nearer surface has already been drawn. */
   readonly covered: Uint8Array;
-  readonly lights: Light[] = [];
+  lights: Light[] = [];
   private readonly shade: Shade = { r: 0, g: 0, b: 0, er: 0, eg: 0, eb: 0, snow: 0, depth: SKY_DEPTH };
 
   constructor(outWidth: number, outHeight: number, ss: number) {
@@ -67,6 +69,25 @@ export class Canvas {
     this.depth = new Float32Array(n).fill(SKY_DEPTH);
     this.snow = new Float32Array(n);
     this.covered = new Uint8Array(n);
+  }
+
+  /**
+   * A cleared canvas of this size, reused across frames on this thread: the buffers
+   * are megabytes, and allocating them per frame made the garbage collector a top
+   * cost. Only `covered` needs clearing: every sample is written exactly once per frame
+   * (the sky fills whatever nothing else covered).
+   */
+  static reuse(outWidth: number, outHeight: number, ss: number): Canvas {
+    const key = `${outWidth}x${outHeight}x${ss}`;
+    let canvas = pool.get(key);
+    if (!canvas) {
+      if (pool.size >= 4) pool.clear();
+      canvas = new Canvas(outWidth, outHeight, ss);
+      pool.set(key, canvas);
+    }
+    canvas.covered.fill(0);
+    canvas.lights = [];
+    return canvas;
   }
 
   /** Shades the still uncovered samples x0..x1-1 of row y. */

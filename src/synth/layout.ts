@@ -7,11 +7,19 @@ import type { Building, Bush, Person, Pole, SceneLayout, Tree, Vehicle, VehicleK
 const WORLD_Z0 = -30;
 const WORLD_Z1 = 230;
 
+/** Camera motion over a whole scene stays within these, however long the scene. */
+const MAX_TRAVEL = 110;
+const MAX_YAW_CHANGE = 0.25;
+const MAX_ZOOM_CHANGE = 0.3;
+const MAX_DRIFT = 1.5;
+
 /**
  * Generates a street scene from a seed: road cross-section, camera and its motion,
- * buildings, vegetation, street furniture and traffic. Pure function of the seed.
+ * buildings, vegetation, street furniture and traffic. Pure function of the seed and
+ * `frames`, the scene's length, which only caps the camera's per-frame motion so a
+ * long scene neither drives past the end of the street nor pans off it.
  */
-export function generateLayout(seed: number): SceneLayout {
+export function generateLayout(seed: number, frames = 48): SceneLayout {
   const rng = new Rng(seed);
   const palette = scenePalette(rng);
   const lanesPerDir = rng.chance(0.45) ? 2 : 1;
@@ -44,6 +52,12 @@ export function generateLayout(seed: number): SceneLayout {
     swayAmp: rng.range(0, 0.01),
     swayPeriod: rng.range(40, 120),
   };
+
+  const span = Math.max(1, frames);
+  camera.speed = Math.min(camera.speed, MAX_TRAVEL / span);
+  camera.yawRate = Math.sign(camera.yawRate) * Math.min(Math.abs(camera.yawRate), MAX_YAW_CHANGE / span);
+  camera.zoomRate = Math.sign(camera.zoomRate) * Math.min(Math.abs(camera.zoomRate), MAX_ZOOM_CHANGE / span);
+  camera.driftX = Math.sign(camera.driftX) * Math.min(Math.abs(camera.driftX), MAX_DRIFT / span);
 
   const inCross = (z0: number, z1: number): boolean => crossStreets.some((c) => z1 > c.z0 - 1 && z0 < c.z1 + 1);
   const buildings: Building[] = [];
@@ -259,7 +273,9 @@ function makeVehicles(
     const heading: 1 | -1 = lane < lanesPerDir ? -1 : 1;
     const x = -lanesPerDir * laneW + (lane + 0.5) * laneW;
     const ownLane = Math.abs(x - cameraX) < laneW / 2;
-    const vz = heading === 1 ? cameraSpeed + rng.range(-0.06, 0.08) : -rng.range(0.15, 0.5);
+    // The camera's own lane never drives slower than the camera, so it never runs into
+    // the car ahead; other lanes may (the camera overtakes them).
+    const vz = heading === 1 ? cameraSpeed + (ownLane ? rng.range(0, 0.08) : rng.range(-0.06, 0.08)) : -rng.range(0.15, 0.5);
     const count = rng.int(0, heading === 1 ? 3 : 2);
     let z = ownLane ? rng.range(7, 14) : rng.range(-2, 12);
     for (let i = 0; i < count; i++) {

@@ -30,7 +30,7 @@ export function cameraPose(layout: SceneLayout, t: number): CameraPose {
  * buildings, skyline, ground and finally sky into whatever is left uncovered.
  */
 export function renderGeometry(layout: SceneLayout, t: number, width: number, height: number, ss: number): FrameBuffers {
-  const canvas = new Canvas(width, height, ss);
+  const canvas = Canvas.reuse(width, height, ss);
   const cam = new Camera(cameraPose(layout, t), canvas.width, canvas.height);
   const items: { depth: number; draw: () => void }[] = [];
   const far = 160;

@@ -76,7 +76,7 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
   let done = 0;
   try {
     for (const scene of plan) {
-      const layout = generateLayout(scene.layoutSeed);
+      const layout = generateLayout(scene.layoutSeed, scene.endFrame - scene.startFrame);
       const condition = parseCondition(scene.condition) as Condition;
       for (let frame = scene.startFrame; frame < scene.endFrame; frame++) {
         const rendered = renderFrame({
@@ -136,7 +136,7 @@ function cutMeter(opts: VideoOptions): (before: PlannedScene, after: PlannedScen
     let h = cache.get(key);
     if (!h) {
       const frame = renderFrame({
-        layout: generateLayout(scene.layoutSeed),
+        layout: generateLayout(scene.layoutSeed, scene.endFrame - scene.startFrame),
         t,
         condition: parseCondition(scene.condition) as Condition,
         intensity: scene.intensity,

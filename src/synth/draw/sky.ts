@@ -53,6 +53,10 @@ export function drawSky(canvas: Canvas, cam: Camera, layout: SceneLayout): void 
           canvas.color[i * 3] = shade.r;
           canvas.color[i * 3 + 1] = shade.g;
           canvas.color[i * 3 + 2] = shade.b;
+          canvas.emit[i * 3] = 0;
+          canvas.emit[i * 3 + 1] = 0;
+          canvas.emit[i * 3 + 2] = 0;
+          canvas.snow[i] = 0;
         }
       }
     }

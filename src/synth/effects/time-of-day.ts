@@ -18,39 +18,39 @@ export function duskLight(s: number, state: LightState): void {
 
 /** Replaces the sky with a dark gradient (after lighting, which already dimmed it). */
 export function nightSky(fb: FrameBuffers, s: number, horizonRow: number): void {
-  forSky(fb, (y, k) => {
+  forSky(fb, 0.85 * s, (x, y, out) => {
     const e = Math.min(1, Math.max(0, (horizonRow - y) / (fb.height * 0.5)));
-    // Light pollution keeps the horizon a little warmer and brighter.
-    const top = [0.01, 0.015, 0.045];
-    const low = [0.09, 0.075, 0.1];
-    return [top[0]! * e + low[0]! * (1 - e), top[1]! * e + low[1]! * (1 - e), top[2]! * e + low[2]! * (1 - e), 0.85 * s * k];
+    // Light pollution keeps the horizon a little warmer and brighter than the zenith.
+    out[0] = 0.01 * e + 0.09 * (1 - e);
+    out[1] = 0.015 * e + 0.075 * (1 - e);
+    out[2] = 0.045 * e + 0.1 * (1 - e);
   });
 }
 
 /** Orange horizon to purple zenith, with a glow where the sun has set. */
 export function duskSky(fb: FrameBuffers, s: number, horizonRow: number, sunX: number): void {
-  forSky(fb, (y, k, x) => {
+  forSky(fb, 0.85 * s, (x, y, out) => {
     const e = Math.min(1, Math.max(0, (horizonRow - y) / (fb.height * 0.55)));
     const sun = Math.exp(-(((x - sunX) / fb.width) ** 2) * 8) * (1 - e) ** 2;
-    const r = 0.98 * (1 - e) + 0.32 * e + 0.1 * sun;
-    const g = 0.5 * (1 - e) + 0.2 * e + 0.25 * sun;
-    const b = 0.22 * (1 - e) + 0.45 * e;
-    return [r * 0.9, g * 0.9, b * 0.9, 0.85 * s * k];
+    out[0] = 0.9 * (0.98 * (1 - e) + 0.32 * e + 0.1 * sun);
+    out[1] = 0.9 * (0.5 * (1 - e) + 0.2 * e + 0.25 * sun);
+    out[2] = 0.9 * (0.22 * (1 - e) + 0.45 * e);
   });
 }
 
-/** Blends sky pixels toward colour(y) by its alpha; the horizon row is where sky meets ground. */
-function forSky(fb: FrameBuffers, color: (y: number, k: number, x: number) => [number, number, number, number]): void {
+/** Blends sky pixels toward color(x, y) by `alpha`. */
+function forSky(fb: FrameBuffers, alpha: number, color: (x: number, y: number, out: Float64Array) => void): void {
   const { width, height, rgb, cls } = fb;
+  const c = new Float64Array(3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
       if (cls[i] !== C.sky) continue;
-      const [r, g, b, a] = color(y, 1, x);
+      color(x, y, c);
       const k = i * 3;
-      rgb[k] = rgb[k]! + (r - rgb[k]!) * a;
-      rgb[k + 1] = rgb[k + 1]! + (g - rgb[k + 1]!) * a;
-      rgb[k + 2] = rgb[k + 2]! + (b - rgb[k + 2]!) * a;
+      rgb[k] = rgb[k]! + (c[0]! - rgb[k]!) * alpha;
+      rgb[k + 1] = rgb[k + 1]! + (c[1]! - rgb[k + 1]!) * alpha;
+      rgb[k + 2] = rgb[k + 2]! + (c[2]! - rgb[k + 2]!) * alpha;
     }
   }
 }
