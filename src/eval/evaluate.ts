@@ -51,6 +51,8 @@ export interface EvaluateOptions {
   intraOpThreads?: number;
   logger: Logger;
   onClip?: (done: number, total: number) => void;
+  /** Methods to score (e.g. only the merges when sweeping retrieval settings). @defaultValue all of EVAL_METHODS */
+  methods?: readonly EvalMethod[];
 }
 
 /**
@@ -122,7 +124,7 @@ export async function evaluateAdapters(options: EvaluateOptions): Promise<EvalRe
       const image = new ort.Tensor('float32', batch, [clip.frames.length, 3, manifest.input.height, manifest.input.width]);
       const perMethod = confusion.get(clip.condition) ?? new Map<EvalMethod, Confusion>();
       confusion.set(clip.condition, perMethod);
-      for (const method of EVAL_METHODS) {
+      for (const method of options.methods ?? EVAL_METHODS) {
         const feeds = feedsBy[method];
         if (!feeds) continue;
         const out = await session.run({ [manifest.input.name]: image, [manifest.classEmbeddings.input]: classFeed, ...feeds });
