@@ -8,6 +8,8 @@ import { metricsRegistry } from '../../src/shared/metrics.js';
 import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { createAdapterLoraFeedProvider, type AdapterLoraFeedProvider } from '../../src/workers/adapters/adapter-lora-feed.js';
 import { OnnxEmbedder, meanEmbedding } from '../../src/workers/adapters/embedder.js';
+import { createLoraFeedsForPackage } from '../../src/workers/adapters/lora-feeds-for-package.js';
+import { createLogger } from '../../src/shared/logger.js';
 import { rng, writeFixturePackage } from '../fixtures/adapters/adapter-fixtures.js';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
 
@@ -117,5 +119,21 @@ describe('per-scene adapters on a real Redis', () => {
       const scene2 = results.filter((r) => r.scene === 2 && r.w === w);
       expect(scene2.every((r) => r.cacheHit === true)).toBe(true);
     }
+  });
+
+  it('createLoraFeedsForPackage: adapters when the package has them, the base model otherwise', async () => {
+    const logger = createLogger('silent');
+    const config = { executionProvider: 'cpu' as const, intraOpThreads: 1, frameTtlSeconds: 300 };
+    const handle = await createLoraFeedsForPackage({ pkg, config, redisUrl: server.url, logger, retrieval: { topK: 1 } });
+    expect(handle.kind).toBe('adapters');
+    const choice = await handle.provider.feedsFor({ videoId: 'video1', scene: 1, sceneStartFrame: 8, frames: [{ index: 8, timestampMs: 0 }] });
+    expect(choice.adapters).toEqual([{ name: 'night', weight: 1 }]);
+    await handle.close();
+    await handle.close();
+    const bare = { ...pkg, manifest: { ...pkg.manifest, embedder: undefined, adapters: undefined } };
+    const base = await createLoraFeedsForPackage({ pkg: bare, config, redisUrl: server.url, logger });
+    expect(base.kind).toBe('base');
+    expect((await base.provider.feedsFor({ videoId: 'video1', scene: 0, sceneStartFrame: 0, frames: [{ index: 0, timestampMs: 0 }] })).adapters).toEqual([]);
+    await base.close();
   });
 });
