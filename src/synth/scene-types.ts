@@ -102,7 +102,7 @@ export interface Bush {
   seed: number;
 }
 
-export type PoleKind = 'lamp' | 'sign' | 'traffic' | 'bollard';
+export type PoleKind = 'lamp' | 'sign' | 'traffic';
 
 export interface Pole {
   kind: PoleKind;

@@ -18,7 +18,7 @@ export function duskLight(s: number, state: LightState): void {
 
 /** Replaces the sky with a dark gradient (after lighting, which already dimmed it). */
 export function nightSky(fb: FrameBuffers, s: number, horizonRow: number): void {
-  forSky(fb, 0.85 * s, (x, y, out) => {
+  forSky(fb, 0.85 * s, (_x, y, out) => {
     const e = Math.min(1, Math.max(0, (horizonRow - y) / (fb.height * 0.5)));
     // Light pollution keeps the horizon a little warmer and brighter than the zenith.
     out[0] = 0.01 * e + 0.09 * (1 - e);
