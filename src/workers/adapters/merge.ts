@@ -206,25 +206,27 @@ function thinQr(x: Float64Array, rows: number, cols: number): { q: Float64Array;
 
 /**
  * SVD of a small square column-major matrix by one-sided (Hestenes) Jacobi: rotate column
- * pairs until all columns are orthogonal; then σ_j = |g_j|, u_j = g_j/σ_j, V = product of rotations.
+ * pairs of G = M until all columns are orthogonal (G = M·V); then σ_j = |g_j|, u_j = g_j/σ_j.
+ * The rotations are not accumulated: v_j = Mᵀu_j/σ_j gives the right singular vectors of the
+ * non-zero singular values (the only ones a truncation keeps), at a third less work per sweep.
  */
 function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Array; sigma: Float64Array; order: number[] } {
   const g = Float64Array.from(m);
-  const v = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) v[i * n + i] = 1;
   // Columns count as orthogonal at |cos| ≤ 1e-9: far below float32 output precision, and reached
   // in a few sweeps (1e-15 can stall at rounding level and spin to the sweep limit).
   const eps = 1e-9;
   for (let sweep = 0; sweep < 80; sweep++) {
     let rotated = false;
     for (let p = 0; p < n - 1; p++) {
+      const po = p * n;
       for (let q = p + 1; q < n; q++) {
+        const qo = q * n;
         let alpha = 0;
         let beta = 0;
         let gamma = 0;
         for (let i = 0; i < n; i++) {
-          const gp = g[p * n + i]!;
-          const gq = g[q * n + i]!;
+          const gp = g[po + i]!;
+          const gq = g[qo + i]!;
           alpha += gp * gp;
           beta += gq * gq;
           gamma += gp * gq;
@@ -236,14 +238,10 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
         const c = 1 / Math.sqrt(1 + t * t);
         const s = c * t;
         for (let i = 0; i < n; i++) {
-          const gp = g[p * n + i]!;
-          const gq = g[q * n + i]!;
-          g[p * n + i] = c * gp - s * gq;
-          g[q * n + i] = s * gp + c * gq;
-          const vp = v[p * n + i]!;
-          const vq = v[q * n + i]!;
-          v[p * n + i] = c * vp - s * vq;
-          v[q * n + i] = s * vp + c * vq;
+          const gp = g[po + i]!;
+          const gq = g[qo + i]!;
+          g[po + i] = c * gp - s * gq;
+          g[qo + i] = s * gp + c * gq;
         }
       }
     }
@@ -251,12 +249,28 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
   }
   const sigma = new Float64Array(n);
   const u = new Float64Array(n * n);
+  const v = new Float64Array(n * n);
+  let largest = 0;
   for (let j = 0; j < n; j++) {
     let norm = 0;
     for (let i = 0; i < n; i++) norm += g[j * n + i]! * g[j * n + i]!;
-    norm = Math.sqrt(norm);
-    sigma[j] = norm;
-    if (norm > 0) for (let i = 0; i < n; i++) u[j * n + i] = g[j * n + i]! / norm;
+    sigma[j] = Math.sqrt(norm);
+    largest = Math.max(largest, sigma[j]!);
+  }
+  for (let j = 0; j < n; j++) {
+    const sj = sigma[j]!;
+    // Numerically zero singular values carry nothing: leave their vectors zero.
+    if (sj <= 1e-13 * largest || sj === 0) {
+      sigma[j] = 0;
+      continue;
+    }
+    for (let i = 0; i < n; i++) u[j * n + i] = g[j * n + i]! / sj;
+    // v_j = Mᵀ u_j / σ_j  (M column-major: (Mᵀu)_c = Σ_r M[r][c] u_r = column c · u)
+    for (let c = 0; c < n; c++) {
+      let dot = 0;
+      for (let r = 0; r < n; r++) dot += m[c * n + r]! * u[j * n + r]!;
+      v[j * n + c] = dot / sj;
+    }
   }
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => sigma[b]! - sigma[a]!);
   return { u, v, sigma, order };
