@@ -46,6 +46,11 @@ export function classRemap(modelClasses: readonly string[]): Uint8Array {
   return table;
 }
 
+/** Layout seed of clip `clip` of the `conditionIndex`-th condition (0-based) of a test set. */
+export function clipSeed(seed: number, conditionIndex: number, clip: number): number {
+  return mixSeed(seed, conditionIndex + 1, clip + 1);
+}
+
 export interface RenderTestSetOptions {
   seed: number;
   conditions: readonly string[];
@@ -69,7 +74,7 @@ export function renderTestSet(options: RenderTestSetOptions): EvalClip[] {
     if (!condition) throw new InputError('E_INPUT_NOT_FOUND', `unknown condition "${name}" (e.g. fog, night, fog+night)`);
     const [lo, hi] = intensityRange(condition);
     for (let k = 0; k < options.clips; k++) {
-      const seed = mixSeed(options.seed, ci + 1, k + 1);
+      const seed = clipSeed(options.seed, ci, k);
       const rng = new Rng(seed);
       const layout = generateLayout(seed);
       const intensity = lo === hi ? lo : rng.range(lo, hi);

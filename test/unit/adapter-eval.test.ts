@@ -5,7 +5,9 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { acceptance, formatEvalTable, heldOutMeans, type EvalReport } from '../../src/eval/evaluate.js';
 import { Confusion } from '../../src/eval/miou.js';
-import { classRemap, loadTestSet, renderTestSet } from '../../src/eval/test-set.js';
+import { DEFAULT_EVAL_CONDITIONS, DEFAULT_EVAL_SEED, classRemap, clipSeed, loadTestSet, renderTestSet } from '../../src/eval/test-set.js';
+import { parseCondition } from '../../src/synth/conditions.js';
+import { planStill } from '../../src/synth/still.js';
 import { DEFAULT_RETRIEVAL_OPTIONS } from '../../src/workers/adapters/retrieval.js';
 
 describe('eval', () => {
@@ -40,6 +42,20 @@ describe('eval', () => {
     const remap = classRemap(opts.modelClasses);
     expect([remap[0], remap[1], remap[7], remap[8]]).toEqual([1, 0, 6, 255]);
     expect(() => renderTestSet({ ...opts, conditions: ['hail'] })).toThrow(/unknown condition "hail"/);
+  });
+
+  it('never renders a scene the training stills used (default seed vs training run seeds)', () => {
+    // training/streamseg_train/data.py: run seed 1 000 000 + 100 000·k per condition (k < 6), evaluate.py 9 000 000 + …
+    const training = new Set<number>();
+    const clear = parseCondition('clear')!;
+    for (const base of [1_000_000, 9_000_000]) {
+      for (let k = 0; k <= 50; k++) {
+        for (let i = 0; i < 3000; i++) training.add(planStill({ index: i, runSeed: base + 100_000 * k, condition: clear, width: 8, height: 8 }).seed);
+      }
+    }
+    for (let c = 0; c < DEFAULT_EVAL_CONDITIONS.length; c++) {
+      for (let k = 0; k < 100; k++) expect(training.has(clipSeed(DEFAULT_EVAL_SEED, c, k))).toBe(false);
+    }
   });
 
   it('loads a stills test set, grouping frames by clip and resizing to the model input', async () => {
