@@ -17,9 +17,9 @@ export const retrievalOptionsSchema = z
   .object({
     /** Distance between embeddings: `cosine` = 1 − cos θ (0..2), `l2` = Euclidean. @defaultValue 'cosine' */
     metric: z.enum(['cosine', 'l2']),
-    /** Most adapters merged per scene. @defaultValue 3 */
+    /** Most adapters merged per scene. @defaultValue 2 (best held-out mIoU in `bench/adapters-eval-sweep.ts` on models/default) */
     topK: z.number().int().min(1).max(32),
-    /** Distances → weights: softmax(−d/τ), inverse distance (1/d), or uniform 1/k. @defaultValue 'softmax' */
+    /** Distances → weights: softmax(−d/τ), inverse distance (1/d), or uniform 1/k. @defaultValue 'inverse' (softmax at τ=0.02 was nearly top-1) */
     weighting: z.enum(['softmax', 'inverse', 'uniform']),
     /** τ of the softmax weighting, in units of the metric. @defaultValue 0.02 */
     temperature: z.number().positive(),
@@ -50,8 +50,8 @@ export type RetrievalOverrides = z.infer<typeof retrievalOverridesSchema>;
 
 export const DEFAULT_RETRIEVAL_OPTIONS: Readonly<RetrievalOptions> = Object.freeze({
   metric: 'cosine',
-  topK: 3,
-  weighting: 'softmax',
+  topK: 2,
+  weighting: 'inverse',
   temperature: 0.02,
   maxDistance: undefined,
   beyondThreshold: 'base',

@@ -68,7 +68,7 @@ describe('AdapterLoraFeedProvider', () => {
   }
 
   it('feeds the distance-weighted merge of the nearest adapters, from the cache when the mix repeats', async () => {
-    const { store, registry, p } = await provider({ topK: 2, temperature: 0.1, method: 'cat' });
+    const { store, registry, p } = await provider({ topK: 2, weighting: 'softmax', temperature: 0.1, method: 'cat' });
     await putScene(store, 'v', 0, [200, 120, 0]); // between fog and night, nearer fog
     await putScene(store, 'v', 4, [0, 0, 255]); // rain
     await putScene(store, 'v', 8, [201, 120, 0]); // same mix as scene 0

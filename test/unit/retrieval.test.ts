@@ -54,7 +54,7 @@ describe('retrieval', () => {
 
   it('ranks by the nearest centroid and merges the top k', () => {
     const scene = unit(0.8, 0.6, 0);
-    const result = retrieveAdapters(scene, candidates, { ...DEFAULT_RETRIEVAL_OPTIONS, topK: 2, temperature: 0.1 });
+    const result = retrieveAdapters(scene, candidates, { ...DEFAULT_RETRIEVAL_OPTIONS, topK: 2, weighting: 'softmax', temperature: 0.1 });
     expect(result.ranking.map((r) => r.name)).toEqual(['fog', 'night', 'rain']);
     expect(result.selected.map((s) => s.name)).toEqual(['fog', 'night']);
     expect(result.selected[0]!.distance).toBeCloseTo(0.2, 6);
