@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from streamseg_train import data as D  # noqa: E402
 from streamseg_train.embedder import Embedder, StyleFeatures, embed_np, export_embedder, fit_projection, raw_features  # noqa: E402
 from streamseg_train.export import export_segnet, lora_input_names  # noqa: E402
-from streamseg_train.model import CLASS_NAMES, SegNet, param_count  # noqa: E402
+from streamseg_train.model import CLASS_NAMES, SegNet, load_base, param_count  # noqa: E402
 from streamseg_train.safetensors_io import save_file  # noqa: E402
 from streamseg_train.train import train_adapter, train_base  # noqa: E402
 
@@ -82,6 +82,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--random-data", action="store_true", help="smoke test without the renderer (random stills)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--base-from", metavar="PKG", help="reuse the base weights of an existing package (skip base training)")
     args = ap.parse_args(argv)
 
     cfg = dict(PRESETS[args.preset])
@@ -116,11 +117,15 @@ def main(argv=None):
         log(f"[data] {cond}: {len(stills[cond])} stills")
 
     # ---- 2. base on clear ------------------------------------------------
-    net = SegNet(num_classes=len(CLASS_NAMES))
-    log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
-    info = train_base(net, stills["clear"], cfg["base_steps"], cfg["base_batch"], cfg["base_lr"], MEAN, STD,
-                      seed=args.seed, size=size, log=log, time_budget=cfg["base_budget"])
-    log(f"[base] done: {info}")
+    if args.base_from:
+        net = load_base(os.path.join(args.base_from, "base_model.safetensors"))
+        log(f"[base] loaded from {args.base_from} (params={param_count(net)})")
+    else:
+        net = SegNet(num_classes=len(CLASS_NAMES))
+        log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
+        info = train_base(net, stills["clear"], cfg["base_steps"], cfg["base_batch"], cfg["base_lr"], MEAN, STD,
+                          seed=args.seed, size=size, log=log, time_budget=cfg["base_budget"])
+        log(f"[base] done: {info}")
 
     # ---- 3. adapters -----------------------------------------------------
     ad_root = os.path.join(out, "adapters")
