@@ -1,5 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { registerAdaptersCommand } from './commands/adapters.js';
+import { registerEvalCommand } from './commands/eval.js';
+import { registerRoleCommands } from './commands/role.js';
+import { registerRunCommand } from './commands/run.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerSubmitCommand } from './commands/submit.js';
 import { registerSynthCommand } from './commands/synth.js';
@@ -8,8 +12,12 @@ const program = new Command('streamseg')
   .description('Segment video at scale: per-scene LoRA adapter retrieval and merging on BullMQ + ONNX Runtime')
   .version('0.1.0');
 
+registerRunCommand(program);
+registerRoleCommands(program);
 registerSubmitCommand(program);
 registerStatusCommand(program);
 registerSynthCommand(program);
+registerAdaptersCommand(program);
+registerEvalCommand(program);
 
 await program.parseAsync(process.argv);

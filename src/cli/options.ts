@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander';
 import { loadConfig, type ConfigOverrides, type StreamsegConfig } from '../shared/config.js';
+import { ConfigError } from '../shared/errors/index.js';
+import { MERGE_METHODS, retrievalOverridesSchema, type RetrievalOverrides } from '../shared/retrieval-options.js';
 
 /** Flags every command that touches the pipeline accepts; each maps onto one config key. */
 export function addPipelineOptions(command: Command): Command {
@@ -29,8 +31,46 @@ export function configFromFlags(flags: PipelineFlags, extra: ConfigOverrides = {
   });
 }
 
+/** Per-video flags of `run` and `submit`: vocabulary and adapter retrieval overrides. */
+export function addVideoOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--classes <names>', 'comma-separated class names to segment (default: all)'))
+    .addOption(new Option('--top-k <n>', 'most adapters merged per scene (default: STREAMSEG_RETRIEVAL_TOP_K or 2)'))
+    .addOption(new Option('--merge <method>', 'how retrieved adapters are merged').choices([...MERGE_METHODS]))
+    .addOption(new Option('--no-adapters', 'segment with the base model only (no adapter retrieval)'));
+}
+
+export interface VideoFlags {
+  classes?: string;
+  topK?: string;
+  merge?: string;
+  /** commander's `--no-adapters`: false when given. */
+  adapters: boolean;
+}
+
+/** The video's options from its flags; a bad value is a ConfigError naming the flag. */
+export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; retrieval?: RetrievalOverrides } {
+  const raw: Record<string, unknown> = {};
+  if (flags.topK !== undefined) raw.topK = Number(flags.topK);
+  if (flags.merge !== undefined) raw.method = flags.merge;
+  // No adapter is ever within distance 0 of a scene, and beyond it the base model runs.
+  if (!flags.adapters) Object.assign(raw, { maxDistance: 0, beyondThreshold: 'base' });
+  const parsed = retrievalOverridesSchema.safeParse(raw);
+  if (!parsed.success) {
+    const flagOf: Record<string, string> = { topK: '--top-k', method: '--merge' };
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const key = String(issue.path[0] ?? '');
+        return `${flagOf[key] ?? key}=${JSON.stringify(raw[key])}: ${issue.message}`;
+      }),
+    );
+  }
+  const retrieval = Object.keys(parsed.data).length > 0 ? parsed.data : undefined;
+  return { classes: parseClassList(flags.classes), ...(retrieval ? { retrieval } : {}) };
+}
+
 /** Splits `--classes road,vehicle` into names. */
-export function parseClassList(value: string | undefined): string[] | undefined {
+function parseClassList(value: string | undefined): string[] | undefined {
   if (!value) return undefined;
   const names = value.split(',').map((s) => s.trim()).filter(Boolean);
   return names.length > 0 ? names : undefined;

@@ -2,7 +2,7 @@ import { Queue } from 'bullmq';
 import type { StreamsegConfig } from '../shared/config.js';
 import { FrameStore } from '../shared/frame-store.js';
 import { QUEUE_PREFIX, QueueName } from '../shared/queues.js';
-import { createRedis, type Redis } from '../shared/redis.js';
+import { createRedis, waitForRedisReady, type Redis } from '../shared/redis.js';
 import { VideoStateStore } from '../shared/video-state.js';
 import { VideoSubmitter } from '../shared/video-submitter.js';
 
@@ -15,7 +15,19 @@ export class PipelineClient {
   readonly submitter: VideoSubmitter;
   private closing?: Promise<void>;
 
-  constructor(config: StreamsegConfig, redisUrl: string) {
+  /** Connects and waits until Redis answers (see waitForRedisReady). */
+  static async connect(config: StreamsegConfig, redisUrl: string): Promise<PipelineClient> {
+    const client = new PipelineClient(config, redisUrl);
+    try {
+      await waitForRedisReady(client.redis, redisUrl);
+    } catch (error) {
+      await client.close();
+      throw error;
+    }
+    return client;
+  }
+
+  private constructor(config: StreamsegConfig, redisUrl: string) {
     this.redis = createRedis(redisUrl, { purpose: 'producer', connectionName: 'streamseg-client' });
     this.states = new VideoStateStore(this.redis, config.frameTtlSeconds);
     this.frames = new FrameStore(this.redis, config.frameTtlSeconds);

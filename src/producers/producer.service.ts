@@ -149,7 +149,14 @@ export class ProducerService {
       if (batch.length === 0) return;
       const frames = batch;
       batch = [];
-      const framesJob: SegmentFramesJob = { videoId, scene, sceneStartFrame, frames, ...(data.options.classes ? { classes: data.options.classes } : {}) };
+      const framesJob: SegmentFramesJob = {
+        videoId,
+        scene,
+        sceneStartFrame,
+        frames,
+        ...(data.options.classes ? { classes: data.options.classes } : {}),
+        ...(data.options.retrieval ? { retrieval: data.options.retrieval } : {}),
+      };
       // Deterministic id: a retried decode re-adding this batch is a no-op while the job is kept.
       await queues.frames.add(JobName.SegmentFrames, framesJob, {
         jobId: `${videoId}-${frames[0]!.index}`,

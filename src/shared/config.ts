@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/index.js';
+import { MERGE_METHODS, type RetrievalOverrides } from './retrieval-options.js';
 
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const numberFrom = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -44,6 +45,22 @@ export const configSchema = z.object({
   jobAttempts: intFrom(1, 100).default(3),
   /** `STREAMSEG_STREAM_MAXLEN`: approximate cap of each video's Redis Stream of frame records. @defaultValue 100000 */
   streamMaxLen: intFrom(100).default(100_000),
+  /** `STREAMSEG_RETRIEVAL_TOP_K`: most adapters merged per scene. @defaultValue 2 (see retrieval-options.ts) */
+  retrievalTopK: intFrom(1, 32).optional(),
+  /** `STREAMSEG_RETRIEVAL_METRIC`: `cosine` or `l2` distance to adapter centroids. @defaultValue `cosine` */
+  retrievalMetric: z.enum(['cosine', 'l2']).optional(),
+  /** `STREAMSEG_RETRIEVAL_WEIGHTING`: `softmax`, `inverse` or `uniform` merge weights. @defaultValue `inverse` */
+  retrievalWeighting: z.enum(['softmax', 'inverse', 'uniform']).optional(),
+  /** `STREAMSEG_RETRIEVAL_TAU`: temperature of softmax weighting. @defaultValue 0.02 */
+  retrievalTemperature: numberFrom(1e-6, 1e6).optional(),
+  /** `STREAMSEG_RETRIEVAL_MAX_DISTANCE`: adapters farther than this are not used; unset: no threshold. */
+  retrievalMaxDistance: numberFrom(0, 1e6).optional(),
+  /** `STREAMSEG_MERGE_METHOD`: `linear`, `cat` or `svd`. @defaultValue `cat` */
+  mergeMethod: z.enum(MERGE_METHODS).optional(),
+  /** `STREAMSEG_EMBEDDING_FRAMES`: first frames of a scene its embedding averages. @defaultValue 4 */
+  embeddingFrames: intFrom(1, 64).default(4),
+  /** `STREAMSEG_ADAPTER_CACHE_BYTES`: byte budget of each worker's merged-adapter cache. @defaultValue 67108864 (64 MiB) */
+  adapterCacheBytes: intFrom(0).default(64 * 1024 * 1024),
   /** `LOG_LEVEL`. @defaultValue `info` */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -68,6 +85,14 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   workerConcurrency: 'STREAMSEG_WORKER_CONCURRENCY',
   jobAttempts: 'STREAMSEG_JOB_ATTEMPTS',
   streamMaxLen: 'STREAMSEG_STREAM_MAXLEN',
+  retrievalTopK: 'STREAMSEG_RETRIEVAL_TOP_K',
+  retrievalMetric: 'STREAMSEG_RETRIEVAL_METRIC',
+  retrievalWeighting: 'STREAMSEG_RETRIEVAL_WEIGHTING',
+  retrievalTemperature: 'STREAMSEG_RETRIEVAL_TAU',
+  retrievalMaxDistance: 'STREAMSEG_RETRIEVAL_MAX_DISTANCE',
+  mergeMethod: 'STREAMSEG_MERGE_METHOD',
+  embeddingFrames: 'STREAMSEG_EMBEDDING_FRAMES',
+  adapterCacheBytes: 'STREAMSEG_ADAPTER_CACHE_BYTES',
   logLevel: 'LOG_LEVEL',
 };
 
@@ -97,4 +122,17 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     return `${from}=${JSON.stringify(raw[key])}: ${issue.message}`;
   });
   throw new ConfigError(problems);
+}
+
+/** The deployment's retrieval defaults from config: only the keys that were set (jobs may still override them). */
+export function retrievalDefaultsFromConfig(config: StreamsegConfig): RetrievalOverrides {
+  const defaults: RetrievalOverrides = {
+    topK: config.retrievalTopK,
+    metric: config.retrievalMetric,
+    weighting: config.retrievalWeighting,
+    temperature: config.retrievalTemperature,
+    maxDistance: config.retrievalMaxDistance,
+    method: config.mergeMethod,
+  };
+  return Object.fromEntries(Object.entries(defaults).filter(([, value]) => value !== undefined)) as RetrievalOverrides;
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { JobPayloadError } from './errors/index.js';
+import { retrievalOverridesSchema } from './retrieval-options.js';
 
 /** Ids appear in Redis keys and file names: no separators, no traversal. */
 export const videoIdSchema = z
@@ -25,6 +26,8 @@ export const videoOptionsSchema = z.object({
   outDir: z.string().min(1),
   /** Restrict the vocabulary to these class names (model default: all). */
   classes: z.array(z.string().min(1)).min(1).optional(),
+  /** Adapter retrieval/merge overrides for this video (over the workers' defaults). */
+  retrieval: retrievalOverridesSchema.optional(),
 });
 export type VideoOptions = z.infer<typeof videoOptionsSchema>;
 
@@ -51,6 +54,8 @@ export const segmentFramesJobSchema = z.object({
   frames: z.array(frameRefSchema).min(1).max(256),
   /** The job's vocabulary (class names of the model); unset = every class of the model. */
   classes: z.array(z.string().min(1)).min(1).optional(),
+  /** The video's adapter retrieval/merge overrides, copied from its options. */
+  retrieval: retrievalOverridesSchema.optional(),
 });
 export type SegmentFramesJob = z.infer<typeof segmentFramesJobSchema>;
 

@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { StreamsegError } from './errors/index.js';
 
 export type { Redis };
 
@@ -27,4 +28,29 @@ export function createRedis(url: string, options: RedisConnectionOptions = {}): 
     lazyConnect: false,
   };
   return new Redis(url, settings);
+}
+
+/** A Redis URL fit for logs and messages: the password, if any, masked. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/**
+ * Resolves once the connection is ready. Producer-purpose connections refuse commands while
+ * connecting (no offline queue), so callers wait here first; an unreachable Redis becomes one
+ * clear error instead of a retry loop.
+ */
+export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new StreamsegError('E_REDIS', `cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s: check REDIS_URL and that redis-server is running`));
+    }, timeoutMs);
+    redis.once('ready', onReady);
+  });
 }

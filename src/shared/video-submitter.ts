@@ -6,6 +6,7 @@ import { InputError } from './errors/index.js';
 import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type VideoInput } from './job-schemas.js';
 import { JobName } from './queues.js';
 import type { VideoStateStore } from './video-state.js';
+import type { RetrievalOverrides } from './retrieval-options.js';
 
 /** Sortable by submission time, unique enough across processes. */
 export function newVideoId(): string {
@@ -39,6 +40,8 @@ export interface SubmitOptions {
   outDir: string;
   fps?: number;
   classes?: string[];
+  /** Adapter retrieval/merge overrides for this video. */
+  retrieval?: RetrievalOverrides;
   /** Use this id instead of a random one (ids are checked like any other). */
   videoId?: string;
 }
@@ -56,7 +59,7 @@ export class VideoSubmitter {
     const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
       videoId,
       input: await resolveVideoInput(input),
-      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes },
+      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval },
       submittedAt: Date.now(),
     });
     await this.states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });

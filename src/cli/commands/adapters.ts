@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { loadModelPackage, type ModelPackage } from '../../shared/model-manifest.js';
-import { createRedis, type Redis } from '../../shared/redis.js';
+import { createRedis, waitForRedisReady, type Redis } from '../../shared/redis.js';
 import { AdapterRegistry, addRuntimeAdapter, removeAdapter } from '../../workers/adapters/adapter-registry.js';
 import { centroidFromMedia } from '../../workers/adapters/centroid-from-media.js';
 import { exitWithError } from '../exit.js';
@@ -22,16 +22,7 @@ function setup(flags: CommonFlags, needRedis: boolean): { modelDir: string; redi
 async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
   const redis = createRedis(url, { purpose: 'producer', connectionName: 'streamseg-adapters-cli' });
   try {
-    // producer-purpose connections do not queue commands while connecting: wait for ready
-    if (redis.status !== 'ready') {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new StreamsegError('E_REDIS', `cannot reach REDIS_URL (${url.replace(/\/\/[^@]*@/, '//***@')}) within 10 s`)), 10_000);
-        redis.once('ready', () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await waitForRedisReady(redis, url);
     return await fn(redis);
   } finally {
     redis.disconnect();

@@ -15,7 +15,7 @@ export function registerStatusCommand(program: Command): void {
       try {
         const config = configFromFlags({});
         if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: status reads the cluster\'s Redis');
-        client = new PipelineClient(config, config.redisUrl);
+        client = await PipelineClient.connect(config, config.redisUrl);
         if (videoId) {
           const state = await client.states.get(videoId);
           if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired or never submitted)`);

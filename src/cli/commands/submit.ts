@@ -3,41 +3,40 @@ import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { newVideoId } from '../../shared/video-submitter.js';
 import { exitWithError } from '../exit.js';
-import { configFromFlags, parseClassList } from '../options.js';
+import { addVideoOptions, configFromFlags, videoOptionsFromFlags, type VideoFlags } from '../options.js';
 import { PipelineClient } from '../pipeline-client.js';
 import { ProgressView } from '../progress-view.js';
 import { waitForVideo } from '../video-waiter.js';
 
-interface SubmitFlags {
+interface SubmitFlags extends VideoFlags {
   out?: string;
   fps?: string;
-  classes?: string;
   watch: boolean;
 }
 
 export function registerSubmitCommand(program: Command): void {
-  program
+  addVideoOptions(program
     .command('submit')
     .description('queue a video on REDIS_URL and print its id')
     .argument('<input>', 'video file path (readable by the producer), or an http/https/rtsp/udp URL')
     .option('--out <dir>', 'output directory (default: $STREAMSEG_OUT/<id>)')
     .option('--fps <n>', 'resample to this frame rate')
-    .option('--classes <names>', 'comma-separated class names to segment')
-    .option('--watch', 'show progress until the video is done', false)
+    .option('--watch', 'show progress until the video is done', false))
     .action(async (input: string, flags: SubmitFlags) => {
-      const config = (() => {
+      const { config, videoOptions } = (() => {
         try {
-          return configFromFlags({ fps: flags.fps });
+          return { config: configFromFlags({ fps: flags.fps }), videoOptions: videoOptionsFromFlags(flags) };
         } catch (error) {
           exitWithError(error);
         }
       })();
       if (!config.redisUrl) exitWithError(new StreamsegError('E_CONFIG', 'REDIS_URL is not set: submit needs the cluster\'s Redis'));
-      const client = new PipelineClient(config, config.redisUrl);
+      let client: PipelineClient | undefined;
       try {
+        client = await PipelineClient.connect(config, config.redisUrl);
         const videoId = newVideoId();
         const outDir = path.resolve(flags.out ?? path.join(config.outDir, videoId));
-        await client.submitter.submit(input, { videoId, outDir, fps: config.fps, classes: parseClassList(flags.classes) });
+        await client.submitter.submit(input, { videoId, outDir, fps: config.fps, ...videoOptions });
         process.stdout.write(`${videoId}\n`);
         if (flags.watch) {
           const view = new ProgressView(videoId);
@@ -50,7 +49,7 @@ export function registerSubmitCommand(program: Command): void {
         await client.close();
         process.exit(0);
       } catch (error) {
-        await client.close();
+        await client?.close();
         exitWithError(error);
       }
     });

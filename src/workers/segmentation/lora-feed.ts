@@ -1,5 +1,6 @@
 import ort from 'onnxruntime-node';
 import type { LoraTarget } from '../../shared/model-manifest.js';
+import type { RetrievalOverrides } from '../../shared/retrieval-options.js';
 
 /** What the worker knows about a batch when it asks for LoRA inputs. */
 export interface LoraFeedContext {
@@ -8,6 +9,8 @@ export interface LoraFeedContext {
   /** First frame of the scene: providers embed the scene from here, once per scene. */
   sceneStartFrame: number;
   frames: readonly { index: number; timestampMs: number }[];
+  /** The job's retrieval overrides; providers without retrieval ignore them. */
+  retrieval?: RetrievalOverrides;
 }
 
 export interface LoraFeedChoice {

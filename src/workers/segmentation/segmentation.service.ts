@@ -77,7 +77,13 @@ export class SegmentationService {
     }
     await job.updateProgress(10);
 
-    const lora = await loraFeeds.feedsFor({ videoId: data.videoId, scene: data.scene, sceneStartFrame: data.sceneStartFrame, frames });
+    const lora = await loraFeeds.feedsFor({
+      videoId: data.videoId,
+      scene: data.scene,
+      sceneStartFrame: data.sceneStartFrame,
+      frames,
+      retrieval: data.retrieval,
+    });
     const batch = this.buffers.acquire(frames.length);
     let output: SegmentationOutput;
     let inferenceMs: number;

@@ -1,0 +1,71 @@
+/**
+ * Memory stays bounded however long the video: decodes a 720p video of 1 and of 5 minutes
+ * through separate producer, worker and sink processes on one redis-server and prints the
+ * peak RSS of each process (VmHWM) and Redis' peak used_memory, side by side.
+ *
+ *   npx tsx bench/memory.bench.ts [--minutes 1,5] [--fps 10]
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { startEmbeddedRedis } from '../src/cli/embedded-redis.js';
+import { runCli, spawnCli, stopProcess } from '../test/helpers/cli.js';
+
+const run = promisify(execFile);
+const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1,5' }, fps: { type: 'string', default: '10' } } });
+const minutesList = values.minutes.split(',').map(Number);
+const fps = Number(values.fps);
+
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kib / 1024;
+}
+
+async function measure(minutes: number, dir: string) {
+  const video = path.join(dir, `clip-${minutes}m.mp4`);
+  // testsrc2 moves every frame, so the decoder and the scene detector do real work.
+  await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${fps}:duration=${minutes * 60}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', video]);
+  const redis = await startEmbeddedRedis();
+  const env = { REDIS_URL: redis.url, LOG_LEVEL: 'warn', STREAMSEG_OUT: path.join(dir, 'out') };
+  const roles = ['producer', 'worker', 'sink'].map((role) => ({ role, child: spawnCli([role], env) }));
+  for (const { child } of roles) child.stderr!.on('data', () => undefined);
+  const started = Date.now();
+  const submitted = await runCli(['submit', video, '--out', path.join(dir, `out-${minutes}`), '--watch'], env);
+  if (submitted.code !== 0) throw new Error(`submit failed: ${submitted.stderr}`);
+  const peaks = Object.fromEntries(await Promise.all(roles.map(async ({ role, child }) => [role, await peakRssMiB(child.pid!)] as const)));
+  const client = new Redis(redis.url);
+  const info = await client.info('memory');
+  client.disconnect();
+  const redisPeak = Number(/used_memory_peak:(\d+)/.exec(info)?.[1] ?? 0) / 2 ** 20;
+  await Promise.all(roles.map(({ child }) => stopProcess(child)));
+  await redis.stop();
+  return { minutes, frames: minutes * 60 * fps, seconds: (Date.now() - started) / 1000, peaks, redisPeak };
+}
+
+const dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-membench-'));
+try {
+  const rows = [];
+  for (const minutes of minutesList) rows.push(await measure(minutes, dir));
+  console.log('video      frames  wall s  producer MiB  worker MiB  sink MiB  redis used_memory_peak MiB');
+  for (const r of rows) {
+    console.log(
+      `${`${r.minutes} min 720p`.padEnd(10)} ${String(r.frames).padStart(6)}  ${r.seconds.toFixed(0).padStart(6)}  ` +
+        `${r.peaks.producer!.toFixed(0).padStart(12)}  ${r.peaks.worker!.toFixed(0).padStart(10)}  ${r.peaks.sink!.toFixed(0).padStart(8)}  ${r.redisPeak.toFixed(0).padStart(10)}`,
+    );
+  }
+  if (rows.length >= 2) {
+    const [a, b] = [rows[0]!, rows[rows.length - 1]!];
+    const ratio = (key: 'producer' | 'worker' | 'sink') => (b.peaks[key]! / a.peaks[key]!).toFixed(2);
+    console.log(
+      `peak ratio ${b.minutes} min / ${a.minutes} min: producer ${ratio('producer')}, worker ${ratio('worker')}, sink ${ratio('sink')}, redis ${(b.redisPeak / a.redisPeak).toFixed(2)} (video ${(b.frames / a.frames).toFixed(1)}x longer)`,
+    );
+  }
+} finally {
+  await rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,65 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { createLogger } from '../../shared/logger.js';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
+import { closeOnSignals, exitWithError } from '../exit.js';
+import { addPipelineOptions, addVideoOptions, configFromFlags, videoOptionsFromFlags, type PipelineFlags, type VideoFlags } from '../options.js';
+import { PipelineClient } from '../pipeline-client.js';
+import { ProgressView } from '../progress-view.js';
+import { startRoles, type RunningRoles } from '../roles.js';
+import { waitForVideo } from '../video-waiter.js';
+
+interface RunFlags extends PipelineFlags, VideoFlags {
+  progress: boolean;
+}
+
+export function registerRunCommand(program: Command): void {
+  addVideoOptions(addPipelineOptions(
+    program
+      .command('run')
+      .description('segment one video in this process: producer, worker and sink (own redis-server unless REDIS_URL is set)')
+      .argument('<input>', 'video file path, or an http/https/rtsp/udp URL')
+      .option('--out <dir>', 'output directory', 'out')
+      .option('--no-progress', 'do not draw progress bars'),
+  )).action(async (input: string, flags: RunFlags) => {
+    try {
+      await runVideo(input, flags);
+      process.exit(0);
+    } catch (error) {
+      exitWithError(error);
+    }
+  });
+}
+
+async function runVideo(input: string, flags: RunFlags): Promise<void> {
+  // Progress bars and log lines share stderr; keep logs quiet unless asked.
+  const config = configFromFlags(flags, { logLevel: flags.logLevel ?? process.env.LOG_LEVEL ?? 'warn' });
+  const videoOptions = videoOptionsFromFlags(flags);
+  const logger = createLogger(config.logLevel);
+  let redis: EmbeddedRedis | undefined;
+  let roles: RunningRoles | undefined;
+  let client: PipelineClient | undefined;
+  const shutdown = async () => {
+    await client?.close();
+    await roles?.close();
+    await redis?.stop();
+  };
+  closeOnSignals(shutdown);
+  try {
+    const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
+    roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
+    client = await PipelineClient.connect(config, redisUrl);
+    const outDir = path.resolve(flags.out ?? config.outDir);
+    const videoId = await client.submitter.submit(input, { outDir, fps: config.fps, ...videoOptions });
+    const view = flags.progress ? new ProgressView(videoId) : undefined;
+    try {
+      const final = await waitForVideo(videoId, client.states, client.queues, { onUpdate: (s) => view?.update(s) });
+      view?.update(final);
+    } finally {
+      view?.stop();
+    }
+    process.stdout.write(`${path.join(outDir, 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
+  } finally {
+    await shutdown();
+  }
+}

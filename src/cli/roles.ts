@@ -1,0 +1,59 @@
+import type { Logger } from '../shared/logger.js';
+import { retrievalDefaultsFromConfig, type StreamsegConfig } from '../shared/config.js';
+import { loadModelPackage } from '../shared/model-manifest.js';
+import { startProducer } from '../producers/producer.worker.js';
+import { startSegmentationWorker } from '../workers/segmentation/segmentation.worker.js';
+import { startSink } from '../workers/sink/sink.worker.js';
+import { createLoraFeedsForPackage } from '../workers/adapters/lora-feeds-for-package.js';
+
+export const ROLES = ['producer', 'worker', 'sink'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface RunningRoles {
+  /** Closes every role in reverse start order; idempotent. */
+  close(): Promise<void>;
+}
+
+/** Starts the given roles in this process against one Redis; the model package is loaded once. */
+export async function startRoles(
+  roles: readonly Role[],
+  context: { config: StreamsegConfig; redisUrl: string; logger: Logger },
+): Promise<RunningRoles> {
+  const { config, redisUrl, logger } = context;
+  const modelPackage = await loadModelPackage(config.modelDir);
+  const started: { close(): Promise<void> }[] = [];
+  try {
+    for (const role of roles) {
+      const roleLogger = logger.child({ role });
+      if (role === 'producer') {
+        const { width, height } = modelPackage.manifest.input;
+        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: { width, height } }));
+      } else if (role === 'worker') {
+        // Closed after the worker (started in reverse): the worker may still ask for feeds while draining.
+        const lora = await createLoraFeedsForPackage({
+          pkg: modelPackage,
+          config,
+          redisUrl,
+          logger: roleLogger,
+          retrieval: retrievalDefaultsFromConfig(config),
+          embeddingFrames: config.embeddingFrames,
+          cacheBytes: config.adapterCacheBytes,
+        });
+        started.push(lora);
+        started.push(await startSegmentationWorker({ config, redisUrl, logger: roleLogger, modelPackage, loraFeeds: lora.provider }));
+      } else {
+        started.push(await startSink({ config, redisUrl, logger: roleLogger, modelPackage }));
+      }
+    }
+  } catch (error) {
+    await Promise.allSettled(started.reverse().map((r) => r.close()));
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    close: () =>
+      (closing ??= (async () => {
+        for (const role of [...started].reverse()) await role.close().catch((e: unknown) => logger.warn({ err: e }, 'close failed'));
+      })()),
+  };
+}
