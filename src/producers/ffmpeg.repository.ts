@@ -33,6 +33,11 @@ export interface DecodeOptions {
   streamIndex?: number;
   /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Called once at the end when ffmpeg decoded the stream but reported errors on the way (a
+   * corrupted or truncated file: damaged frames are concealed, missing ones are not produced).
+   */
+  onDecodeErrors?: (report: { errorLines: number; firstLine: string }) => void;
 }
 
 export interface FfmpegRepositoryOptions {
@@ -173,6 +178,7 @@ export class FfmpegRepository {
       if (index === 0) {
         throw new InputError('E_INPUT_EMPTY', `${source.name}: decoding produced no frames; check the file was written completely`);
       }
+      if (stderr.lines > 0) options.onDecodeErrors?.({ errorLines: stderr.lines, firstLine: stderr.firstLine() });
       return index;
     } catch (error) {
       signal?.throwIfAborted();
@@ -230,12 +236,21 @@ function missingBinary(command: string, error: Error): FfmpegError {
 /** Keeps the last few KiB of a tool's stderr; its last non-empty line goes into error messages. */
 class StderrTail {
   private text = '';
+  private first = '';
+  /** Newlines seen on stderr (ffmpeg at -loglevel error prints one line per error). */
+  lines = 0;
 
   constructor(child: ChildProcess) {
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
+      if (this.lines === 0) this.first = (this.first + chunk).slice(0, 4096);
+      for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', i + 1)) this.lines++;
       this.text = (this.text + chunk).slice(-4096);
     });
+  }
+
+  firstLine(): string {
+    return this.first.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
   }
 
   lastLine(): string {

@@ -60,7 +60,7 @@ export interface DecodeSummary {
   totalFrames: number;
   scenes: number;
   framesJobs: number;
-  /** Frames below this index were already written by the sink in an earlier attempt and were skipped. */
+  /** Frames below this index were enqueued (or written by the sink) by an earlier attempt and were skipped. */
   resumedFrom: number;
 }
 
@@ -122,9 +122,15 @@ export class ProducerService {
     const sinkJob: AssembleVideoJob = { videoId, outDir: data.options.outDir };
     await queues.sink.add(JobName.AssembleVideo, sinkJob, { jobId: videoId, ...this.retryOptions(), removeOnComplete: { age: 24 * 3600, count: 1000 } });
 
-    // An earlier attempt may have got far: frames the sink has written are gone from Redis
-    // and must not come back (nobody would delete them before their TTL).
-    const resumedFrom = (await states.get(videoId))?.sinkFrames ?? 0;
+    // An earlier attempt (a producer killed or stopped mid-decode) may have got far. Frames
+    // below `decodedFrames` are stored and enqueued already (it is written right after each
+    // frames job is added: the decode checkpoint), and frames the sink has written are gone
+    // from Redis and must not come back: decoding resumes after both, without duplicates.
+    // Earlier frames are still decoded (and skipped) so scene cuts are found exactly as before.
+    const before = await states.get(videoId);
+    const sinkFrames = before?.sinkFrames ?? 0;
+    const resumedFrom = Math.max(sinkFrames, before?.decodedFrames ?? 0);
+    if (resumedFrom > 0) log.info({ resumedFrom, sinkFrames }, 'resuming decode after the last enqueued frame');
     const gate = new BackpressureGate(
       states,
       videoId,
@@ -133,7 +139,7 @@ export class ProducerService {
         highWaterBytes: settings.highWaterBytes,
         bytesPerFrame: resizer.sourceBytes + resizer.inputBytes,
       },
-      resumedFrom,
+      sinkFrames,
     );
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
     const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
@@ -167,7 +173,9 @@ export class ProducerService {
       await states.setDecodedFrames(videoId, frames[frames.length - 1]!.index + 1);
     };
 
-    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, signal })) {
+    let decodeErrors: { errorLines: number; firstLine: string } | undefined;
+    const onDecodeErrors = (report: { errorLines: number; firstLine: string }) => (decodeErrors = report);
+    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, signal, onDecodeErrors })) {
       waitedMs += await gate.admit(frame.index, flush, signal);
       image.data = frame.data;
       if (detector.next(image)) {
@@ -192,6 +200,12 @@ export class ProducerService {
       }
     }
     await flush();
+    // A corrupted or truncated file that still decodes: keep the frames that decoded and say
+    // what happened in report.json (the video is not failed; see docs/RELIABILITY.md).
+    for (const warning of decodeWarnings(decodeErrors, decodedFrames, expectedFrames)) {
+      log.warn({ warning }, 'video partly damaged');
+      await states.addWarning(videoId, warning);
+    }
     await states.markDecoded(videoId, decodedFrames);
     await job.updateProgress({ decodedFrames, expectedFrames: decodedFrames });
 
@@ -226,6 +240,18 @@ export class ProducerService {
       removeOnFail: { age: 7 * 24 * 3600 },
     };
   }
+}
+
+/** Report lines for a video that decoded with errors or came out much shorter than its header said. */
+export function decodeWarnings(errors: { errorLines: number; firstLine: string } | undefined, decodedFrames: number, expectedFrames: number): string[] {
+  const warnings: string[] = [];
+  if (errors) {
+    warnings.push(`the decoder reported ${errors.errorLines} error line(s) (first: "${errors.firstLine.slice(0, 200)}"); damaged frames were concealed by ffmpeg, and missing ones are absent`);
+  }
+  if (expectedFrames > 0 && decodedFrames < expectedFrames * 0.9) {
+    warnings.push(`only ${decodedFrames} of the ${expectedFrames} frames the header announced could be decoded (truncated or damaged file)`);
+  }
+  return warnings;
 }
 
 /** Header frame count when keeping the source rate, else duration × requested rate. */

@@ -1,5 +1,5 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { StreamsegConfig } from '../shared/config.js';
+import { jobLockOptions, type StreamsegConfig } from '../shared/config.js';
 import { errorLine } from '../shared/errors/index.js';
 import { FrameStore } from '../shared/frame-store.js';
 import { videoIdSchema } from '../shared/job-schemas.js';
@@ -99,8 +99,9 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     connection: workerConnection,
     prefix: QUEUE_PREFIX,
     concurrency: options.concurrency ?? 1,
-    // A long video keeps its job active for minutes; the lock is renewed in the background.
-    lockDuration: 60_000,
+    // A long video keeps its job active for minutes; the lock is renewed in the background, and
+    // a producer that dies loses it after lockDuration: the next stalled check requeues the video.
+    ...jobLockOptions(config),
     autorun: false,
   });
   worker.on('error', (error) => logger.error({ err: error }, 'producer worker error'));

@@ -61,11 +61,40 @@ export const configSchema = z.object({
   embeddingFrames: intFrom(1, 64).default(4),
   /** `STREAMSEG_ADAPTER_CACHE_BYTES`: byte budget of each worker's merged-adapter cache. @defaultValue 67108864 (64 MiB) */
   adapterCacheBytes: intFrom(0).default(64 * 1024 * 1024),
+  /**
+   * `STREAMSEG_LOCK_DURATION_MS`: how long a job's lock lives without renewal (renewed every half of it).
+   * A process that dies (SIGKILL, power loss) holds its jobs this long before they count as stalled.
+   * @defaultValue 30000
+   */
+  lockDurationMs: intFrom(1000, 3_600_000).default(30_000),
+  /**
+   * `STREAMSEG_STALLED_INTERVAL_MS`: how often each worker looks for stalled jobs (lock expired, job
+   * still active) and puts them back in the queue. Recovery after a crash takes at most
+   * lockDuration + stalledInterval. @defaultValue 30000
+   */
+  stalledIntervalMs: intFrom(100, 3_600_000).default(30_000),
+  /**
+   * `STREAMSEG_SHUTDOWN_GRACE_MS`: on SIGTERM/SIGINT a role finishes or hands back its current work
+   * within this time; past it the process exits with code 1 (its jobs are recovered as stalled).
+   * @defaultValue 10000
+   */
+  shutdownGraceMs: intFrom(100, 600_000).default(10_000),
+  /**
+   * `STREAMSEG_SINK_SEGMENT_FRAMES`: the sink encodes annotated.mp4 in segments of this many frames,
+   * each closed with a checkpoint in Redis; a sink that takes a video over re-encodes from the last
+   * checkpoint. Frames stay in Redis until their segment is checkpointed. @defaultValue 64
+   */
+  sinkSegmentFrames: intFrom(1, 100_000).default(64),
   /** `LOG_LEVEL`. @defaultValue `info` */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
 export type StreamsegConfig = z.infer<typeof configSchema>;
+
+/** BullMQ worker options every role takes from config (lock renewal and stalled-job recovery). */
+export function jobLockOptions(config: Pick<StreamsegConfig, 'lockDurationMs' | 'stalledIntervalMs'>): { lockDuration: number; stalledInterval: number } {
+  return { lockDuration: config.lockDurationMs, stalledInterval: config.stalledIntervalMs };
+}
 export type ConfigOverrides = { [K in keyof StreamsegConfig]?: StreamsegConfig[K] | string | undefined };
 
 const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
@@ -93,6 +122,10 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   mergeMethod: 'STREAMSEG_MERGE_METHOD',
   embeddingFrames: 'STREAMSEG_EMBEDDING_FRAMES',
   adapterCacheBytes: 'STREAMSEG_ADAPTER_CACHE_BYTES',
+  lockDurationMs: 'STREAMSEG_LOCK_DURATION_MS',
+  stalledIntervalMs: 'STREAMSEG_STALLED_INTERVAL_MS',
+  shutdownGraceMs: 'STREAMSEG_SHUTDOWN_GRACE_MS',
+  sinkSegmentFrames: 'STREAMSEG_SINK_SEGMENT_FRAMES',
   logLevel: 'LOG_LEVEL',
 };
 

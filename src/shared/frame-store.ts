@@ -74,10 +74,19 @@ export class FrameStore {
     if (popped) await this.redis.del(keys.ready);
   }
 
-  /** Frees a frame's data once the sink has durably written it. */
+  /** Frees a frame's data once the sink has durably written (checkpointed) it. */
   async deleteFrame(videoId: string, index: number): Promise<void> {
     const keys = videoKeys(videoId);
     await this.redis.del(keys.source(index), keys.input(index), keys.mask(index), keys.result(index));
+  }
+
+  /** Frees the data of frames `from` (inclusive) to `to` (exclusive) in one round trip. */
+  async deleteFrames(videoId: string, from: number, to: number): Promise<void> {
+    if (to <= from) return;
+    const keys = videoKeys(videoId);
+    const names: string[] = [];
+    for (let i = from; i < to; i++) names.push(keys.source(i), keys.input(i), keys.mask(i), keys.result(i));
+    await this.redis.del(...names);
   }
 
   /** Removes every key of a video, the stream included. */

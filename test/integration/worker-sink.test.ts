@@ -63,7 +63,7 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     redis = new Redis(server.url);
     dir = await mkdtemp(path.join(os.tmpdir(), 'ss-worker-sink-'));
     pkg = await makeTestModel(path.join(dir, 'model'), MODEL_SIZE);
-    config = loadConfig({ workerConcurrency: 2, intraOpThreads: 1, overlayAlpha: 0.5 }, {});
+    config = loadConfig({ workerConcurrency: 2, intraOpThreads: 1, overlayAlpha: 0.5, outDir: dir }, {});
     worker = await startSegmentationWorker({ config, redisUrl: server.url, logger, modelPackage: pkg, workerId: 'test-worker' });
     sink = await startSink({ config, redisUrl: server.url, logger, modelPackage: pkg });
     framesQueue = new Queue(QueueName.Frames, { connection: redis, prefix: QUEUE_PREFIX });

@@ -24,7 +24,7 @@ export function registerRoleCommands(program: Command): void {
           const logger = createLogger(config.logLevel);
           const running = await startRoles([role], { config, redisUrl: config.redisUrl, logger });
           logger.info({ role }, `${role} started`);
-          closeOnSignals(() => running.close());
+          closeOnSignals(() => running.close(), config.shutdownGraceMs);
         } catch (error) {
           exitWithError(error);
         }

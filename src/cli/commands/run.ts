@@ -44,7 +44,7 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
     await roles?.close();
     await redis?.stop();
   };
-  closeOnSignals(shutdown);
+  closeOnSignals(shutdown, config.shutdownGraceMs);
   try {
     const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
     roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });

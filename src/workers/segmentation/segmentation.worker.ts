@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { StreamsegConfig } from '../../shared/config.js';
+import { jobLockOptions, type StreamsegConfig } from '../../shared/config.js';
 import { StreamsegError, errorLine } from '../../shared/errors/index.js';
 import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
@@ -83,6 +83,9 @@ export async function startSegmentationWorker(options: StartSegmentationWorkerOp
     connection: workerConnection,
     prefix: QUEUE_PREFIX,
     concurrency: config.workerConcurrency,
+    // A worker killed mid-batch holds the job until its lock expires; the next stalled check
+    // (by any worker) puts it back, and another worker runs it again (results are idempotent).
+    ...jobLockOptions(config),
     autorun: false,
   });
   worker.on('error', (error) => logger.error({ err: error }, 'segmentation worker error'));

@@ -15,6 +15,18 @@ export class FrameStreamRepository {
     private readonly ttlSeconds: number,
   ) {}
 
+  /**
+   * Index of the last record on the video's stream (-1: none). A sink taking a video over skips
+   * records up to it, so consumers see every frame once although frames are re-encoded.
+   */
+  async lastIndex(videoId: string): Promise<number> {
+    const entries = await this.redis.xrevrange(videoKeys(videoId).stream, '+', '-', 'COUNT', 1);
+    const fields = entries[0]?.[1];
+    if (!fields) return -1;
+    const raw = fields[fields.indexOf('record') + 1];
+    return raw ? (JSON.parse(raw) as FrameResult).index : -1;
+  }
+
   async append(videoId: string, record: FrameResult): Promise<void> {
     const { stream } = videoKeys(videoId);
     await this.redis

@@ -1,5 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { encodeClasses, toString } from './coco-rle.js';
 
@@ -35,58 +35,89 @@ export function maskLine(record: FrameResult, mask: Uint8Array, height: number, 
 }
 
 /**
- * masks.ndjson, one line per frame in frame order. Written to `<file>.partial` and renamed
- * on `close()`, so a reader never sees a half-written file under the final name.
+ * masks.ndjson, one line per frame in frame order, written to `<file>.partial` and renamed on
+ * `close()`, so a reader never sees a half-written file under the final name. Lines are kept in
+ * memory until `flush()`, which appends them, syncs them to disk and returns the file's length:
+ * the byte offset the sink checkpoints. A writer opened at a checkpoint truncates whatever a dead
+ * writer appended after it, so no line is lost or written twice.
  */
 export class MaskWriter {
   private readonly partial: string;
-  private readonly stream: WriteStream;
-  private error?: Error;
+  private pending: string[] = [];
+  private bytes: number;
   private closed?: Promise<void>;
-  lines = 0;
 
-  constructor(
+  private constructor(
     private readonly file: string,
     private readonly classNames: readonly string[],
+    private readonly handle: FileHandle,
+    bytes: number,
   ) {
     this.partial = `${file}.partial`;
-    this.stream = createWriteStream(this.partial);
-    this.stream.on('error', (error) => (this.error ??= error));
+    this.bytes = bytes;
   }
 
-  /** Appends one frame's line; resolves once the stream can take more (backpressure). */
-  async write(record: FrameResult, mask: Uint8Array, height: number, width: number): Promise<void> {
-    if (this.error) throw this.error;
-    const line = `${JSON.stringify(maskLine(record, mask, height, width, this.classNames))}\n`;
-    this.lines++;
-    if (!this.stream.write(line)) {
-      await new Promise<void>((resolve, reject) => {
-        const onError = (error: Error) => reject(error);
-        this.stream.once('error', onError);
-        this.stream.once('drain', () => {
-          this.stream.off('error', onError);
-          resolve();
-        });
-      });
+  /**
+   * Opens `<file>.partial` at `resumeBytes` (0: a new file). A video whose masks were already
+   * renamed into place (the writer died while finishing) is reopened from the final name.
+   */
+  static async open(file: string, classNames: readonly string[], resumeBytes = 0): Promise<MaskWriter> {
+    const partial = `${file}.partial`;
+    if (resumeBytes === 0) {
+      await rm(file, { force: true });
+      return new MaskWriter(file, classNames, await open(partial, 'w'), 0);
     }
+    if (!(await stat(partial).catch(() => null)) && (await stat(file).catch(() => null))) await rename(file, partial);
+    const size = (await stat(partial).catch(() => null))?.size ?? -1;
+    if (size < resumeBytes) {
+      throw new StreamsegError(
+        'E_SINK_RESUME',
+        `${partial} holds ${Math.max(size, 0)} bytes, the checkpoint ${resumeBytes}: sinks taking videos over must share the output directory (STREAMSEG_OUT)`,
+      );
+    }
+    const handle = await open(partial, 'r+');
+    await handle.truncate(resumeBytes);
+    return new MaskWriter(file, classNames, handle, resumeBytes);
+  }
+
+  /** Bytes durably written (the offset of the next flushed line). */
+  get length(): number {
+    return this.bytes;
+  }
+
+  /** Queues one frame's line (written by the next `flush`). */
+  write(record: FrameResult, mask: Uint8Array, height: number, width: number): void {
+    this.pending.push(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames))}\n`);
+  }
+
+  /** Appends the queued lines at the checkpointed length, syncs them, returns the new length. */
+  async flush(): Promise<number> {
+    if (this.pending.length === 0) return this.bytes;
+    const data = Buffer.from(this.pending.join(''), 'utf8');
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.handle.write(data, written, data.length - written, this.bytes + written);
+      written += bytesWritten;
+    }
+    await this.handle.datasync();
+    this.pending = [];
+    this.bytes += data.length;
+    return this.bytes;
   }
 
   /** Flushes, closes and renames into place. Idempotent. */
   close(): Promise<void> {
     return (this.closed ??= (async () => {
-      await new Promise<void>((resolve, reject) => {
-        if (this.error) return reject(this.error);
-        this.stream.once('error', reject);
-        this.stream.end(() => resolve());
-      });
+      await this.flush();
+      await this.handle.close();
       await rename(this.partial, this.file);
     })());
   }
 
-  /** Drops the partial file. */
-  async abort(): Promise<void> {
-    this.stream.destroy();
-    await new Promise<void>((resolve) => (this.stream.closed ? resolve() : this.stream.once('close', () => resolve())));
-    await rm(this.partial, { force: true });
+  /** Closes the file, keeping it for a sink that takes the video over; `remove` deletes it too. */
+  async abort(remove = false): Promise<void> {
+    this.pending = [];
+    await this.handle.close().catch(() => undefined);
+    if (remove) await rm(this.partial, { force: true });
   }
 }

@@ -32,7 +32,12 @@ export interface VideoReport {
  * than the producer's scene list, so the report describes exactly what was emitted.
  */
 export class SceneTracker {
-  private readonly scenes: SceneReport[] = [];
+  private readonly scenes: SceneReport[];
+
+  /** `scenes`: those of the frames already written (a sink resuming from a checkpoint). */
+  constructor(scenes: readonly SceneReport[] = []) {
+    this.scenes = scenes.map((s) => ({ ...s }));
+  }
 
   add(record: FrameResult): void {
     const last = this.scenes[this.scenes.length - 1];

@@ -1,5 +1,6 @@
+import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
-import type { StreamsegConfig } from '../../shared/config.js';
+import { jobLockOptions, type StreamsegConfig } from '../../shared/config.js';
 import { StreamsegError, errorLine } from '../../shared/errors/index.js';
 import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
@@ -10,6 +11,8 @@ import { createRedis } from '../../shared/redis.js';
 import { VideoStateStore } from '../../shared/video-state.js';
 import { FrameStreamRepository } from './frame-stream.repository.js';
 import { OverlayRepository } from './overlay.repository.js';
+import { concatSegments } from './segment-concat.repository.js';
+import { SinkCheckpointStore } from './sink-checkpoint.store.js';
 import { PERMANENT_SINK_CODES, SinkService, type SinkSettings, type SinkSummary } from './sink.service.js';
 import { VideoEncoderRepository } from './video-encoder.repository.js';
 
@@ -28,10 +31,12 @@ export interface StartSinkOptions {
   ffmpegPath?: string;
   /** Tuning for tests; the defaults suit production. */
   settings?: SinkSettings;
+  /** Outputs are written only under this directory. @defaultValue `config.outDir` (STREAMSEG_OUT) */
+  outputRoot?: string;
 }
 
 export interface SinkHandle {
-  /** Stops taking videos and closes connections. Idempotent. See `startSink` for videos in progress. */
+  /** Stops taking videos, hands the ones in progress back, closes connections. Idempotent. */
   close(): Promise<void>;
   /** The underlying BullMQ worker, for events and tests. */
   readonly worker: Worker;
@@ -46,9 +51,9 @@ const REQUEUE_DELAY_MS = 1000;
  * processed; BullMQ renews its lock in the background, and a sink that dies loses the lock
  * after `lockDuration` so another sink can see the job stalled.
  *
- * `close()` interrupts videos in progress. One that has not written a frame yet goes back
- * to the queue for another sink; one that has is failed with E_SINK_INTERRUPTED, since the
- * frames it wrote are gone from Redis and annotated.mp4 cannot be resumed.
+ * `close()` interrupts videos in progress and hands them back to the queue (delayed, no
+ * attempt used); whichever sink takes one resumes it from its last checkpoint. A sink killed
+ * outright is recovered the same way once its lock expires (STREAMSEG_LOCK_DURATION_MS).
  */
 export async function startSink(options: StartSinkOptions): Promise<SinkHandle> {
   const { config, redisUrl, modelPackage } = options;
@@ -69,10 +74,13 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
       classes.map((c) => c.color),
       config.overlayAlpha,
     ),
+    checkpoints: new SinkCheckpointStore(dataConnection, config.frameTtlSeconds),
     createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, ffmpegPath: options.ffmpegPath }),
+    joinSegments: (segments, output) => concatSegments(segments, output, options.ffmpegPath),
+    outputRoot: path.resolve(options.outputRoot ?? config.outDir),
     openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-sink-wait' }),
     classNames: classes.map((c) => c.name),
-    settings: options.settings,
+    settings: { segmentFrames: config.sinkSegmentFrames, ...options.settings },
     logger,
   });
 
@@ -82,8 +90,8 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
       return await service.assemble(job, signal);
     } catch (error) {
       const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
-      if (signal?.aborted && signal.reason === SHUTDOWN && code !== 'E_SINK_INTERRUPTED') {
-        // Nothing written yet: back to the queue without using an attempt, for any sink.
+      if (signal?.aborted && signal.reason === SHUTDOWN) {
+        // Back to the queue without using an attempt; the next sink resumes from the checkpoint.
         await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
         throw new DelayedError();
       }
@@ -98,9 +106,9 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
     connection: workerConnection,
     prefix: QUEUE_PREFIX,
     concurrency,
-    // A video keeps its job active for minutes; the lock is renewed every lockDuration/2.
-    // 60 s rides out long event-loop stalls without leaving a dead sink's video orphaned long.
-    lockDuration: 60_000,
+    // A video keeps its job active for minutes; the lock is renewed every lockDuration/2. A sink
+    // that dies loses it after lockDuration, and a stalled check hands the video to another sink.
+    ...jobLockOptions(config),
     autorun: false,
   });
   worker.on('error', (error) => logger.error({ err: error }, 'sink worker error'));
