@@ -70,9 +70,11 @@ for (const retrieval of settings) {
   const means = heldOutMeans(report);
   const held = report.conditions.filter((c) => c.heldOut);
   const margin = (m: 'weighted' | 'weightedCat') => Math.min(...held.map((c) => c.miou[m] - c.miou.base));
+  // Unadapted scenes: adapters should leave them alone (maxDistance → base).
+  const clear = report.conditions.find((c) => c.name === 'clear');
   const lin = acceptance(report, 'weighted');
   const cat = acceptance(report, 'weightedCat');
   console.log(
-    `${JSON.stringify(retrieval).padEnd(56)} held-out: base ${pct(means.base)} top1 ${pct(means.top1)} uniform ${pct(means.uniform)} weighted ${pct(means.weighted)} cat ${pct(means.weightedCat)} | min Δbase lin ${pct(margin('weighted'))} cat ${pct(margin('weightedCat'))} | accept lin ${lin.beatsBaseEverywhere && lin.beatsTop1OnAverage ? 'yes' : 'no '} cat ${cat.beatsBaseEverywhere && cat.beatsTop1OnAverage ? 'yes' : 'no '} | retrieval ${pct(report.retrievalAccuracy ?? undefined)}%`,
+    `${JSON.stringify(retrieval).padEnd(56)} held-out: base ${pct(means.base)} top1 ${pct(means.top1)} uniform ${pct(means.uniform)} weighted ${pct(means.weighted)} cat ${pct(means.weightedCat)} | min Δbase lin ${pct(margin('weighted'))} cat ${pct(margin('weightedCat'))} | accept lin ${lin.beatsBaseEverywhere && lin.beatsTop1OnAverage ? 'yes' : 'no '} cat ${cat.beatsBaseEverywhere && cat.beatsTop1OnAverage ? 'yes' : 'no '} | retrieval ${pct(report.retrievalAccuracy ?? undefined)}% | clear base ${pct(clear?.miou.base)} cat ${pct(clear?.miou.weightedCat)}`,
   );
 }

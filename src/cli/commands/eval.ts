@@ -20,6 +20,7 @@ interface EvalFlags {
   tau?: string;
   weighting?: string;
   metric?: string;
+  maxDistance?: string;
   embeddingFrames: string;
   threads: string;
   logLevel?: string;
@@ -47,6 +48,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--tau <t>', 'softmax temperature of the distance weights')
     .option('--weighting <w>', 'softmax | inverse | uniform')
     .option('--metric <m>', 'cosine | l2')
+    .option('--max-distance <d>', 'adapters farther than this are not merged (the base model runs when none is within)')
     .option('--embedding-frames <n>', 'frames a clip embedding averages', '4')
     .option('--threads <n>', 'ONNX Runtime threads (0: ORT decides)', '0')
     .option('--log-level <level>', 'LOG_LEVEL', 'warn')
@@ -60,6 +62,7 @@ export function registerEvalCommand(program: Command): void {
           ...(flags.tau ? { temperature: Number(flags.tau) } : {}),
           ...(flags.weighting ? { weighting: flags.weighting } : {}),
           ...(flags.metric ? { metric: flags.metric } : {}),
+          ...(flags.maxDistance ? { maxDistance: Number(flags.maxDistance) } : {}),
         });
         const { width, height } = pkg.manifest.input;
         const progress = (what: string) => (done: number, total: number) => {
