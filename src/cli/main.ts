@@ -4,9 +4,11 @@ import { registerAdaptersCommand } from './commands/adapters.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerSubmitCommand } from './commands/submit.js';
 import { registerSynthCommand } from './commands/synth.js';
+import { registerWatchCommand } from './commands/watch.js';
 
 const program = new Command('streamseg')
   .description('Segment video at scale: per-scene LoRA adapter retrieval and merging on BullMQ + ONNX Runtime')
@@ -16,6 +18,8 @@ registerRunCommand(program);
 registerRoleCommands(program);
 registerSubmitCommand(program);
 registerStatusCommand(program);
+registerWatchCommand(program);
+registerServeCommand(program);
 registerSynthCommand(program);
 registerAdaptersCommand(program);
 registerEvalCommand(program);

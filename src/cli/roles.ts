@@ -1,6 +1,9 @@
 import type { Logger } from '../shared/logger.js';
 import { retrievalDefaultsFromConfig, type StreamsegConfig } from '../shared/config.js';
 import { loadModelPackage } from '../shared/model-manifest.js';
+import { metricsRegistry } from '../shared/metrics.js';
+import { MetricsPublisher } from '../shared/metrics-publisher.js';
+import { createRedis } from '../shared/redis.js';
 import { startProducer } from '../producers/producer.worker.js';
 import { startSegmentationWorker } from '../workers/segmentation/segmentation.worker.js';
 import { startSink } from '../workers/sink/sink.worker.js';
@@ -48,6 +51,13 @@ export async function startRoles(
   } catch (error) {
     await Promise.allSettled(started.reverse().map((r) => r.close()));
     throw error;
+  }
+  if (config.metricsPublishMs > 0) {
+    // Started last, closed first (with a final snapshot): the API's /metrics sums every process.
+    const connection = createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-metrics' });
+    connection.on('error', (error) => logger.debug({ err: error }, 'metrics connection error'));
+    const publisher = new MetricsPublisher({ redis: connection, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start();
+    started.push({ close: async () => { await publisher.close(); connection.disconnect(); } });
   }
   let closing: Promise<void> | undefined;
   return {

@@ -36,6 +36,8 @@ export interface ProducerHandle {
 const SHUTDOWN = 'producer shutting down';
 /** An interrupted video waits this long before another producer (or this one, restarted) takes it. */
 const REQUEUE_DELAY_MS = 1000;
+/** How often videos being decoded are checked for a cancel tombstone. */
+const CANCEL_POLL_MS = 250;
 
 /**
  * Starts the producer role: a BullMQ worker on the videos queue running `ProducerService`.
@@ -62,6 +64,8 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   }
 
   const states = new VideoStateStore(queueConnection, config.frameTtlSeconds);
+  // Videos being decoded here, watched for a cancel (DELETE /v1/videos/:id sets a tombstone).
+  const watched = new Set<string>();
   const service = new ProducerService({
     ffmpeg: options.ffmpeg ?? new FfmpegRepository(),
     frameStore: new FrameStore(queueConnection, config.frameTtlSeconds),
@@ -74,6 +78,9 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
 
   const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary> => {
     if (job.name !== JobName.DecodeVideo) throw new UnrecoverableError(`queue ${QueueName.Videos} has no handler for job "${job.name}"`);
+    const watchId = job.id ?? '';
+    if (await states.isCancelled(watchId)) throw new UnrecoverableError('E_CANCELLED: the video was cancelled before decoding started');
+    watched.add(watchId);
     try {
       return await service.decodeVideo(job, signal);
     } catch (error) {
@@ -92,6 +99,8 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
       // The failed reason is what `streamseg status` and the CLI show: keep the error code in it.
       const line = errorLine(error);
       throw isPermanentFailure(error) ? new UnrecoverableError(line) : new Error(line, { cause: error });
+    } finally {
+      watched.delete(watchId);
     }
   };
 
@@ -108,12 +117,23 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, reason: error.message }, 'decode job failed'));
   void worker.run().catch((error: unknown) => logger.error({ err: error }, 'producer worker stopped'));
   await worker.waitUntilReady();
+  // A cancelled video aborts its job through the same signal as Worker.cancelJob (E_CANCELLED above).
+  const cancelWatch = setInterval(() => {
+    for (const id of watched) {
+      states.isCancelled(id).then(
+        (cancelled) => cancelled && worker.cancelJob(id, 'cancelled through the API'),
+        (error: unknown) => logger.debug({ err: error }, 'cancel check failed'),
+      );
+    }
+  }, CANCEL_POLL_MS);
+  cancelWatch.unref();
   logger.info({ concurrency: options.concurrency ?? 1 }, 'producer started');
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       // Fixed order: interrupt decodes, let their processors requeue them, then drop connections.
+      clearInterval(cancelWatch);
       worker.cancelAllJobs(SHUTDOWN);
       const results = await Promise.allSettled([worker.close()]);
       results.push(...(await Promise.allSettled([framesQueue.close(), sinkQueue.close()])));

@@ -85,6 +85,29 @@ export const configSchema = z.object({
    * checkpoint. Frames stay in Redis until their segment is checkpointed. @defaultValue 64
    */
   sinkSegmentFrames: intFrom(1, 100_000).default(64),
+  /** `STREAMSEG_API_TOKENS`: comma-separated bearer tokens `serve` accepts; `serve` refuses to start without one. */
+  apiTokens: z
+    .union([z.string(), z.array(z.string())])
+    .transform((value) => (Array.isArray(value) ? value : value.split(',')).map((t) => t.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(16, 'each token must have at least 16 characters')))
+    .default([]),
+  /** `PORT`: the port `serve` listens on. @defaultValue 8080 */
+  port: intFrom(0, 65535).default(8080),
+  /** `STREAMSEG_API_HOST`: the address `serve` binds. @defaultValue `0.0.0.0` */
+  apiHost: z.string().min(1).default('0.0.0.0'),
+  /** `STREAMSEG_UPLOAD_DIR`: where uploaded videos are stored (must be readable by producers); unset: `<outDir>/uploads`. */
+  uploadDir: z.string().min(1).optional(),
+  /** `STREAMSEG_UPLOAD_MAX_BYTES`: largest accepted upload. @defaultValue 1073741824 (1 GiB) */
+  uploadMaxBytes: intFrom(1024).default(1024 * 1024 * 1024),
+  /** `STREAMSEG_DEDUP_SECONDS`: the same submission (content or URL, and options) within this window gets the same id. @defaultValue 600 */
+  dedupSeconds: intFrom(0).default(600),
+  /** `STREAMSEG_HLS`: the sink also writes an HLS playlist (`hls/index.m3u8`) while it encodes. @defaultValue false */
+  hls: z
+    .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
+    .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on')
+    .default(false),
+  /** `STREAMSEG_METRICS_PUBLISH_MS`: how often each process publishes its metrics to Redis for the API's /metrics; 0 = never. @defaultValue 5000 */
+  metricsPublishMs: intFrom(0).default(5000),
   /** `LOG_LEVEL`. @defaultValue `info` */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -126,6 +149,14 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   stalledIntervalMs: 'STREAMSEG_STALLED_INTERVAL_MS',
   shutdownGraceMs: 'STREAMSEG_SHUTDOWN_GRACE_MS',
   sinkSegmentFrames: 'STREAMSEG_SINK_SEGMENT_FRAMES',
+  apiTokens: 'STREAMSEG_API_TOKENS',
+  port: 'PORT',
+  apiHost: 'STREAMSEG_API_HOST',
+  uploadDir: 'STREAMSEG_UPLOAD_DIR',
+  uploadMaxBytes: 'STREAMSEG_UPLOAD_MAX_BYTES',
+  dedupSeconds: 'STREAMSEG_DEDUP_SECONDS',
+  hls: 'STREAMSEG_HLS',
+  metricsPublishMs: 'STREAMSEG_METRICS_PUBLISH_MS',
   logLevel: 'LOG_LEVEL',
 };
 

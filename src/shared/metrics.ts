@@ -25,6 +25,20 @@ export const inferenceSeconds = new Histogram({
   registers: [metricsRegistry],
 });
 
+export const endToEndSeconds = new Histogram({
+  name: 'streamseg_video_end_to_end_seconds',
+  help: 'Submission to finished outputs, per video',
+  buckets: [1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+  registers: [metricsRegistry],
+});
+
+export const framesDropped = new Counter({
+  name: 'streamseg_frames_dropped_total',
+  help: 'Frames decoded or announced that never reached the outputs, by reason (cancelled, failed)',
+  labelNames: ['reason'] as const,
+  registers: [metricsRegistry],
+});
+
 export const stageSeconds = new Histogram({
   name: 'streamseg_stage_seconds',
   help: 'Time per job, by stage',

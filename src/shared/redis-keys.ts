@@ -21,8 +21,30 @@ export function videoKeys(videoId: string) {
     ready: `${base}:ready`,
     /** Redis Stream of frame records for consumers. */
     stream: `${base}:frames`,
+    /** String: the dedup key (`dedupKey`) this video was submitted under, so a cancel can free it. */
+    dedup: `${base}:dedup`,
     /** Pattern matching every key of the video (cleanup). */
     pattern: `${base}:*`,
   };
 }
 export type VideoKeys = ReturnType<typeof videoKeys>;
+
+/** Sorted set of every submitted video id, scored by submission time (ms); listing prunes expired ones. */
+export const VIDEO_INDEX_KEY = 'ss:videos';
+
+/**
+ * A cancelled video's tombstone (JSON `{ cancelledAt }`): producers stop decoding when it
+ * exists. Outside the video's key pattern on purpose, so cleaning the video's keys keeps it
+ * (same hash slot through the `{videoId}` tag); it expires with the frame TTL.
+ */
+export function cancelledKey(videoId: string): string {
+  return `ss:cancelled:{${videoId}}`;
+}
+
+/** A submission's content hash (upload bytes or URL, plus options) → video id, for the dedup window. */
+export function dedupKey(submissionHash: string): string {
+  return `ss:dedup:${submissionHash}`;
+}
+
+/** JSON metrics snapshot of one process (prom-client `getMetricsAsJSON`), for the API's aggregated /metrics. */
+export const METRICS_SNAPSHOT_PREFIX = 'ss:metrics:';

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { LetterboxRect } from './letterbox.js';
-import { videoKeys } from './redis-keys.js';
+import { VIDEO_INDEX_KEY, cancelledKey, videoKeys } from './redis-keys.js';
 
 export type VideoStatus = 'queued' | 'decoding' | 'decoded' | 'done' | 'failed';
 
@@ -59,7 +59,25 @@ export class VideoStateStore {
       .hsetnx(meta, 'status', 'queued')
       .hset(meta, 'outDir', fields.outDir, 'submittedAt', String(fields.submittedAt))
       .expire(meta, this.ttlSeconds)
+      .zadd(VIDEO_INDEX_KEY, fields.submittedAt, videoId)
       .exec();
+  }
+
+  /** Records that the video was cancelled; producers check it (`isCancelled`) and stop. */
+  async markCancelled(videoId: string): Promise<void> {
+    await this.redis.set(cancelledKey(videoId), JSON.stringify({ cancelledAt: Date.now() }), 'EX', this.ttlSeconds);
+  }
+
+  async isCancelled(videoId: string): Promise<boolean> {
+    return (await this.redis.exists(cancelledKey(videoId))) === 1;
+  }
+
+  /** When the video was cancelled (ms), or null when it was not (or the tombstone expired). */
+  async cancelledAt(videoId: string): Promise<number | null> {
+    const raw = await this.redis.get(cancelledKey(videoId));
+    if (!raw) return null;
+    const at = (JSON.parse(raw) as { cancelledAt?: unknown }).cancelledAt;
+    return typeof at === 'number' ? at : 0;
   }
 
   async setProbe(videoId: string, facts: VideoProbeFacts): Promise<void> {

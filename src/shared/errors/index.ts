@@ -5,3 +5,4 @@ export { ModelError, type ModelErrorCode } from './model-error.js';
 export { JobPayloadError } from './job-payload-error.js';
 export { FfmpegError } from './ffmpeg-error.js';
 export { FrameError, type FrameErrorCode } from './frame-error.js';
+export { HttpError, type HttpErrorCode } from './http-error.js';

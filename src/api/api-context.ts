@@ -1,0 +1,28 @@
+import type { Redis } from 'ioredis';
+import type { PipelineClient } from '../cli/pipeline-client.js';
+import type { StreamsegConfig } from '../shared/config.js';
+import type { Logger } from '../shared/logger.js';
+import type { ModelPackage } from '../shared/model-manifest.js';
+import type { UploadRepository } from './repositories/upload.repository.js';
+import type { VideoCancelService } from './services/video-cancel.service.js';
+import type { VideoQueryService } from './services/video-query.service.js';
+import type { VideoSubmissionService } from './services/video-submission.service.js';
+
+/** What the route handlers share; built once by `createApiServer`. */
+export interface ApiContext {
+  config: StreamsegConfig;
+  /** Fails fast while Redis is away (producer purpose): requests error instead of hanging. */
+  redis: Redis;
+  pipeline: PipelineClient;
+  queries: VideoQueryService;
+  submissions: VideoSubmissionService;
+  cancels: VideoCancelService;
+  uploads: UploadRepository;
+  /** The model package (adapter routes validate against it); null when it cannot be loaded here. */
+  modelPackage: ModelPackage | null;
+  logger: Logger;
+  /** A new connection for one blocking reader (SSE); the caller disconnects it. */
+  openBlockingConnection(): Redis;
+  /** Resolves when the server starts closing (long-lived responses end then). */
+  closing: Promise<void>;
+}

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError } from '../../shared/errors/index.js';
+import type { TokenVerifier } from './token-verifier.js';
+
+/** Name of the cookie the web page sets, for what a browser cannot send headers with (video, EventSource, bull-board). */
+export const TOKEN_COOKIE = 'streamseg_token';
+
+/** Paths anyone may read: probes, and the web page's static files (they hold no data; the page asks for a token). */
+const PUBLIC_PATHS = [/^\/healthz$/, /^\/readyz$/, /^\/$/, /^\/web(\/.*)?$/];
+
+/**
+ * Every request but the public paths needs `Authorization: Bearer <token>`, or the token
+ * cookie. The cookie (SameSite=Strict) is accepted for writes only from the same origin.
+ */
+export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier): void {
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (PUBLIC_PATHS.some((p) => p.test(path))) return;
+    if (verifier.verify(bearerToken(request))) return;
+    const cookie = cookieToken(request);
+    if (cookie !== undefined && verifier.verify(cookie) && sameOriginOrSafe(request)) return;
+    throw new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+  });
+}
+
+function bearerToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization;
+  const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+function cookieToken(request: FastifyRequest): string | undefined {
+  const header = request.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const [name, ...rest] = part.trim().split('=');
+    if (name === TOKEN_COOKIE) return decodeURIComponent(rest.join('='));
+  }
+  return undefined;
+}
+
+function sameOriginOrSafe(request: FastifyRequest): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return true;
+  const origin = request.headers.origin;
+  if (!origin) return false;
+  try {
+    return new URL(origin).host === request.headers.host;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,36 @@
+import type { Redis } from 'ioredis';
+import type { FrameResult } from '../../shared/frame-store.js';
+import { videoKeys } from '../../shared/redis-keys.js';
+
+export interface StreamEntry {
+  /** Redis Stream entry id (`<ms>-<seq>`): the SSE event id, so Last-Event-ID resumes after it. */
+  id: string;
+  record: FrameResult;
+}
+
+/** Stream entry ids as Redis writes them; `0` and `0-0` mean "from the start". */
+export const STREAM_ID = /^\d+(-\d+)?$/;
+
+/** Reads a video's frame records (written by the sink) after a given entry id, blocking briefly. */
+export class FrameStreamReader {
+  /** `blocking` is held by XREAD BLOCK: give each reader its own connection. */
+  constructor(private readonly blocking: Redis) {}
+
+  async readAfter(videoId: string, afterId: string, options: { blockMs: number; count: number }): Promise<StreamEntry[]> {
+    const reply = (await this.blocking.xread('COUNT', options.count, 'BLOCK', options.blockMs, 'STREAMS', videoKeys(videoId).stream, afterId)) as
+      | [string, [string, string[]][]][]
+      | null;
+    return parseEntries(reply?.[0]?.[1] ?? []);
+  }
+}
+
+/** Field list `['record', json]` → StreamEntry; entries without a record field are skipped. */
+export function parseEntries(entries: [string, string[]][]): StreamEntry[] {
+  const out: StreamEntry[] = [];
+  for (const [id, fields] of entries) {
+    const at = fields.indexOf('record');
+    const json = at >= 0 ? fields[at + 1] : undefined;
+    if (json !== undefined) out.push({ id, record: JSON.parse(json) as FrameResult });
+  }
+  return out;
+}

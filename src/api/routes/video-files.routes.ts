@@ -1,0 +1,84 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../../shared/errors/index.js';
+import { OUTPUT_FILES } from '../../workers/sink/sink.service.js';
+import type { ApiContext } from '../api-context.js';
+import { parseRange } from '../file-range.js';
+import { assertVideoId } from '../services/video-query.service.js';
+
+const FILES: Record<string, { file: string; type: string }> = {
+  'annotated.mp4': { file: OUTPUT_FILES.video, type: 'video/mp4' },
+  'masks.ndjson': { file: OUTPUT_FILES.masks, type: 'application/x-ndjson' },
+  'report.json': { file: OUTPUT_FILES.report, type: 'application/json' },
+};
+const HLS_FILE = /^(index\.m3u8|[A-Za-z0-9_-]{1,64}\.(ts|m4s|mp4))$/;
+
+/** The outputs of a video: annotated.mp4 (range requests), masks.ndjson, report.json, and the HLS playlist while it is produced. */
+export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  for (const [name, spec] of Object.entries(FILES)) {
+    app.get(
+      `/v1/videos/:id/${name}`,
+      {
+        schema: {
+          tags: ['outputs'],
+          summary: `The video's ${name}${name.endsWith('.mp4') ? ' (Range requests: 206 Partial Content)' : ''}; 404 E_OUTPUT_NOT_READY until the sink has written it`,
+          params: { type: 'object', properties: { id: { type: 'string' } }, required: ['id'] },
+        },
+      },
+      async (request, reply) => {
+        const id = assertVideoId((request.params as { id: string }).id);
+        return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), spec.file), spec.type, id);
+      },
+    );
+  }
+
+  app.get(
+    '/v1/videos/:id/hls/:file',
+    {
+      schema: {
+        tags: ['outputs'],
+        summary: 'HLS playlist (index.m3u8) and segments of the annotated stream while it is produced (when STREAMSEG_HLS is on)',
+        params: { type: 'object', properties: { id: { type: 'string' }, file: { type: 'string' } }, required: ['id', 'file'] },
+      },
+    },
+    async (request, reply) => {
+      const { id, file } = request.params as { id: string; file: string };
+      assertVideoId(id);
+      if (!HLS_FILE.test(file)) throw new HttpError(404, 'E_NOT_FOUND', `no HLS file ${file}`);
+      const type = file.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : file.endsWith('.ts') ? 'video/mp2t' : 'video/mp4';
+      reply.header('cache-control', file.endsWith('.m3u8') ? 'no-cache' : 'max-age=3600');
+      return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), 'hls', file), type, id);
+    },
+  );
+}
+
+/** The video's output directory: from its state while Redis has it, else the API's default layout. */
+async function outDirOf(ctx: ApiContext, id: string): Promise<string> {
+  const state = await ctx.pipeline.states.get(id);
+  return state?.outDir ?? path.resolve(ctx.config.outDir, id);
+}
+
+async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, file: string, type: string, videoId: string) {
+  const info = await stat(file).catch(() => null);
+  if (!info?.isFile()) {
+    const view = await ctx.queries.find(videoId);
+    if (view && view.status !== 'done') throw new HttpError(404, 'E_OUTPUT_NOT_READY', `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);
+    throw new HttpError(404, 'E_NOT_FOUND', `video ${videoId} has no ${path.basename(file)}`);
+  }
+  const size = info.size;
+  const etag = `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;
+  reply.header('accept-ranges', 'bytes').header('content-type', type).header('etag', etag).header('last-modified', info.mtime.toUTCString());
+  const ifRange = request.headers['if-range'];
+  const range = ifRange && ifRange !== etag ? null : parseRange(request.headers.range, size);
+  if (range === 'unsatisfiable') {
+    return reply.code(416).header('content-range', `bytes */${size}`).send();
+  }
+  if (range) {
+    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
+    return reply.send(request.method === 'HEAD' ? undefined : createReadStream(file, { start: range.start, end: range.end }));
+  }
+  reply.header('content-length', size);
+  return reply.send(request.method === 'HEAD' ? undefined : createReadStream(file));
+}

@@ -1,0 +1,151 @@
+import path from 'node:path';
+import multipart from '@fastify/multipart';
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { PipelineClient } from '../cli/pipeline-client.js';
+import type { StreamsegConfig } from '../shared/config.js';
+import { ConfigError, HttpError, InputError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import type { Logger } from '../shared/logger.js';
+import { loadModelPackage, type ModelPackage } from '../shared/model-manifest.js';
+import { metricsInstanceId } from '../shared/metrics-publisher.js';
+import { createRedis } from '../shared/redis.js';
+import type { ApiContext } from './api-context.js';
+import { TokenVerifier } from './auth/token-verifier.js';
+import { registerBearerAuth } from './auth/bearer-auth.js';
+import { registerBullBoard } from './bull-board.js';
+import { DedupRepository } from './repositories/dedup.repository.js';
+import { UploadRepository } from './repositories/upload.repository.js';
+import { VideoIndexRepository } from './repositories/video-index.repository.js';
+import { registerAdapterRoutes } from './routes/adapters.routes.js';
+import { registerHealthRoutes } from './routes/health.routes.js';
+import { registerMetricsRoutes } from './routes/metrics.routes.js';
+import { registerVideoEventRoutes } from './routes/video-events.routes.js';
+import { registerVideoFileRoutes } from './routes/video-files.routes.js';
+import { registerVideoRoutes } from './routes/videos.routes.js';
+import { registerWebRoutes } from './routes/web.routes.js';
+import { ClusterMetricsService } from './services/cluster-metrics.service.js';
+import { VideoCancelService, type CancelTuning } from './services/video-cancel.service.js';
+import { VideoQueryService } from './services/video-query.service.js';
+import { VideoSubmissionService } from './services/video-submission.service.js';
+
+export interface ApiServerOptions {
+  config: StreamsegConfig;
+  redisUrl: string;
+  logger: Logger;
+  /** The model package for the adapter routes; by default loaded from config.modelDir (null if that fails). */
+  modelPackage?: ModelPackage | null;
+  /** Tests shorten the cancel waits. */
+  cancel?: CancelTuning;
+}
+
+export interface ApiServer {
+  readonly app: FastifyInstance;
+  /** Listens and resolves with the base URL (`http://host:port`). */
+  listen(port: number, host?: string): Promise<string>;
+  /** Ends event streams, stops listening, closes Redis connections. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the HTTP API (Fastify): /v1 videos, events, outputs, adapters; /metrics; /healthz and
+ * /readyz; /admin/queues (bull-board); /v1/openapi.json; the web page at /web/. Every route but
+ * the probes and the page's static files needs a bearer token from STREAMSEG_API_TOKENS.
+ */
+export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const { config, redisUrl } = options;
+  const logger = options.logger.child({ role: 'api' });
+  if (config.apiTokens.length === 0) {
+    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each), e.g. `openssl rand -hex 24`']);
+  }
+  const modelPackage =
+    options.modelPackage !== undefined
+      ? options.modelPackage
+      : await loadModelPackage(config.modelDir).catch((error: unknown) => {
+          logger.warn({ err: errorLine(error) }, 'model package not loaded: the adapter routes answer 503');
+          return null;
+        });
+
+  const pipeline = await PipelineClient.connect(config, redisUrl);
+  const redis = pipeline.redis;
+  const outDir = path.resolve(config.outDir);
+  const uploads = new UploadRepository(path.resolve(config.uploadDir ?? path.join(outDir, 'uploads')));
+  const dedup = new DedupRepository(redis, config.dedupSeconds, config.frameTtlSeconds);
+  const index = new VideoIndexRepository(redis);
+  const queries = new VideoQueryService(pipeline.states, index, { hls: config.hls });
+  const queues = Object.values(pipeline.queues);
+  let signalClosing!: () => void;
+  const closing = new Promise<void>((resolve) => (signalClosing = resolve));
+  const ctx: ApiContext = {
+    config,
+    redis,
+    pipeline,
+    queries,
+    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger),
+    cancels: new VideoCancelService({ redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger }, options.cancel),
+    uploads,
+    modelPackage,
+    logger,
+    openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-api-events' }),
+    closing,
+  };
+
+  const app = Fastify({ forceCloseConnections: true, logger: false });
+  app.setErrorHandler((error: FastifyError | StreamsegError, request, reply) => {
+    const { status, code } = classify(error);
+    if (status >= 500) logger.error({ err: error, url: request.url, method: request.method }, 'request failed');
+    return reply.code(status).send({ error: { code, message: error instanceof StreamsegError ? error.message : errorLine(error) } });
+  });
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'streamseg API', version: '1', description: 'Submit videos, follow their progress and frame records, fetch the segmented outputs, manage adapters.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    hideUntagged: true,
+  });
+  await app.register(multipart, { limits: { fileSize: config.uploadMaxBytes, files: 2, fields: 32, fieldSize: 64 * 1024 } });
+  registerBearerAuth(app, new TokenVerifier(config.apiTokens));
+
+  registerHealthRoutes(app, ctx);
+  registerVideoRoutes(app, ctx);
+  registerVideoEventRoutes(app, ctx);
+  registerVideoFileRoutes(app, ctx);
+  registerAdapterRoutes(app, ctx);
+  registerMetricsRoutes(app, new ClusterMetricsService(redis, queues, metricsInstanceId()));
+  registerWebRoutes(app);
+  await registerBullBoard(app, queues);
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    async listen(port, host = config.apiHost) {
+      await app.listen({ port, host });
+      const address = app.server.address();
+      const actualPort = typeof address === 'object' && address ? address.port : port;
+      const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      logger.info({ port: actualPort, host }, 'API listening');
+      return `http://${shown}:${actualPort}`;
+    },
+    close: () =>
+      (closed ??= (async () => {
+        signalClosing();
+        await app.close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing the HTTP server'));
+        await pipeline.close();
+      })()),
+  };
+}
+
+function classify(error: FastifyError | StreamsegError): { status: number; code: string } {
+  if (error instanceof HttpError) return { status: error.statusCode, code: error.code };
+  if (error instanceof InputError || error instanceof ConfigError) return { status: 400, code: error.code };
+  if (error instanceof StreamsegError) return { status: error.code === 'E_JOB_PAYLOAD' ? 400 : 500, code: error.code };
+  if ('validation' in error && error.validation) return { status: 400, code: 'E_BAD_REQUEST' };
+  const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
+  if (error.code === 'FST_REQ_FILE_TOO_LARGE') return { status: 413, code: 'E_UPLOAD_TOO_LARGE' };
+  return { status, code: status < 500 ? 'E_BAD_REQUEST' : 'E_INTERNAL' };
+}

@@ -1,0 +1,61 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { videoOptionsFromFlags } from '../../cli/options.js';
+import { HttpError } from '../../shared/errors/index.js';
+import { MERGE_METHODS, type RetrievalOverrides } from '../../shared/retrieval-options.js';
+
+const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
+
+/**
+ * A submission's options, as JSON fields or multipart fields (strings): the same choices as
+ * `streamseg submit` flags (--fps, --classes, --top-k, --merge, --no-adapters).
+ */
+export const videoRequestOptionsSchema = z
+  .object({
+    /** Resample to this frame rate; unset keeps the source rate. */
+    fps: z.coerce.number().min(0.1).max(240).optional(),
+    /** Class names to segment: an array, or a comma-separated string. */
+    classes: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).optional(),
+    /** Most adapters merged per scene. */
+    topK: z.coerce.number().int().min(1).max(32).optional(),
+    /** How retrieved adapters are merged. */
+    merge: z.enum(MERGE_METHODS).optional(),
+    /** false: the base model only, no adapter retrieval. @defaultValue true */
+    adapters: booleanish.optional(),
+  })
+  .strict();
+export type VideoRequestOptions = z.input<typeof videoRequestOptionsSchema>;
+
+/** The options a video is submitted with (what VideoSubmitter takes besides input and outDir). */
+export interface ResolvedVideoOptions {
+  fps?: number;
+  classes?: string[];
+  retrieval?: RetrievalOverrides;
+}
+
+export function resolveVideoOptions(raw: unknown): ResolvedVideoOptions {
+  const parsed = videoRequestOptionsSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new HttpError(400, 'E_BAD_REQUEST', `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  }
+  const { fps, classes, topK, merge, adapters } = parsed.data;
+  // The CLI's flag mapping, so --no-adapters and adapters=false mean exactly the same.
+  const resolved = videoOptionsFromFlags({
+    classes: Array.isArray(classes) ? classes.join(',') : classes,
+    topK: topK === undefined ? undefined : String(topK),
+    merge,
+    adapters: adapters ?? true,
+  });
+  return { ...(fps === undefined ? {} : { fps }), ...resolved };
+}
+
+/** Hash of what makes two submissions the same: the source (upload bytes or URL) and the options. */
+export function submissionHash(source: { upload: string } | { url: string }, options: ResolvedVideoOptions): string {
+  const canonical = {
+    source,
+    fps: options.fps ?? null,
+    classes: options.classes ? [...options.classes].sort() : null,
+    retrieval: options.retrieval ? Object.fromEntries(Object.entries(options.retrieval).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
+  };
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}

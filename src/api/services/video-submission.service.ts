@@ -1,0 +1,71 @@
+import path from 'node:path';
+import { HttpError, InputError } from '../../shared/errors/index.js';
+import { videoInputSchema } from '../../shared/job-schemas.js';
+import type { Logger } from '../../shared/logger.js';
+import { newVideoId, type VideoSubmitter } from '../../shared/video-submitter.js';
+import type { DedupRepository } from '../repositories/dedup.repository.js';
+import type { ReceivedUpload, UploadRepository } from '../repositories/upload.repository.js';
+import { submissionHash, type ResolvedVideoOptions } from './video-request-options.js';
+
+export interface SubmissionResult {
+  id: string;
+  /** True when an identical submission within the dedup window already had this id. */
+  deduplicated: boolean;
+}
+
+/**
+ * Submits videos from the API: a URL or an upload, each deduplicated by content (upload
+ * bytes or URL) plus options within the dedup window. Outputs go to `<outDir>/<id>/`.
+ */
+export class VideoSubmissionService {
+  constructor(
+    private readonly submitter: VideoSubmitter,
+    private readonly dedup: DedupRepository,
+    private readonly uploads: UploadRepository,
+    private readonly outDir: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async submitUrl(url: string, options: ResolvedVideoOptions): Promise<SubmissionResult> {
+    const parsed = videoInputSchema.safeParse({ kind: 'url', url });
+    if (!parsed.success) {
+      throw new InputError('E_INPUT_URL_SCHEME', `url: ${parsed.error.issues.map((i) => i.message).join('; ')} (http, https, rtsp and udp URLs are accepted)`);
+    }
+    return this.submit(submissionHash({ url }, options), options, async () => url);
+  }
+
+  async submitUpload(upload: ReceivedUpload, options: ResolvedVideoOptions): Promise<SubmissionResult> {
+    if (upload.bytes === 0) {
+      await this.uploads.discard(upload.file);
+      throw new HttpError(400, 'E_BAD_REQUEST', 'the uploaded file is empty');
+    }
+    let kept: string | undefined;
+    try {
+      return await this.submit(submissionHash({ upload: upload.sha256 }, options), options, async (id) => (kept = await this.uploads.keep(upload, id)));
+    } catch (error) {
+      if (kept) await this.uploads.discard(kept);
+      kept = undefined;
+      throw error;
+    } finally {
+      // A duplicate (or a failed submit) leaves the bytes unused.
+      if (!kept) await this.uploads.discard(upload.file);
+    }
+  }
+
+  private async submit(hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<string>): Promise<SubmissionResult> {
+    const id = newVideoId();
+    if (this.dedup.enabled) {
+      const existing = await this.dedup.claim(hash, id);
+      if (existing) return { id: existing, deduplicated: true };
+    }
+    try {
+      const input = await inputFor(id);
+      await this.submitter.submit(input, { videoId: id, outDir: path.join(this.outDir, id), ...options });
+    } catch (error) {
+      if (this.dedup.enabled) await this.dedup.release(id).catch(() => undefined);
+      throw error;
+    }
+    this.logger.info({ videoId: id }, 'video submitted');
+    return { id, deduplicated: false };
+  }
+}
