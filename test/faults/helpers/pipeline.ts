@@ -14,7 +14,10 @@ const run = promisify(execFile);
 
 /** A submitting client in the test process (what `streamseg submit` uses). */
 export async function connectClient(redisUrl: string): Promise<PipelineClient> {
-  return PipelineClient.connect(loadConfig({ redisUrl, jobAttempts: 3 }, {}), redisUrl);
+  const client = await PipelineClient.connect(loadConfig({ redisUrl, jobAttempts: 3 }, {}), redisUrl);
+  // Reconnection attempts while a test restarts redis-server are expected, not news.
+  client.redis.on('error', () => undefined);
+  return client;
 }
 
 /** Polls until `check` returns a value (not undefined); throws with `what` after the timeout. */
