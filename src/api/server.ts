@@ -19,6 +19,7 @@ import { VideoIndexRepository } from './repositories/video-index.repository.js';
 import { registerAdapterRoutes } from './routes/adapters.routes.js';
 import { registerHealthRoutes } from './routes/health.routes.js';
 import { registerMetricsRoutes } from './routes/metrics.routes.js';
+import { registerQueueRoutes } from './routes/queues.routes.js';
 import { registerVideoEventRoutes } from './routes/video-events.routes.js';
 import { registerVideoFileRoutes } from './routes/video-files.routes.js';
 import { registerVideoRoutes } from './routes/videos.routes.js';
@@ -71,7 +72,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const uploads = new UploadRepository(path.resolve(config.uploadDir ?? path.join(outDir, 'uploads')));
   const dedup = new DedupRepository(redis, config.dedupSeconds, config.frameTtlSeconds);
   const index = new VideoIndexRepository(redis);
-  const queries = new VideoQueryService(pipeline.states, index, { hls: config.hls });
+  const queries = new VideoQueryService(pipeline.states, index);
   const queues = Object.values(pipeline.queues);
   let signalClosing!: () => void;
   const closing = new Promise<void>((resolve) => (signalClosing = resolve));
@@ -114,6 +115,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   registerVideoEventRoutes(app, ctx);
   registerVideoFileRoutes(app, ctx);
   registerAdapterRoutes(app, ctx);
+  registerQueueRoutes(app, ctx);
   registerMetricsRoutes(app, new ClusterMetricsService(redis, queues, metricsInstanceId()));
   registerWebRoutes(app);
   await registerBullBoard(app, queues);

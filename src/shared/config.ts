@@ -101,11 +101,6 @@ export const configSchema = z.object({
   uploadMaxBytes: intFrom(1024).default(1024 * 1024 * 1024),
   /** `STREAMSEG_DEDUP_SECONDS`: the same submission (content or URL, and options) within this window gets the same id. @defaultValue 600 */
   dedupSeconds: intFrom(0).default(600),
-  /** `STREAMSEG_HLS`: the sink also writes an HLS playlist (`hls/index.m3u8`) while it encodes. @defaultValue false */
-  hls: z
-    .union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off'])])
-    .transform((v) => v === true || v === '1' || v === 'true' || v === 'yes' || v === 'on')
-    .default(false),
   /** `STREAMSEG_METRICS_PUBLISH_MS`: how often each process publishes its metrics to Redis for the API's /metrics; 0 = never. @defaultValue 5000 */
   metricsPublishMs: intFrom(0).default(5000),
   /** `LOG_LEVEL`. @defaultValue `info` */
@@ -155,7 +150,6 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   uploadDir: 'STREAMSEG_UPLOAD_DIR',
   uploadMaxBytes: 'STREAMSEG_UPLOAD_MAX_BYTES',
   dedupSeconds: 'STREAMSEG_DEDUP_SECONDS',
-  hls: 'STREAMSEG_HLS',
   metricsPublishMs: 'STREAMSEG_METRICS_PUBLISH_MS',
   logLevel: 'LOG_LEVEL',
 };

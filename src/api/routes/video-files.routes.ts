@@ -6,6 +6,7 @@ import { HttpError } from '../../shared/errors/index.js';
 import { OUTPUT_FILES } from '../../workers/sink/sink.service.js';
 import type { ApiContext } from '../api-context.js';
 import { parseRange } from '../file-range.js';
+import { HlsRepository } from '../repositories/hls.repository.js';
 import { assertVideoId } from '../services/video-query.service.js';
 
 const FILES: Record<string, { file: string; type: string }> = {
@@ -13,9 +14,8 @@ const FILES: Record<string, { file: string; type: string }> = {
   'masks.ndjson': { file: OUTPUT_FILES.masks, type: 'application/x-ndjson' },
   'report.json': { file: OUTPUT_FILES.report, type: 'application/json' },
 };
-const HLS_FILE = /^(index\.m3u8|[A-Za-z0-9_-]{1,64}\.(ts|m4s|mp4))$/;
 
-/** The outputs of a video: annotated.mp4 (range requests), masks.ndjson, report.json, and the HLS playlist while it is produced. */
+/** The outputs of a video: annotated.mp4 (range requests), masks.ndjson, report.json, and HLS while it is produced. */
 export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): void {
   for (const [name, spec] of Object.entries(FILES)) {
     app.get(
@@ -34,22 +34,29 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
     );
   }
 
+  const hls = new HlsRepository();
   app.get(
     '/v1/videos/:id/hls/:file',
     {
       schema: {
         tags: ['outputs'],
-        summary: 'HLS playlist (index.m3u8) and segments of the annotated stream while it is produced (when STREAMSEG_HLS is on)',
+        summary: 'HLS of the annotated stream while it is produced: index.m3u8 (live EVENT playlist) and seg-NNNNNN.ts, made from the sink\'s closed segments; once the video is done, play annotated.mp4',
         params: { type: 'object', properties: { id: { type: 'string' }, file: { type: 'string' } }, required: ['id', 'file'] },
       },
     },
     async (request, reply) => {
       const { id, file } = request.params as { id: string; file: string };
       assertVideoId(id);
-      if (!HLS_FILE.test(file)) throw new HttpError(404, 'E_NOT_FOUND', `no HLS file ${file}`);
-      const type = file.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : file.endsWith('.ts') ? 'video/mp2t' : 'video/mp4';
-      reply.header('cache-control', file.endsWith('.m3u8') ? 'no-cache' : 'max-age=3600');
-      return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), 'hls', file), type, id);
+      const view = await ctx.queries.get(id);
+      if (view.status === 'done') throw new HttpError(404, 'E_NOT_FOUND', `video ${id} is finished: play ${view.outputs.annotated}`);
+      const segments = await hls.segments(await outDirOf(ctx, id));
+      if (file === 'index.m3u8') {
+        return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache').send(hls.playlist(segments, view.status === 'failed' || view.status === 'cancelled'));
+      }
+      const match = /^seg-(\d{6})\.ts$/.exec(file);
+      const segment = match ? segments[Number(match[1])] : undefined;
+      if (!segment) throw new HttpError(404, 'E_NOT_FOUND', `no HLS segment ${file} of video ${id} (yet)`);
+      return reply.header('content-type', 'video/mp2t').header('cache-control', 'max-age=3600').send(hls.transportStream(segment));
     },
   );
 }

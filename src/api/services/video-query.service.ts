@@ -9,14 +9,13 @@ export class VideoQueryService {
   constructor(
     private readonly states: VideoStateStore,
     private readonly index: VideoIndexRepository,
-    private readonly options: { hls: boolean },
   ) {}
 
   /** The video's view, or null when Redis has neither its state nor a cancel tombstone. */
   async find(videoId: string): Promise<VideoView | null> {
     const state = await this.states.get(videoId);
     if (state) {
-      const view = videoView(state, this.options);
+      const view = videoView(state);
       // Cancelled but not cleaned yet: the producer marked it failed with E_CANCELLED.
       if (state.status !== 'done' && (await this.states.cancelledAt(videoId)) !== null) view.status = 'cancelled';
       return view;

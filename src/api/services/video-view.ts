@@ -26,11 +26,11 @@ export interface VideoView {
   /** Active milliseconds per stage, summed over jobs. */
   stageMs: Record<string, number>;
   warnings: string[];
-  /** Output URLs (relative to the API root); present once the files can exist. */
+  /** Output URLs (relative to the API root); `hls` (live playlist) until the video is done. */
   outputs: { annotated: string; masks: string; report: string; hls: string | null; events: string };
 }
 
-export function videoView(state: VideoState, options: { hls: boolean }): VideoView {
+export function videoView(state: VideoState): VideoView {
   const exact = state.totalFrames;
   const total = exact ?? state.expectedFrames ?? null;
   const stage = (done: number): StageProgress => {
@@ -58,7 +58,7 @@ export function videoView(state: VideoState, options: { hls: boolean }): VideoVi
       annotated: `${base}/annotated.mp4`,
       masks: `${base}/masks.ndjson`,
       report: `${base}/report.json`,
-      hls: options.hls ? `${base}/hls/index.m3u8` : null,
+      hls: state.status === 'done' ? null : `${base}/hls/index.m3u8`,
       events: `${base}/events`,
     },
   };

@@ -1,0 +1,83 @@
+import { execFile, spawn } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { FfmpegError } from '../../shared/errors/index.js';
+import { SegmentFiles } from '../../workers/sink/segment-files.js';
+
+const run = promisify(execFile);
+const SEGMENT = /^seg-(\d{6})\.mp4$/;
+
+export interface HlsSegment {
+  index: number;
+  file: string;
+  durationSeconds: number;
+  /** Start of the segment in the video, seconds (sum of the segments before it). */
+  startSeconds: number;
+}
+
+/**
+ * HLS of the annotated stream while it is produced, made from the segments the sink closes
+ * (`<outDir>/.annotated.segments/seg-NNNNNN.mp4`, each whole under its final name): a live
+ * (EVENT) playlist of the segments so far, each served as MPEG-TS remuxed by ffmpeg without
+ * re-encoding and shifted to its place in the video. Nothing is written for it: the sink stays
+ * as it is, and a finished video is played from annotated.mp4.
+ */
+export class HlsRepository {
+  private readonly durations = new Map<string, number>();
+
+  constructor(private readonly ffmpegPath = 'ffmpeg', private readonly ffprobePath = 'ffprobe') {}
+
+  /** The consecutive whole segments written so far, from the first. */
+  async segments(outDir: string): Promise<HlsSegment[]> {
+    const dir = new SegmentFiles(outDir).dir;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const indices = new Set(names.map((n) => SEGMENT.exec(n)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])));
+    const out: HlsSegment[] = [];
+    let start = 0;
+    for (let index = 0; indices.has(index); index++) {
+      const file = path.join(dir, `seg-${String(index).padStart(6, '0')}.mp4`);
+      const durationSeconds = await this.duration(file).catch(() => null);
+      if (durationSeconds === null) break;
+      out.push({ index, file, durationSeconds, startSeconds: start });
+      start += durationSeconds;
+    }
+    return out;
+  }
+
+  playlist(segments: readonly HlsSegment[], ended: boolean): string {
+    const target = Math.max(1, ...segments.map((s) => Math.ceil(s.durationSeconds)));
+    const lines = ['#EXTM3U', '#EXT-X-VERSION:3', `#EXT-X-TARGETDURATION:${target}`, '#EXT-X-MEDIA-SEQUENCE:0', '#EXT-X-PLAYLIST-TYPE:EVENT'];
+    for (const s of segments) lines.push(`#EXTINF:${s.durationSeconds.toFixed(3)},`, `seg-${String(s.index).padStart(6, '0')}.ts`);
+    if (ended) lines.push('#EXT-X-ENDLIST');
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** The segment as MPEG-TS (stream copy), its timestamps starting at `startSeconds`. */
+  transportStream(segment: HlsSegment): Readable {
+    const child = spawn(
+      this.ffmpegPath,
+      ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', segment.file, '-c', 'copy', '-bsf:v', 'h264_mp4toannexb', '-output_ts_offset', segment.startSeconds.toFixed(3), '-f', 'mpegts', 'pipe:1'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    child.once('error', (error) => child.stdout.destroy(new FfmpegError(`cannot run ffmpeg (${error.message})`, { cause: error })));
+    child.stdout.once('close', () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    return child.stdout;
+  }
+
+  private async duration(file: string): Promise<number> {
+    const info = await stat(file);
+    const key = `${file}:${info.size}:${info.mtimeMs}`;
+    const known = this.durations.get(key);
+    if (known !== undefined) return known;
+    const { stdout } = await run(this.ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
+    const seconds = Number(stdout.trim());
+    if (!(seconds > 0)) throw new FfmpegError(`ffprobe found no duration in ${file}`);
+    if (this.durations.size > 10_000) this.durations.clear();
+    this.durations.set(key, seconds);
+    return seconds;
+  }
+}

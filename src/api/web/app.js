@@ -1,0 +1,211 @@
+// streamseg web page: plain ES module, no build step. Talks to the /v1 API with the token the
+// user enters (kept in localStorage, and in a SameSite=Strict cookie for <video>, EventSource
+// and bull-board, which cannot send an Authorization header).
+const TOKEN_KEY = 'streamseg_token';
+const $ = (selector) => document.querySelector(selector);
+
+let token = localStorage.getItem(TOKEN_KEY) ?? '';
+let selected = null;
+let events = null;
+let hls = null;
+const liveScenes = new Map();
+
+function setToken(value) {
+  token = value.trim();
+  localStorage.setItem(TOKEN_KEY, token);
+  document.cookie = `${TOKEN_KEY}=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...(options.headers ?? {}), authorization: `Bearer ${token}` } });
+  if (response.status === 401) {
+    $('#token-state').textContent = 'token refused';
+    throw new Error('unauthorized');
+  }
+  $('#token-state').textContent = 'token accepted';
+  const body = response.headers.get('content-type')?.includes('json') ? await response.json() : await response.text();
+  if (!response.ok) throw new Error(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`);
+  return body;
+}
+
+function bar(stage) {
+  const pct = stage.fraction === null ? 0 : Math.round(stage.fraction * 100);
+  const total = stage.total === null ? '?' : stage.total;
+  return `<div class="bar" title="${stage.done}/${total}"><span style="width:${pct}%"></span><em>${stage.done}/${total}</em></div>`;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+}
+
+async function refreshVideos() {
+  if (!token) return;
+  const { videos } = await api('/v1/videos?limit=25');
+  const rows = videos.map((v) => `
+    <tr data-id="${escapeHtml(v.id)}" data-testid="video-row" data-status="${v.status}" class="${v.id === selected ? 'selected' : ''}">
+      <td><a href="#${escapeHtml(v.id)}">${escapeHtml(v.id)}</a></td>
+      <td class="status-${v.status}" data-testid="video-status">${v.status}${v.error ? ` <small title="${escapeHtml(v.error)}">(${escapeHtml(v.error.split(':')[0])})</small>` : ''}</td>
+      <td>${bar(v.stages.decode)}</td><td>${bar(v.stages.segment)}</td><td>${bar(v.stages.sink)}</td>
+      <td>${v.status === 'done' || v.status === 'failed' || v.status === 'cancelled' ? '' : `<button data-cancel="${escapeHtml(v.id)}">cancel</button>`}</td>
+    </tr>`);
+  $('#videos tbody').innerHTML = rows.join('');
+}
+
+async function refreshQueues() {
+  if (!token) return;
+  const { queues } = await api('/v1/queues');
+  $('#queues tbody').innerHTML = queues
+    .map((q) => `<tr data-testid="queue-row"><td>${escapeHtml(q.name)}${q.paused ? ' (paused)' : ''}</td><td>${q.counts.waiting + q.counts.prioritized}</td><td>${q.counts.active}</td><td>${q.counts.delayed}</td><td>${q.counts.completed}</td><td>${q.counts.failed}</td><td>${q.workers.length}</td></tr>`)
+    .join('');
+}
+
+function colorOf(adapters) {
+  if (!adapters.length) return '#8a8f99';
+  const name = adapters.map((a) => a.name).join('+');
+  let h = 0;
+  for (const ch of name) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return `hsl(${h} 55% 42%)`;
+}
+
+function renderScenes(scenes, totalFrames) {
+  const total = Math.max(1, totalFrames ?? scenes.reduce((n, s) => Math.max(n, s.endFrame), 0));
+  $('#timeline').innerHTML = scenes
+    .map((s) => {
+      const label = s.adapters.length ? s.adapters.map((a) => `${a.name} ${a.weight.toFixed(2)}`).join(' + ') : 'base model';
+      return `<div data-testid="scene-block" style="width:${((s.endFrame - s.startFrame) / total) * 100}%;background:${colorOf(s.adapters)}" title="scene ${s.index}: frames ${s.startFrame}-${s.endFrame - 1}, ${escapeHtml(label)}">${s.index}: ${escapeHtml(label)}</div>`;
+    })
+    .join('');
+  $('#scenes tbody').innerHTML = scenes
+    .map((s) => `<tr data-testid="scene-row"><td>${s.index}</td><td>${s.startFrame}–${s.endFrame - 1} (${s.frames})</td><td>${s.adapters.length ? s.adapters.map((a) => `${escapeHtml(a.name)} (${a.weight.toFixed(2)})`).join(', ') : 'base model (no adapter)'}</td></tr>`)
+    .join('');
+}
+
+function addLiveFrame(record) {
+  const last = [...liveScenes.values()].at(-1);
+  if (last && last.index === record.scene && last.endFrame === record.index) {
+    last.endFrame++;
+    last.frames++;
+  } else if (!liveScenes.has(`${record.scene}:${record.index}`)) {
+    liveScenes.set(`${record.scene}:${record.index}`, { index: record.scene, startFrame: record.index, endFrame: record.index + 1, frames: 1, adapters: record.adapters });
+  }
+}
+
+function showPlayer(view) {
+  const video = $('#player');
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  if (view.status === 'done') {
+    video.src = view.outputs.annotated;
+    $('#player-note').textContent = 'annotated.mp4';
+  } else if (view.outputs.hls && window.Hls?.isSupported()) {
+    hls = new window.Hls({ xhrSetup: (xhr) => xhr.setRequestHeader('authorization', `Bearer ${token}`) });
+    hls.loadSource(view.outputs.hls);
+    hls.attachMedia(video);
+    $('#player-note').textContent = 'live (HLS) while the video is produced';
+  } else {
+    video.removeAttribute('src');
+    $('#player-note').textContent = 'the annotated video appears here when it is done';
+  }
+}
+
+async function showReport(view) {
+  const report = await api(view.outputs.report);
+  renderScenes(report.scenes, report.frames);
+  $('#links').innerHTML = ['annotated', 'masks', 'report'].map((k) => `<a href="${view.outputs[k]}" target="_blank" rel="noopener">${view.outputs[k].split('/').pop()}</a>`).join('');
+}
+
+function select(id) {
+  if (!token || !id) return;
+  selected = id;
+  events?.close();
+  liveScenes.clear();
+  $('#detail').hidden = false;
+  $('#detail-id').textContent = id;
+  $('#timeline').innerHTML = '';
+  $('#scenes tbody').innerHTML = '';
+  $('#links').innerHTML = '';
+  let lastStatus = null;
+  // EventSource sends the token cookie; it resumes by itself with Last-Event-ID after a drop.
+  events = new EventSource(`/v1/videos/${encodeURIComponent(id)}/events`);
+  const onView = (view) => {
+    $('#detail-status').textContent = view.status;
+    $('#detail-status').className = `status-${view.status}`;
+    if (view.status !== lastStatus) {
+      lastStatus = view.status;
+      showPlayer(view);
+    }
+  };
+  events.addEventListener('progress', (e) => onView(JSON.parse(e.data)));
+  events.addEventListener('frame', (e) => {
+    addLiveFrame(JSON.parse(e.data));
+    renderScenes([...liveScenes.values()]);
+  });
+  const finish = (e) => {
+    events.close();
+    const view = JSON.parse(e.data);
+    onView(view);
+    if (view.status === 'done') showReport(view).catch((error) => ($('#links').textContent = error.message));
+  };
+  for (const name of ['done', 'failed', 'cancelled']) events.addEventListener(name, finish);
+  refreshVideos().catch(() => undefined);
+}
+
+$('#token').value = token;
+if (token) setToken(token);
+$('#token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  setToken($('#token').value);
+  refreshVideos().catch(() => undefined);
+  refreshQueues().catch(() => undefined);
+});
+
+$('#submit-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const state = $('#submit-state');
+  const options = {};
+  if ($('#fps').value) options.fps = $('#fps').value;
+  if ($('#classes').value.trim()) options.classes = $('#classes').value.trim();
+  if ($('#topk').value) options.topK = $('#topk').value;
+  if ($('#merge').value) options.merge = $('#merge').value;
+  if ($('#no-adapters').checked) options.adapters = 'false';
+  try {
+    state.textContent = 'submitting…';
+    let result;
+    const file = $('#file').files[0];
+    if (file) {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(options)) form.append(k, v);
+      form.append('file', file);
+      result = await api('/v1/videos', { method: 'POST', body: form });
+    } else if ($('#url').value) {
+      result = await api('/v1/videos', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: $('#url').value, ...options }) });
+    } else {
+      state.textContent = 'choose a file or enter a URL';
+      return;
+    }
+    state.textContent = `${result.deduplicated ? 'already submitted' : 'submitted'}: ${result.id}`;
+    location.hash = result.id;
+  } catch (error) {
+    state.textContent = error.message;
+  }
+});
+
+$('#videos').addEventListener('click', async (e) => {
+  const cancel = e.target.closest('button[data-cancel]');
+  if (cancel) {
+    cancel.disabled = true;
+    await api(`/v1/videos/${encodeURIComponent(cancel.dataset.cancel)}`, { method: 'DELETE' }).catch((error) => alert(error.message));
+    refreshVideos().catch(() => undefined);
+  }
+});
+
+window.addEventListener('hashchange', () => select(location.hash.slice(1)));
+if (location.hash.length > 1) select(location.hash.slice(1));
+const loop = (fn, ms) => {
+  const tick = () => fn().catch(() => undefined).finally(() => setTimeout(tick, ms));
+  tick();
+};
+loop(refreshVideos, 1000);
+loop(refreshQueues, 2000);
