@@ -7,7 +7,7 @@ import { FrameError, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
-import { framesProcessed, stageSeconds } from '../../shared/metrics.js';
+import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/metrics.js';
 import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { MaskWriter } from './mask-writer.js';
 import { ReorderBuffer } from './reorder-buffer.js';
@@ -208,6 +208,7 @@ export class VideoAssembly {
     await writeFile(partial, `${JSON.stringify(report, null, 2)}\n`);
     await rename(partial, this.files.report);
     await states.markDone(this.videoId);
+    endToEndSeconds.observe(report.timings.wallMs / 1000);
     await this.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
     await this.segments.remove();
     this.closeBlocking();
