@@ -13,13 +13,15 @@ const PUBLIC_PATHS = [/^\/healthz$/, /^\/readyz$/, /^\/$/, /^\/web(\/.*)?$/];
  * cookie. The cookie (SameSite=Strict) is accepted for writes only from the same origin.
  */
 export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier): void {
-  app.addHook('onRequest', async (request) => {
+  // Answers here rather than throwing: plugins with their own error handler (bull-board) would reshape the error.
+  app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (PUBLIC_PATHS.some((p) => p.test(path))) return;
     if (verifier.verify(bearerToken(request))) return;
     const cookie = cookieToken(request);
     if (cookie !== undefined && verifier.verify(cookie) && sameOriginOrSafe(request)) return;
-    throw new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+    const error = new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+    return reply.code(401).header('www-authenticate', 'Bearer realm="streamseg"').send({ error: { code: error.code, message: error.message } });
   });
 }
 
