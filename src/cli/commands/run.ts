@@ -32,8 +32,10 @@ export function registerRunCommand(program: Command): void {
 }
 
 async function runVideo(input: string, flags: RunFlags): Promise<void> {
-  // Progress bars and log lines share stderr; keep logs quiet unless asked.
-  const config = configFromFlags(flags, { logLevel: flags.logLevel ?? process.env.LOG_LEVEL ?? 'warn' });
+  // Progress bars and log lines share stderr; keep logs quiet unless asked. 'error', not 'warn':
+  // a failed video is reported by the one exit line, and the roles' warnings about the same
+  // failure (job failed, with stacks) would only repeat it. LOG_LEVEL=warn shows them.
+  const config = configFromFlags(flags, { logLevel: flags.logLevel ?? process.env.LOG_LEVEL ?? 'error' });
   const videoOptions = videoOptionsFromFlags(flags);
   const logger = createLogger(config.logLevel);
   let redis: EmbeddedRedis | undefined;
@@ -51,7 +53,8 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
     client = await PipelineClient.connect(config, redisUrl);
     const outDir = path.resolve(flags.out ?? config.outDir);
     const videoId = await client.submitter.submit(input, { outDir, fps: config.fps, ...videoOptions });
-    const view = flags.progress ? new ProgressView(videoId) : undefined;
+    // Bars only on a terminal: piped or redirected (scripts, CI), stderr carries just the exit line.
+    const view = flags.progress && process.stderr.isTTY ? new ProgressView(videoId) : undefined;
     try {
       const final = await waitForVideo(videoId, client.states, client.queues, { onUpdate: (s) => view?.update(s) });
       view?.update(final);
