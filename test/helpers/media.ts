@@ -27,8 +27,9 @@ export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<
   ];
   if (spec.audio) inputs.push('-f', 'lavfi', '-i', `sine=frequency=440:duration=${(a + b) / spec.fps}`);
   const retime = spec.variableFrameRate
-    ? // alternate short and long frame durations (0.5x and 1.5x) so the rate varies but the count does not
-      `,setpts='(N*1.0+0.5*mod(N\\,2))/(${spec.fps}*TB)'`
+    ? // alternate short and long frame durations (0.5x and 1.5x) so the rate varies but the count does not;
+      // settb first: in the 1/fps time base the half-frame offsets would round away
+      `,settb=AVTB,setpts='(N*1.0+0.5*mod(N\\,2))/(${spec.fps}*TB)'`
     : '';
   const args = [
     '-hide_banner', '-loglevel', 'error', '-y',
@@ -36,7 +37,8 @@ export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<
     '-filter_complex', `[0:v][1:v]concat=n=2:v=1:a=0,scale=${spec.width}:${spec.height},setsar=1${retime}[v]`,
     '-map', '[v]',
     ...(spec.audio ? ['-map', '2:a', '-c:a', file.endsWith('.webm') || file.endsWith('.mkv') ? 'libopus' : 'aac'] : []),
-    ...(spec.variableFrameRate ? ['-fps_mode', 'vfr'] : []),
+    // A millisecond encoder time base: the default (1/fps) would round the irregular times back to a constant rate.
+    ...(spec.variableFrameRate ? ['-fps_mode', 'vfr', '-enc_time_base', '1:1000'] : []),
     '-c:v', ...spec.video,
     file,
   ];
@@ -49,13 +51,15 @@ export interface ProbedVideo {
   height: number;
   frames: number;
   fps: number;
+  /** Pixel format as ffprobe names it (yuv420p, yuv444p…). */
+  pixFmt: string;
 }
 
-/** Counts decoded frames exactly (ffprobe -count_frames) and reads size, codec and rate. */
+/** Counts decoded frames exactly (ffprobe -count_frames) and reads size, codec, rate and pixel format. */
 export async function probeVideo(file: string): Promise<ProbedVideo> {
   const { stdout } = await run('ffprobe', [
     '-v', 'error', '-select_streams', 'v:0', '-count_frames',
-    '-show_entries', 'stream=codec_name,width,height,nb_read_frames,avg_frame_rate',
+    '-show_entries', 'stream=codec_name,width,height,nb_read_frames,avg_frame_rate,pix_fmt',
     '-of', 'json', file,
   ]);
   const stream = (JSON.parse(stdout) as { streams: Record<string, string | number>[] }).streams[0]!;
@@ -66,5 +70,6 @@ export async function probeVideo(file: string): Promise<ProbedVideo> {
     height: Number(stream.height),
     frames: Number(stream.nb_read_frames),
     fps: den ? num! / den : num!,
+    pixFmt: String(stream.pix_fmt),
   };
 }
