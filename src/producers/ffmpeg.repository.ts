@@ -104,8 +104,14 @@ export class FfmpegRepository {
     ];
     const probed = await this.collect(this.ffprobePath, args, this.probeTimeoutMs);
     const { code, stdout, spawnError, timedOut } = probed;
-    // ffprobe prefixes its complaint with the locator; the message names the input already.
-    const stderrLine = probed.stderrLine.replace(`${source.locator}: `, '');
+    // ffprobe prefixes its complaint with the locator; the message names the input already. The
+    // first line is often the cause ("Picture size 100000x100000 is invalid"), the last the effect.
+    const lines = [
+      ...new Set(
+        [probed.stderrFirstLine, probed.stderrLine].map((l) => l.replace(`${source.locator}: `, '').replace(/^\[[^\]]* @ 0x[0-9a-f]+\] /, '')).filter(Boolean),
+      ),
+    ];
+    const stderrLine = lines.join('; ');
     if (spawnError) throw missingBinary(this.ffprobePath, spawnError);
     if (timedOut) {
       throw new FfmpegError(`${source.name}: ffprobe gave no answer within ${this.probeTimeoutMs / 1000} s; check the source is reachable`);
@@ -200,7 +206,7 @@ export class FfmpegRepository {
     command: string,
     args: string[],
     timeoutMs: number,
-  ): Promise<{ code: number | null; stdout: string; stderrLine: string; spawnError?: Error; timedOut: boolean }> {
+  ): Promise<{ code: number | null; stdout: string; stderrLine: string; stderrFirstLine: string; spawnError?: Error; timedOut: boolean }> {
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const stderr = new StderrTail(child);
     const chunks: Buffer[] = [];
@@ -212,7 +218,7 @@ export class FfmpegRepository {
     }, timeoutMs);
     return exitOf(child).then(({ code, spawnError }) => {
       clearTimeout(timer);
-      return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), spawnError, timedOut };
+      return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), stderrFirstLine: stderr.firstLine(), spawnError, timedOut };
     });
   }
 }

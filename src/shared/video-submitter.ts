@@ -17,7 +17,8 @@ const ALLOWED_SCHEMES = ['http:', 'https:', 'rtsp:', 'udp:'];
 
 /** Turns what a user typed (a path or a URL) into a validated video input. */
 export async function resolveVideoInput(input: string): Promise<VideoInput> {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(input)?.[1]?.toLowerCase();
+  // ffmpeg protocols may carry options before the colon (`subfile,,start,0,end,9,,:/etc/passwd`).
+  const scheme = /^([a-z][a-z0-9+.-]*)(?:,[^:/]*)?:/i.exec(input)?.[1]?.toLowerCase();
   // One-letter "schemes" are Windows drive letters, not URLs.
   if (scheme && scheme.length > 1) {
     if (!ALLOWED_SCHEMES.includes(`${scheme}:`)) {

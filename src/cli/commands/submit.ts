@@ -1,6 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
+import { videoIdSchema } from '../../shared/job-schemas.js';
+import { assertUnderOutputRoot } from '../../shared/output-root.js';
 import { newVideoId } from '../../shared/video-submitter.js';
 import { exitWithError } from '../exit.js';
 import { addVideoOptions, configFromFlags, videoOptionsFromFlags, type VideoFlags } from '../options.js';
@@ -9,6 +11,7 @@ import { ProgressView } from '../progress-view.js';
 import { waitForVideo } from '../video-waiter.js';
 
 interface SubmitFlags extends VideoFlags {
+  id?: string;
   out?: string;
   fps?: string;
   watch: boolean;
@@ -19,7 +22,8 @@ export function registerSubmitCommand(program: Command): void {
     .command('submit')
     .description('queue a video on REDIS_URL and print its id')
     .argument('<input>', 'video file path (readable by the producer), or an http/https/rtsp/udp URL')
-    .option('--out <dir>', 'output directory (default: $STREAMSEG_OUT/<id>)')
+    .option('--id <id>', 'video id (letters, digits, _ and -); submitting an id again does not process the video twice')
+    .option('--out <dir>', 'output directory under STREAMSEG_OUT (default: $STREAMSEG_OUT/<id>)')
     .option('--fps <n>', 'resample to this frame rate')
     .option('--watch', 'show progress until the video is done', false))
     .action(async (input: string, flags: SubmitFlags) => {
@@ -34,9 +38,18 @@ export function registerSubmitCommand(program: Command): void {
       let client: PipelineClient | undefined;
       try {
         client = await PipelineClient.connect(config, config.redisUrl);
-        const videoId = newVideoId();
-        const outDir = path.resolve(flags.out ?? path.join(config.outDir, videoId));
-        await client.submitter.submit(input, { videoId, outDir, fps: config.fps, ...videoOptions });
+        const videoId = flags.id ?? newVideoId();
+        const parsedId = videoIdSchema.safeParse(videoId);
+        if (!parsedId.success) throw new StreamsegError('E_VIDEO_ID', `--id ${JSON.stringify(videoId)}: ${parsedId.error.issues[0]?.message ?? 'invalid'}`);
+        // The sinks write only under their STREAMSEG_OUT: say so now rather than fail the video later.
+        const outDir = await assertUnderOutputRoot(flags.out ?? path.join(config.outDir, videoId), config.outDir);
+        // The decode job's id is the video id, so BullMQ keeps a second submission from running
+        // again while the first is known (waiting, active, or kept after it finished).
+        if (await client.queues.videos.getJob(videoId)) {
+          process.stderr.write(`streamseg: video ${videoId} was already submitted; not queued again\n`);
+        } else {
+          await client.submitter.submit(input, { videoId, outDir, fps: config.fps, ...videoOptions });
+        }
         process.stdout.write(`${videoId}\n`);
         if (flags.watch) {
           const view = new ProgressView(videoId);

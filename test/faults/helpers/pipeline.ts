@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PipelineClient } from '../../../src/cli/pipeline-client.js';
 import { loadConfig } from '../../../src/shared/config.js';
@@ -85,4 +86,17 @@ export async function keysWithoutTtl(redis: Redis, pattern = 'ss:*'): Promise<st
 export async function ffmpegProcessesOn(needle: string): Promise<string[]> {
   const { stdout } = await run('ps', ['-eo', 'args']).catch(() => ({ stdout: '' }));
   return stdout.split('\n').filter((line) => /^(ffmpeg|ffprobe)\b/.test(line) && line.includes(needle));
+}
+
+/** Waits until the job has failed and returns it as stored then (failedReason, attemptsMade). */
+export function failedJob(queue: Queue, id: string, timeoutMs = 60_000): Promise<Job> {
+  return waitUntil(
+    `job ${queue.name}/${id} to fail`,
+    async () => {
+      const job = await queue.getJob(id);
+      // getJob is a snapshot: read it again once the state says failed.
+      return job && (await job.isFailed()) ? ((await queue.getJob(id)) ?? undefined) : undefined;
+    },
+    timeoutMs,
+  );
 }
