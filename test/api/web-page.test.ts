@@ -1,0 +1,88 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { makeTestVideo } from '../helpers/media.js';
+import { startApiStack, TOKEN, type ApiStack } from './stack.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const OUTPUT_DIR = path.join(REPO_ROOT, '.tmp/test-output');
+
+describe('web page in headless Chromium', () => {
+  let stack: ApiStack;
+  let browser: BrowserContext;
+  let profile: string;
+  let video: string;
+
+  beforeAll(async () => {
+    // Never skipped: a machine without Chromium fails here with what to do.
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) or set CHROMIUM_PATH; the web page test needs a real browser`);
+    }
+    stack = await startApiStack();
+    video = path.join(stack.dir, 'street.mp4');
+    await makeTestVideo(video, { width: 96, height: 64, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-pix_fmt', 'yuv420p'] });
+    profile = await mkdtemp(path.join(os.tmpdir(), 'ss-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1200, height: 1000 },
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    if (profile) await rm(profile, { recursive: true, force: true });
+  });
+
+  it('uploads through the page, shows it finish with the player and the scene timeline', async () => {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${stack.url}/web/`);
+
+    await page.getByTestId('token').fill(TOKEN);
+    await page.locator('#token-form button[type=submit]').click();
+    await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token accepted');
+
+    await page.getByTestId('file').setInputFiles(video);
+    await page.getByTestId('submit').click();
+    await page.getByTestId('submit-state').filter({ hasText: /^submitted: v/ }).waitFor();
+    const id = ((await page.getByTestId('submit-state').textContent()) ?? '').replace('submitted: ', '');
+
+    // Progress of every stage in the list, then the detail view finishing.
+    await page.locator(`tr[data-testid=video-row][data-id="${id}"][data-status=done]`).waitFor({ timeout: 120_000 });
+    await page.getByTestId('detail-status').filter({ hasText: 'done' }).waitFor({ timeout: 120_000 });
+    await expect.poll(() => page.getByTestId('detail-id').textContent()).toBe(id);
+
+    // Scene timeline from report.json: two scenes, base model (the test model has no adapters).
+    await expect.poll(() => page.getByTestId('scene-row').count(), { timeout: 30_000 }).toBe(2);
+    expect(await page.getByTestId('scene-block').count()).toBe(2);
+    expect(await page.getByTestId('scene-row').first().textContent()).toContain('0–11 (12)');
+    expect(await page.getByTestId('scene-row').first().textContent()).toContain('base model');
+
+    // The player loads annotated.mp4 (through the token cookie).
+    const player = page.getByTestId('player');
+    await expect.poll(() => player.getAttribute('src')).toBe(`/v1/videos/${id}/annotated.mp4`);
+    await page.waitForFunction(() => {
+      const v = document.querySelector('video');
+      return v !== null && (v.readyState >= 1 || v.error !== null);
+    });
+    const media = await player.evaluate((v: HTMLVideoElement) => ({ readyState: v.readyState, error: v.error?.code ?? null, width: v.videoWidth, duration: v.duration }));
+    expect(media.error).toBeNull();
+    expect(media.width).toBe(96);
+    expect(media.duration).toBeCloseTo(2.4, 1);
+
+    // Queue health lists the three queues.
+    await expect.poll(() => page.getByTestId('queue-row').count()).toBe(3);
+
+    await mkdir(OUTPUT_DIR, { recursive: true });
+    await page.screenshot({ path: path.join(OUTPUT_DIR, 'web-page.png'), fullPage: true });
+    expect(problems).toEqual([]);
+  });
+});
