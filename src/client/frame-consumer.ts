@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { StreamsegError } from '../shared/errors/index.js';
 import type { FrameResult } from '../shared/frame-store.js';
 import { videoKeys } from '../shared/redis-keys.js';
+import { entriesOfFirstStream } from '../shared/stream-reply.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 
 export interface FrameConsumerOptions {
@@ -36,8 +37,6 @@ export interface FrameDelivery {
   /** Acknowledges it (XACK): it will not be delivered again. Idempotent. */
   ack(): Promise<void>;
 }
-
-type GroupReply = [string, [string, string[] | null][]][] | null;
 
 /**
  * Reads a video's frame records (the sink's Redis Stream) through a consumer group: XREADGROUP
@@ -123,12 +122,12 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
   }
 
   private async read(id: string, block: boolean, redelivered: boolean): Promise<FrameDelivery[]> {
-    let reply: GroupReply;
+    let reply: unknown;
     try {
       const args: (string | number)[] = ['GROUP', this.group, this.consumer, 'COUNT', this.count];
       if (block) args.push('BLOCK', this.blockMs);
       args.push('STREAMS', this.key, id);
-      reply = (await this.redis.call('XREADGROUP', ...args)) as GroupReply;
+      reply = await this.redis.call('xreadgroup', ...args);
     } catch (error) {
       if (error instanceof Error && error.message.startsWith('NOGROUP')) {
         throw new StreamsegError('E_VIDEO_GONE', `the frame stream of video ${this.videoId} is gone (cancelled or expired)`, { cause: error });
@@ -136,7 +135,7 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
       throw error;
     }
     const out: FrameDelivery[] = [];
-    for (const [entryId, fields] of reply?.[0]?.[1] ?? []) {
+    for (const [entryId, fields] of entriesOfFirstStream(reply)) {
       // A pending entry trimmed from the stream comes back without fields: nothing to deliver.
       const at = fields ? fields.indexOf('record') : -1;
       if (!fields || at < 0) {

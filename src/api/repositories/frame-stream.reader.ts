@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { videoKeys } from '../../shared/redis-keys.js';
+import { entriesOfFirstStream, type RawStreamEntry } from '../../shared/stream-reply.js';
 
 export interface StreamEntry {
   /** Redis Stream entry id (`<ms>-<seq>`): the SSE event id, so Last-Event-ID resumes after it. */
@@ -17,19 +18,17 @@ export class FrameStreamReader {
   constructor(private readonly blocking: Redis) {}
 
   async readAfter(videoId: string, afterId: string, options: { blockMs: number; count: number }): Promise<StreamEntry[]> {
-    const reply = (await this.blocking.xread('COUNT', options.count, 'BLOCK', options.blockMs, 'STREAMS', videoKeys(videoId).stream, afterId)) as
-      | [string, [string, string[]][]][]
-      | null;
-    return parseEntries(reply?.[0]?.[1] ?? []);
+    const reply: unknown = await this.blocking.xread('COUNT', options.count, 'BLOCK', options.blockMs, 'STREAMS', videoKeys(videoId).stream, afterId);
+    return parseEntries(entriesOfFirstStream(reply));
   }
 }
 
 /** Field list `['record', json]` → StreamEntry; entries without a record field are skipped. */
-export function parseEntries(entries: [string, string[]][]): StreamEntry[] {
+export function parseEntries(entries: RawStreamEntry[]): StreamEntry[] {
   const out: StreamEntry[] = [];
   for (const [id, fields] of entries) {
-    const at = fields.indexOf('record');
-    const json = at >= 0 ? fields[at + 1] : undefined;
+    const at = fields ? fields.indexOf('record') : -1;
+    const json = fields && at >= 0 ? fields[at + 1] : undefined;
     if (json !== undefined) out.push({ id, record: JSON.parse(json) as FrameResult });
   }
   return out;
