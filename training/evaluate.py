@@ -20,8 +20,11 @@ import os
 import sys
 import time
 
-import numpy as np
-import torch
+# idle OpenMP threads sleep instead of spinning (see build_package.py); before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 

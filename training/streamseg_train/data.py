@@ -43,8 +43,10 @@ def render_stills(out_dir: str, count: int, seed: int, condition: str, size: int
                 log(f"[synth] reuse {out_dir}")
                 return
     os.makedirs(out_dir, exist_ok=True)
+    # `node --import tsx` rather than `npx tsx`: same CLI, same output, without
+    # npm's own start-up (seconds per call on a loaded machine)
     cmd = [
-        "npx", "tsx", "src/cli/main.ts", "synth", "--stills", os.path.abspath(out_dir), "--count", str(count),
+        "node", "--import", "tsx", "src/cli/main.ts", "synth", "--stills", os.path.abspath(out_dir), "--count", str(count),
         "--size", f"{size}x{size}", "--seed", str(seed), "--conditions", condition,
     ]
     t = time.time()
@@ -76,6 +78,84 @@ class Stills:
         )
 
 
+def _unfilter(raw: bytes, h: int, row: int, bpp: int) -> np.ndarray:
+    """Undo PNG scanline filters (None/Sub/Up/Average/Paeth) -> uint8 [h, row]."""
+    data = np.frombuffer(raw, np.uint8).reshape(h, row + 1)
+    out = np.zeros((h, row), np.uint8)
+    prev = np.zeros(row, np.int32)
+    for y in range(h):
+        ft, line = int(data[y, 0]), data[y, 1:].astype(np.int32)
+        if ft == 0:
+            cur = line
+        elif ft == 2:
+            cur = (line + prev) & 255
+        elif ft == 1:  # Sub: running sum per byte position modulo bpp
+            cur = (np.cumsum(line.reshape(-1, bpp), axis=0) & 255).reshape(-1)
+        elif ft in (3, 4):
+            cur = np.zeros(row, np.int32)
+            for x in range(row):
+                a = int(cur[x - bpp]) if x >= bpp else 0
+                b = int(prev[x])
+                if ft == 3:
+                    p = (a + b) >> 1
+                else:
+                    c = int(prev[x - bpp]) if x >= bpp else 0
+                    pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                    p = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
+                cur[x] = (int(line[x]) + p) & 255
+        else:
+            raise ValueError(f"bad PNG filter type {ft}")
+        out[y] = cur
+        prev = cur
+    return out
+
+
+def read_png(path: str, channels: int) -> np.ndarray:
+    """8-bit greyscale/RGB/RGBA PNG -> uint8 [H,W,3] (channels=3) or [H,W] (channels=1).
+
+    Uses Pillow when it is installed; otherwise a small zlib decoder of the
+    non-interlaced 8-bit PNGs the renderer writes (CI installs no Pillow).
+    """
+    try:
+        from PIL import Image
+    except ImportError:
+        Image = None
+    if Image is not None:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB" if channels == 3 else "L"))
+    import struct
+    import zlib
+
+    with open(path, "rb") as f:
+        b = f.read()
+    if b[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path}: not a PNG")
+    i, idat, hdr = 8, [], None
+    while i < len(b):
+        (n,) = struct.unpack(">I", b[i : i + 4])
+        t = b[i + 4 : i + 8]
+        if t == b"IHDR":
+            hdr = struct.unpack(">IIBBBBB", b[i + 8 : i + 8 + 13])
+        elif t == b"IDAT":
+            idat.append(b[i + 8 : i + 8 + n])
+        elif t == b"IEND":
+            break
+        i += 12 + n
+    w, h, depth, ctype, _, _, interlace = hdr
+    src_ch = {0: 1, 2: 3, 4: 2, 6: 4}.get(ctype)
+    if depth != 8 or interlace != 0 or src_ch is None:
+        raise ValueError(f"{path}: unsupported PNG (depth {depth}, colour type {ctype}, interlace {interlace}); install python3-pil")
+    px = _unfilter(zlib.decompress(b"".join(idat)), h, w * src_ch, src_ch).reshape(h, w, src_ch)
+    if channels == 1:
+        if src_ch in (1, 2):
+            return np.ascontiguousarray(px[..., 0])
+        c = px[..., :3].astype(np.uint32)  # Pillow's RGB -> L (ITU-R 601-2, fixed point)
+        return ((c[..., 0] * 19595 + c[..., 1] * 38470 + c[..., 2] * 7471 + 0x8000) >> 16).astype(np.uint8)
+    if src_ch in (1, 2):
+        return np.ascontiguousarray(np.repeat(px[..., :1], 3, axis=2))
+    return np.ascontiguousarray(px[..., :3])
+
+
 def load_stills(d: str, limit: Optional[int] = None) -> Stills:
     """Load DIR/images/*.png, DIR/masks/*.png, DIR/meta.jsonl (cached as .npy)."""
     cache_i = os.path.join(d, "images.npy")
@@ -88,16 +168,14 @@ def load_stills(d: str, limit: Optional[int] = None) -> Stills:
         imgs = np.load(cache_i, mmap_mode="r")
         if len(imgs) >= len(meta):
             return Stills(np.ascontiguousarray(imgs[: len(meta)]), np.ascontiguousarray(np.load(cache_m)[: len(meta)]), meta)
-    from PIL import Image
-
     imgs, masks = [], []
     for m in meta:
         iid = m["id"]
         name = iid if str(iid).endswith(".png") else f"{iid}.png"
         if isinstance(iid, int) or str(iid).isdigit():
             name = f"{int(iid):06d}.png"
-        imgs.append(np.asarray(Image.open(os.path.join(d, "images", name)).convert("RGB")))
-        masks.append(np.asarray(Image.open(os.path.join(d, "masks", name)).convert("L")))
+        imgs.append(read_png(os.path.join(d, "images", name), channels=3))
+        masks.append(read_png(os.path.join(d, "masks", name), channels=1))
     imgs = np.stack(imgs).astype(np.uint8)
     masks = np.stack(masks).astype(np.uint8)
     np.save(cache_i, imgs)
