@@ -3,7 +3,12 @@
  * through separate producer, worker and sink processes on one redis-server and prints the
  * peak RSS of each process (VmHWM) and Redis' peak used_memory, side by side.
  *
- *   npx tsx bench/memory.bench.ts [--minutes 1,5] [--fps 10]
+ *   npm run bench:memory -- [--minutes 1,5] [--fps 10]
+ *
+ * The workers are the slow side without any artificial delay: at 720p the producer decodes
+ * several times faster than one worker segments and the sink overlays and encodes, so the
+ * producer spends most of the run paused at its high-water marks (the `backpressure` column:
+ * seconds it waited). Memory that grew with the video would show as a ratio well above 1.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,6 +18,7 @@ import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startEmbeddedRedis } from '../src/cli/embedded-redis.js';
+import type { VideoReport } from '../src/workers/sink/report-builder.js';
 import { runCli, spawnCli, stopProcess } from '../test/helpers/cli.js';
 
 const run = promisify(execFile);
@@ -32,12 +38,16 @@ async function measure(minutes: number, dir: string) {
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${fps}:duration=${minutes * 60}`,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', video]);
   const redis = await startEmbeddedRedis();
-  const env = { REDIS_URL: redis.url, LOG_LEVEL: 'warn', STREAMSEG_OUT: path.join(dir, 'out') };
+  // STREAMSEG_OUT is the sinks' output root: every --out must lie under it.
+  const env = { REDIS_URL: redis.url, LOG_LEVEL: 'warn', STREAMSEG_OUT: dir };
   const roles = ['producer', 'worker', 'sink'].map((role) => ({ role, child: spawnCli([role], env) }));
   for (const { child } of roles) child.stderr!.on('data', () => undefined);
   const started = Date.now();
-  const submitted = await runCli(['submit', video, '--out', path.join(dir, `out-${minutes}`), '--watch'], env);
+  const outDir = path.join(dir, `out-${minutes}`);
+  const submitted = await runCli(['submit', video, '--out', outDir, '--watch'], env);
   if (submitted.code !== 0) throw new Error(`submit failed: ${submitted.stderr}`);
+  const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
+  if (report.frames !== minutes * 60 * fps) throw new Error(`${minutes} min: report.json has ${report.frames} frames, expected ${minutes * 60 * fps}`);
   const peaks = Object.fromEntries(await Promise.all(roles.map(async ({ role, child }) => [role, await peakRssMiB(child.pid!)] as const)));
   const client = new Redis(redis.url);
   const info = await client.info('memory');
@@ -45,17 +55,19 @@ async function measure(minutes: number, dir: string) {
   const redisPeak = Number(/used_memory_peak:(\d+)/.exec(info)?.[1] ?? 0) / 2 ** 20;
   await Promise.all(roles.map(({ child }) => stopProcess(child)));
   await redis.stop();
-  return { minutes, frames: minutes * 60 * fps, seconds: (Date.now() - started) / 1000, peaks, redisPeak };
+  await rm(outDir, { recursive: true, force: true });
+  const backpressureS = (report.timings.stageMs.decodeBackpressure ?? 0) / 1000;
+  return { minutes, frames: report.frames, seconds: (Date.now() - started) / 1000, backpressureS, peaks, redisPeak };
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-membench-'));
 try {
   const rows = [];
   for (const minutes of minutesList) rows.push(await measure(minutes, dir));
-  console.log('video      frames  wall s  producer MiB  worker MiB  sink MiB  redis used_memory_peak MiB');
+  console.log('video      frames  wall s  backpressure s  producer MiB  worker MiB  sink MiB  redis used_memory_peak MiB');
   for (const r of rows) {
     console.log(
-      `${`${r.minutes} min 720p`.padEnd(10)} ${String(r.frames).padStart(6)}  ${r.seconds.toFixed(0).padStart(6)}  ` +
+      `${`${r.minutes} min 720p`.padEnd(10)} ${String(r.frames).padStart(6)}  ${r.seconds.toFixed(0).padStart(6)}  ${r.backpressureS.toFixed(0).padStart(14)}  ` +
         `${r.peaks.producer!.toFixed(0).padStart(12)}  ${r.peaks.worker!.toFixed(0).padStart(10)}  ${r.peaks.sink!.toFixed(0).padStart(8)}  ${r.redisPeak.toFixed(0).padStart(10)}`,
     );
   }

@@ -1,8 +1,10 @@
+import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { ModelError } from '../../shared/errors/index.js';
+import { ModelError, StreamsegError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { compareModelInterface } from './model-interface.js';
+import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest, WireTensor } from './onnx-session.thread.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -12,6 +14,33 @@ export interface OnnxSessionOptions {
   /** ORT intra-op threads; 0 lets ORT decide. */
   intraOpThreads: number;
   logger: Logger;
+  /**
+   * Run inference on a worker thread, so the event loop (Redis, decoding, the sink) keeps
+   * going while a batch runs. Off: `run` blocks the calling thread, as onnxruntime-node does.
+   * @defaultValue true
+   */
+  inThread?: boolean;
+}
+
+/**
+ * Session options for the segmentation network, shared with benchmarks that must measure
+ * the same configuration. Spinning is off: by default ORT's intra-op threads busy-wait
+ * between parallel sections, which on a small machine takes the cores that decoding, the
+ * sink and ffmpeg need while the pipeline runs (measured on 2 cores: spinning cost CPU and
+ * gave no faster inference under load, see bench/README.md).
+ */
+export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'intraOpThreads'>): ort.InferenceSession.SessionOptions {
+  return {
+    graphOptimizationLevel: 'all',
+    ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
+}
+
+/** Where a session runs: this thread, or a worker thread that owns it. */
+interface InferenceRunner {
+  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput>;
+  release(): Promise<void>;
 }
 
 export interface SegmentationOutput {
@@ -23,15 +52,15 @@ export interface SegmentationOutput {
 /**
  * The only place streamseg talks to ONNX Runtime for segmentation. One session serves every
  * job and every adapter mix: LoRA weights are graph inputs, so nothing is rebuilt per scene.
- * `Session.run` is safe to call concurrently; ORT queues work on its own thread pool.
+ * By default the session lives on a worker thread (see onnx-session.thread.ts) and runs one
+ * batch at a time; `run` may be called concurrently, batches queue in call order.
  */
 export class OnnxSessionRepository {
   private released?: Promise<void>;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly runner: InferenceRunner,
     readonly provider: ExecutionProvider,
-    private readonly outputName: string,
   ) {}
 
   /**
@@ -40,10 +69,7 @@ export class OnnxSessionRepository {
    * output that differs from what the manifest promises.
    */
   static async load(pkg: ModelPackage, options: OnnxSessionOptions): Promise<OnnxSessionRepository> {
-    const base: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: 'all',
-      ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
-    };
+    const base = segmentationSessionOptions(options);
     let session: ort.InferenceSession | undefined;
     let provider: ExecutionProvider = 'cpu';
     let fallbackReason: string | undefined;
@@ -75,18 +101,47 @@ export class OnnxSessionRepository {
       await session.release().catch(() => undefined);
       throw new ModelError('E_MODEL_MISMATCH', `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
     }
+    const outputName = pkg.manifest.output.name;
+    let runner: InferenceRunner = new InlineRunner(session, outputName);
+    if (options.inThread ?? true) {
+      // The session above chose the provider and checked the interface; the thread loads its
+      // own with the same options (a second load of a small file, once per process).
+      try {
+        runner = await ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions: { ...base, executionProviders: [provider] }, outputName });
+      } finally {
+        await session.release().catch(() => undefined);
+      }
+    }
     options.logger.info(
       {
         provider,
         requested: options.executionProvider,
         ...(fallbackReason ? { fallbackReason } : {}),
         intraOpThreads: options.intraOpThreads || 'auto',
+        inThread: runner instanceof ThreadRunner,
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
     );
-    return new OnnxSessionRepository(session, provider, pkg.manifest.output.name);
+    return new OnnxSessionRepository(runner, provider);
   }
+
+  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
+    if (this.released) return Promise.reject(new ModelError('E_MODEL_LOAD', 'segmentation session already released'));
+    return this.runner.run(feeds);
+  }
+
+  /** Frees the native session (and its thread); idempotent. */
+  release(): Promise<void> {
+    return (this.released ??= this.runner.release());
+  }
+}
+
+class InlineRunner implements InferenceRunner {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly outputName: string,
+  ) {}
 
   async run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
     const results = await this.session.run(feeds, [this.outputName]);
@@ -97,8 +152,94 @@ export class OnnxSessionRepository {
     return { logits: logits.data as Float32Array, dims: logits.dims };
   }
 
-  /** Frees the native session; idempotent. */
   release(): Promise<void> {
-    return (this.released ??= this.session.release());
+    return this.session.release();
+  }
+}
+
+/** Built, the thread is onnx-session.thread.js; from TypeScript sources, a bootstrap that loads tsx first. */
+function threadEntry(): URL {
+  const self = new URL(import.meta.url);
+  return new URL(self.pathname.endsWith('.ts') ? './onnx-session-thread-tsx.mjs' : './onnx-session.thread.js', self);
+}
+
+class ThreadRunner implements InferenceRunner {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(output: SegmentationOutput): void; reject(error: Error): void }>();
+  private released?: Promise<void>;
+  private exitError?: Error;
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (reply: InferenceThreadReply) => {
+      if (reply.kind === 'result' || reply.kind === 'run-failed') {
+        const waiter = this.pending.get(reply.id);
+        this.pending.delete(reply.id);
+        if (reply.kind === 'result') waiter?.resolve({ logits: reply.logits, dims: reply.dims });
+        else waiter?.reject(new Error(reply.message));
+      }
+    });
+    const fail = (error: Error) => {
+      this.exitError ??= error;
+      for (const waiter of this.pending.values()) waiter.reject(this.exitError);
+      this.pending.clear();
+    };
+    worker.on('error', (error) => fail(new StreamsegError('E_INFERENCE_THREAD', `inference thread failed: ${error.message}`, { cause: error })));
+    worker.on('exit', (code) => fail(new StreamsegError('E_INFERENCE_THREAD', `inference thread exited (code ${code})`)));
+  }
+
+  static start(init: InferenceThreadInit): Promise<ThreadRunner> {
+    const worker = new Worker(threadEntry(), { workerData: init });
+    return new Promise((resolve, reject) => {
+      const onMessage = (reply: InferenceThreadReply) => {
+        if (reply.kind === 'ready') {
+          cleanup();
+          resolve(new ThreadRunner(worker));
+        } else if (reply.kind === 'load-failed') {
+          cleanup();
+          void worker.terminate();
+          reject(new ModelError('E_MODEL_LOAD', `cannot load ${init.modelPath} with ONNX Runtime (inference thread): ${reply.message}`));
+        }
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        reject(new ModelError('E_MODEL_LOAD', `inference thread failed to start: ${error.message}`, { cause: error }));
+      };
+      const cleanup = () => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+    });
+  }
+
+  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
+    if (this.exitError) return Promise.reject(this.exitError);
+    const wire: Record<string, WireTensor> = {};
+    for (const [name, tensor] of Object.entries(feeds)) {
+      if (tensor.type !== 'float32') return Promise.reject(new ModelError('E_MODEL_MISMATCH', `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
+      // Cloned by postMessage (not transferred): callers reuse batch buffers and cached LoRA tensors.
+      wire[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const request: InferenceThreadRequest = { kind: 'run', id, feeds: wire };
+      this.worker.postMessage(request);
+    });
+  }
+
+  release(): Promise<void> {
+    return (this.released ??= (async () => {
+      if (this.exitError) return;
+      const done = new Promise<void>((resolve) => {
+        this.worker.on('message', (reply: InferenceThreadReply) => reply.kind === 'released' && resolve());
+        this.worker.once('exit', () => resolve());
+      });
+      const request: InferenceThreadRequest = { kind: 'release' };
+      this.worker.postMessage(request);
+      await Promise.race([done, new Promise((r) => setTimeout(r, 5000).unref())]);
+      await this.worker.terminate();
+    })());
   }
 }

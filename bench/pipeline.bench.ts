@@ -1,0 +1,240 @@
+/**
+ * Pipeline throughput next to the model's own throughput (issue 3): in one process run,
+ *   (a) frames/s of producer + segmentation worker + sink, in this process, on a private
+ *       redis-server, segmenting a rendered street video (as `streamseg run` does);
+ *   (b) frames/s of bare ONNX Runtime `session.run` on the same model, batch size, input
+ *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options;
+ *   (c) their ratio. Target: pipeline/raw >= 0.8.
+ *
+ *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE]
+ *
+ * Pipeline frames/s is counted from the first frame the sink writes to the last one (Redis
+ * Stream entry ids are the server's clock at each append), i.e. steady-state throughput
+ * without the start-up fill of the first batch; the end-to-end figure (submission to
+ * report.json) is printed beside it. Raw ORT is measured before and after the pipeline, so a
+ * change in the machine's load during the run shows up as a difference between the two.
+ * Settings come from the environment as for `streamseg run` (STREAMSEG_BATCH_FRAMES,
+ * STREAMSEG_INTRA_OP_THREADS, ...).
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import ort from 'onnxruntime-node';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
+import { PipelineClient } from '../src/cli/pipeline-client.js';
+import { startRoles, type RunningRoles } from '../src/cli/roles.js';
+import { waitForVideo } from '../src/cli/video-waiter.js';
+import { loadConfig, retrievalDefaultsFromConfig, type StreamsegConfig } from '../src/shared/config.js';
+import { createLogger } from '../src/shared/logger.js';
+import { loadModelPackage, type ModelPackage } from '../src/shared/model-manifest.js';
+import { videoKeys } from '../src/shared/redis-keys.js';
+import { AdapterRegistry } from '../src/workers/adapters/adapter-registry.js';
+import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js';
+import { resolveRetrievalOptions } from '../src/workers/adapters/retrieval.js';
+import type { VideoReport } from '../src/workers/sink/report-builder.js';
+import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js';
+import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
+import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
+
+const run = promisify(execFile);
+const { values } = parseArgs({
+  options: {
+    source: { type: 'string', default: 'synth' },
+    input: { type: 'string' },
+    size: { type: 'string', default: '640x360' },
+    frames: { type: 'string', default: '240' },
+    fps: { type: 'string', default: '24' },
+    scenes: { type: 'string', default: '6' },
+    seed: { type: 'string', default: '1' },
+  },
+});
+const TARGET = 0.8;
+const tmp = await mkdtemp(path.join(os.tmpdir(), 'streamseg-bench-'));
+// The outputs go to a temp dir, which must be the sink's output root (as `run --out` does).
+const config: StreamsegConfig = loadConfig({ logLevel: process.env.LOG_LEVEL ?? 'warn', outDir: tmp });
+const logger = createLogger(config.logLevel);
+const cacheDir = path.join(os.tmpdir(), 'streamseg-bench-cache');
+
+/** The input video: a given file, or one rendered once and kept in the temp dir (synth takes a minute or two). */
+async function benchVideo(): Promise<string> {
+  if (values.input) return path.resolve(values.input);
+  const { source, size, frames, fps, scenes, seed } = values;
+  await mkdir(cacheDir, { recursive: true });
+  const file = path.join(cacheDir, `${source}-${size}-${frames}f-${fps}fps-${scenes}s-${seed}.mp4`);
+  if (existsSync(file)) return file;
+  const started = performance.now();
+  if (source === 'synth') {
+    const main = path.resolve('src/cli/main.ts');
+    await run(process.execPath, ['--import', 'tsx', main, 'synth', '--out', file, '--frames', frames, '--scenes', scenes, '--size', size, '--fps', fps, '--seed', seed], {
+      maxBuffer: 64 * 2 ** 20,
+    });
+  } else if (source === 'testsrc2') {
+    const duration = Number(frames) / Number(fps);
+    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}:duration=${duration}`, '-c:v', 'libx264', '-preset', 'fast', '-pix_fmt', 'yuv420p', file]);
+  } else {
+    throw new Error(`--source must be synth or testsrc2, got ${source}`);
+  }
+  console.log(`rendered ${file} in ${((performance.now() - started) / 1000).toFixed(0)} s (cached for later runs)`);
+  return file;
+}
+
+interface PipelineResult {
+  frames: number;
+  /** Frames / (last sink frame − first sink frame). */
+  steadyFps: number;
+  steadySeconds: number;
+  /** Frames / (decoding started → last sink frame). */
+  fromDecodeFps: number;
+  /** CPU seconds from submission to done: this process (all roles, ORT, libvips) and its ffmpeg children. */
+  cpu: { self: number; children: number };
+  report: VideoReport;
+}
+
+/** CPU seconds of this process and of its reaped children (ffmpeg decoders and encoders), from /proc. */
+async function cpuSeconds(): Promise<{ self: number; children: number }> {
+  // Fields after the command name: utime stime cutime cstime are the 12th..15th, in clock ticks (100/s on Linux).
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const tick = 100;
+  return { self: (fields[11]! + fields[12]!) / tick, children: (fields[13]! + fields[14]!) / tick };
+}
+
+async function runPipeline(video: string, redisUrl: string, outDir: string): Promise<PipelineResult> {
+  let roles: RunningRoles | undefined;
+  let client: PipelineClient | undefined;
+  try {
+    roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
+    client = await PipelineClient.connect(config, redisUrl);
+    const cpuBefore = await cpuSeconds();
+    const videoId = await client.submitter.submit(video, { outDir, fps: config.fps });
+    const final = await waitForVideo(videoId, client.states, client.queues, { pollMs: 100 });
+    const cpuAfter = await cpuSeconds();
+    const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
+    // Stream entry ids are `<server ms>-<seq>`, taken when the sink appended each frame record.
+    const { stream } = videoKeys(videoId);
+    const first = await client.redis.xrange(stream, '-', '+', 'COUNT', 1);
+    const last = await client.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
+    const length = await client.redis.xlen(stream);
+    if (length !== report.frames) throw new Error(`stream holds ${length} records, report says ${report.frames} frames (stream trimmed?)`);
+    const ms = (entries: [string, string[]][]) => Number(entries[0]![0].split('-')[0]);
+    const steadySeconds = (ms(last) - ms(first)) / 1000;
+    const fromDecodeSeconds = (ms(last) - (final.startedAt ?? 0)) / 1000;
+    return { frames: report.frames, steadyFps: (report.frames - 1) / steadySeconds, steadySeconds, fromDecodeFps: report.frames / fromDecodeSeconds,
+      cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children },
+      report,
+    };
+  } finally {
+    await client?.close();
+    await roles?.close();
+  }
+}
+
+/** The LoRA feeds of the scene with the most frames, merged the way the worker merges them (one cached merge). */
+async function pipelineFeeds(pkg: ModelPackage, report: VideoReport | undefined): Promise<{ feeds: LoraFeeds; label: string }> {
+  const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
+  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters) return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)' };
+  const registry = await AdapterRegistry.open({ pkg });
+  const options = resolveRetrievalOptions(retrievalDefaultsFromConfig(config));
+  const cache = new MergedAdapterCache(pkg.manifest.lora.targets);
+  const request = {
+    adapters: scene.adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })),
+    method: options.method,
+    svdRank: options.svdRank,
+  };
+  cache.lookup(request); // the miss: merge once
+  const { feeds, hit } = cache.lookup(request);
+  if (!hit) throw new Error('merged adapter was not cached');
+  await registry.close();
+  return { feeds, label: `${options.method} merge of ${scene.adapters.map((a) => `${a.name} ${a.weight}`).join(' + ')}` };
+}
+
+interface RawResult {
+  fps: number;
+  /** CPU ms of this process per frame while only ORT ran. */
+  cpuMsPerFrame: number;
+  batches: number;
+  msPerBatch: number;
+}
+
+/** Bare `session.run` of full batches, the same feeds a worker builds; at least `minBatches` and `minSeconds`. */
+async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: LoraFeeds, minBatches: number, minSeconds: number): Promise<RawResult> {
+  const { manifest } = pkg;
+  const batchFrames = config.batchFrames;
+  const pre = new Preprocessor(manifest.input);
+  const batch = new Float32Array(batchFrames * pre.frameFloats);
+  // Pixel values do not change the work of a CNN on CPU; any plausible frame will do.
+  const rgb = new Uint8Array(pre.frameBytes);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 2654435761) >>> 24;
+  for (let slot = 0; slot < batchFrames; slot++) pre.write(rgb, batch, slot);
+  const vocabulary = new ClassVocabulary(manifest).forJob();
+  const feeds = {
+    ...lora,
+    [manifest.input.name]: new ort.Tensor('float32', batch, [batchFrames, 3, pre.height, pre.width]),
+    [manifest.classEmbeddings.input]: vocabulary.embeddings,
+  };
+  for (let i = 0; i < 3; i++) await session.run(feeds, [manifest.output.name]);
+  let batches = 0;
+  const cpuBefore = await cpuSeconds();
+  const started = performance.now();
+  while (batches < minBatches || performance.now() - started < minSeconds * 1000) {
+    await session.run(feeds, [manifest.output.name]);
+    batches++;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = (await cpuSeconds()).self - cpuBefore.self;
+  return { fps: (batches * batchFrames) / seconds, cpuMsPerFrame: (cpu * 1000) / (batches * batchFrames), batches, msPerBatch: (seconds * 1000) / batches };
+}
+
+const video = await benchVideo();
+const pkg = await loadModelPackage(config.modelDir);
+let redis: EmbeddedRedis | undefined;
+try {
+  const probe = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=width,height,r_frame_rate,nb_read_packets', '-of', 'csv=p=0', video]);
+  console.log(`video ${path.basename(video)}: ${probe.stdout.trim()} (width,height,rate,frames)`);
+  console.log(
+    `model ${pkg.manifest.name} ${pkg.manifest.input.width}x${pkg.manifest.input.height}, batch ${config.batchFrames}, ` +
+      `intra-op threads ${config.intraOpThreads || 'auto'}, worker concurrency ${config.workerConcurrency}, ${os.cpus().length} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
+  );
+
+  // Raw ORT needs the adapter mix the pipeline chose, so both raw samples follow the pipeline.
+  redis = await startEmbeddedRedis();
+  // The worker's session options (threads, no spinning, optimisation level), on this thread:
+  // nothing but ORT itself between the feeds and the logits.
+  const rawSession = await ort.InferenceSession.create(pkg.modelPath, { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] });
+  const warm = await pipelineFeeds(pkg, undefined);
+  await runRaw(rawSession, pkg, warm.feeds, 5, 1); // page the model in before anything is timed
+
+  const pipeline = await runPipeline(video, redis.url, path.join(tmp, 'out'));
+  const lora = await pipelineFeeds(pkg, pipeline.report);
+  const rawAfter = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
+  // A second pipeline-free sample, so load changes on a shared machine are visible.
+  const rawAgain = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
+  await rawSession.release();
+  const rawFps = (rawAfter.fps + rawAgain.fps) / 2;
+
+  const { timings } = pipeline.report;
+  const frames = pipeline.frames;
+  const row = (label: string, fps: number, note = '') => console.log(`${label.padEnd(46)}${fps.toFixed(2).padStart(9)}  ${note}`);
+  console.log(`LoRA feeds (pipeline's largest scene, raw ORT): ${lora.label}`);
+  console.log('');
+  console.log(`${'measure'.padEnd(46)}${'frames/s'.padStart(9)}`);
+  row('(a) pipeline, first→last sink frame', pipeline.steadyFps, `${frames} frames in ${pipeline.steadySeconds.toFixed(1)} s`);
+  row('    pipeline, decode start→last sink frame', pipeline.fromDecodeFps);
+  row('    pipeline, submit→report.json (wall)', timings.framesPerSecond, `${(timings.wallMs / 1000).toFixed(1)} s`);
+  row(`(b) raw ORT session.run, batch ${config.batchFrames}`, rawFps, `mean of ${rawAfter.fps.toFixed(2)} and ${rawAgain.fps.toFixed(2)} (${rawAfter.msPerBatch.toFixed(0)} / ${rawAgain.msPerBatch.toFixed(0)} ms per batch)`);
+  console.log('');
+  console.log(`CPU per frame: raw ORT ${((rawAfter.cpuMsPerFrame + rawAgain.cpuMsPerFrame) / 2).toFixed(1)} ms; pipeline ${((pipeline.cpu.self * 1000) / frames).toFixed(1)} ms in this process + ${((pipeline.cpu.children * 1000) / frames).toFixed(1)} ms in ffmpeg children`);
+  console.log(`stage timings (report.json; active ms summed over jobs, stages overlap), wall ${timings.wallMs} ms:`);
+  for (const [stage, ms] of Object.entries(timings.stageMs)) {
+    console.log(`  ${stage.padEnd(20)} ${ms.toFixed(0).padStart(8)} ms  ${(ms / frames).toFixed(1).padStart(6)} ms/frame`);
+  }
+  console.log('');
+  console.log(`ratio pipeline/raw, end-to-end wall = ${(timings.framesPerSecond / rawFps).toFixed(2)}`);
+  console.log(`ratio pipeline/raw = ${(pipeline.steadyFps / rawFps).toFixed(2)} (target >= ${TARGET})`);
+} finally {
+  await redis?.stop();
+  await rm(tmp, { recursive: true, force: true });
+}

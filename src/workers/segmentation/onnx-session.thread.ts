@@ -1,0 +1,77 @@
+/**
+ * Worker-thread entry that owns the segmentation ONNX Runtime session (see
+ * OnnxSessionRepository). onnxruntime-node's `session.run` is synchronous on the calling
+ * thread: run on the main thread, every batch froze the event loop for its whole duration,
+ * so the producer's decoding, the sink's Redis round trips, overlay and encoder writes, and
+ * the worker's own prefetch all waited for inference instead of overlapping with it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+
+/** What the thread is started with (cloned into the thread). */
+export interface InferenceThreadInit {
+  modelPath: string;
+  sessionOptions: ort.InferenceSession.SessionOptions;
+  outputName: string;
+}
+
+/** A float32 tensor as it crosses threads: its data is copied (or transferred) with the message. */
+export interface WireTensor {
+  data: Float32Array;
+  dims: readonly number[];
+}
+
+export type InferenceThreadRequest =
+  | { kind: 'run'; id: number; feeds: Record<string, WireTensor> }
+  | { kind: 'release' };
+
+export type InferenceThreadReply =
+  | { kind: 'ready' }
+  | { kind: 'load-failed'; message: string }
+  | { kind: 'result'; id: number; logits: Float32Array; dims: readonly number[] }
+  | { kind: 'run-failed'; id: number; message: string }
+  | { kind: 'released' };
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('onnx-session.thread must run in a worker thread');
+  const init = workerData as InferenceThreadInit;
+  const reply = (message: InferenceThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(init.modelPath, init.sessionOptions);
+  } catch (error) {
+    reply({ kind: 'load-failed', message: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) });
+    port.close();
+    return;
+  }
+  // Requests are handled one at a time, in order: ORT parallelises inside a run with its own
+  // intra-op threads, and a queue keeps concurrent jobs from oversubscribing the cores.
+  let queue = Promise.resolve();
+  port.on('message', (request: InferenceThreadRequest) => {
+    queue = queue.then(async () => {
+      if (request.kind === 'release') {
+        await session.release().catch(() => undefined);
+        reply({ kind: 'released' });
+        port.close();
+        return;
+      }
+      try {
+        const feeds: Record<string, ort.Tensor> = {};
+        for (const [name, tensor] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor('float32', tensor.data, tensor.dims);
+        const results = await session.run(feeds, [init.outputName]);
+        const logits = results[init.outputName];
+        if (!logits || logits.type !== 'float32') throw new Error(`model output "${init.outputName}" is missing or not float32`);
+        // A copy we own, so its buffer can be transferred (moved, not cloned) to the caller;
+        // ORT's output may sit on memory that cannot be detached.
+        const data = new Float32Array(logits.data as Float32Array);
+        reply({ kind: 'result', id: request.id, logits: data, dims: logits.dims }, [data.buffer as ArrayBuffer]);
+      } catch (error) {
+        reply({ kind: 'run-failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
+      }
+    });
+  });
+  reply({ kind: 'ready' });
+}
+
+void main();
