@@ -7,7 +7,7 @@ import { PipelineClient } from '../pipeline-client.js';
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('print queue counts, or one video\'s progress per stage')
+    .description('print a table of queues (job counts) and of the workers connected to them, or one video\'s progress per stage')
     .argument('[videoId]', 'a video id printed by submit')
     .option('--json', 'print JSON', false)
     .action(async (videoId: string | undefined, flags: { json: boolean }) => {
@@ -35,8 +35,19 @@ export function registerStatusCommand(program: Command): void {
               workers: (await q.getWorkers()).length,
             })),
           );
+          const workers = (
+            await Promise.all(
+              Object.values(client.queues).map(async (q) =>
+                (await q.getWorkers()).map((w) => ({ queue: q.name, name: w.name ?? '', addr: w.addr ?? '', ageSeconds: Number(w.age ?? 0), idleSeconds: Number(w.idle ?? 0) })),
+              ),
+            )
+          ).flat();
           if (flags.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-          else console.table(rows);
+          else {
+            console.table(rows);
+            if (workers.length > 0) console.table(workers);
+            else process.stdout.write('no workers connected\n');
+          }
         }
         await client.close();
         process.exit(0);
