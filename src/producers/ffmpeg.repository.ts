@@ -9,10 +9,15 @@ import { readRawFrames } from './raw-frame-reader.js';
 export type { VideoProbe } from './probe-validation.js';
 
 /**
- * Protocols ffmpeg may open. Without a whitelist a crafted playlist or concat file could
- * make it read arbitrary local files or reach other protocols on the producer's behalf.
+ * Protocols ffmpeg may open for a URL input. Without a whitelist a crafted playlist could make it
+ * reach other protocols on the producer's behalf; `file` is left out on purpose, or a remote HLS
+ * playlist listing `file:///…/secret.ts` would make the producer read (and segment) a local file.
  */
-export const PROTOCOL_WHITELIST = 'file,http,https,tcp,tls,rtp,rtsp,udp,crypto';
+export const URL_PROTOCOL_WHITELIST = 'http,https,tcp,tls,rtp,rtsp,udp,crypto';
+/** Protocols ffmpeg may open for a local file input: the file itself, nothing it points to on the network. */
+export const FILE_PROTOCOL_WHITELIST = 'file';
+/** @deprecated Use URL_PROTOCOL_WHITELIST or FILE_PROTOCOL_WHITELIST (one per input kind). */
+export const PROTOCOL_WHITELIST = `file,${URL_PROTOCOL_WHITELIST}`;
 
 /** One decoded frame: raw RGB24 at source size, row-major, no padding. */
 export interface DecodedFrame {
@@ -54,12 +59,14 @@ interface Source {
   locator: string;
   name: string;
   isFile: boolean;
+  /** `-protocol_whitelist` for this input. */
+  protocols: string;
 }
 
 function sourceOf(input: VideoInput): Source {
-  if (input.kind === 'url') return { locator: input.url, name: input.url, isFile: false };
+  if (input.kind === 'url') return { locator: input.url, name: input.url, isFile: false, protocols: URL_PROTOCOL_WHITELIST };
   // `file:` plus an absolute path: a name starting with "-" or holding ":" is never read as an option or a protocol.
-  return { locator: `file:${path.resolve(input.path)}`, name: input.path, isFile: true };
+  return { locator: `file:${path.resolve(input.path)}`, name: input.path, isFile: true, protocols: FILE_PROTOCOL_WHITELIST };
 }
 
 /** The only place streamseg runs ffprobe and ffmpeg; argument arrays only, never a shell. */
@@ -97,7 +104,7 @@ export class FfmpegRepository {
     }
     const args = [
       '-v', 'error',
-      '-protocol_whitelist', PROTOCOL_WHITELIST,
+      '-protocol_whitelist', source.protocols,
       '-print_format', 'json',
       '-show_format', '-show_streams',
       source.locator,
@@ -149,7 +156,7 @@ export class FfmpegRepository {
     signal?.throwIfAborted();
     const args = [
       '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-protocol_whitelist', PROTOCOL_WHITELIST,
+      '-protocol_whitelist', source.protocols,
       '-i', source.locator,
       '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
       '-an', '-sn', '-dn',

@@ -43,14 +43,49 @@ export function redactRedisUrl(url: string): string {
 export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
-    const onReady = () => {
+    const done = (error?: StreamsegError) => {
       clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
       redis.off('ready', onReady);
-      reject(new StreamsegError('E_REDIS', `cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s: check REDIS_URL and that redis-server is running`));
-    }, timeoutMs);
+      redis.off('error', onError);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onReady = () => done();
+    // Wrong credentials or an untrusted certificate will not fix themselves: say so at once.
+    const onError = (error: Error) => {
+      const fatal = fatalConnectionError(error, url);
+      if (fatal) done(fatal);
+    };
+    const timer = setTimeout(
+      () => done(new StreamsegError('E_REDIS', `cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s: check REDIS_URL and that redis-server is running`)),
+      timeoutMs,
+    );
     redis.once('ready', onReady);
+    redis.on('error', onError);
   });
+}
+
+/** A connection error no retry can fix (authentication, TLS trust), as a one-line streamseg error; null otherwise. */
+export function fatalConnectionError(error: Error, url: string): StreamsegError | null {
+  const where = redactRedisUrl(url);
+  const message = error.message.split('\n')[0] ?? '';
+  if (/WRONGPASS|NOAUTH|invalid password|AUTH.*without any password/i.test(message)) {
+    return new StreamsegError('E_REDIS_AUTH', `Redis at ${where} refused the credentials (${message}): set the password in REDIS_URL (redis://:PASSWORD@host:port or redis://USER:PASSWORD@host:port)`);
+  }
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/i.test(code) || /certificate|wrong version number|SSL routines/i.test(message)) {
+    return new StreamsegError('E_REDIS_TLS', `TLS to Redis at ${where} failed (${code || message}): use rediss:// only for a TLS port, and trust its CA (NODE_EXTRA_CA_CERTS=ca.pem)`);
+  }
+  return null;
+}
+
+/** Connects once and waits until Redis answers (or fails with a one-line reason), then disconnects. */
+export async function verifyRedis(url: string, timeoutMs = 10_000): Promise<void> {
+  const probe = createRedis(url, { purpose: 'producer', connectionName: 'streamseg-check' });
+  probe.on('error', () => undefined);
+  try {
+    await waitForRedisReady(probe, url, timeoutMs);
+  } finally {
+    probe.disconnect();
+  }
 }

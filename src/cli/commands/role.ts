@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
+import { verifyRedis } from '../../shared/redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
 import { addPipelineOptions, configFromFlags, type PipelineFlags } from '../options.js';
 import { startRoles, type Role } from '../roles.js';
@@ -21,6 +22,8 @@ export function registerRoleCommands(program: Command): void {
           if (!config.redisUrl) {
             throw new StreamsegError('E_CONFIG', `REDIS_URL is not set: the ${role} role needs a shared Redis (e.g. redis://localhost:6379)`);
           }
+          // Wrong credentials, TLS trust or an unreachable server: one line and exit 1, not a retry loop.
+          await verifyRedis(config.redisUrl);
           const logger = createLogger(config.logLevel);
           const running = await startRoles([role], { config, redisUrl: config.redisUrl, logger });
           logger.info({ role }, `${role} started`);

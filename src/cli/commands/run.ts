@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../../shared/logger.js';
+import { verifyRedis } from '../../shared/redis.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
 import { addPipelineOptions, addVideoOptions, configFromFlags, videoOptionsFromFlags, type PipelineFlags, type VideoFlags } from '../options.js';
@@ -48,6 +49,7 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   };
   closeOnSignals(shutdown, config.shutdownGraceMs);
   try {
+    if (config.redisUrl) await verifyRedis(config.redisUrl);
     const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
     roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
     client = await PipelineClient.connect(config, redisUrl);

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +46,7 @@ export class RedisProcess {
 
   /** A client for the test itself (knows the password and the CA). */
   client(extra: RedisOptions = {}): Redis {
-    const tls = this.options.tls ? { tls: { ca: this.options.tls.ca } } : {};
+    const tls = this.options.tls ? { tls: { ca: readFileSync(this.options.tls.ca) } } : {};
     return new Redis(this.url, { maxRetriesPerRequest: null, ...tls, ...extra });
   }
 
