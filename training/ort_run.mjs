@@ -27,6 +27,9 @@ const abs = (p) => resolve(base, p);
 const session = await ort.InferenceSession.create(abs(spec.model), {
   graphOptimizationLevel: 'all',
   intraOpNumThreads: spec.threads ?? 2,
+  // as the workers do (src/ segmentationSessionOptions): idle intra-op threads
+  // sleep instead of busy-waiting, which matters on a shared 2-core machine
+  extra: { session: { intra_op: { allow_spinning: '0' } } },
 });
 const feeds = {};
 const raw = {};
