@@ -16,8 +16,6 @@ export type { VideoProbe } from './probe-validation.js';
 export const URL_PROTOCOL_WHITELIST = 'http,https,tcp,tls,rtp,rtsp,udp,crypto';
 /** Protocols ffmpeg may open for a local file input: the file itself, nothing it points to on the network. */
 export const FILE_PROTOCOL_WHITELIST = 'file';
-/** @deprecated Use URL_PROTOCOL_WHITELIST or FILE_PROTOCOL_WHITELIST (one per input kind). */
-export const PROTOCOL_WHITELIST = `file,${URL_PROTOCOL_WHITELIST}`;
 
 /** One decoded frame: raw RGB24 at source size, row-major, no padding. */
 export interface DecodedFrame {
