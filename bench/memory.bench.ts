@@ -3,12 +3,14 @@
  * through separate producer, worker and sink processes on one redis-server and prints the
  * peak RSS of each process (VmHWM) and Redis' peak used_memory, side by side.
  *
- *   npm run bench:memory -- [--minutes 1,5] [--fps 10]
+ *   npm run bench:memory -- [--minutes 1,5] [--fps 5]
  *
  * The workers are the slow side without any artificial delay: at 720p the producer decodes
  * several times faster than one worker segments and the sink overlays and encodes, so the
  * producer spends most of the run paused at its high-water marks (the `backpressure` column:
  * seconds it waited). Memory that grew with the video would show as a ratio well above 1.
+ * 5 fps (1500 frames for 5 minutes) keeps the whole run near 10 minutes on 2 cores; the
+ * number of frames, not the frame rate, is what a leak would scale with.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -22,7 +24,7 @@ import type { VideoReport } from '../src/workers/sink/report-builder.js';
 import { runCli, spawnCli, stopProcess } from '../test/helpers/cli.js';
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1,5' }, fps: { type: 'string', default: '10' } } });
+const { values } = parseArgs({ options: { minutes: { type: 'string', default: '1,5' }, fps: { type: 'string', default: '5' } } });
 const minutesList = values.minutes.split(',').map(Number);
 const fps = Number(values.fps);
 

@@ -6,13 +6,15 @@
  *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options;
  *   (c) their ratio. Target: pipeline/raw >= 0.8.
  *
- *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE]
+ *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE] [--rounds 2]
  *
  * Pipeline frames/s is counted from the first frame the sink writes to the last one (Redis
  * Stream entry ids are the server's clock at each append), i.e. steady-state throughput
  * without the start-up fill of the first batch; the end-to-end figure (submission to
- * report.json) is printed beside it. Raw ORT is measured before and after the pipeline, so a
- * change in the machine's load during the run shows up as a difference between the two.
+ * report.json) is printed beside it. The bench runs rounds of [pipeline, raw ORT] and pairs
+ * each pipeline run with the raw sample right after it: on a shared machine the load moves
+ * both figures, and the printed ratio is the median of the rounds' ratios. CPU time per frame
+ * (this process and its ffmpeg children, from /proc) is printed too: it moves less with load.
  * Settings come from the environment as for `streamseg run` (STREAMSEG_BATCH_FRAMES,
  * STREAMSEG_INTRA_OP_THREADS, ...).
  */
@@ -49,6 +51,7 @@ const { values } = parseArgs({
     fps: { type: 'string', default: '24' },
     scenes: { type: 'string', default: '6' },
     seed: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '2' },
   },
 });
 const TARGET = 0.8;
@@ -199,41 +202,59 @@ try {
       `intra-op threads ${config.intraOpThreads || 'auto'}, worker concurrency ${config.workerConcurrency}, ${os.cpus().length} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
   );
 
-  // Raw ORT needs the adapter mix the pipeline chose, so both raw samples follow the pipeline.
   redis = await startEmbeddedRedis();
   // The worker's session options (threads, no spinning, optimisation level), on this thread:
   // nothing but ORT itself between the feeds and the logits.
   const rawSession = await ort.InferenceSession.create(pkg.modelPath, { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] });
-  const warm = await pipelineFeeds(pkg, undefined);
-  await runRaw(rawSession, pkg, warm.feeds, 5, 1); // page the model in before anything is timed
+  await runRaw(rawSession, pkg, (await pipelineFeeds(pkg, undefined)).feeds, 5, 1); // page the model in before anything is timed
 
-  const pipeline = await runPipeline(video, redis.url, path.join(tmp, 'out'));
-  const lora = await pipelineFeeds(pkg, pipeline.report);
-  const rawAfter = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
-  // A second pipeline-free sample, so load changes on a shared machine are visible.
-  const rawAgain = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
-  await rawSession.release();
-  const rawFps = (rawAfter.fps + rawAgain.fps) / 2;
-
-  const { timings } = pipeline.report;
-  const frames = pipeline.frames;
-  const row = (label: string, fps: number, note = '') => console.log(`${label.padEnd(46)}${fps.toFixed(2).padStart(9)}  ${note}`);
-  console.log(`LoRA feeds (pipeline's largest scene, raw ORT): ${lora.label}`);
-  console.log('');
-  console.log(`${'measure'.padEnd(46)}${'frames/s'.padStart(9)}`);
-  row('(a) pipeline, first→last sink frame', pipeline.steadyFps, `${frames} frames in ${pipeline.steadySeconds.toFixed(1)} s`);
-  row('    pipeline, decode start→last sink frame', pipeline.fromDecodeFps);
-  row('    pipeline, submit→report.json (wall)', timings.framesPerSecond, `${(timings.wallMs / 1000).toFixed(1)} s`);
-  row(`(b) raw ORT session.run, batch ${config.batchFrames}`, rawFps, `mean of ${rawAfter.fps.toFixed(2)} and ${rawAgain.fps.toFixed(2)} (${rawAfter.msPerBatch.toFixed(0)} / ${rawAgain.msPerBatch.toFixed(0)} ms per batch)`);
-  console.log('');
-  console.log(`CPU per frame: raw ORT ${((rawAfter.cpuMsPerFrame + rawAgain.cpuMsPerFrame) / 2).toFixed(1)} ms; pipeline ${((pipeline.cpu.self * 1000) / frames).toFixed(1)} ms in this process + ${((pipeline.cpu.children * 1000) / frames).toFixed(1)} ms in ffmpeg children`);
-  console.log(`stage timings (report.json; active ms summed over jobs, stages overlap), wall ${timings.wallMs} ms:`);
-  for (const [stage, ms] of Object.entries(timings.stageMs)) {
-    console.log(`  ${stage.padEnd(20)} ${ms.toFixed(0).padStart(8)} ms  ${(ms / frames).toFixed(1).padStart(6)} ms/frame`);
+  // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
+  // so each pipeline run is compared with the raw sample taken right after it (same feeds).
+  const rounds: { pipeline: PipelineResult; raw: RawResult; lora: string; load: number }[] = [];
+  for (let r = 0; r < Number(values.rounds); r++) {
+    const load = os.loadavg()[0]!;
+    const pipeline = await runPipeline(video, redis.url, path.join(tmp, `out-${r}`));
+    const lora = await pipelineFeeds(pkg, pipeline.report);
+    const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
+    rounds.push({ pipeline, raw, lora: lora.label, load });
   }
+  await rawSession.release();
+
+  const row = (label: string, value: string, note = '') => console.log(`${label.padEnd(44)}${value.padStart(10)}  ${note}`);
+  const fps = (x: number) => x.toFixed(2);
+  console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
+  rounds.forEach(({ pipeline, raw, load }, r) => {
+    const frames = pipeline.frames;
+    const { timings } = pipeline.report;
+    console.log('');
+    console.log(`round ${r + 1} (1-min loadavg at its start ${load.toFixed(2)})`.padEnd(44) + 'frames/s'.padStart(10));
+    row('(a) pipeline, first→last sink frame', fps(pipeline.steadyFps), `${frames} frames in ${pipeline.steadySeconds.toFixed(1)} s`);
+    row('    pipeline, decode start→last sink frame', fps(pipeline.fromDecodeFps));
+    row('    pipeline, submit→report.json', fps(timings.framesPerSecond), `${(timings.wallMs / 1000).toFixed(1)} s wall`);
+    row(`(b) raw ORT session.run, batch ${config.batchFrames}`, fps(raw.fps), `${raw.batches} batches, ${raw.msPerBatch.toFixed(0)} ms each`);
+    row('(c) ratio pipeline/raw', (pipeline.steadyFps / raw.fps).toFixed(2), `end-to-end: ${(timings.framesPerSecond / raw.fps).toFixed(2)}`);
+    const self = (pipeline.cpu.self * 1000) / frames;
+    const children = (pipeline.cpu.children * 1000) / frames;
+    console.log(
+      `CPU per frame: raw ORT ${raw.cpuMsPerFrame.toFixed(1)} ms; pipeline ${(self + children).toFixed(1)} ms ` +
+        `(${self.toFixed(1)} this process, ${children.toFixed(1)} ffmpeg; redis-server not counted) → raw/pipeline CPU ${(raw.cpuMsPerFrame / (self + children)).toFixed(2)}`,
+    );
+    console.log(`stage timings (report.json; active ms summed over jobs, stages overlap):`);
+    for (const [stage, ms] of Object.entries(timings.stageMs)) {
+      console.log(`  ${stage.padEnd(20)} ${ms.toFixed(0).padStart(8)} ms  ${(ms / frames).toFixed(1).padStart(6)} ms/frame`);
+    }
+  });
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  };
+  const ratios = rounds.map(({ pipeline, raw }) => pipeline.steadyFps / raw.fps);
   console.log('');
-  console.log(`ratio pipeline/raw, end-to-end wall = ${(timings.framesPerSecond / rawFps).toFixed(2)}`);
-  console.log(`ratio pipeline/raw = ${(pipeline.steadyFps / rawFps).toFixed(2)} (target >= ${TARGET})`);
+  console.log(
+    `pipeline ${fps(median(rounds.map((x) => x.pipeline.steadyFps)))} frames/s, raw ORT ${fps(median(rounds.map((x) => x.raw.fps)))} frames/s (medians of ${rounds.length} rounds)`,
+  );
+  console.log(`ratio pipeline/raw = ${median(ratios).toFixed(2)} (target >= ${TARGET}; median of rounds ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
 } finally {
   await redis?.stop();
   await rm(tmp, { recursive: true, force: true });

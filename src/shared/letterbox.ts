@@ -45,6 +45,13 @@ export class MaskUnletterboxer {
     let o = 0;
     for (let y = 0; y < srcHeight; y++) {
       const row = rowOffsets[y]!;
+      if (y > 0 && row === rowOffsets[y - 1]) {
+        // Upscaling repeats each mask row over several output rows: copy the row just built
+        // (a memcpy) instead of gathering it again; most rows of a 160px mask at 360p+ are copies.
+        out.copyWithin(o, o - srcWidth, o);
+        o += srcWidth;
+        continue;
+      }
       for (let x = 0; x < srcWidth; x++) out[o++] = mask[row + columnOffsets[x]!]!;
     }
     return out;
