@@ -25,14 +25,23 @@ export async function waitForVideo(
     if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} in this Redis (expired or never submitted)`);
     options.onUpdate?.(state);
     if (state.status === 'done') return state;
-    if (state.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', state.error ?? 'failed');
+    if (state.status === 'failed') throw videoFailure(state.error ?? 'failed');
     for (const queue of [queues.videos, queues.sink]) {
       const job = await queue.getJob(videoId);
       if (job && (await job.isFailed())) {
         const attemptsLeft = (job.opts.attempts ?? 1) > job.attemptsMade;
-        if (!attemptsLeft) throw new StreamsegError('E_VIDEO_FAILED', job.failedReason || `${queue.name} job failed`);
+        if (!attemptsLeft) throw videoFailure(job.failedReason || `${queue.name} job failed`);
       }
     }
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/**
+ * The recorded reason as an error. Stages record `CODE: message`; keep that code rather than
+ * wrapping it, so the user reads one code (E_INPUT_NOT_VIDEO), not two.
+ */
+function videoFailure(reason: string): StreamsegError {
+  const coded = /^(E_[A-Z0-9_]+): (.*)$/s.exec(reason);
+  return coded ? new StreamsegError(coded[1]!, coded[2]!) : new StreamsegError('E_VIDEO_FAILED', reason);
 }

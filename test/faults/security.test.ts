@@ -85,11 +85,14 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
     // A local MPEG-TS the producer must never read on behalf of a remote playlist.
     const secret = path.join(dir, 'secret.ts');
     await run('ffmpeg', ['-v', 'error', '-y', '-i', input, '-c', 'copy', '-f', 'mpegts', secret]);
+    // Index first, so ffmpeg reads the clip front to back (this little server ignores Range).
+    const served = path.join(dir, 'served.mp4');
+    await run('ffmpeg', ['-v', 'error', '-y', '-i', input, '-c', 'copy', '-movflags', '+faststart', served]);
     const playlist = `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfile://${secret}\n#EXT-X-ENDLIST\n`;
     const server = http.createServer((req, res) => {
       if (req.url === '/clip.mp4') {
         res.writeHead(200, { 'content-type': 'video/mp4' });
-        createReadStream(input).pipe(res);
+        createReadStream(served).pipe(res);
       } else if (req.url === '/lfi.m3u8') {
         res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(playlist);
       } else res.writeHead(404).end();
@@ -104,7 +107,7 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
       expect(ok.code).toBe(0);
       expect((await readOutputs(path.join(dir, 'http'))).lines.map((l) => l.index)).toEqual(indices(FRAMES));
       expect(lfi.code).toBe(1);
-      expect(lfi.stderr.trim()).toMatch(/^streamseg: E_VIDEO_FAILED: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/lfi\.m3u8: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/);
+      expect(lfi.stderr.trim()).toMatch(/^streamseg: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/lfi\.m3u8: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/);
       expect(await readdir(path.join(dir, 'lfi')).catch(() => [])).not.toContain('annotated.mp4');
     } finally {
       server.close();
