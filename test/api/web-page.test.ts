@@ -22,7 +22,9 @@ describe('web page in headless Chromium', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) or set CHROMIUM_PATH; the web page test needs a real browser`);
     }
-    stack = await startApiStack();
+    // The shipped model package: its embedder and adapters give each scene a merged adapter mix
+    // (no distance threshold: the test pattern is unlike every adapter's domain).
+    stack = await startApiStack({ modelDir: path.join(REPO_ROOT, 'models/default'), retrievalMaxDistance: 2 });
     video = path.join(stack.dir, 'street.mp4');
     await makeTestVideo(video, { width: 96, height: 64, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-pix_fmt', 'yuv420p'] });
     profile = await mkdtemp(path.join(os.tmpdir(), 'ss-chromium-'));
@@ -60,11 +62,20 @@ describe('web page in headless Chromium', () => {
     await page.getByTestId('detail-status').filter({ hasText: 'done' }).waitFor({ timeout: 120_000 });
     await expect.poll(() => page.getByTestId('detail-id').textContent()).toBe(id);
 
-    // Scene timeline from report.json: two scenes, base model (the test model has no adapters).
+    // Scene timeline from report.json: two scenes, each with the adapters retrieved for it and their weights.
     await expect.poll(() => page.getByTestId('scene-row').count(), { timeout: 30_000 }).toBe(2);
     expect(await page.getByTestId('scene-block').count()).toBe(2);
-    expect(await page.getByTestId('scene-row').first().textContent()).toContain('0–11 (12)');
-    expect(await page.getByTestId('scene-row').first().textContent()).toContain('base model');
+    const report = (await (await fetch(`${stack.url}/v1/videos/${id}/report.json`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+      scenes: { startFrame: number; endFrame: number; adapters: { name: string; weight: number }[] }[];
+    };
+    expect(report.scenes.map((s) => [s.startFrame, s.endFrame])).toEqual([[0, 12], [12, 24]]);
+    for (const [k, scene] of report.scenes.entries()) {
+      expect(scene.adapters.length).toBeGreaterThan(0);
+      const row = (await page.getByTestId('scene-row').nth(k).textContent()) ?? '';
+      expect(row).toContain(`${scene.startFrame}–${scene.endFrame - 1}`);
+      for (const adapter of scene.adapters) expect(row).toContain(`${adapter.name} (${adapter.weight.toFixed(2)})`);
+      expect(await page.getByTestId('scene-block').nth(k).getAttribute('title')).toContain(scene.adapters[0]!.name);
+    }
 
     // The player loads annotated.mp4 (through the token cookie).
     const player = page.getByTestId('player');
