@@ -13,7 +13,7 @@ import { RedisProcess } from './helpers/redis-process.js';
 import { RoleProcess, faultEnv, startRoles } from './helpers/roles.js';
 
 // SIGKILL each role mid-work; the video must come out exactly as an undisturbed run made it.
-const FRAMES = 160;
+const FRAMES = 96;
 const SEGMENT_FRAMES = 8;
 const HIGH_WATER = 16;
 

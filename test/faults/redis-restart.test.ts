@@ -9,7 +9,7 @@ import { connectClient, finalState, indices, maskContent, readOutputs, waitUntil
 import { RedisProcess } from './helpers/redis-process.js';
 import { RoleProcess, faultEnv, startRoles } from './helpers/roles.js';
 
-const FRAMES = 120;
+const FRAMES = 80;
 
 describe('redis-server restarted mid-video (AOF on, appendfsync everysec)', () => {
   let redis: RedisProcess;

@@ -93,7 +93,9 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
       if (req.url === '/clip.mp4') {
         res.writeHead(200, { 'content-type': 'video/mp4' });
         createReadStream(served).pipe(res);
-      } else if (req.url === '/lfi.m3u8') {
+      } else if (req.url === '/playlist') {
+        // No .m3u8 in the path: a progressive URL input (.m3u8 URLs are read as live sources,
+        // whose whitelists leave out `file` too); ffmpeg knows it is HLS from the content type.
         res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(playlist);
       } else res.writeHead(404).end();
     });
@@ -102,12 +104,12 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
     try {
       const [ok, lfi] = await Promise.all([
         runVideo(`${base}/clip.mp4`, path.join(dir, 'http'), {}),
-        runVideo(`${base}/lfi.m3u8`, path.join(dir, 'lfi'), {}),
+        runVideo(`${base}/playlist`, path.join(dir, 'lfi'), {}),
       ]);
       expect(ok.code).toBe(0);
       expect((await readOutputs(path.join(dir, 'http'))).lines.map((l) => l.index)).toEqual(indices(FRAMES));
       expect(lfi.code).toBe(1);
-      expect(lfi.stderr.trim()).toMatch(/^streamseg: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/lfi\.m3u8: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/);
+      expect(lfi.stderr.trim()).toMatch(/^streamseg: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/playlist: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/);
       expect(await readdir(path.join(dir, 'lfi')).catch(() => [])).not.toContain('annotated.mp4');
     } finally {
       server.close();

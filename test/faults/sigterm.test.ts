@@ -14,7 +14,7 @@ import { connectClient, finalState, indices, readOutputs, waitUntil } from './he
 import { RedisProcess } from './helpers/redis-process.js';
 import { RoleProcess, faultEnv, startRoles } from './helpers/roles.js';
 
-const FRAMES = 96;
+const FRAMES = 64;
 const HIGH_WATER = 16;
 const GRACE_MS = 8000;
 

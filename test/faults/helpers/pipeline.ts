@@ -24,10 +24,16 @@ export async function connectClient(redisUrl: string): Promise<PipelineClient> {
 /** Polls until `check` returns a value (not undefined); throws with `what` after the timeout. */
 export async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000, pollMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (error) {
+      // The test's own client fails fast while redis-server restarts: keep polling.
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
