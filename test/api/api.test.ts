@@ -211,6 +211,12 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
     expect(value('streamseg_frames_dropped_total{reason="cancelled"}')).toBeGreaterThan(0);
     expect(value('streamseg_adapter_cache_hit_ratio')).toBeGreaterThanOrEqual(0);
     expect(text).toContain('streamseg_frames_per_second');
+    // Failures by reason: the unreachable URLs submitted above fail in the producer.
+    const failures = await eventually(async () => {
+      const body = await (await fetch(`${stack.url}/metrics`, { headers: auth() })).text();
+      return body.split('\n').find((l) => l.startsWith('streamseg_job_failures_total{queue="videos",code="'));
+    }, 'a decode failure in /metrics');
+    expect(Number(failures.split(' ').pop())).toBeGreaterThan(0);
     expect(text).toContain('streamseg_stage_seconds_bucket');
   });
 
