@@ -9,6 +9,10 @@ import { createRedis } from '../shared/redis.js';
 import { VideoStateStore } from '../shared/video-state.js';
 import { FfmpegRepository } from './ffmpeg.repository.js';
 import { ProducerService, isPermanentFailure, type DecodeSummary } from './producer.service.js';
+import { LiveFrameLog } from '../shared/live-frame-log.js';
+import { LiveFfmpegRepository } from './live-ffmpeg.repository.js';
+import { LiveProducerService, type LiveSummary } from './live-producer.service.js';
+import { isLiveJob } from './live-source.js';
 
 export interface StartProducerOptions {
   config: StreamsegConfig;
@@ -75,14 +79,25 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     modelInput,
     logger,
   });
+  // Live videos (rtsp/udp/HLS URLs, or options.live): streamed as frames arrive, never paused.
+  const liveService = new LiveProducerService({
+    ffmpeg: new LiveFfmpegRepository(),
+    frameStore: new FrameStore(queueConnection, config.frameTtlSeconds),
+    states,
+    liveLog: new LiveFrameLog(queueConnection, config.frameTtlSeconds),
+    queues: { frames: framesQueue, sink: sinkQueue },
+    settings: config,
+    modelInput,
+    logger,
+  });
 
-  const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary> => {
+  const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary | LiveSummary> => {
     if (job.name !== JobName.DecodeVideo) throw new UnrecoverableError(`queue ${QueueName.Videos} has no handler for job "${job.name}"`);
     const watchId = job.id ?? '';
     if (await states.isCancelled(watchId)) throw new UnrecoverableError('E_CANCELLED: the video was cancelled before decoding started');
     watched.add(watchId);
     try {
-      return await service.decodeVideo(job, signal);
+      return await (isLiveJob(job.data) ? liveService.run(job, signal) : service.decodeVideo(job, signal));
     } catch (error) {
       if (signal?.aborted && signal.reason === SHUTDOWN) {
         // Back to the queue without using an attempt; DelayedError tells BullMQ we moved it.

@@ -103,6 +103,31 @@ export const configSchema = z.object({
   dedupSeconds: intFrom(0).default(600),
   /** `STREAMSEG_METRICS_PUBLISH_MS`: how often each process publishes its metrics to Redis for the API's /metrics; 0 = never. @defaultValue 5000 */
   metricsPublishMs: intFrom(0).default(5000),
+  /**
+   * `STREAMSEG_LIVE_DROP_POLICY`: what a live video does with frames while the workers are behind
+   * (more than STREAMSEG_LIVE_MAX_IN_FLIGHT frames not yet emitted by the sink); a camera cannot be
+   * paused, so frames are dropped instead of queued. `drop-oldest`: the oldest frame still waiting
+   * for a worker is discarded for the new one; `keep-latest`: new frames wait in a one-frame slot
+   * that the next arrival overwrites, the latest goes when there is room; `every-nth`: only every
+   * Nth frame (STREAMSEG_LIVE_DROP_EVERY) is admitted while behind. @defaultValue `drop-oldest`
+   */
+  liveDropPolicy: z.enum(['drop-oldest', 'keep-latest', 'every-nth']).default('drop-oldest'),
+  /** `STREAMSEG_LIVE_DROP_EVERY`: N of the `every-nth` policy. @defaultValue 3 */
+  liveDropEvery: intFrom(2, 1000).default(3),
+  /** `STREAMSEG_LIVE_MAX_IN_FLIGHT`: frames of a live video captured but not yet emitted before frames are dropped. @defaultValue 4 */
+  liveMaxInFlight: intFrom(1, 10_000).default(4),
+  /** `STREAMSEG_LIVE_RECONNECT_MIN_MS`: first wait before reopening a live source that dropped; doubles per failed try. @defaultValue 250 */
+  liveReconnectMinMs: intFrom(10, 600_000).default(250),
+  /** `STREAMSEG_LIVE_RECONNECT_MAX_MS`: longest wait between two tries. @defaultValue 5000 */
+  liveReconnectMaxMs: intFrom(10, 3_600_000).default(5000),
+  /**
+   * `STREAMSEG_LIVE_END_AFTER_SECONDS`: a live source that has delivered no frame for this long
+   * (reconnecting all the while) counts as ended, and its video is finished like a stopped one;
+   * 0: wait for `streamseg stop` forever. @defaultValue 60
+   */
+  liveEndAfterSeconds: intFrom(0).default(60),
+  /** `STREAMSEG_LIVE_HLS_LIST_SIZE`: segments (1 s each) in the rolling live playlist. @defaultValue 6 */
+  liveHlsListSize: intFrom(2, 1000).default(6),
   /** `LOG_LEVEL`. @defaultValue `info` */
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -151,6 +176,13 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   uploadMaxBytes: 'STREAMSEG_UPLOAD_MAX_BYTES',
   dedupSeconds: 'STREAMSEG_DEDUP_SECONDS',
   metricsPublishMs: 'STREAMSEG_METRICS_PUBLISH_MS',
+  liveDropPolicy: 'STREAMSEG_LIVE_DROP_POLICY',
+  liveDropEvery: 'STREAMSEG_LIVE_DROP_EVERY',
+  liveMaxInFlight: 'STREAMSEG_LIVE_MAX_IN_FLIGHT',
+  liveReconnectMinMs: 'STREAMSEG_LIVE_RECONNECT_MIN_MS',
+  liveReconnectMaxMs: 'STREAMSEG_LIVE_RECONNECT_MAX_MS',
+  liveEndAfterSeconds: 'STREAMSEG_LIVE_END_AFTER_SECONDS',
+  liveHlsListSize: 'STREAMSEG_LIVE_HLS_LIST_SIZE',
   logLevel: 'LOG_LEVEL',
 };
 

@@ -19,6 +19,28 @@ export const videoInputSchema = z.discriminatedUnion('kind', [
 ]);
 export type VideoInput = z.infer<typeof videoInputSchema>;
 
+/**
+ * How a live source is read and what its live outputs are. A video is live when its options
+ * carry this object, or when its input is an rtsp/udp URL or an HLS playlist (`.m3u8`).
+ */
+export const liveOptionsSchema = z.object({
+  /** RTSP lower transport when connecting to a server. @defaultValue `tcp` */
+  rtspTransport: z.enum(['tcp', 'udp']).optional(),
+  /** RTSP: wait for a publisher (ANNOUNCE/RECORD) on the URL's address instead of connecting to a server. */
+  listen: z.boolean().optional(),
+  /** The first end of stream ends the video (stdin, finite streams); otherwise the source is reopened. */
+  endOnEof: z.boolean().optional(),
+  /** Read the input no faster than its own frame rate (a file piped to stdin then behaves like a camera). */
+  nativeRate: z.boolean().optional(),
+  /** Also send the annotated stream here (rtsp:// publishes to a server, udp:// sends MPEG-TS). */
+  restreamUrl: z
+    .string()
+    .url()
+    .refine((u) => /^(rtsp|udp):\/\//i.test(u) && !/[|[\]\\]/.test(u), 'must be an rtsp:// or udp:// URL without | [ ] or \\')
+    .optional(),
+});
+export type LiveOptions = z.infer<typeof liveOptionsSchema>;
+
 export const videoOptionsSchema = z.object({
   /** Output frame rate; unset keeps the source rate. */
   fps: z.number().min(0.1).max(240).optional(),
@@ -28,6 +50,8 @@ export const videoOptionsSchema = z.object({
   classes: z.array(z.string().min(1)).min(1).optional(),
   /** Adapter retrieval/merge overrides for this video (over the workers' defaults). */
   retrieval: retrievalOverridesSchema.optional(),
+  /** Live source settings; see liveOptionsSchema. */
+  live: liveOptionsSchema.optional(),
 });
 export type VideoOptions = z.infer<typeof videoOptionsSchema>;
 

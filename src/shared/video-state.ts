@@ -17,6 +17,8 @@ export interface VideoProbeFacts {
   inputHeight: number;
   letterbox: LetterboxRect;
   codec: string;
+  /** A live source (camera, network stream, stdin): no known length, frames dropped rather than queued. */
+  live?: boolean;
 }
 
 export interface SceneStart {
@@ -36,6 +38,8 @@ export interface VideoState extends Partial<VideoProbeFacts> {
   segmentedFrames: number;
   /** Frames the sink has written. */
   sinkFrames: number;
+  /** Live videos: frames captured but dropped (workers behind, or lost), counted by the producer and the sink. */
+  droppedFrames?: number;
   error?: string;
   warnings: string[];
   submittedAt?: number;
@@ -160,6 +164,8 @@ export class VideoStateStore {
       inputHeight: num('inputHeight'),
       letterbox: raw.letterbox ? (JSON.parse(raw.letterbox) as LetterboxRect) : undefined,
       codec: raw.codec,
+      live: raw.live === 'true' ? true : undefined,
+      droppedFrames: num('droppedFrames'),
       decodedFrames: num('decodedFrames') ?? 0,
       totalFrames: num('totalFrames'),
       segmentedFrames: num('segmentedFrames') ?? 0,

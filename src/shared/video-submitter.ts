@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
 import { InputError } from './errors/index.js';
-import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type VideoInput } from './job-schemas.js';
+import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type LiveOptions, type VideoInput } from './job-schemas.js';
 import { JobName } from './queues.js';
 import type { VideoStateStore } from './video-state.js';
 import type { RetrievalOverrides } from './retrieval-options.js';
@@ -45,6 +45,8 @@ export interface SubmitOptions {
   retrieval?: RetrievalOverrides;
   /** Use this id instead of a random one (ids are checked like any other). */
   videoId?: string;
+  /** Live source settings (rtsp/udp/HLS URLs are live without them). */
+  live?: LiveOptions;
 }
 
 /** Queues a video for decoding and records its initial state; returns the video id. */
@@ -60,7 +62,7 @@ export class VideoSubmitter {
     const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
       videoId,
       input: await resolveVideoInput(input),
-      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval },
+      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval, live: options.live },
       submittedAt: Date.now(),
     });
     await this.states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });

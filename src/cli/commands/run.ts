@@ -9,20 +9,24 @@ import { PipelineClient } from '../pipeline-client.js';
 import { ProgressView } from '../progress-view.js';
 import { startRoles, type RunningRoles } from '../roles.js';
 import { waitForVideo } from '../video-waiter.js';
+import { LiveFrameLog } from '../../shared/live-frame-log.js';
+import { isLiveJob } from '../../producers/live-source.js';
+import { addLiveOptions, liveOptionsFromFlags, type LiveFlags } from '../live-options.js';
+import { StdinRelay } from '../stdin-relay.js';
 
-interface RunFlags extends PipelineFlags, VideoFlags {
+interface RunFlags extends PipelineFlags, VideoFlags, LiveFlags {
   progress: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
-  addVideoOptions(addPipelineOptions(
+  addLiveOptions(addVideoOptions(addPipelineOptions(
     program
       .command('run')
       .description('segment one video in this process: producer, worker and sink (own redis-server unless REDIS_URL is set)')
-      .argument('<input>', 'video file path, or an http/https/rtsp/udp URL')
+      .argument('<input>', 'video file path, an http/https/rtsp/udp URL, or - for a live stream on stdin')
       .option('--out <dir>', 'output directory', 'out')
       .option('--no-progress', 'do not draw progress bars'),
-  )).action(async (input: string, flags: RunFlags) => {
+  ))).action(async (input: string, flags: RunFlags) => {
     try {
       await runVideo(input, flags);
       process.exit(0);
@@ -42,7 +46,12 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   let redis: EmbeddedRedis | undefined;
   let roles: RunningRoles | undefined;
   let client: PipelineClient | undefined;
+  let stdin: StdinRelay | undefined;
+  // A live video asked to end (Ctrl-C, SIGTERM) is stopped gracefully first: outputs finished.
+  let stopLive: (() => Promise<void>) | undefined;
   const shutdown = async () => {
+    await stopLive?.().catch(() => undefined);
+    await stdin?.close();
     await client?.close();
     await roles?.close();
     await redis?.stop();
@@ -54,7 +63,20 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
     roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
     client = await PipelineClient.connect(config, redisUrl);
     const outDir = path.resolve(flags.out ?? config.outDir);
-    const videoId = await client.submitter.submit(input, { outDir, fps: config.fps, ...videoOptions });
+    // `-`: stdin is a live source, relayed to the producer over loopback HTTP, ended by its EOF.
+    if (input === '-') stdin = await StdinRelay.start(process.stdin);
+    const live = liveOptionsFromFlags(flags, stdin ? { endOnEof: true, nativeRate: true } : {});
+    const videoId = await client.submitter.submit(stdin?.url ?? input, { outDir, fps: config.fps, ...videoOptions, live });
+    const isLive = isLiveJob((await client.queues.videos.getJob(videoId))?.data);
+    if (isLive) {
+      const liveClient = client;
+      stopLive = async () => {
+        stopLive = undefined;
+        await new LiveFrameLog(liveClient.redis, config.frameTtlSeconds).requestStop(videoId);
+        await waitForVideo(videoId, liveClient.states, liveClient.queues);
+      };
+      if (config.redisUrl) process.stderr.write(`streamseg: live video ${videoId}; end it with Ctrl-C or \`streamseg stop ${videoId}\`\n`);
+    }
     // Bars only on a terminal: piped or redirected (scripts, CI), stderr carries just the exit line.
     const view = flags.progress && process.stderr.isTTY ? new ProgressView(videoId) : undefined;
     try {
@@ -63,7 +85,8 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
     } finally {
       view?.stop();
     }
-    process.stdout.write(`${path.join(outDir, 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
+    stopLive = undefined;
+    process.stdout.write(`${path.join(outDir, isLive ? 'live/index.m3u8' : 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
   } finally {
     await shutdown();
   }

@@ -9,8 +9,9 @@ import { addVideoOptions, configFromFlags, videoOptionsFromFlags, type VideoFlag
 import { PipelineClient } from '../pipeline-client.js';
 import { ProgressView } from '../progress-view.js';
 import { waitForVideo } from '../video-waiter.js';
+import { addLiveOptions, liveOptionsFromFlags, type LiveFlags } from '../live-options.js';
 
-interface SubmitFlags extends VideoFlags {
+interface SubmitFlags extends VideoFlags, LiveFlags {
   id?: string;
   out?: string;
   fps?: string;
@@ -18,18 +19,18 @@ interface SubmitFlags extends VideoFlags {
 }
 
 export function registerSubmitCommand(program: Command): void {
-  addVideoOptions(program
+  addLiveOptions(addVideoOptions(program
     .command('submit')
     .description('queue a video on REDIS_URL and print its id')
     .argument('<input>', 'video file path (readable by the producer), or an http/https/rtsp/udp URL')
     .option('--id <id>', 'video id (letters, digits, _ and -); submitting an id again does not process the video twice')
     .option('--out <dir>', 'output directory under STREAMSEG_OUT (default: $STREAMSEG_OUT/<id>)')
     .option('--fps <n>', 'resample to this frame rate')
-    .option('--watch', 'show progress until the video is done', false))
+    .option('--watch', 'show progress until the video is done', false)))
     .action(async (input: string, flags: SubmitFlags) => {
       const { config, videoOptions } = (() => {
         try {
-          return { config: configFromFlags({ fps: flags.fps }), videoOptions: videoOptionsFromFlags(flags) };
+          return { config: configFromFlags({ fps: flags.fps }), videoOptions: { ...videoOptionsFromFlags(flags), live: liveOptionsFromFlags(flags) } };
         } catch (error) {
           exitWithError(error);
         }

@@ -10,6 +10,7 @@ import type { FrameStreamRepository } from './frame-stream.repository.js';
 import type { OverlayRepository } from './overlay.repository.js';
 import type { SinkCheckpointStore } from './sink-checkpoint.store.js';
 import { VideoAssembly } from './video-assembly.js';
+import { LiveAssembly, type LiveSinkSettings } from './live-assembly.js';
 
 export { OUTPUT_FILES } from './video-assembly.js';
 
@@ -58,6 +59,8 @@ export interface SinkDependencies {
   /** Mask value → class name (manifest.classes order). */
   classNames: readonly string[];
   settings?: SinkSettings;
+  /** Live videos' outputs (see LiveAssembly). @defaultValue LiveSinkSettings defaults */
+  live?: LiveSinkSettings;
   logger: Logger;
 }
 
@@ -110,7 +113,11 @@ export class SinkService {
       // Nothing was written (and nothing outside the root is ever touched, not even to clean up).
       throw (await this.failure(videoId, job, error, log, signal)).error;
     }
-    const run = new VideoAssembly(this.deps, this.tuning, videoId, outDir, job, log, signal);
+    // A live video (the producer says so with its probe facts) streams instead: LiveAssembly.
+    const live = (await this.deps.states.get(videoId))?.live === true;
+    const run = live
+      ? new LiveAssembly(this.deps, this.tuning, videoId, outDir, job, log, signal)
+      : new VideoAssembly(this.deps, this.tuning, videoId, outDir, job, log, signal);
     try {
       return await run.execute();
     } catch (error) {

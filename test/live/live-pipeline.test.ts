@@ -1,0 +1,243 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PipelineClient } from '../../src/cli/pipeline-client.js';
+import { startProducer, type ProducerHandle } from '../../src/producers/producer.worker.js';
+import { loadConfig, type StreamsegConfig } from '../../src/shared/config.js';
+import { findFreePort as freePort } from '../../src/shared/free-port.js';
+import { LiveFrameLog } from '../../src/shared/live-frame-log.js';
+import { createLogger } from '../../src/shared/logger.js';
+import { framesDropped, liveLatencySeconds, liveReconnects, metricsRegistry } from '../../src/shared/metrics.js';
+import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
+import { videoKeys } from '../../src/shared/redis-keys.js';
+import type { LiveOptions } from '../../src/shared/job-schemas.js';
+import type { VideoState } from '../../src/shared/video-state.js';
+import { startSegmentationWorker, type SegmentationWorkerHandle } from '../../src/workers/segmentation/segmentation.worker.js';
+import type { LiveFrameRecord } from '../../src/workers/sink/live-assembly.js';
+import { startSink, type SinkHandle } from '../../src/workers/sink/sink.worker.js';
+import { REPO_ROOT } from '../helpers/cli.js';
+import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
+import { startRtspPublisher, startUdpSender, until, type TestSender } from './live-sources.js';
+
+const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+const LIST_SIZE = 2;
+
+interface LiveReport {
+  frames: number;
+  live: { frameIndices: number; emittedFrames: number; droppedFrames: number; lostFrames: number; latencyMs: { p50: number | null; p95: number | null; samples: number } };
+}
+
+/**
+ * Live sources on the loopback: real ffmpeg senders at real-time rate, the producer, one
+ * segmentation worker (the 64x64 test model) and the sink in this process on a real Redis.
+ * Nothing asserts on wall-clock time; timeouts only guard against hangs.
+ */
+describe('live streams', () => {
+  let server: TestRedisServer;
+  let redis: Redis;
+  let dir: string;
+  let config: StreamsegConfig;
+  let pkg: ModelPackage;
+  let producer: ProducerHandle;
+  let worker: SegmentationWorkerHandle;
+  let sink: SinkHandle;
+  let client: PipelineClient;
+  let liveLog: LiveFrameLog;
+  const senders: TestSender[] = [];
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    redis = new Redis(server.url);
+    dir = await mkdtemp(path.join(os.tmpdir(), 'ss-live-'));
+    pkg = await loadModelPackage(path.join(REPO_ROOT, 'test/fixtures/test-model'));
+    config = loadConfig(
+      {
+        outDir: dir,
+        intraOpThreads: 1,
+        liveHlsListSize: LIST_SIZE,
+        liveReconnectMinMs: 100,
+        liveReconnectMaxMs: 500,
+        // Stopped explicitly by each test: never ended for being idle.
+        liveEndAfterSeconds: 0,
+        metricsPublishMs: 0,
+      },
+      {},
+    );
+    const modelInput = { width: pkg.manifest.input.width, height: pkg.manifest.input.height };
+    // Several live videos at once (one test's video ends while the next starts).
+    producer = await startProducer({ config, redisUrl: server.url, logger, modelInput, concurrency: 4 });
+    worker = await startSegmentationWorker({ config, redisUrl: server.url, logger, modelPackage: pkg });
+    sink = await startSink({ config, redisUrl: server.url, logger, modelPackage: pkg, concurrency: 4 });
+    client = await PipelineClient.connect(config, server.url);
+    liveLog = new LiveFrameLog(redis, config.frameTtlSeconds);
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(senders.map((s) => s.kill()));
+    await Promise.allSettled([producer?.close(), worker?.close(), sink?.close(), client?.close()]);
+    redis?.disconnect();
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function submit(url: string, name: string, live?: LiveOptions): Promise<{ videoId: string; outDir: string }> {
+    const outDir = path.join(dir, name);
+    const videoId = await client.submitter.submit(url, { outDir, live });
+    return { videoId, outDir };
+  }
+
+  async function records(videoId: string): Promise<LiveFrameRecord[]> {
+    const entries = await redis.xrange(videoKeys(videoId).stream, '-', '+');
+    return entries.map(([, fields]) => JSON.parse(fields[fields.indexOf('record') + 1]!) as LiveFrameRecord);
+  }
+
+  async function streamLength(videoId: string): Promise<number> {
+    return redis.xlen(videoKeys(videoId).stream);
+  }
+
+  async function state(videoId: string): Promise<VideoState> {
+    const s = await client.states.get(videoId);
+    if (!s) throw new Error(`no state for ${videoId}`);
+    return s;
+  }
+
+  /** `streamseg stop`: graceful end; resolves with the report once the sink has finished. */
+  async function stopAndReport(videoId: string, outDir: string): Promise<LiveReport> {
+    await liveLog.requestStop(videoId);
+    const final = await until(`video ${videoId} done`, async () => {
+      const s = await state(videoId);
+      return s.status === 'done' || s.status === 'failed' ? s : undefined;
+    });
+    expect(final.error).toBeUndefined();
+    expect(final.status).toBe('done');
+    return JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as LiveReport;
+  }
+
+  function mediaSequence(playlist: string): number {
+    return Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(playlist)?.[1] ?? -1);
+  }
+
+  it('RTSP (producer listening, publisher on TCP): frames flow with capture/output times, the HLS playlist rolls, stop finishes the outputs', async () => {
+    const port = await freePort();
+    const url = `rtsp://127.0.0.1:${port}/cam`;
+    const { videoId, outDir } = await submit(url, 'rtsp-tcp', { listen: true });
+    const sender = startRtspPublisher(url, { transport: 'tcp' });
+    senders.push(sender);
+
+    await until('20 frame records', async () => (await streamLength(videoId)) >= 20);
+    const playlistFile = path.join(outDir, 'live', 'index.m3u8');
+    // Segments roll: the media sequence moves on and old segments are deleted.
+    const seq0 = await until('a playlist', async () => {
+      const seq = mediaSequence(await readFile(playlistFile, 'utf8').catch(() => ''));
+      return seq >= 0 ? seq : undefined;
+    });
+    const seq1 = await until('the playlist to roll twice', async () => {
+      const seq = mediaSequence(await readFile(playlistFile, 'utf8'));
+      return seq >= seq0 + 2 ? seq : undefined;
+    });
+    expect(seq1).toBeGreaterThanOrEqual(seq0 + 2);
+    const segments = (await readdir(path.join(outDir, 'live'))).filter((f) => f.endsWith('.ts'));
+    expect(segments.length).toBeLessThanOrEqual(LIST_SIZE + 2);
+    expect((await state(videoId)).status).toBe('decoding');
+
+    await sender.kill();
+    const report = await stopAndReport(videoId, outDir);
+    const recs = await records(videoId);
+    expect(recs.length).toBe(report.live.emittedFrames);
+    expect(recs.map((r) => r.index)).toEqual([...recs.map((r) => r.index)].sort((a, b) => a - b));
+    for (const r of recs) {
+      expect(r.captureTimeMs).toBeTypeOf('number');
+      expect(r.outputTimeMs).toBeGreaterThanOrEqual(r.captureTimeMs!);
+      expect(r.latencyMs).toBe(r.outputTimeMs - r.captureTimeMs!);
+      expect(r.droppedBefore).toBeGreaterThanOrEqual(0);
+    }
+    // Every index is accounted for: emitted, or dropped before an emitted one / at the end.
+    const dropped = recs.reduce((sum, r) => sum + r.droppedBefore, 0);
+    expect(report.live.emittedFrames + report.live.droppedFrames).toBe(report.live.frameIndices);
+    expect(dropped).toBeLessThanOrEqual(report.live.droppedFrames);
+    expect(report.live.latencyMs.samples).toBe(recs.length);
+    const playlist = await readFile(playlistFile, 'utf8');
+    expect(playlist).toContain('#EXT-X-ENDLIST');
+    expect(playlist).toMatch(/#EXT-X-TARGETDURATION:1\b/);
+    const masks = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).trim().split('\n');
+    expect(masks.length).toBe(recs.length);
+    const latency = await metricsRegistry.getSingleMetric(liveLatencySeconds.name)!.get();
+    const count = latency.values.find((v) => v.metricName === `${liveLatencySeconds.name}_count`)?.value ?? 0;
+    expect(count).toBeGreaterThanOrEqual(recs.length);
+  });
+
+  it('RTSP publisher on UDP transport, and the annotated stream re-streamed to a UDP receiver', async () => {
+    const port = await freePort();
+    const url = `rtsp://127.0.0.1:${port}/cam`;
+    const restreamPort = await freePort();
+    // The receiver: ffmpeg decoding 5 frames of what the sink re-streams, then exiting 0.
+    const receiver = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', `udp://127.0.0.1:${restreamPort}?timeout=30000000`, '-frames:v', '5', '-f', 'null', '-'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const received = new Promise<number | null>((resolve) => receiver.once('exit', resolve));
+    const { videoId, outDir } = await submit(url, 'rtsp-udp', { listen: true, restreamUrl: `udp://127.0.0.1:${restreamPort}?pkt_size=1316` });
+    const sender = startRtspPublisher(url, { transport: 'udp' });
+    senders.push(sender);
+    await until('15 frame records', async () => (await streamLength(videoId)) >= 15);
+    expect(await received).toBe(0);
+    await sender.kill();
+    const report = await stopAndReport(videoId, outDir);
+    expect(report.live.emittedFrames).toBeGreaterThanOrEqual(15);
+  });
+
+  it('UDP MPEG-TS: the job survives the sender being killed and restarted (reconnect), frames resume', async () => {
+    const port = await freePort();
+    const url = `udp://127.0.0.1:${port}`;
+    const reconnectsBefore = (await liveReconnects.get()).values[0]?.value ?? 0;
+    const { videoId, outDir } = await submit(url, 'udp');
+    let sender = startUdpSender(url);
+    senders.push(sender);
+    await until('10 frame records', async () => (await streamLength(videoId)) >= 10);
+    await sender.kill();
+    // The source is gone: ffmpeg's read times out, the producer reopens it (backoff), the video stays open.
+    await until('a reconnect', async () => ((await liveReconnects.get()).values[0]?.value ?? 0) > reconnectsBefore, 90_000);
+    const atRestart = await streamLength(videoId);
+    expect((await state(videoId)).status).toBe('decoding');
+    sender = startUdpSender(url);
+    senders.push(sender);
+    await until('frames after the restart', async () => (await streamLength(videoId)) >= atRestart + 10, 90_000);
+    expect((await state(videoId)).status).toBe('decoding');
+    await sender.kill();
+    const report = await stopAndReport(videoId, outDir);
+    expect(report.live.emittedFrames).toBeGreaterThanOrEqual(atRestart + 10);
+  });
+
+  it('a stalled worker makes the producer drop frames (drop-oldest), counted in metrics, the video state and the records; the sink never waits for them', async () => {
+    const droppedBefore = await droppedTotal('drop-oldest');
+    const port = await freePort();
+    const url = `rtsp://127.0.0.1:${port}/cam`;
+    const { videoId, outDir } = await submit(url, 'drops', { listen: true });
+    const sender = startRtspPublisher(url, { transport: 'tcp' });
+    senders.push(sender);
+    await until('5 frame records', async () => (await streamLength(videoId)) >= 5);
+    // The worker falls behind on purpose: it takes no job while the camera keeps sending.
+    await worker.worker.pause();
+    await until('drops in the video state', async () => ((await state(videoId)).droppedFrames ?? 0) >= 10);
+    // The frames queue stays bounded by STREAMSEG_LIVE_MAX_IN_FLIGHT instead of growing.
+    expect(await client.queues.frames.getWaitingCount()).toBeLessThanOrEqual(config.liveMaxInFlight);
+    worker.worker.resume();
+    const atResume = await streamLength(videoId);
+    await until('frames after the worker resumed', async () => (await streamLength(videoId)) >= atResume + 10);
+    await sender.kill();
+    const report = await stopAndReport(videoId, outDir);
+    const recs = await records(videoId);
+    const gaps = recs.filter((r) => r.droppedBefore > 0);
+    expect(gaps.length).toBeGreaterThan(0);
+    expect(recs.reduce((sum, r) => sum + r.droppedBefore, 0)).toBeGreaterThanOrEqual(10);
+    expect(report.live.droppedFrames).toBeGreaterThanOrEqual(10);
+    expect(report.live.emittedFrames + report.live.droppedFrames).toBe(report.live.frameIndices);
+    expect((await droppedTotal('drop-oldest')) - droppedBefore).toBe(report.live.droppedFrames - report.live.lostFrames);
+  });
+});
+
+async function droppedTotal(reason: string): Promise<number> {
+  return (await framesDropped.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+}
