@@ -184,6 +184,45 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
     }
   });
 
+  it('serves HLS of the annotated stream while the video is produced', async () => {
+    const frames = new Queue(QueueName.Frames, { connection: stack.redis, prefix: QUEUE_PREFIX });
+    try {
+      const { id } = (await (await upload(stack, longVideo, { fps: '8' })).json()) as { id: string };
+      // Hold the video mid-way once the sink has closed a few segments (8 frames each here).
+      await eventually(async () => {
+        const view = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+        return view.stages.sink.done >= 24 ? view : undefined;
+      }, 'the sink to write 24 frames');
+      await frames.pause();
+      const view = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+      expect(view.status).not.toBe('done');
+      expect(view.outputs.hls).toBe(`/v1/videos/${id}/hls/index.m3u8`);
+
+      const playlist = await eventually(async () => {
+        const text = await (await fetch(`${stack.url}${view.outputs.hls}`, { headers: auth() })).text();
+        return (text.match(/^seg-\d{6}\.ts$/gm) ?? []).length >= 2 ? text : undefined;
+      }, 'two HLS segments');
+      expect(playlist.startsWith('#EXTM3U\n')).toBe(true);
+      expect(playlist).toContain('#EXT-X-PLAYLIST-TYPE:EVENT');
+      expect(playlist).not.toContain('#EXT-X-ENDLIST');
+      expect(playlist).toContain('#EXTINF:1.000,');
+
+      const segment = await fetch(`${stack.url}/v1/videos/${id}/hls/seg-000001.ts`, { headers: auth() });
+      expect(segment.status).toBe(200);
+      expect(segment.headers.get('content-type')).toBe('video/mp2t');
+      const ts = Buffer.from(await segment.arrayBuffer());
+      // MPEG-TS: 188-byte packets, each starting with the sync byte 0x47.
+      expect(ts.length % 188).toBe(0);
+      expect(ts[0]).toBe(0x47);
+      expect(ts[188]).toBe(0x47);
+      expect((await fetch(`${stack.url}/v1/videos/${id}/hls/seg-999999.ts`, { headers: auth() })).status).toBe(404);
+      expect((await fetch(`${stack.url}/v1/videos/${id}`, { method: 'DELETE', headers: auth() })).status).toBe(200);
+    } finally {
+      await frames.resume();
+      await frames.close();
+    }
+  });
+
   it('exposes Prometheus metrics of every process and of the queues', async () => {
     // Another process's snapshot, as MetricsPublisher writes it: it is summed in.
     await stack.redis.set(
