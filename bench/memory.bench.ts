@@ -34,6 +34,44 @@ async function peakRssMiB(pid: number): Promise<number> {
   return kib / 1024;
 }
 
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+type Series = Record<'producer' | 'worker' | 'sink' | 'redis', number>;
+
+/**
+ * Samples every role's RSS and Redis' used_memory every `everyMs` until stopped, so the run
+ * can be split in halves: a leak keeps growing in the second half, a bounded pipeline does not.
+ */
+function sampleMemory(pids: Record<'producer' | 'worker' | 'sink', number>, redis: Redis, everyMs: number) {
+  const samples: { at: number; values: Series }[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const [producer, worker, sink, info] = await Promise.all([rssMiB(pids.producer), rssMiB(pids.worker), rssMiB(pids.sink), redis.info('memory')]);
+      const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / 2 ** 20;
+      samples.push({ at: Date.now(), values: { producer, worker, sink, redis: used } });
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop(): Promise<{ first: Series; second: Series; samples: number }> {
+      running = false;
+      await loop;
+      const start = samples[0]!.at;
+      const middle = start + (samples[samples.length - 1]!.at - start) / 2;
+      const max = (part: typeof samples): Series => {
+        const out: Series = { producer: 0, worker: 0, sink: 0, redis: 0 };
+        for (const { values } of part) for (const key of Object.keys(out) as (keyof Series)[]) out[key] = Math.max(out[key], values[key]);
+        return out;
+      };
+      return { first: max(samples.filter((x) => x.at <= middle)), second: max(samples.filter((x) => x.at > middle)), samples: samples.length };
+    },
+  };
+}
+
 async function measure(minutes: number, dir: string) {
   const video = path.join(dir, `clip-${minutes}m.mp4`);
   // testsrc2 moves every frame, so the decoder and the scene detector do real work.
@@ -46,20 +84,27 @@ async function measure(minutes: number, dir: string) {
   for (const { child } of roles) child.stderr!.on('data', () => undefined);
   const started = Date.now();
   const outDir = path.join(dir, `out-${minutes}`);
-  const submitted = await runCli(['submit', video, '--out', outDir, '--watch'], env);
-  if (submitted.code !== 0) throw new Error(`submit failed: ${submitted.stderr}`);
-  const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
-  if (report.frames !== minutes * 60 * fps) throw new Error(`${minutes} min: report.json has ${report.frames} frames, expected ${minutes * 60 * fps}`);
-  const peaks = Object.fromEntries(await Promise.all(roles.map(async ({ role, child }) => [role, await peakRssMiB(child.pid!)] as const)));
   const client = new Redis(redis.url);
-  const info = await client.info('memory');
-  client.disconnect();
-  const redisPeak = Number(/used_memory_peak:(\d+)/.exec(info)?.[1] ?? 0) / 2 ** 20;
-  await Promise.all(roles.map(({ child }) => stopProcess(child)));
-  await redis.stop();
-  await rm(outDir, { recursive: true, force: true });
-  const backpressureS = (report.timings.stageMs.decodeBackpressure ?? 0) / 1000;
-  return { minutes, frames: report.frames, seconds: (Date.now() - started) / 1000, backpressureS, peaks, redisPeak };
+  const pids = Object.fromEntries(roles.map(({ role, child }) => [role, child.pid!])) as Record<'producer' | 'worker' | 'sink', number>;
+  const sampler = sampleMemory(pids, client, 2000);
+  try {
+    const submitted = await runCli(['submit', video, '--out', outDir, '--watch'], env);
+    const halves = await sampler.stop();
+    if (submitted.code !== 0) throw new Error(`submit failed: ${submitted.stderr}`);
+    const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
+    if (report.frames !== minutes * 60 * fps) throw new Error(`${minutes} min: report.json has ${report.frames} frames, expected ${minutes * 60 * fps}`);
+    const peaks = Object.fromEntries(await Promise.all(roles.map(async ({ role, child }) => [role, await peakRssMiB(child.pid!)] as const)));
+    const info = await client.info('memory');
+    const redisPeak = Number(/used_memory_peak:(\d+)/.exec(info)?.[1] ?? 0) / 2 ** 20;
+    const backpressureS = (report.timings.stageMs.decodeBackpressure ?? 0) / 1000;
+    return { minutes, frames: report.frames, seconds: (Date.now() - started) / 1000, backpressureS, peaks, redisPeak, halves };
+  } finally {
+    await sampler.stop().catch(() => undefined);
+    client.disconnect();
+    await Promise.all(roles.map(({ child }) => stopProcess(child)));
+    await redis.stop();
+    await rm(outDir, { recursive: true, force: true });
+  }
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-membench-'));
@@ -73,6 +118,13 @@ try {
         `${r.peaks.producer!.toFixed(0).padStart(12)}  ${r.peaks.worker!.toFixed(0).padStart(10)}  ${r.peaks.sink!.toFixed(0).padStart(8)}  ${r.redisPeak.toFixed(0).padStart(10)}`,
     );
   }
+  console.log('');
+  console.log('largest sample (every 2 s) in the first / second half of each run, MiB (RSS; Redis used_memory):');
+  for (const r of rows) {
+    const pair = (key: keyof Series) => `${r.halves.first[key].toFixed(0)} / ${r.halves.second[key].toFixed(0)}`;
+    console.log(`${`${r.minutes} min`.padEnd(10)} producer ${pair('producer')}, worker ${pair('worker')}, sink ${pair('sink')}, redis ${pair('redis')} (${r.halves.samples} samples)`);
+  }
+  console.log('');
   if (rows.length >= 2) {
     const [a, b] = [rows[0]!, rows[rows.length - 1]!];
     const ratio = (key: 'producer' | 'worker' | 'sink') => (b.peaks[key]! / a.peaks[key]!).toFixed(2);
