@@ -64,6 +64,8 @@ export class VideoStateStore {
       .hset(meta, 'outDir', fields.outDir, 'submittedAt', String(fields.submittedAt))
       .expire(meta, this.ttlSeconds)
       .zadd(VIDEO_INDEX_KEY, fields.submittedAt, videoId)
+      // Ids far older than the state's TTL are certainly gone: keep the index from growing forever.
+      .zremrangebyscore(VIDEO_INDEX_KEY, 0, fields.submittedAt - 2 * this.ttlSeconds * 1000)
       .exec();
   }
 
