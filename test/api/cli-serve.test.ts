@@ -37,7 +37,7 @@ describe('streamseg serve, watch and status through the CLI', () => {
     let stderr = '';
     serve.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      await eventually(async () => (stderr.includes('streamseg API on') ? true : serve.exitCode !== null ? Promise.reject(new Error(stderr)) : undefined), 'serve to listen');
+      await eventually(async () => (stderr.includes('streamseg API on') ? true : serve.exitCode !== null ? Promise.reject(new Error(stderr)) : undefined), 'serve to listen', 150_000);
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
 
@@ -63,5 +63,5 @@ describe('streamseg serve, watch and status through the CLI', () => {
       await stopProcess(serve);
     }
     expect(serve.exitCode).toBe(0);
-  });
+  }, 300_000);
 });
