@@ -23,6 +23,12 @@ export interface FrameConsumerOptions {
    * Off: call `delivery.ack()` yourself. @defaultValue true
    */
   autoAck?: boolean;
+  /**
+   * Take over records another consumer of the group received and left unacknowledged for at
+   * least this long (XAUTOCLAIM), e.g. one that died and will not come back under its name.
+   * Unset: only this consumer's own pending records are re-read.
+   */
+  claimIdleMs?: number;
   /** Stops the iteration (between reads). */
   signal?: AbortSignal;
 }
@@ -83,7 +89,8 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
       }
     }.bind(this);
 
-    // 1. What an earlier run of this consumer received and did not acknowledge.
+    if (this.options.claimIdleMs !== undefined) await this.claimAbandoned(this.options.claimIdleMs);
+    // 1. What an earlier run of this consumer received (or it claimed) and did not acknowledge.
     let cursor = '0';
     for (;;) {
       const batch = await this.read(cursor, false, true);
@@ -119,6 +126,15 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
     }
+  }
+
+  /** Moves other consumers' records idle for at least `minIdleMs` into this consumer's pending list. */
+  private async claimAbandoned(minIdleMs: number): Promise<void> {
+    let cursor = '0-0';
+    do {
+      const reply = (await this.redis.xautoclaim(this.key, this.group, this.consumer, minIdleMs, cursor, 'COUNT', this.count, 'JUSTID')) as unknown[];
+      cursor = String(reply[0] ?? '0-0');
+    } while (cursor !== '0-0');
   }
 
   private async read(id: string, block: boolean, redelivered: boolean): Promise<FrameDelivery[]> {
