@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -208,6 +210,40 @@ describe('live streams', () => {
     await sender.kill();
     const report = await stopAndReport(videoId, outDir);
     expect(report.live.emittedFrames).toBeGreaterThanOrEqual(atRestart + 10);
+  });
+
+  it('HLS input: a live playlist served over loopback HTTP is read from its live edge, frames flow', async () => {
+    const hlsDir = path.join(dir, 'hls-source');
+    await mkdir(hlsDir, { recursive: true });
+    // A live HLS source: ffmpeg writes a rolling playlist at real-time rate; a tiny HTTP server serves it.
+    const writer = spawn('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10',
+      '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p',
+      '-f', 'hls', '-hls_time', '1', '-hls_list_size', '4', '-hls_flags', 'delete_segments', path.join(hlsDir, 'cam.m3u8'),
+    ], { stdio: 'ignore' });
+    senders.push({ kill: async () => void writer.kill('SIGKILL') });
+    const http = createServer((req, res) => {
+      const name = path.basename(req.url ?? '');
+      readFile(path.join(hlsDir, name)).then(
+        (body) => res.writeHead(200, { 'content-type': name.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp2t' }).end(body),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = http.address() as AddressInfo;
+      await until('the source playlist', async () => (await readFile(path.join(hlsDir, 'cam.m3u8'), 'utf8').catch(() => '')).includes('.ts'));
+      const { videoId, outDir } = await submit(`http://127.0.0.1:${port}/cam.m3u8`, 'hls-input');
+      await until('10 frame records', async () => (await streamLength(videoId)) >= 10);
+      expect((await state(videoId)).live).toBe(true);
+      writer.kill('SIGKILL');
+      const report = await stopAndReport(videoId, outDir);
+      expect(report.live.emittedFrames).toBeGreaterThanOrEqual(10);
+    } finally {
+      writer.kill('SIGKILL');
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
   });
 
   it('a stalled worker makes the producer drop frames (drop-oldest), counted in metrics, the video state and the records; the sink never waits for them', async () => {
