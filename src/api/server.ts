@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { PipelineClient } from '../cli/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
-import { ConfigError, HttpError, InputError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import { ConfigError, HttpError, InputError, ModelError, StreamsegError, errorLine } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import { loadModelPackage, type ModelPackage } from '../shared/model-manifest.js';
 import { metricsInstanceId } from '../shared/metrics-publisher.js';
@@ -145,6 +145,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
 function classify(error: FastifyError | StreamsegError): { status: number; code: string } {
   if (error instanceof HttpError) return { status: error.statusCode, code: error.code };
   if (error instanceof InputError || error instanceof ConfigError) return { status: 400, code: error.code };
+  // An uploaded adapter that does not fit the model package is the client's to fix.
+  if (error instanceof ModelError && error.code.startsWith('E_ADAPTER_')) return { status: 400, code: error.code };
   if (error instanceof StreamsegError) return { status: error.code === 'E_JOB_PAYLOAD' ? 400 : 500, code: error.code };
   if ('validation' in error && error.validation) return { status: 400, code: 'E_BAD_REQUEST' };
   const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;

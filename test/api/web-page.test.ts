@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -95,5 +95,39 @@ describe('web page in headless Chromium', () => {
     await mkdir(OUTPUT_DIR, { recursive: true });
     await page.screenshot({ path: path.join(OUTPUT_DIR, 'web-page.png'), fullPage: true });
     expect(problems).toEqual([]);
+  });
+
+  it('manages run-time adapters through /v1/adapters (the shipped package)', async () => {
+    const headers = { authorization: `Bearer ${TOKEN}` };
+    const dir = path.join(REPO_ROOT, 'models/default/adapters');
+    const index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as { adapters: { name: string; centroids: number[][] }[] };
+    const fog = index.adapters.find((a) => a.name === 'fog')!;
+    const form = new FormData();
+    form.append('name', 'fog-copy');
+    form.append('centroid', fog.centroids[0]!.join(','));
+    form.append('condition', 'fog');
+    form.append('config', new Blob([await readFile(path.join(dir, 'fog/adapter_config.json'))]), 'adapter_config.json');
+    form.append('weights', new Blob([await readFile(path.join(dir, 'fog/adapter_model.safetensors'))]), 'adapter_model.safetensors');
+    const added = await fetch(`${stack.url}/v1/adapters`, { method: 'POST', headers, body: form });
+    expect(added.status).toBe(201);
+    expect(await added.json()).toMatchObject({ name: 'fog-copy', replaced: false });
+
+    const listed = (await (await fetch(`${stack.url}/v1/adapters`, { headers })).json()) as { adapters: { name: string; source: string }[]; problems: unknown[] };
+    expect(listed.adapters.map((a) => a.name)).toEqual(['dusk', 'fog', 'fog-copy', 'night', 'rain', 'snow']);
+    expect(listed.adapters.find((a) => a.name === 'fog-copy')?.source).toBe('runtime');
+    expect(listed.problems).toEqual([]);
+
+    const badForm = new FormData();
+    badForm.append('name', 'broken');
+    badForm.append('centroid', '1,2,3');
+    badForm.append('config', new Blob([await readFile(path.join(dir, 'fog/adapter_config.json'))]), 'adapter_config.json');
+    badForm.append('weights', new Blob([await readFile(path.join(dir, 'fog/adapter_model.safetensors'))]), 'adapter_model.safetensors');
+    const refused = await fetch(`${stack.url}/v1/adapters`, { method: 'POST', headers, body: badForm });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('E_ADAPTER_SHAPE');
+
+    expect((await fetch(`${stack.url}/v1/adapters/fog-copy`, { method: 'DELETE', headers })).status).toBe(200);
+    const after = (await (await fetch(`${stack.url}/v1/adapters`, { headers })).json()) as { adapters: { name: string }[] };
+    expect(after.adapters.map((a) => a.name)).not.toContain('fog-copy');
   });
 });
