@@ -1,8 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApiServer } from '../../src/api/server.js';
 import type { VideoView } from '../../src/api/services/video-view.js';
+import { createLogger } from '../../src/shared/logger.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import { QUEUE_PREFIX, QueueName } from '../../src/shared/queues.js';
 import { cancelledKey } from '../../src/shared/redis-keys.js';
@@ -112,6 +114,22 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('E_INPUT_URL_SCHEME');
     const badOption = await submitUrl('https://example.com/a.mp4', { merge: 'average' });
     expect(badOption.status).toBe(400);
+  });
+
+  it('refuses an upload over STREAMSEG_UPLOAD_MAX_BYTES with 413 and keeps nothing of it', async () => {
+    const small = await createApiServer({ config: { ...stack.config, uploadMaxBytes: 4096 }, redisUrl: stack.redisUrl, logger: createLogger('silent'), modelPackage: null });
+    try {
+      const url = await small.listen(0, '127.0.0.1');
+      const form = new FormData();
+      form.append('file', new Blob([await readFile(longVideo)]), 'long.mp4');
+      const response = await fetch(`${url}/v1/videos`, { method: 'POST', headers: auth(), body: form });
+      expect(response.status).toBe(413);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('E_UPLOAD_TOO_LARGE');
+      const uploads = await readdir(path.join(stack.config.outDir, 'uploads'));
+      expect(uploads.filter((f) => f.startsWith('.incoming-'))).toEqual([]);
+    } finally {
+      await small.close();
+    }
   });
 
   it('serves annotated.mp4 with range requests, masks.ndjson and report.json', async () => {
