@@ -53,7 +53,9 @@ export interface LiveInputSpec {
 /** How ffmpeg opens a live source: scheme-specific options, then `-i <locator>`. */
 export function liveInputSpec(url: string, live: LiveOptions = {}): LiveInputSpec {
   const kind = liveSourceKind(url);
-  const args = ['-protocol_whitelist', LIVE_PROTOCOL_WHITELIST[kind]];
+  // One second of analysis at most: a live source is opened again after every drop, and the
+  // stream parameters of MPEG-TS and HLS are known after the first keyframe.
+  const args = ['-protocol_whitelist', LIVE_PROTOCOL_WHITELIST[kind], '-analyzeduration', '1000000'];
   let locator = url;
   if (kind === 'rtsp') {
     if (live.listen) {

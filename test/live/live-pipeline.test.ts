@@ -272,6 +272,34 @@ describe('live streams', () => {
     expect(report.live.emittedFrames + report.live.droppedFrames).toBe(report.live.frameIndices);
     expect((await droppedTotal('drop-oldest')) - droppedBefore).toBe(report.live.droppedFrames - report.live.lostFrames);
   });
+
+  it('a producer handing the live video over (SIGTERM) to another (keep-latest policy): indices continue, the video stays open, drops are counted', async () => {
+    const port = await freePort();
+    const url = `udp://127.0.0.1:${port}`;
+    const { videoId, outDir } = await submit(url, 'handover');
+    const sender = startUdpSender(url);
+    senders.push(sender);
+    await until('10 frame records', async () => (await streamLength(videoId)) >= 10);
+    await producer.close();
+    const atHandover = await streamLength(videoId);
+    const keepLatestBefore = await droppedTotal('keep-latest');
+    const modelInput = { width: pkg.manifest.input.width, height: pkg.manifest.input.height };
+    producer = await startProducer({ config: { ...config, liveDropPolicy: 'keep-latest' }, redisUrl: server.url, logger, modelInput, concurrency: 4 });
+    await until('frames from the second producer', async () => (await streamLength(videoId)) >= atHandover + 10);
+    expect((await state(videoId)).status).toBe('decoding');
+    await worker.worker.pause();
+    await until('keep-latest drops', async () => (await droppedTotal('keep-latest')) - keepLatestBefore >= 5);
+    worker.worker.resume();
+    const atResume = await streamLength(videoId);
+    await until('frames after the worker resumed', async () => (await streamLength(videoId)) >= atResume + 5);
+    await sender.kill();
+    const report = await stopAndReport(videoId, outDir);
+    const indices = (await records(videoId)).map((r) => r.index);
+    expect(new Set(indices).size).toBe(indices.length);
+    expect(indices).toEqual([...indices].sort((a, b) => a - b));
+    expect(report.live.emittedFrames + report.live.droppedFrames).toBe(report.live.frameIndices);
+    expect(report.live.droppedFrames).toBeGreaterThanOrEqual(5);
+  });
 });
 
 async function droppedTotal(reason: string): Promise<number> {

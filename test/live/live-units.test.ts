@@ -60,14 +60,14 @@ describe('live sources', () => {
   it('each scheme gets its own protocol whitelist, never file', () => {
     for (const whitelist of Object.values(LIVE_PROTOCOL_WHITELIST)) expect(whitelist.split(',')).not.toContain('file');
     const rtsp = liveInputSpec('rtsp://cam/s', { rtspTransport: 'udp' });
-    expect(rtsp.inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-rtsp_transport', 'udp', '-timeout', '5000000']);
+    expect(rtsp.inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-analyzeduration', '1000000', '-rtsp_transport', 'udp', '-timeout', '5000000']);
     expect(liveInputSpec('rtsp://cam/s').inputArgs).toContain('tcp');
-    expect(liveInputSpec('rtsp://0.0.0.0:8554/s', { listen: true }).inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-rtsp_flags', 'listen']);
+    expect(liveInputSpec('rtsp://0.0.0.0:8554/s', { listen: true }).inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-analyzeduration', '1000000', '-rtsp_flags', 'listen']);
     const udp = liveInputSpec('udp://127.0.0.1:5000');
-    expect(udp.inputArgs).toEqual(['-protocol_whitelist', 'udp,rtp']);
+    expect(udp.inputArgs).toEqual(['-protocol_whitelist', 'udp,rtp', '-analyzeduration', '1000000']);
     expect(udp.locator).toBe('udp://127.0.0.1:5000?timeout=5000000&fifo_size=1000000&overrun_nonfatal=1');
     expect(liveInputSpec('udp://127.0.0.1:5000?timeout=1&fifo_size=2').locator).toBe('udp://127.0.0.1:5000?timeout=1&fifo_size=2&overrun_nonfatal=1');
-    expect(liveInputSpec('https://x/live.m3u8').inputArgs).toEqual(['-protocol_whitelist', 'http,https,tcp,tls,crypto', '-rw_timeout', '5000000', '-live_start_index', '-1']);
+    expect(liveInputSpec('https://x/live.m3u8').inputArgs).toEqual(['-protocol_whitelist', 'http,https,tcp,tls,crypto', '-analyzeduration', '1000000', '-rw_timeout', '5000000', '-live_start_index', '-1']);
     expect(liveInputSpec('http://127.0.0.1:1/stdin', { nativeRate: true }).inputArgs.at(-1)).toBe('-re');
   });
 

@@ -1,4 +1,4 @@
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { FrameError, StreamsegError } from '../../shared/errors/index.js';
@@ -9,7 +9,7 @@ import type { Logger } from '../../shared/logger.js';
 import { framesDropped, framesProcessed, liveLatencySeconds, stageSeconds } from '../../shared/metrics.js';
 import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { LiveOutputRepository, type LiveOutput, type LiveOutputOptions } from './live-output.repository.js';
-import { MaskWriter } from './mask-writer.js';
+import { LiveMaskFile } from './live-mask-file.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { SceneTracker, buildReport } from './report-builder.js';
 import type { SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
@@ -65,7 +65,7 @@ export class LiveAssembly {
   private redis?: Redis;
   private blocking?: Redis;
   private output?: LiveOutput;
-  private masks?: MaskWriter;
+  private masks?: LiveMaskFile;
   private readonly latencies: number[] = [];
   private latencyCursor = 0;
   private emitted = 0;
@@ -104,9 +104,8 @@ export class LiveAssembly {
     const outputOptions: LiveOutputOptions = { dir: this.dir, width, height, fps, listSize: live.hlsListSize, restreamUrl };
     this.output = live.createOutput ? live.createOutput(outputOptions) : new LiveOutputRepository(outputOptions);
     const masksFile = path.join(this.outDir, MASKS);
-    // A sink taking a live video over appends after what the previous one flushed.
-    const resumeBytes = video.sinkFrames > 0 ? ((await stat(`${masksFile}.partial`).catch(() => null))?.size ?? 0) : 0;
-    this.masks = await MaskWriter.open(masksFile, this.deps.classNames, resumeBytes);
+    // A sink taking a live video over appends to what the previous one wrote.
+    this.masks = await LiveMaskFile.open(masksFile, this.deps.classNames, video.sinkFrames > 0);
     this.log.info({ width, height, fps, dir: this.dir, restreamUrl, from: video.sinkFrames }, 'assembling live video');
 
     const unletterbox = new MaskUnletterboxer(video.letterbox, video.inputWidth, width, height);
@@ -121,7 +120,7 @@ export class LiveAssembly {
     let gap = 0;
     let headSince = Date.now();
     let lastStatusAt = 0;
-    let lastFlushAt = Date.now();
+    let lastProgressAt = Date.now();
 
     for (;;) {
       this.signal?.throwIfAborted();
@@ -194,9 +193,8 @@ export class LiveAssembly {
         await states.setSinkFrames(this.videoId, buffer.next);
         await frameStore.deleteFrames(this.videoId, from, buffer.next);
         await liveLog.forgetBelow(this.videoId, buffer.next, released);
-        if (now - lastFlushAt >= 1000) {
-          lastFlushAt = now;
-          await this.masks.flush();
+        if (now - lastProgressAt >= 1000) {
+          lastProgressAt = now;
           await this.job.updateProgress({ sinkFrames: buffer.next, totalFrames: 0 });
         }
       }
@@ -258,7 +256,7 @@ export class LiveAssembly {
   async cleanUp(final: boolean): Promise<void> {
     void final;
     this.closeConnections();
-    await Promise.allSettled([this.output?.abort(), this.masks?.abort(false)]);
+    await Promise.allSettled([this.output?.abort(), this.masks?.abort()]);
   }
 
   private closeConnections(): void {
