@@ -8,7 +8,7 @@ import type { PipelineClient } from '../../src/cli/pipeline-client.js';
 import type { SegmentFramesJob } from '../../src/shared/job-schemas.js';
 import { SinkCheckpointStore } from '../../src/workers/sink/sink-checkpoint.store.js';
 import { makeTestVideo } from '../helpers/media.js';
-import { connectClient, finalState, indices, keysWithoutTtl, maskContent, readOutputs, waitUntil, type VideoOutputs } from './helpers/pipeline.js';
+import { connectClient, ffmpegProcessesOn, finalState, indices, keysWithoutTtl, maskContent, readOutputs, waitUntil, type VideoOutputs } from './helpers/pipeline.js';
 import { RedisProcess } from './helpers/redis-process.js';
 import { RoleProcess, faultEnv, startRoles } from './helpers/roles.js';
 
@@ -56,6 +56,8 @@ describe('crash recovery: SIGKILL a worker, the sink, the producer mid-video', (
     expect(entries.map(([, f]) => (JSON.parse(f[1]!) as { index: number }).index)).toEqual(indices(FRAMES));
     expect((await readdir(outDir(videoId))).sort()).toEqual(['annotated.mp4', 'masks.ndjson', 'report.json']);
     expect(await keysWithoutTtl(data, `ss:{${videoId}}*`)).toEqual([]);
+    // The killed role's ffmpeg (decoder: EPIPE; encoder: EOF on stdin) does not outlive it.
+    await waitUntil('no ffmpeg left on the test files', async () => ((await ffmpegProcessesOn(dir)).length === 0 ? true : undefined), 20_000);
     return outputs;
   }
 
