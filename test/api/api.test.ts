@@ -1,4 +1,4 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import { createLogger } from '../../src/shared/logger.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import { QUEUE_PREFIX, QueueName } from '../../src/shared/queues.js';
 import { cancelledKey } from '../../src/shared/redis-keys.js';
+import { VideoStateStore } from '../../src/shared/video-state.js';
 import { makeTestVideo } from '../helpers/media.js';
 import { auth, eventually, readSse, startApiStack, TOKEN, type ApiStack } from './stack.js';
 
@@ -239,6 +240,31 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
       await frames.resume();
       await frames.close();
     }
+  });
+
+  it("serves a live source's rolling HLS as the sink writes it", async () => {
+    // A live video as the live sink leaves it: state flagged live, playlist and segments under live/.
+    const id = 'vlivehls';
+    const outDir = path.join(stack.config.outDir, id);
+    const states = new VideoStateStore(stack.redis, 600);
+    await states.init(id, { outDir, submittedAt: Date.now() });
+    await stack.redis.hset(`ss:{${id}}:meta`, 'live', 'true', 'status', 'decoding');
+    await mkdir(path.join(outDir, 'live'), { recursive: true });
+    const playlist = '#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:4\n#EXTINF:1.000000,\nindex4.ts\n';
+    await writeFile(path.join(outDir, 'live', 'index.m3u8'), playlist);
+    await writeFile(path.join(outDir, 'live', 'index4.ts'), Buffer.alloc(188 * 3, 0x47));
+
+    const view = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+    expect(view.live).toBe(true);
+    expect(view.outputs.hls).toBe(`/v1/videos/${id}/hls/index.m3u8`);
+    const list = await fetch(`${stack.url}${view.outputs.hls}`, { headers: auth() });
+    expect(list.headers.get('content-type')).toBe('application/vnd.apple.mpegurl');
+    expect(await list.text()).toBe(playlist);
+    const segment = await fetch(`${stack.url}/v1/videos/${id}/hls/index4.ts`, { headers: auth() });
+    expect(segment.headers.get('content-type')).toBe('video/mp2t');
+    expect((await segment.arrayBuffer()).byteLength).toBe(188 * 3);
+    expect((await fetch(`${stack.url}/v1/videos/${id}/hls/..%2Freport.json`, { headers: auth() })).status).toBe(404);
+    await stack.redis.del(`ss:{${id}}:meta`);
   });
 
   it('exposes Prometheus metrics of every process and of the queues', async () => {

@@ -3,11 +3,15 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../../shared/errors/index.js';
+import { LIVE_OUTPUT_DIR } from '../../workers/sink/live-assembly.js';
 import { OUTPUT_FILES } from '../../workers/sink/sink.service.js';
 import type { ApiContext } from '../api-context.js';
 import { parseRange } from '../file-range.js';
 import { HlsRepository } from '../repositories/hls.repository.js';
 import { assertVideoId } from '../services/video-query.service.js';
+
+/** What the live sink's ffmpeg HLS muxer writes: index.m3u8 and index<N>.ts. */
+const LIVE_HLS_FILE = /^[A-Za-z0-9_-]{1,64}\.(m3u8|ts)$/;
 
 const FILES: Record<string, { file: string; type: string }> = {
   'annotated.mp4': { file: OUTPUT_FILES.video, type: 'video/mp4' },
@@ -40,7 +44,7 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
     {
       schema: {
         tags: ['outputs'],
-        summary: 'HLS of the annotated stream while it is produced: index.m3u8 (live EVENT playlist) and seg-NNNNNN.ts, made from the sink\'s closed segments; once the video is done, play annotated.mp4',
+        summary: 'HLS of the annotated stream while it is produced: index.m3u8 and its segments. Files: a live EVENT playlist of the sink\'s closed segments (seg-NNNNNN.ts, remuxed), annotated.mp4 once done. Live sources: the sink\'s rolling low-latency playlist',
         params: { type: 'object', properties: { id: { type: 'string' }, file: { type: 'string' } }, required: ['id', 'file'] },
       },
     },
@@ -48,6 +52,13 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
       const { id, file } = request.params as { id: string; file: string };
       assertVideoId(id);
       const view = await ctx.queries.get(id);
+      if (view.live) {
+        // A live source's sink writes its own rolling low-latency HLS (playlist and .ts files).
+        if (!LIVE_HLS_FILE.test(file)) throw new HttpError(404, 'E_NOT_FOUND', `no HLS file ${file}`);
+        const type = file.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp2t';
+        reply.header('cache-control', file.endsWith('.m3u8') ? 'no-cache' : 'max-age=60');
+        return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), LIVE_OUTPUT_DIR, file), type, id);
+      }
       if (view.status === 'done') throw new HttpError(404, 'E_NOT_FOUND', `video ${id} is finished: play ${view.outputs.annotated}`);
       const segments = await hls.segments(await outDirOf(ctx, id));
       if (file === 'index.m3u8') {

@@ -14,6 +14,8 @@ export type VideoApiStatus = VideoStatus | 'cancelled';
 export interface VideoView {
   id: string;
   status: VideoApiStatus;
+  /** A live source (camera, network stream): no annotated.mp4; watch it through `outputs.hls`. */
+  live: boolean;
   error: string | null;
   submittedAt: number | null;
   startedAt: number | null;
@@ -26,7 +28,7 @@ export interface VideoView {
   /** Active milliseconds per stage, summed over jobs. */
   stageMs: Record<string, number>;
   warnings: string[];
-  /** Output URLs (relative to the API root); `hls` (live playlist) until the video is done. */
+  /** Output URLs (relative to the API root); `hls` while the video is produced (always for a live source). */
   outputs: { annotated: string; masks: string; report: string; hls: string | null; events: string };
 }
 
@@ -41,6 +43,7 @@ export function videoView(state: VideoState): VideoView {
   return {
     id: state.videoId,
     status: state.status,
+    live: state.live === true,
     error: state.error ?? null,
     submittedAt: state.submittedAt ?? null,
     startedAt: state.startedAt ?? null,
@@ -58,7 +61,7 @@ export function videoView(state: VideoState): VideoView {
       annotated: `${base}/annotated.mp4`,
       masks: `${base}/masks.ndjson`,
       report: `${base}/report.json`,
-      hls: state.status === 'done' ? null : `${base}/hls/index.m3u8`,
+      hls: state.status === 'done' && !state.live ? null : `${base}/hls/index.m3u8`,
       events: `${base}/events`,
     },
   };
@@ -71,6 +74,7 @@ export function cancelledView(videoId: string, cancelledAt: number): VideoView {
   return {
     id: videoId,
     status: 'cancelled',
+    live: false,
     error: 'E_CANCELLED: cancelled through the API',
     submittedAt: null,
     startedAt: null,

@@ -96,14 +96,14 @@ function showPlayer(view) {
     hls.destroy();
     hls = null;
   }
-  if (view.status === 'done') {
+  if (view.status === 'done' && !view.live) {
     video.src = view.outputs.annotated;
     $('#player-note').textContent = 'annotated.mp4';
   } else if (view.outputs.hls && window.Hls?.isSupported()) {
     hls = new window.Hls({ xhrSetup: (xhr) => xhr.setRequestHeader('authorization', `Bearer ${token}`) });
     hls.loadSource(view.outputs.hls);
     hls.attachMedia(video);
-    $('#player-note').textContent = 'live (HLS) while the video is produced';
+    $('#player-note').textContent = view.live ? 'live source (HLS)' : 'live (HLS) while the video is produced';
   } else {
     video.removeAttribute('src');
     $('#player-note').textContent = 'the annotated video appears here when it is done';
