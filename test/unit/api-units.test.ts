@@ -50,6 +50,9 @@ describe('submission options and dedup hash', () => {
     expect(resolveVideoOptions({ fps: '5', classes: 'road, sky', topK: 3, merge: 'svd' })).toEqual({ fps: 5, classes: ['road', 'sky'], retrieval: { topK: 3, method: 'svd' } });
     expect(resolveVideoOptions({ adapters: 'false' })).toEqual({ retrieval: { maxDistance: 0, beyondThreshold: 'base' } });
     expect(resolveVideoOptions({})).toEqual({});
+    expect(resolveVideoOptions({ live: { rtspTransport: 'udp', endOnEof: true } })).toEqual({ live: { rtspTransport: 'udp', endOnEof: true } });
+    expect(resolveVideoOptions({ live: '{"listen":true}' })).toEqual({ live: { listen: true } });
+    expect(() => resolveVideoOptions({ live: { restreamUrl: 'http://x' } })).toThrow(/live.restreamUrl/);
     expect(() => resolveVideoOptions({ topK: 0 })).toThrow(/topK/);
     expect(() => resolveVideoOptions({ colour: 'red' })).toThrow(/invalid options/);
   });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { videoOptionsFromFlags } from '../../cli/options.js';
 import { HttpError } from '../../shared/errors/index.js';
+import { liveOptionsSchema, type LiveOptions } from '../../shared/job-schemas.js';
 import { MERGE_METHODS, type RetrievalOverrides } from '../../shared/retrieval-options.js';
 
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
@@ -22,6 +23,8 @@ export const videoRequestOptionsSchema = z
     merge: z.enum(MERGE_METHODS).optional(),
     /** false: the base model only, no adapter retrieval. @defaultValue true */
     adapters: booleanish.optional(),
+    /** Live source settings (rtsp/udp/HLS URLs are live without them); a JSON string in multipart. */
+    live: z.preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), liveOptionsSchema).optional(),
   })
   .strict();
 export type VideoRequestOptions = z.input<typeof videoRequestOptionsSchema>;
@@ -29,6 +32,7 @@ export type VideoRequestOptions = z.input<typeof videoRequestOptionsSchema>;
 /** The options a video is submitted with (what VideoSubmitter takes besides input and outDir). */
 export interface ResolvedVideoOptions {
   fps?: number;
+  live?: LiveOptions;
   classes?: string[];
   retrieval?: RetrievalOverrides;
 }
@@ -38,7 +42,7 @@ export function resolveVideoOptions(raw: unknown): ResolvedVideoOptions {
   if (!parsed.success) {
     throw new HttpError(400, 'E_BAD_REQUEST', `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
-  const { fps, classes, topK, merge, adapters } = parsed.data;
+  const { fps, classes, topK, merge, adapters, live } = parsed.data;
   // The CLI's flag mapping, so --no-adapters and adapters=false mean exactly the same.
   const resolved = videoOptionsFromFlags({
     classes: Array.isArray(classes) ? classes.join(',') : classes,
@@ -46,7 +50,7 @@ export function resolveVideoOptions(raw: unknown): ResolvedVideoOptions {
     merge,
     adapters: adapters ?? true,
   });
-  return { ...(fps === undefined ? {} : { fps }), ...resolved };
+  return { ...(fps === undefined ? {} : { fps }), ...resolved, ...(live ? { live } : {}) };
 }
 
 /** Hash of what makes two submissions the same: the source (upload bytes or URL) and the options. */
@@ -56,6 +60,15 @@ export function submissionHash(source: { upload: string } | { url: string }, opt
     fps: options.fps ?? null,
     classes: options.classes ? [...options.classes].sort() : null,
     retrieval: options.retrieval ? Object.fromEntries(Object.entries(options.retrieval).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
+    live: options.live ? Object.fromEntries(Object.entries(options.live).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
