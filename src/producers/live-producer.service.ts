@@ -333,8 +333,7 @@ class LiveRun {
   private async enqueue(index: number, source: Buffer, capturedAtMs: number, scene: number, sceneStartFrame: number): Promise<void> {
     const { frameStore, liveLog, queues } = this.deps;
     const input = await this.resizer!.resize(source);
-    await frameStore.putFrame(this.videoId, index, source, input);
-    await liveLog.recordCapture(this.videoId, index, capturedAtMs);
+    await Promise.all([frameStore.putFrame(this.videoId, index, source, input), liveLog.recordCapture(this.videoId, index, capturedAtMs)]);
     const framesJob: SegmentFramesJob = {
       videoId: this.videoId,
       scene: Math.max(scene, 0),

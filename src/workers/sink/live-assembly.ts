@@ -158,7 +158,7 @@ export class LiveAssembly {
         if (item.mask.length !== maskBytes) {
           throw new FrameError('E_FRAME_SIZE', `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
         }
-        const source = await frameStore.getSource(this.videoId, index);
+        const [source, [captureTimeMs = null]] = await Promise.all([frameStore.getSource(this.videoId, index), liveLog.captureTimes(this.videoId, [index])]);
         if (!source) {
           // Expired or deleted under us: a gap like any other, never a stall.
           gap++;
@@ -171,7 +171,6 @@ export class LiveAssembly {
         const annotated = await overlay.annotate(source, sourceMask, width, height);
         await this.output.write(annotated);
         lastAnnotated = annotated;
-        const [captureTimeMs = null] = await liveLog.captureTimes(this.videoId, [index]);
         const outputTimeMs = Date.now();
         const latencyMs = captureTimeMs === null ? null : outputTimeMs - captureTimeMs;
         const record: LiveFrameRecord = { ...item.record, captureTimeMs, outputTimeMs, latencyMs, droppedBefore: gap };
