@@ -7,6 +7,7 @@ import type { VideoView } from '../../src/api/services/video-view.js';
 import { createLogger } from '../../src/shared/logger.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import { QUEUE_PREFIX, QueueName } from '../../src/shared/queues.js';
+import { liveKeys } from '../../src/shared/live-frame-log.js';
 import { cancelledKey } from '../../src/shared/redis-keys.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
 import { makeTestVideo } from '../helpers/media.js';
@@ -264,7 +265,13 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
     expect(segment.headers.get('content-type')).toBe('video/mp2t');
     expect((await segment.arrayBuffer()).byteLength).toBe(188 * 3);
     expect((await fetch(`${stack.url}/v1/videos/${id}/hls/..%2Freport.json`, { headers: auth() })).status).toBe(404);
-    await stack.redis.del(`ss:{${id}}:meta`);
+    // Stop ends a live video gracefully (the flag its producer watches); a file video has none.
+    expect((await fetch(`${stack.url}/v1/videos/${id}/stop`, { method: 'POST', headers: auth() })).status).toBe(202);
+    expect(await stack.redis.exists(liveKeys(id).stop)).toBe(1);
+    const notLive = await fetch(`${stack.url}/v1/videos/${doneId}/stop`, { method: 'POST', headers: auth() });
+    expect(notLive.status).toBe(409);
+    expect(((await notLive.json()) as { error: { code: string } }).error.code).toBe('E_NOT_LIVE');
+    await stack.redis.del(`ss:{${id}}:meta`, liveKeys(id).stop);
   });
 
   it('exposes Prometheus metrics of every process and of the queues', async () => {

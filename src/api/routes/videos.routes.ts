@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../../shared/errors/index.js';
+import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import type { ApiContext } from '../api-context.js';
 import type { ReceivedUpload } from '../repositories/upload.repository.js';
 import { assertVideoId } from '../services/video-query.service.js';
@@ -54,6 +55,24 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
     const { id } = request.params as { id: string };
     return ctx.queries.get(id);
   });
+
+  app.post(
+    '/v1/videos/:id/stop',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'End a live video gracefully (as `streamseg stop`): the producer stops reading, the sink finishes its outputs and report; 409 E_NOT_LIVE for a file',
+        params: idParams,
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params as { id: string };
+      const view = await ctx.queries.get(id);
+      if (!view.live) throw new HttpError(409, 'E_NOT_LIVE', `video ${id} is not a live source: it ends by itself (DELETE cancels it)`);
+      await new LiveFrameLog(ctx.redis, ctx.config.frameTtlSeconds).requestStop(id);
+      return reply.code(202).send({ id, stopping: true });
+    },
+  );
 
   app.delete(
     '/v1/videos/:id',

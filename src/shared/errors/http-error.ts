@@ -8,6 +8,7 @@ export type HttpErrorCode =
   | 'E_OUTPUT_NOT_READY'
   | 'E_UPLOAD_TOO_LARGE'
   | 'E_RANGE'
+  | 'E_NOT_LIVE'
   | 'E_UNAVAILABLE';
 
 /** A request the API refuses; `statusCode` is the HTTP status it answers with. */
