@@ -46,7 +46,7 @@ async function refreshVideos() {
       <td><a href="#${escapeHtml(v.id)}">${escapeHtml(v.id)}</a></td>
       <td class="status-${v.status}" data-testid="video-status">${v.status}${v.error ? ` <small title="${escapeHtml(v.error)}">(${escapeHtml(v.error.split(':')[0])})</small>` : ''}</td>
       <td>${bar(v.stages.decode)}</td><td>${bar(v.stages.segment)}</td><td>${bar(v.stages.sink)}</td>
-      <td>${v.status === 'done' || v.status === 'failed' || v.status === 'cancelled' ? '' : `<button data-cancel="${escapeHtml(v.id)}">cancel</button>`}</td>
+      <td>${v.status === 'done' || v.status === 'failed' || v.status === 'cancelled' ? '' : `${v.live ? `<button data-stop="${escapeHtml(v.id)}">stop</button> ` : ''}<button data-cancel="${escapeHtml(v.id)}">cancel</button>`}</td>
     </tr>`);
   $('#videos tbody').innerHTML = rows.join('');
 }
@@ -193,6 +193,12 @@ $('#submit-form').addEventListener('submit', async (e) => {
 });
 
 $('#videos').addEventListener('click', async (e) => {
+  const stop = e.target.closest('button[data-stop]');
+  if (stop) {
+    stop.disabled = true;
+    await api(`/v1/videos/${encodeURIComponent(stop.dataset.stop)}/stop`, { method: 'POST' }).catch((error) => alert(error.message));
+    return;
+  }
   const cancel = e.target.closest('button[data-cancel]');
   if (cancel) {
     cancel.disabled = true;
