@@ -12,7 +12,7 @@ import { loadConfig, type StreamsegConfig } from '../../src/shared/config.js';
 import { findFreePort as freePort } from '../../src/shared/free-port.js';
 import { LiveFrameLog } from '../../src/shared/live-frame-log.js';
 import { createLogger } from '../../src/shared/logger.js';
-import { framesDropped, liveLatencySeconds, liveReconnects, metricsRegistry } from '../../src/shared/metrics.js';
+import { framesDropped, liveLatencySeconds, liveReconnects } from '../../src/shared/metrics.js';
 import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { videoKeys } from '../../src/shared/redis-keys.js';
 import type { LiveOptions } from '../../src/shared/job-schemas.js';
@@ -166,8 +166,8 @@ describe('live streams', () => {
     expect(playlist).toMatch(/#EXT-X-TARGETDURATION:1\b/);
     const masks = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).trim().split('\n');
     expect(masks.length).toBe(recs.length);
-    const latency = await metricsRegistry.getSingleMetric(liveLatencySeconds.name)!.get();
-    const count = latency.values.find((v) => v.metricName === `${liveLatencySeconds.name}_count`)?.value ?? 0;
+    const latency = await liveLatencySeconds.get();
+    const count = latency.values.find((v) => (v as { metricName?: string }).metricName === 'streamseg_live_latency_seconds_count')?.value ?? 0;
     expect(count).toBeGreaterThanOrEqual(recs.length);
   });
 
