@@ -130,6 +130,32 @@ describe('sink failures and takeover', () => {
     expect((await states.get(videoId))!.status).toBe('done');
   });
 
+  it('a sink that lost the video to another owner stops at its next checkpoint without failing the video or touching its files', async () => {
+    const videoId = 'fenced';
+    const outDir = path.join(dir, 'fenced');
+    const states = new VideoStateStore(redis, 3600);
+    const frameStore = new FrameStore(redis, 3600);
+    const checkpoints = new SinkCheckpointStore(redis, 3600);
+    const [width, height] = [32, 24];
+    await states.init(videoId, { outDir, submittedAt: Date.now() });
+    await states.setProbe(videoId, probeFacts(width, height, 10, 12, MODEL_SIZE));
+    for (let i = 0; i < 2; i++) await putResult(frameStore, videoId, i, width, height);
+    const job: SinkJobHandle = { data: { videoId, outDir }, attemptsMade: 0, opts: { attempts: 3 }, updateProgress: async () => undefined };
+    const running = sinkService(states, frameStore, { segmentFrames: 4 }).assemble(job).catch((e: unknown) => e);
+    await expect.poll(async () => (await states.get(videoId))!.sinkFrames, { timeout: 20_000 }).toBe(2);
+    // Another sink claims the video (this one's lock expired while it was stalled).
+    await checkpoints.claim(videoId, 'another-sink');
+    for (let i = 2; i < 4; i++) await putResult(frameStore, videoId, i, width, height);
+    const error = await running;
+    expect(error).toMatchObject({ code: 'E_SINK_OWNER_LOST' });
+    expect(await checkpoints.get(videoId)).toBeNull();
+    const state = await states.get(videoId);
+    expect(state!.status).not.toBe('failed');
+    // Frames stay for the new owner; its files are not removed.
+    expect(await redis.exists(videoKeys(videoId).source(0))).toBe(1);
+    expect(await readdir(outDir)).toContain('masks.ndjson.partial');
+  });
+
   it('refuses an output directory outside the output root, writing nothing', async () => {
     const videoId = 'escapes';
     const states = new VideoStateStore(redis, 3600);
