@@ -7,7 +7,8 @@ import type { StreamsegConfig } from '../shared/config.js';
 import { ConfigError, HttpError, InputError, ModelError, StreamsegError, errorLine } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import { loadModelPackage, type ModelPackage } from '../shared/model-manifest.js';
-import { metricsInstanceId } from '../shared/metrics-publisher.js';
+import { metricsRegistry } from '../shared/metrics.js';
+import { MetricsPublisher, metricsInstanceId } from '../shared/metrics-publisher.js';
 import { createRedis } from '../shared/redis.js';
 import type { ApiContext } from './api-context.js';
 import { TokenVerifier } from './auth/token-verifier.js';
@@ -121,6 +122,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   await registerBullBoard(app, queues);
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
+  // This process's own series (e.g. frames dropped by a cancel) reach the other API replicas' /metrics too.
+  const publisher = config.metricsPublishMs > 0 ? new MetricsPublisher({ redis, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start() : undefined;
 
   let closed: Promise<void> | undefined;
   return {
@@ -137,6 +140,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
       (closed ??= (async () => {
         signalClosing();
         await app.close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing the HTTP server'));
+        await publisher?.close();
         await pipeline.close();
       })()),
   };
