@@ -43,6 +43,7 @@ export class LiveConnection {
   readonly exited: Promise<{ code: number | null; lastLine: string }>;
   private readonly child: ChildProcessByStdio<null, Readable, Readable>;
   private lastLine = '';
+  private killed = false;
 
   constructor(ffmpegPath: string, args: readonly string[], private readonly name: string, fallbackFps: number) {
     this.child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -81,7 +82,9 @@ export class LiveConnection {
         const fps = /, ([\d.]+) fps/.exec(line);
         if (!size) continue;
         known = true;
-        resolveReady({ width: Number(size[1]), height: Number(size[2]), fps: fps ? Number(fps[1]) : fallbackFps, codec });
+        const rate = fps ? Number(fps[1]) : NaN;
+        // A rate ffmpeg cannot tell (or an absurd one) falls back: the outputs need a sane rate.
+        resolveReady({ width: Number(size[1]), height: Number(size[2]), fps: rate > 0 && rate <= 240 ? rate : fallbackFps, codec });
       }
     });
     this.exited = new Promise((resolve) => {
@@ -113,8 +116,6 @@ export class LiveConnection {
   get lastStderrLine(): string {
     return this.lastLine;
   }
-
-  private killed = false;
 
   /** Kills ffmpeg (idempotent) and waits until it is gone. */
   async close(): Promise<void> {

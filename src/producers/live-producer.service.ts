@@ -59,6 +59,9 @@ export interface LiveSummary {
   ended: 'stopped' | 'source-ended' | 'idle';
 }
 
+/** How often a live video's long-lived keys get their TTL refreshed (far below any allowed TTL). */
+const KEEP_ALIVE_MS = 5000;
+
 /** One frame held back by keep-latest, with its own copy of the pixels. */
 interface HeldFrame {
   index: number;
@@ -130,6 +133,7 @@ class LiveRun {
   private lastFrameAt = Date.now();
   private activeMs = 0;
   private lastProgressAt = 0;
+  private keptAliveAt = Date.now();
   /** No frame for longer than STREAMSEG_LIVE_END_AFTER_SECONDS (checked by the ticker). */
   private idle = false;
 
@@ -231,6 +235,11 @@ class LiveRun {
     if (this.ticking) return;
     this.ticking = true;
     try {
+      const now = Date.now();
+      if (now - this.keptAliveAt >= KEEP_ALIVE_MS) {
+        this.keptAliveAt = now;
+        await this.deps.liveLog.keepAlive(this.videoId);
+      }
       if (!this.stopReason && (await this.deps.liveLog.stopRequested(this.videoId))) {
         this.log.info('live video stop requested');
         this.stopReason = 'stopped';

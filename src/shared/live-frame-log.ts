@@ -96,6 +96,22 @@ export class LiveFrameLog {
     return typeof parsed.restreamUrl === 'string' ? { restreamUrl: parsed.restreamUrl } : {};
   }
 
+  /**
+   * Refreshes the TTL of the keys a live video keeps for its whole life (state, scenes, outputs):
+   * they are written once, and a stream running longer than the TTL must not lose them.
+   */
+  async keepAlive(videoId: string): Promise<void> {
+    const keys = videoKeys(videoId);
+    const live = liveKeys(videoId);
+    await this.redis
+      .multi()
+      .expire(keys.meta, this.ttlSeconds)
+      .expire(keys.scenes, this.ttlSeconds)
+      .expire(live.outputs, this.ttlSeconds)
+      .expire(keys.stream, this.ttlSeconds)
+      .exec();
+  }
+
   async requestStop(videoId: string): Promise<void> {
     await this.redis.set(liveKeys(videoId).stop, String(Date.now()), 'EX', this.ttlSeconds);
   }

@@ -69,6 +69,28 @@ describe('live streams through the CLI', () => {
     expect(await readFile(path.join(out, 'live', 'index.m3u8'), 'utf8')).toContain('#EXT-X-ENDLIST');
   });
 
+  it('Ctrl-C (SIGINT) on a live run stops the video gracefully: playlist closed, report written, exit 0', async () => {
+    const port = await findFreePort();
+    const url = `udp://127.0.0.1:${port}`;
+    const out = path.join(dir, 'sigint');
+    const cli = spawn(process.execPath, ['--import', 'tsx', MAIN, 'run', url, '--out', out, '--no-progress'], { cwd: REPO_ROOT, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    cli.stderr.resume();
+    const closed = new Promise<number | null>((resolve) => cli.once('close', resolve));
+    const sender = startUdpSender(url, { size: '160x120' });
+    senders.push(sender);
+    const playlist = path.join(out, 'live', 'index.m3u8');
+    await until('a first HLS segment', async () => (await readFile(playlist, 'utf8').catch(() => '')).includes('.ts'));
+    cli.kill('SIGINT');
+    expect(await closed).toBe(0);
+    await sender.kill();
+    expect(stdout.split('\n')[0]).toBe(playlist);
+    expect(await readFile(playlist, 'utf8')).toContain('#EXT-X-ENDLIST');
+    const report = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as LiveReport;
+    expect(report.live.emittedFrames).toBeGreaterThan(0);
+  });
+
   it('streamseg stop <id> ends a live run gracefully (outputs finished, exit 0)', async () => {
     const port = await findFreePort();
     const url = `udp://127.0.0.1:${port}`;
