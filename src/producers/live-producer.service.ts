@@ -12,6 +12,7 @@ import type { RgbImage } from './frame-histogram.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
 import type { LiveConnection, LiveFfmpegRepository, LiveGeometry } from './live-ffmpeg.repository.js';
 import { LiveDropPolicy } from './live-drop-policy.js';
+import { liveSourceKind } from './live-source.js';
 import { isPermanentFailure, type DecodeJobHandle, type JobQueue } from './producer.service.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 
@@ -116,6 +117,8 @@ class LiveRun {
   private readonly videoId: string;
   private readonly policy: LiveDropPolicy;
   private readonly requestedFps: number | undefined;
+  /** A clean end of stream ends the video (stdin, HLS) instead of a reconnect. */
+  private readonly endsAtEof: boolean;
   private geometry?: LiveGeometry;
   private resizer?: LetterboxResizer;
   private detector: SceneCutDetector;
@@ -150,6 +153,8 @@ class LiveRun {
     const { settings } = deps;
     this.policy = new LiveDropPolicy({ policy: settings.liveDropPolicy, maxInFlight: settings.liveMaxInFlight, every: settings.liveDropEvery });
     this.requestedFps = data.options.fps ?? settings.fps;
+    // An HLS playlist that reaches its ENDLIST ends cleanly; reopening it would replay its last segment.
+    this.endsAtEof = data.options.live?.endOnEof ?? liveSourceKind(url) === 'hls';
     this.detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
   }
 
@@ -202,7 +207,7 @@ class LiveRun {
         if (this.stopReason) break;
         const { code, lastLine } = await connection.exited;
         if (framesThisConnection > 0) backoff = settings.liveReconnectMinMs;
-        if (this.data.options.live?.endOnEof && framesThisConnection > 0 && code === 0) {
+        if (this.endsAtEof && framesThisConnection > 0 && code === 0) {
           this.stopReason = 'source-ended';
           break;
         }

@@ -28,7 +28,7 @@ export const liveOptionsSchema = z.object({
   rtspTransport: z.enum(['tcp', 'udp']).optional(),
   /** RTSP: wait for a publisher (ANNOUNCE/RECORD) on the URL's address instead of connecting to a server. */
   listen: z.boolean().optional(),
-  /** The first end of stream ends the video (stdin, finite streams); otherwise the source is reopened. */
+  /** The first clean end of stream ends the video (stdin, finite streams); otherwise the source is reopened. @defaultValue true for HLS, false otherwise */
   endOnEof: z.boolean().optional(),
   /** Read the input no faster than its own frame rate (a file piped to stdin then behaves like a camera). */
   nativeRate: z.boolean().optional(),

@@ -246,6 +246,38 @@ describe('live streams', () => {
     }
   });
 
+  it('HLS input with an ENDLIST (a finished playlist): the video ends by itself when the playlist does', async () => {
+    const hlsDir = path.join(dir, 'hls-vod');
+    await mkdir(hlsDir, { recursive: true });
+    await new Promise<void>((resolve, reject) => {
+      const writer = spawn('ffmpeg', [
+        '-hide_banner', '-loglevel', 'error', '-nostdin', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10', '-t', '3',
+        '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p',
+        '-f', 'hls', '-hls_time', '1', '-hls_playlist_type', 'vod', path.join(hlsDir, 'vod.m3u8'),
+      ], { stdio: 'ignore' });
+      writer.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
+    });
+    const http = createServer((req, res) => {
+      readFile(path.join(hlsDir, path.basename(req.url ?? ''))).then((body) => res.writeHead(200).end(body), () => res.writeHead(404).end());
+    });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = http.address() as AddressInfo;
+      const { videoId, outDir } = await submit(`http://127.0.0.1:${port}/vod.m3u8`, 'hls-vod');
+      const final = await until('the video to end with its playlist', async () => {
+        const s = await state(videoId);
+        return s.status === 'done' || s.status === 'failed' ? s : undefined;
+      });
+      expect(final.status).toBe('done');
+      const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as LiveReport;
+      expect(report.live.frameIndices).toBe(30);
+      expect(report.live.emittedFrames + report.live.droppedFrames).toBe(30);
+    } finally {
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+    }
+  });
+
   it('a stalled worker makes the producer drop frames (drop-oldest), counted in metrics, the video state and the records; the sink never waits for them', async () => {
     const droppedBefore = await droppedTotal('drop-oldest');
     const port = await freePort();
