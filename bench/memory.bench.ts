@@ -6,9 +6,8 @@
  *   npm run bench:memory -- [--minutes 1,5] [--fps 5]
  *
  * The workers are the slow side without any artificial delay: at 720p the producer decodes
- * several times faster than one worker segments and the sink overlays and encodes, so the
- * producer spends most of the run paused at its high-water marks (the `backpressure` column:
- * seconds it waited). Memory that grew with the video would show as a ratio well above 1.
+ * faster than one worker segments and the sink overlays and encodes, so it fills Redis up to
+ * its high-water marks and then waits there (the `backpressure` column: seconds it waited). Memory that grew with the video would show as a ratio well above 1.
  * 5 fps (1500 frames for 5 minutes) keeps the whole run near 10 minutes on 2 cores; the
  * number of frames, not the frame rate, is what a leak would scale with.
  */
