@@ -30,7 +30,7 @@ export async function startRoles(
       const roleLogger = logger.child({ role });
       if (role === 'producer') {
         const { width, height } = modelPackage.manifest.input;
-        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: { width, height } }));
+        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: { width, height }, concurrency: config.producerConcurrency }));
       } else if (role === 'worker') {
         // Closed after the worker (started in reverse): the worker may still ask for feeds while draining.
         const lora = await createLoraFeedsForPackage({

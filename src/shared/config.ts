@@ -126,6 +126,12 @@ export const configSchema = z.object({
    * 0: wait for `streamseg stop` forever. @defaultValue 60
    */
   liveEndAfterSeconds: intFrom(0).default(60),
+  /**
+   * `STREAMSEG_PRODUCER_CONCURRENCY`: videos one producer process decodes at once. A live video
+   * holds its slot for as long as it runs, so a producer serving N live streams and files needs
+   * N + 1. @defaultValue 1
+   */
+  producerConcurrency: intFrom(1, 256).default(1),
   /** `STREAMSEG_LIVE_HLS_LIST_SIZE`: segments (1 s each) in the rolling live playlist. @defaultValue 6 */
   liveHlsListSize: intFrom(2, 1000).default(6),
   /** `LOG_LEVEL`. @defaultValue `info` */
@@ -183,6 +189,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   liveReconnectMaxMs: 'STREAMSEG_LIVE_RECONNECT_MAX_MS',
   liveEndAfterSeconds: 'STREAMSEG_LIVE_END_AFTER_SECONDS',
   liveHlsListSize: 'STREAMSEG_LIVE_HLS_LIST_SIZE',
+  producerConcurrency: 'STREAMSEG_PRODUCER_CONCURRENCY',
   logLevel: 'LOG_LEVEL',
 };
 
