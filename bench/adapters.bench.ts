@@ -58,7 +58,8 @@ const weights = adapters.map((_, i) => (topK - i) / ((topK * (topK + 1)) / 2));
 const request = (method: MergeMethod) => ({ adapters: adapters.map((e, i) => ({ adapter: e.adapter, weight: weights[i]! })), method });
 
 // ---- one frame's inference (batch 1, merged adapter fed) --------------------------------
-const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: threads, logger });
+// On this thread (no worker-thread hand-off): this bench times ORT itself against the adapter feeds' cost.
+const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: threads, logger, inThread: false });
 const { width, height } = manifest.input;
 const image = new ort.Tensor('float32', new Float32Array(3 * width * height).map(() => Math.random() - 0.5), [1, 3, height, width]);
 const classes = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
