@@ -101,12 +101,15 @@ export class LiveProducerService {
       return await new LiveRun(this.deps, this.tickMs, data, data.input.url, job, log, signal).execute();
     } catch (error) {
       // As for files: the video is failed only when nothing will retry it; a stop is no failure.
-      const final = isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const stoppedEarly = error instanceof StreamsegError && error.code === 'E_LIVE_NO_VIDEO';
+      const final = stoppedEarly || isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!signal?.aborted) {
         jobFailures.inc({ queue: QueueName.Videos, code: error instanceof StreamsegError ? error.code : 'E_INTERNAL' });
         log.warn({ err: error, final }, 'live video failed');
         if (final) await this.deps.states.markFailed(data.videoId, errorLine(error)).catch(() => undefined);
       }
+      // Stopped before any video: final, the video says why; E_VIDEO_FAILED tells the queue not to retry.
+      if (stoppedEarly) throw new StreamsegError('E_VIDEO_FAILED', errorLine(error));
       throw error;
     }
   }
@@ -162,6 +165,9 @@ class LiveRun {
     const { states, settings } = this.deps;
     const before = await states.get(this.videoId);
     if (before?.status === 'done') return this.summary('stopped');
+    if (before?.status === 'failed') {
+      throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${before.error ?? 'no reason'}); not reopening its live source`);
+    }
     // A producer that stopped mid-stream (shutdown, crash) hands over: indices continue after the
     // last one used, and the geometry stays that of the first connection (the sink is sized by it).
     this.nextIndex = Math.max(before?.decodedFrames ?? 0, before?.sinkFrames ?? 0);
@@ -403,7 +409,9 @@ class LiveRun {
       await this.enqueue(held.index, held.source, held.capturedAtMs, held.scene, held.sceneStartFrame);
     }
     if (!this.geometry) {
-      throw new FfmpegError(`${this.url}: the live source ended before delivering any video`);
+      throw ended === 'stopped'
+        ? new StreamsegError('E_LIVE_NO_VIDEO', `${this.url}: stopped before the live source delivered any video; nothing was written`)
+        : new FfmpegError(`${this.url}: the live source ended before delivering any video`);
     }
     await states.markDecoded(this.videoId, this.nextIndex);
     await states.addStageTime(this.videoId, 'decode', this.activeMs);

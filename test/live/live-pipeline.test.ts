@@ -278,6 +278,24 @@ describe('live streams', () => {
     }
   });
 
+  it('stopping a live video whose source never delivered video fails it with E_LIVE_NO_VIDEO (no retry, nothing written)', async () => {
+    const port = await freePort();
+    const { videoId } = await submit(`rtsp://127.0.0.1:${port}/nobody`, 'never', { listen: true });
+    await until('the decode job to start', async () => (await client.queues.videos.getJob(videoId))?.processedOn !== undefined);
+    await liveLog.requestStop(videoId);
+    const final = await until('the video to fail', async () => {
+      const s = await state(videoId);
+      return s.status === 'failed' ? s : undefined;
+    });
+    expect(final.error).toMatch(/^E_LIVE_NO_VIDEO: /);
+    const job = await until('the decode job to fail for good', async () => {
+      const j = await client.queues.videos.getJob(videoId);
+      return j && (await j.isFailed()) ? j : undefined;
+    });
+    expect(job.attemptsMade).toBe(1);
+    expect(job.failedReason).toMatch(/E_LIVE_NO_VIDEO/);
+  });
+
   it('a stalled worker makes the producer drop frames (drop-oldest), counted in metrics, the video state and the records; the sink never waits for them', async () => {
     const droppedBefore = await droppedTotal('drop-oldest');
     const port = await freePort();
