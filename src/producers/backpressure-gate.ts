@@ -1,5 +1,6 @@
 import { StreamsegError } from '../shared/errors/index.js';
 import type { VideoStateStore } from '../shared/video-state.js';
+import { abortableSleep } from '../shared/abortable-sleep.js';
 
 export interface BackpressureLimits {
   /** Most frames of the video decoded but not yet written by the sink. */
@@ -53,7 +54,7 @@ export class BackpressureGate {
       }
       this.sinkFrames = Math.max(this.sinkFrames, state.sinkFrames);
       if (!this.mustWait(decodedFrames)) return performance.now() - started;
-      await sleep(this.pollMs, signal);
+      await abortableSleep(this.pollMs, signal);
     }
   }
 
@@ -64,18 +65,4 @@ export class BackpressureGate {
     // frame size would stall the video forever.
     return inFlight > 0 && (inFlight >= highWaterFrames || (inFlight + 1) * bytesPerFrame > highWaterBytes);
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -16,6 +16,7 @@ import { concatSegments } from './segment-concat.repository.js';
 import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
+import { abortableSleep } from '../../shared/abortable-sleep.js';
 
 export const OUTPUT_FILES = { video: 'annotated.mp4', masks: 'masks.ndjson', report: 'report.json' } as const;
 
@@ -268,7 +269,7 @@ export class VideoAssembly {
       if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
       if (state.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
       if (hasProbeFacts(state)) return state;
-      await sleep(100, this.signal);
+      await abortableSleep(100, this.signal);
     }
   }
 }
@@ -282,18 +283,4 @@ function hasProbeFacts(state: VideoState): state is ProbedState {
     state.inputHeight !== undefined &&
     state.letterbox !== undefined
   );
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
