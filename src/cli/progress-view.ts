@@ -26,9 +26,13 @@ export class ProgressView {
   }
 
   update(state: VideoState): void {
-    const total = Math.max(1, state.totalFrames ?? state.expectedFrames ?? state.decodedFrames);
+    // A live source has no length: the bars measure against what has been captured so far.
+    const known = state.live ? undefined : (state.totalFrames ?? state.expectedFrames);
+    const total = Math.max(1, known || state.decodedFrames);
     for (const bar of [this.decode, this.segment, this.sink]) bar.setTotal(total);
-    this.decode.update(state.decodedFrames, { extra: state.status === 'decoding' ? '' : state.status });
+    const live = state.live ? `live, ${state.droppedFrames ?? 0} dropped` : '';
+    const status = state.status === 'decoding' ? '' : state.status;
+    this.decode.update(state.decodedFrames, { extra: [live, status].filter(Boolean).join(', ') });
     this.segment.update(Math.min(state.segmentedFrames, total));
     this.sink.update(state.sinkFrames);
   }

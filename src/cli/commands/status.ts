@@ -21,9 +21,11 @@ export function registerStatusCommand(program: Command): void {
           if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired or never submitted)`);
           if (flags.json) process.stdout.write(`${JSON.stringify(state)}\n`);
           else {
-            const total = state.totalFrames ?? state.expectedFrames ?? '?';
+            // A live source has no length; say how many frames it dropped instead.
+            const total = state.live ? '?' : (state.totalFrames ?? state.expectedFrames ?? '?');
+            const live = state.live ? ` live, ${state.droppedFrames ?? 0} frames dropped` : '';
             process.stdout.write(
-              `${videoId} ${state.status}${state.error ? ` (${state.error})` : ''}\n` +
+              `${videoId} ${state.status}${live}${state.error ? ` (${state.error})` : ''}\n` +
                 `  decode  ${state.decodedFrames}/${total}\n  segment ${state.segmentedFrames}/${total}\n  sink    ${state.sinkFrames}/${total}\n`,
             );
           }
