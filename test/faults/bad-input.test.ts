@@ -1,17 +1,14 @@
 import { execFile } from 'node:child_process';
-import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { copyFile, cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PipelineClient } from '../../src/cli/pipeline-client.js';
 import { JobName } from '../../src/shared/queues.js';
 import { runCli } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
-import { connectClient, failedJob, ffmpegProcessesOn, finalState, indices, keysWithoutTtl, readOutputs, waitUntil } from './helpers/pipeline.js';
-import { RedisProcess } from './helpers/redis-process.js';
-import { RoleProcess, TEST_MODEL, faultEnv, startRoles } from './helpers/roles.js';
+import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { failedJob, ffmpegProcessesOn, finalState, indices, keysWithoutTtl, readOutputs } from './helpers/pipeline.js';
+import { TEST_MODEL } from './helpers/roles.js';
 
 const run = promisify(execFile);
 const H264 = ['libx264', '-pix_fmt', 'yuv420p'];
@@ -23,25 +20,14 @@ const H264 = ['libx264', '-pix_fmt', 'yuv420p'];
  * Unit and integration tests cover the same checks closer to the code; see docs/RELIABILITY.md.
  */
 describe('bad input never takes the pipeline down', () => {
-  let redis: RedisProcess;
-  let dir: string;
-  let files: string;
-  let outRoot: string;
-  let env: NodeJS.ProcessEnv;
-  let client: PipelineClient;
-  let data: Redis;
-  let roles: RoleProcess[] = [];
+  let stack: FaultStack;
 
-  const file = (name: string) => path.join(files, name);
-  const outDir = (videoId: string) => path.join(outRoot, videoId);
+  /** The inputs, under `<dir>/in`. */
+  const file = (name: string) => path.join(stack.dir, 'in', name);
 
   beforeAll(async () => {
-    redis = await RedisProcess.start();
-    data = redis.client();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'ss-faults-bad-'));
-    files = path.join(dir, 'in');
-    outRoot = path.join(dir, 'out');
-    await mkdir(files);
+    stack = await startFaultStack({ prefix: 'bad' });
+    await mkdir(path.join(stack.dir, 'in'));
     const ff = (...args: string[]) => run('ffmpeg', ['-v', 'error', '-y', ...args]);
     await makeTestVideo(file('good.mp4'), { width: 96, height: 54, fps: 10, framesPerScene: [20, 20], video: H264 });
     await ff('-f', 'lavfi', '-i', 'testsrc2=size=96x54:rate=10', '-frames:v', '60', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', file('faststart.mp4'));
@@ -70,23 +56,16 @@ describe('bad input never takes the pipeline down', () => {
     await writeFile(file('huge.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W10000 H10000 F10:1 Ip C420jpeg\nFRAME\n'), Buffer.alloc(1000, 0x80)]));
     await writeFile(file('impossible.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W100000 H100000 F10:1 Ip C420jpeg\nFRAME\n'), Buffer.alloc(1000, 0x80)]));
     await writeFile(file('fast.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W64 H48 F100000:1 Ip C420jpeg\n'), ...Array.from({ length: 3 }, () => Buffer.concat([Buffer.from('FRAME\n'), frame]))]));
-    env = faultEnv(redis.url, outRoot);
-    roles = await startRoles(['producer', 'worker', 'sink'], env);
-    client = await connectClient(redis.url);
   });
 
   afterAll(async () => {
-    await Promise.allSettled(roles.map((r) => r.stop()));
-    await client?.close();
-    data?.disconnect();
-    await redis?.stop();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   async function failedDecode(videoId: string): Promise<{ reason: string; attemptsMade: number; error: string }> {
-    const state = await finalState(client, videoId);
+    const state = await finalState(stack.client, videoId);
     expect(state.status).toBe('failed');
-    const job = await failedJob(client.queues.videos, videoId);
+    const job = await failedJob(stack.client.queues.videos, videoId);
     return { reason: job.failedReason, attemptsMade: job.attemptsMade, error: state.error! };
   }
 
@@ -103,7 +82,7 @@ describe('bad input never takes the pipeline down', () => {
     ['fast.y4m', 'E_INPUT_DIMENSIONS', /fast\.y4m: header claims 64x48 at 100000 fps; .*Pass --fps to resample it/],
   ])('%s fails with %s and one line naming the file and the problem', async (name, code, message) => {
     const videoId = `bad-${name.replace(/\W/g, '-')}`;
-    await client.submitter.submit(file(name), { videoId, outDir: outDir(videoId) });
+    await stack.client.submitter.submit(file(name), { videoId, outDir: stack.outDir(videoId) });
     const failed = await failedDecode(videoId);
     expect(failed.error.startsWith(`${code}: `)).toBe(true);
     expect(failed.error).toMatch(message);
@@ -117,10 +96,10 @@ describe('bad input never takes the pipeline down', () => {
     ['truncated-faststart.mp4', undefined, /only \d+ of the 60 frames the header announced could be decoded/],
   ])('%s (damaged but partly decodable) yields the decodable frames and a warning in report.json', async (name, frames, warning) => {
     const videoId = `damaged-${name.replace(/\W/g, '-')}`;
-    await client.submitter.submit(file(name), { videoId, outDir: outDir(videoId) });
-    const state = await finalState(client, videoId);
+    await stack.client.submitter.submit(file(name), { videoId, outDir: stack.outDir(videoId) });
+    const state = await finalState(stack.client, videoId);
     expect(state.error).toBeUndefined();
-    const outputs = await readOutputs(outDir(videoId));
+    const outputs = await readOutputs(stack.outDir(videoId));
     expect(outputs.report.warnings.some((w) => warning.test(w))).toBe(true);
     expect(outputs.lines.map((l) => l.index)).toEqual(indices(outputs.report.frames));
     expect(outputs.video.frames).toBe(outputs.report.frames);
@@ -133,16 +112,16 @@ describe('bad input never takes the pipeline down', () => {
   it.each(['file:///etc/passwd', 'concat:/etc/passwd|/etc/hosts', 'data:video/mp4;base64,AAAA', 'subfile,,start,0,end,100,,:/etc/passwd', 'ftp://example.com/v.mp4'])(
     'refuses the URL %s at submission with E_INPUT_URL_SCHEME',
     async (url) => {
-      await expect(client.submitter.submit(url, { outDir: outDir('never') })).rejects.toMatchObject({ code: 'E_INPUT_URL_SCHEME', message: expect.stringMatching(/URLs are not accepted; give a local file path or an http, https, rtsp or udp URL$/) });
+      await expect(stack.client.submitter.submit(url, { outDir: stack.outDir('never') })).rejects.toMatchObject({ code: 'E_INPUT_URL_SCHEME', message: expect.stringMatching(/URLs are not accepted; give a local file path or an http, https, rtsp or udp URL$/) });
     },
   );
 
   it('the CLI prints the one-line reason for a refused URL, an id with path traversal and an output outside STREAMSEG_OUT', async () => {
-    const cliEnv = { REDIS_URL: redis.url, STREAMSEG_OUT: outRoot };
+    const cliEnv = { REDIS_URL: stack.redis.url, STREAMSEG_OUT: stack.outRoot };
     const [url, id, out] = await Promise.all([
       runCli(['submit', 'concat:/etc/passwd|/etc/hosts'], cliEnv),
       runCli(['submit', file('good.mp4'), '--id', '../../etc'], cliEnv),
-      runCli(['submit', file('good.mp4'), '--out', path.join(outRoot, '..', 'escaped')], cliEnv),
+      runCli(['submit', file('good.mp4'), '--out', path.join(stack.outRoot, '..', 'escaped')], cliEnv),
     ]);
     expect(url.code).toBe(1);
     expect(url.stderr.trim()).toBe('streamseg: E_INPUT_URL_SCHEME: concat: URLs are not accepted; give a local file path or an http, https, rtsp or udp URL');
@@ -156,14 +135,14 @@ describe('bad input never takes the pipeline down', () => {
     const opts = { attempts: 3, backoff: { type: 'fixed', delay: 10 } };
     const goodInput = { kind: 'file', path: file('good.mp4') };
     const pushed = await Promise.all([
-      client.queues.videos.add(JobName.DecodeVideo, { videoId: '../../etc', input: goodInput, options: { outDir: outDir('x') }, submittedAt: 1 }, opts),
-      client.queues.videos.add(JobName.DecodeVideo, { videoId: 'url-file', input: { kind: 'url', url: 'file:///etc/passwd' }, options: { outDir: outDir('x') }, submittedAt: 1 }, opts),
-      client.queues.videos.add(JobName.DecodeVideo, 'not even an object', opts),
-      client.queues.videos.add('rm-rf', { videoId: 'x' }, opts),
-      client.queues.frames.add(JobName.SegmentFrames, { videoId: 'a/b', scene: 0, sceneStartFrame: 0, frames: [{ index: 0, timestampMs: 0 }] }, opts),
-      client.queues.frames.add(JobName.SegmentFrames, { videoId: 'ok', scene: -1, sceneStartFrame: 0, frames: [] }, opts),
-      client.queues.sink.add(JobName.AssembleVideo, { videoId: 'ok' }, opts),
-      client.queues.sink.add(JobName.AssembleVideo, { videoId: '..', outDir: outDir('x') }, opts),
+      stack.client.queues.videos.add(JobName.DecodeVideo, { videoId: '../../etc', input: goodInput, options: { outDir: stack.outDir('x') }, submittedAt: 1 }, opts),
+      stack.client.queues.videos.add(JobName.DecodeVideo, { videoId: 'url-file', input: { kind: 'url', url: 'file:///etc/passwd' }, options: { outDir: stack.outDir('x') }, submittedAt: 1 }, opts),
+      stack.client.queues.videos.add(JobName.DecodeVideo, 'not even an object', opts),
+      stack.client.queues.videos.add('rm-rf', { videoId: 'x' }, opts),
+      stack.client.queues.frames.add(JobName.SegmentFrames, { videoId: 'a/b', scene: 0, sceneStartFrame: 0, frames: [{ index: 0, timestampMs: 0 }] }, opts),
+      stack.client.queues.frames.add(JobName.SegmentFrames, { videoId: 'ok', scene: -1, sceneStartFrame: 0, frames: [] }, opts),
+      stack.client.queues.sink.add(JobName.AssembleVideo, { videoId: 'ok' }, opts),
+      stack.client.queues.sink.add(JobName.AssembleVideo, { videoId: '..', outDir: stack.outDir('x') }, opts),
     ]);
     const expected = [
       /^E_JOB_PAYLOAD: malformed videos job: videoId: must be 1-64 letters/,
@@ -176,7 +155,7 @@ describe('bad input never takes the pipeline down', () => {
       /^E_JOB_PAYLOAD: malformed sink job: videoId: must be/,
     ];
     for (const [k, job] of pushed.entries()) {
-      const queue = [client.queues.videos, client.queues.frames, client.queues.sink].find((q) => q.name === job.queueName)!;
+      const queue = [stack.client.queues.videos, stack.client.queues.frames, stack.client.queues.sink].find((q) => q.name === job.queueName)!;
       const done = await failedJob(queue, job.id!);
       expect(done.failedReason).toMatch(expected[k]!);
       expect(done.attemptsMade).toBe(1);
@@ -184,13 +163,13 @@ describe('bad input never takes the pipeline down', () => {
   });
 
   it('a sink job whose outDir escapes STREAMSEG_OUT fails with E_OUTPUT_DIR and writes nothing there', async () => {
-    const escaped = path.join(dir, 'escaped-by-payload');
-    await client.states.init('escape', { outDir: escaped, submittedAt: Date.now() });
-    const job = await client.queues.sink.add(JobName.AssembleVideo, { videoId: 'escape', outDir: escaped }, { jobId: 'escape', attempts: 3 });
-    const failed = await failedJob(client.queues.sink, job.id!);
+    const escaped = path.join(stack.dir, 'escaped-by-payload');
+    await stack.client.states.init('escape', { outDir: escaped, submittedAt: Date.now() });
+    const job = await stack.client.queues.sink.add(JobName.AssembleVideo, { videoId: 'escape', outDir: escaped }, { jobId: 'escape', attempts: 3 });
+    const failed = await failedJob(stack.client.queues.sink, job.id!);
     expect(failed.failedReason).toMatch(/^E_OUTPUT_DIR: output directory .*escaped-by-payload is outside the output root/);
     expect(failed.attemptsMade).toBe(1);
-    expect((await client.states.get('escape'))!.error).toBe(failed.failedReason);
+    expect((await stack.client.states.get('escape'))!.error).toBe(failed.failedReason);
     await expect(readFile(path.join(escaped, 'masks.ndjson.partial'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -199,30 +178,30 @@ describe('bad input never takes the pipeline down', () => {
     await copyFile(file('good.mp4'), file('-i.mp4'));
     for (const name of ['concat:evil.mp4', '-i.mp4']) {
       const videoId = `odd-name-${name.length}`;
-      await client.submitter.submit(file(name), { videoId, outDir: outDir(videoId) });
-      expect((await finalState(client, videoId)).status).toBe('done');
+      await stack.client.submitter.submit(file(name), { videoId, outDir: stack.outDir(videoId) });
+      expect((await finalState(stack.client, videoId)).status).toBe('done');
     }
   });
 
   it('a worker whose model does not match its manifest refuses to start with one line', async () => {
-    const model = path.join(dir, 'mismatched-model');
+    const model = path.join(stack.dir, 'mismatched-model');
     await cp(TEST_MODEL, model, { recursive: true });
     const manifest = JSON.parse(await readFile(path.join(model, 'model.json'), 'utf8')) as { input: { name: string } };
     manifest.input.name = 'pixels';
     await writeFile(path.join(model, 'model.json'), JSON.stringify(manifest));
-    const worker = await runCli(['worker'], { ...env, STREAMSEG_MODEL: model });
+    const worker = await runCli(['worker'], { ...stack.env, STREAMSEG_MODEL: model });
     expect(worker.code).toBe(1);
     const last = worker.stderr.trim().split('\n').at(-1)!;
     expect(last).toMatch(/^streamseg: E_MODEL_MISMATCH: .*pixels/);
   });
 
   it('meanwhile good videos completed, no ffmpeg is left running and every video key has a TTL', async () => {
-    await client.submitter.submit(file('good.mp4'), { videoId: 'good', outDir: outDir('good') });
-    const state = await finalState(client, 'good');
+    await stack.client.submitter.submit(file('good.mp4'), { videoId: 'good', outDir: stack.outDir('good') });
+    const state = await finalState(stack.client, 'good');
     expect(state.status).toBe('done');
-    expect((await readOutputs(outDir('good'))).lines.map((l) => l.index)).toEqual(indices(40));
-    expect(roles.every((r) => r.child.exitCode === null)).toBe(true);
-    expect(await ffmpegProcessesOn(dir)).toEqual([]);
-    expect(await keysWithoutTtl(data, 'ss:{*')).toEqual([]);
+    expect((await readOutputs(stack.outDir('good'))).lines.map((l) => l.index)).toEqual(indices(40));
+    expect(stack.roles.every((r) => r.child.exitCode === null)).toBe(true);
+    expect(await ffmpegProcessesOn(stack.dir)).toEqual([]);
+    expect(await keysWithoutTtl(stack.data, 'ss:{*')).toEqual([]);
   });
 });
