@@ -56,38 +56,51 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
     await roles?.close();
     await redis?.stop();
   };
-  closeOnSignals(shutdown, config.shutdownGraceMs);
-  try {
-    if (config.redisUrl) await verifyRedis(config.redisUrl);
-    const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
-    roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
-    client = await PipelineClient.connect(config, redisUrl);
-    const outDir = path.resolve(flags.out ?? config.outDir);
-    // `-`: stdin is a live source, relayed to the producer over loopback HTTP, ended by its EOF.
-    if (input === '-') stdin = await StdinRelay.start(process.stdin);
-    const live = liveOptionsFromFlags(flags, stdin ? { endOnEof: true, nativeRate: true } : {});
-    const videoId = await client.submitter.submit(stdin?.url ?? input, { outDir, fps: config.fps, ...videoOptions, live });
-    const isLive = isLiveJob((await client.queues.videos.getJob(videoId))?.data);
-    if (isLive) {
-      const liveClient = client;
-      stopLive = async () => {
-        stopLive = undefined;
-        await new LiveFrameLog(liveClient.redis, config.frameTtlSeconds).requestStop(videoId);
-        await waitForVideo(videoId, liveClient.states, liveClient.queues);
-      };
-      if (config.redisUrl) process.stderr.write(`streamseg: live video ${videoId}; end it with Ctrl-C or \`streamseg stop ${videoId}\`\n`);
+  let body: Promise<void> | undefined;
+  closeOnSignals(async () => {
+    // A live video ends gracefully: stop it, then let the run finish as it would on its own
+    // (output paths printed, everything closed) instead of exiting underneath it.
+    if (stopLive && body) {
+      await stopLive();
+      await body;
+      return;
     }
-    // Bars only on a terminal: piped or redirected (scripts, CI), stderr carries just the exit line.
-    const view = flags.progress && process.stderr.isTTY ? new ProgressView(videoId) : undefined;
-    try {
-      const final = await waitForVideo(videoId, client.states, client.queues, { onUpdate: (s) => view?.update(s) });
-      view?.update(final);
-    } finally {
-      view?.stop();
-    }
-    stopLive = undefined;
-    process.stdout.write(`${path.join(outDir, isLive ? 'live/index.m3u8' : 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
-  } finally {
     await shutdown();
-  }
+  }, config.shutdownGraceMs);
+  body = (async () => {
+    try {
+      if (config.redisUrl) await verifyRedis(config.redisUrl);
+      const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
+      roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
+      client = await PipelineClient.connect(config, redisUrl);
+      const outDir = path.resolve(flags.out ?? config.outDir);
+      // `-`: stdin is a live source, relayed to the producer over loopback HTTP, ended by its EOF.
+      if (input === '-') stdin = await StdinRelay.start(process.stdin);
+      const live = liveOptionsFromFlags(flags, stdin ? { endOnEof: true, nativeRate: true } : {});
+      const videoId = await client.submitter.submit(stdin?.url ?? input, { outDir, fps: config.fps, ...videoOptions, live });
+      const isLive = isLiveJob((await client.queues.videos.getJob(videoId))?.data);
+      if (isLive) {
+        const liveClient = client;
+        stopLive = async () => {
+          stopLive = undefined;
+          await new LiveFrameLog(liveClient.redis, config.frameTtlSeconds).requestStop(videoId);
+          await waitForVideo(videoId, liveClient.states, liveClient.queues);
+        };
+        if (config.redisUrl) process.stderr.write(`streamseg: live video ${videoId}; end it with Ctrl-C or \`streamseg stop ${videoId}\`\n`);
+      }
+      // Bars only on a terminal: piped or redirected (scripts, CI), stderr carries just the exit line.
+      const view = flags.progress && process.stderr.isTTY ? new ProgressView(videoId) : undefined;
+      try {
+        const final = await waitForVideo(videoId, client.states, client.queues, { onUpdate: (s) => view?.update(s) });
+        view?.update(final);
+      } finally {
+        view?.stop();
+      }
+      stopLive = undefined;
+      process.stdout.write(`${path.join(outDir, isLive ? 'live/index.m3u8' : 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
+    } finally {
+      await shutdown();
+    }
+  })();
+  await body;
 }
