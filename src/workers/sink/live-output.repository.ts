@@ -1,7 +1,6 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
-import { FfmpegError, StreamsegError } from '../../shared/errors/index.js';
+import { StreamsegError } from '../../shared/errors/index.js';
+import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
 
 export interface LiveOutputOptions {
   /** Directory of the rolling playlist (`index.m3u8`) and its segments. */
@@ -70,67 +69,34 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
 }
 
 /**
- * One ffmpeg process serving a live video's outputs. `write` resolves when ffmpeg can take
- * more; `finish` closes stdin and waits (the playlist gets its ENDLIST); `abort` kills it.
- * Errors quote ffmpeg's last stderr line.
+ * One ffmpeg process serving a live video's outputs. `finish` closes stdin and waits (the
+ * playlist gets its ENDLIST); `abort` kills it.
  */
 export class LiveOutputRepository implements LiveOutput {
   readonly playlist: string;
-  private readonly child: ChildProcessByStdio<Writable, null, Readable>;
-  private readonly exited: Promise<void>;
-  private readonly frameBytes: number;
-  private lastStderrLine = '';
-  private failure?: FfmpegError;
+  private readonly ffmpeg: RawFrameFfmpeg;
   private finished?: Promise<void>;
-  private aborted = false;
 
-  constructor(private readonly options: LiveOutputOptions) {
+  constructor(options: LiveOutputOptions) {
     this.playlist = path.join(options.dir, LIVE_PLAYLIST);
-    this.frameBytes = options.width * options.height * 3;
-    this.child = spawn(options.ffmpegPath ?? 'ffmpeg', liveOutputArgs(options), { stdio: ['pipe', 'ignore', 'pipe'] });
-    let tail = '';
-    this.child.stderr.setEncoding('utf8');
-    this.child.stderr.on('data', (chunk: string) => {
-      tail = (tail + chunk).slice(-4096);
-      const lines = tail.split('\n').map((l) => l.trim()).filter(Boolean);
-      this.lastStderrLine = lines[lines.length - 1] ?? this.lastStderrLine;
-    });
-    this.child.stdin.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (error) => {
-        this.failure = new FfmpegError(`cannot run ffmpeg (${error.message}): install it (apt-get install ffmpeg)`, { cause: error });
-        resolve();
-      });
-      this.child.once('close', (code, signal) => {
-        if (code !== 0 && !this.aborted) {
-          this.failure ??= new FfmpegError(`ffmpeg writing the live outputs of ${options.dir} exited with ${code ?? signal}: ${this.lastStderrLine || 'no message'}`);
-        }
-        resolve();
-      });
+    this.ffmpeg = new RawFrameFfmpeg({
+      args: liveOutputArgs(options),
+      width: options.width,
+      height: options.height,
+      describe: `writing the live outputs of ${options.dir}`,
+      ffmpegPath: options.ffmpegPath,
     });
   }
 
-  async write(frame: Uint8Array): Promise<void> {
-    if (this.failure) throw this.failure;
-    if (frame.length !== this.frameBytes) {
-      throw new RangeError(`frame has ${frame.length} bytes, ${this.options.width}x${this.options.height} RGB needs ${this.frameBytes}`);
-    }
-    if (this.child.stdin.write(frame)) return;
-    await Promise.race([new Promise<void>((resolve) => this.child.stdin.once('drain', resolve)), this.exited]);
-    if (this.failure) throw this.failure;
+  write(frame: Uint8Array): Promise<void> {
+    return this.ffmpeg.write(frame);
   }
 
   finish(): Promise<void> {
-    return (this.finished ??= (async () => {
-      this.child.stdin.end();
-      await this.exited;
-      if (this.failure) throw this.failure;
-    })());
+    return (this.finished ??= this.ffmpeg.end());
   }
 
-  async abort(): Promise<void> {
-    this.aborted = true;
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
-    await this.exited;
+  abort(): Promise<void> {
+    return this.ffmpeg.kill();
   }
 }
