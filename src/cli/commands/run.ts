@@ -48,6 +48,7 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   let client: PipelineClient | undefined;
   let stdin: StdinRelay | undefined;
   // A live video asked to end (Ctrl-C, SIGTERM) is stopped gracefully first: outputs finished.
+  let requestLiveStop: (() => Promise<void>) | undefined;
   let stopLive: (() => Promise<void>) | undefined;
   const shutdown = async () => {
     await stopLive?.().catch(() => undefined);
@@ -60,8 +61,10 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   closeOnSignals(async () => {
     // A live video ends gracefully: stop it, then let the run finish as it would on its own
     // (output paths printed, everything closed) instead of exiting underneath it.
-    if (stopLive && body) {
-      await stopLive();
+    // Only ask for the stop here: the run's own wait sees the video end, then closes the
+    // client this would otherwise still be polling.
+    if (requestLiveStop && stopLive && body) {
+      await requestLiveStop();
       await body;
       return;
     }
@@ -81,9 +84,10 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
       const isLive = isLiveJob((await client.queues.videos.getJob(videoId))?.data);
       if (isLive) {
         const liveClient = client;
+        requestLiveStop = () => new LiveFrameLog(liveClient.redis, config.frameTtlSeconds).requestStop(videoId);
         stopLive = async () => {
           stopLive = undefined;
-          await new LiveFrameLog(liveClient.redis, config.frameTtlSeconds).requestStop(videoId);
+          await requestLiveStop?.();
           await waitForVideo(videoId, liveClient.states, liveClient.queues);
         };
         if (config.redisUrl) process.stderr.write(`streamseg: live video ${videoId}; end it with Ctrl-C or \`streamseg stop ${videoId}\`\n`);
