@@ -53,15 +53,17 @@ export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; 
   const raw: Record<string, unknown> = {};
   if (flags.topK !== undefined) raw.topK = Number(flags.topK);
   if (flags.merge !== undefined) raw.method = flags.merge;
-  // No adapter is ever within distance 0 of a scene, and beyond it the base model runs.
+  // Nothing but a scene lying exactly on a centroid is within distance 0; beyond it, the base model runs.
   if (!flags.adapters) Object.assign(raw, { maxDistance: 0, beyondThreshold: 'base' });
   const parsed = retrievalOverridesSchema.safeParse(raw);
   if (!parsed.success) {
-    const flagOf: Record<string, string> = { topK: '--top-k', method: '--merge' };
+    // Quote what the user typed ("many"), not what it parsed to (NaN).
+    const given: Record<string, [flag: string, value: unknown]> = { topK: ['--top-k', flags.topK], method: ['--merge', flags.merge] };
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const key = String(issue.path[0] ?? '');
-        return `${flagOf[key] ?? key}=${JSON.stringify(raw[key])}: ${issue.message}`;
+        const [flag, value] = given[key] ?? [key, raw[key]];
+        return `${flag}=${JSON.stringify(value)}: ${issue.message}`;
       }),
     );
   }
