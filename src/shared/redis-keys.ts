@@ -21,6 +21,8 @@ export function videoKeys(videoId: string) {
     ready: `${base}:ready`,
     /** Redis Stream of frame records for consumers. */
     stream: `${base}:frames`,
+    /** Index of the last record appended to `stream`: makes a retried append a no-op. */
+    streamLast: `${base}:frames:last`,
     /** String: the dedup key (`dedupKey`) this video was submitted under, so a cancel can free it. */
     dedup: `${base}:dedup`,
     /** Pattern matching every key of the video (cleanup). */

@@ -27,12 +27,22 @@ export class FrameStreamRepository {
     return raw ? (JSON.parse(raw) as FrameResult).index : -1;
   }
 
+  /**
+   * Appends the record unless one at or past its index is already there. Idempotent because
+   * ioredis resends a command whose reply a dropped connection swallowed (Redis restarting
+   * mid-video): a plain XADD would then publish that frame twice.
+   */
   async append(videoId: string, record: FrameResult): Promise<void> {
-    const { stream } = videoKeys(videoId);
-    await this.redis
-      .multi()
-      .xadd(stream, 'MAXLEN', '~', this.maxLen, '*', 'record', JSON.stringify(record))
-      .expire(stream, this.ttlSeconds)
-      .exec();
+    const { stream, streamLast } = videoKeys(videoId);
+    await this.redis.eval(APPEND_IF_NEW, 2, stream, streamLast, String(record.index), JSON.stringify(record), String(this.maxLen), String(this.ttlSeconds));
   }
 }
+
+const APPEND_IF_NEW = `
+local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if tonumber(ARGV[1]) <= last then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'record', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+`;
