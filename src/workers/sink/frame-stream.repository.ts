@@ -13,30 +13,26 @@ export class FrameStreamRepository {
     private readonly redis: Redis,
     private readonly maxLen: number,
     private readonly ttlSeconds: number,
-  ) {}
-
-  /**
-   * Index of the last record on the video's stream (-1: none). A sink taking a video over skips
-   * records up to it, so consumers see every frame once although frames are re-encoded.
-   */
-  async lastIndex(videoId: string): Promise<number> {
-    const entries = await this.redis.xrevrange(videoKeys(videoId).stream, '+', '-', 'COUNT', 1);
-    const fields = entries[0]?.[1];
-    if (!fields) return -1;
-    const raw = fields[fields.indexOf('record') + 1];
-    return raw ? (JSON.parse(raw) as FrameResult).index : -1;
+  ) {
+    // A defined command runs by EVALSHA: the script is not resent and rehashed for every frame.
+    redis.defineCommand(APPEND_COMMAND, { numberOfKeys: 2, lua: APPEND_IF_NEW });
   }
 
   /**
    * Appends the record unless one at or past its index is already there. Idempotent because
    * ioredis resends a command whose reply a dropped connection swallowed (Redis restarting
-   * mid-video): a plain XADD would then publish that frame twice.
+   * mid-video): a plain XADD would then publish that frame twice. The same check lets a sink
+   * that takes a video over re-append from its checkpoint without duplicating records.
    */
   async append(videoId: string, record: FrameResult): Promise<void> {
     const { stream, streamLast } = videoKeys(videoId);
-    await this.redis.eval(APPEND_IF_NEW, 2, stream, streamLast, String(record.index), JSON.stringify(record), String(this.maxLen), String(this.ttlSeconds));
+    const redis = this.redis as Redis & AppendCommand;
+    await redis[APPEND_COMMAND](stream, streamLast, String(record.index), JSON.stringify(record), String(this.maxLen), String(this.ttlSeconds));
   }
 }
+
+const APPEND_COMMAND = 'streamsegAppendFrameRecord';
+type AppendCommand = Record<typeof APPEND_COMMAND, (stream: string, last: string, index: string, record: string, maxLen: string, ttl: string) => Promise<number>>;
 
 const APPEND_IF_NEW = `
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')

@@ -88,8 +88,6 @@ export class VideoAssembly {
     this.masks = await MaskWriter.open(this.files.masks, this.deps.classNames, checkpoint.masksBytes);
     const scenes = new SceneTracker(checkpoint.scenes);
     const buffer = new ReorderBuffer<{ mask: Buffer; record: FrameResult }>(checkpoint.frames);
-    // Records up to this index reached the stream before the checkpoint owner died.
-    const streamedUpTo = await stream.lastIndex(this.videoId);
 
     const unletterbox = new MaskUnletterboxer(video.letterbox, video.inputWidth, width, height);
     const maskBytes = video.inputWidth * video.inputHeight;
@@ -128,7 +126,8 @@ export class VideoAssembly {
         await this.encoder.write(annotated);
         this.masks.write(item.record, sourceMask, height, width);
         scenes.add(item.record);
-        if (index > streamedUpTo) await stream.append(this.videoId, item.record);
+        // Records the previous owner already published are skipped by the append itself.
+        await stream.append(this.videoId, item.record);
         this.framesWritten = index + 1;
         this.framesInSegment++;
         wrote++;
