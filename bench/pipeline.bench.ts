@@ -4,7 +4,11 @@
  *       redis-server, segmenting a rendered street video (as `streamseg run` does);
  *   (b) frames/s of bare ONNX Runtime `session.run` on the same model, batch size, input
  *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options;
- *   (c) their ratio. Target: pipeline/raw >= 0.8.
+ *   (c) their ratio. Target: pipeline/raw >= 0.8;
+ *   (d) a ceiling for (a): raw ORT on as many frames as the video has while ffmpeg decodes the
+ *       video and encodes its frames again with the sink's settings, both at once, nothing
+ *       else. Any pipeline that decodes, segments and encodes every frame on this machine does
+ *       at least this work, so (d)/(b) bounds the ratio (c) from above.
  *
  *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE] [--rounds 2]
  *
@@ -18,7 +22,7 @@
  * Settings come from the environment as for `streamseg run` (STREAMSEG_BATCH_FRAMES,
  * STREAMSEG_INTRA_OP_THREADS, ...).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -40,6 +44,7 @@ import type { VideoReport } from '../src/workers/sink/report-builder.js';
 import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js';
 import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
 import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
+import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -163,7 +168,7 @@ interface RawResult {
 }
 
 /** Bare `session.run` of full batches, the same feeds a worker builds; at least `minBatches` and `minSeconds`. */
-async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: LoraFeeds, minBatches: number, minSeconds: number): Promise<RawResult> {
+async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: LoraFeeds, minBatches: number, minSeconds: number, warmUp = 3): Promise<RawResult> {
   const { manifest } = pkg;
   const batchFrames = config.batchFrames;
   const pre = new Preprocessor(manifest.input);
@@ -178,7 +183,7 @@ async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: Lo
     [manifest.input.name]: new ort.Tensor('float32', batch, [batchFrames, 3, pre.height, pre.width]),
     [manifest.classEmbeddings.input]: vocabulary.embeddings,
   };
-  for (let i = 0; i < 3; i++) await session.run(feeds, [manifest.output.name]);
+  for (let i = 0; i < warmUp; i++) await session.run(feeds, [manifest.output.name]);
   let batches = 0;
   const cpuBefore = await cpuSeconds();
   const started = performance.now();
@@ -191,12 +196,50 @@ async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: Lo
   return { fps: (batches * batchFrames) / seconds, cpuMsPerFrame: (cpu * 1000) / (batches * batchFrames), batches, msPerBatch: (seconds * 1000) / batches };
 }
 
+interface CeilingResult {
+  fps: number;
+  /** Wall seconds of the codec pair and of raw ORT, each from the common start. */
+  codecSeconds: number;
+  ortSeconds: number;
+}
+
+/** Runs a process to the end; rejects with its stderr when it fails. */
+function finished(child: ReturnType<typeof spawn>, name: string): Promise<void> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`${name} exited with ${code}: ${stderr.trim()}`))));
+  });
+}
+
+/**
+ * (d): ffmpeg decodes the video to RGB24 at its own size and rate (as the producer does) into
+ * an ffmpeg encoding it with the sink's arguments, while raw ORT runs the same number of
+ * frames in batches; frames / the wall time until both are done.
+ */
+async function runCeiling(session: ort.InferenceSession, pkg: ModelPackage, lora: LoraFeeds, video: string, size: { width: number; height: number; fps: number; frames: number }): Promise<CeilingResult> {
+  const started = performance.now();
+  const decoder = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-i', video, '-an', '-vf', `scale=${size.width}:${size.height},fps=${size.fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const encoder = spawn('ffmpeg', encoderArgs({ ...size, preset: config.encoderPreset }, path.join(tmp, 'ceiling.mp4')), { stdio: ['pipe', 'ignore', 'pipe'] });
+  decoder.stdout!.pipe(encoder.stdin!);
+  const codec = Promise.all([finished(decoder, 'ffmpeg decode'), finished(encoder, 'ffmpeg encode')]).then(() => performance.now());
+  const batches = Math.ceil(size.frames / config.batchFrames);
+  const ortDone = await runRaw(session, pkg, lora, batches, 0, 0).then(() => performance.now());
+  const codecDone = await codec;
+  return { fps: size.frames / ((Math.max(codecDone, ortDone) - started) / 1000), codecSeconds: (codecDone - started) / 1000, ortSeconds: (ortDone - started) / 1000 };
+}
+
 const video = await benchVideo();
 const pkg = await loadModelPackage(config.modelDir);
 let redis: EmbeddedRedis | undefined;
 try {
   const probe = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=width,height,r_frame_rate,nb_read_packets', '-of', 'csv=p=0', video]);
   console.log(`video ${path.basename(video)}: ${probe.stdout.trim()} (width,height,rate,frames)`);
+  const [probeWidth, probeHeight, rate] = probe.stdout.trim().split(',');
+  const [rateNum, rateDen = '1'] = rate!.split('/');
   console.log(
     `model ${pkg.manifest.name} ${pkg.manifest.input.width}x${pkg.manifest.input.height}, batch ${config.batchFrames}, ` +
       `intra-op threads ${config.intraOpThreads || 'auto'}, worker concurrency ${config.workerConcurrency}, ${os.cpus().length} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
@@ -210,20 +253,22 @@ try {
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
   // so each pipeline run is compared with the raw sample taken right after it (same feeds).
-  const rounds: { pipeline: PipelineResult; raw: RawResult; lora: string; load: number }[] = [];
+  const rounds: { pipeline: PipelineResult; raw: RawResult; ceiling: CeilingResult; lora: string; load: number }[] = [];
   for (let r = 0; r < Number(values.rounds); r++) {
     const load = os.loadavg()[0]!;
     const pipeline = await runPipeline(video, redis.url, path.join(tmp, `out-${r}`));
     const lora = await pipelineFeeds(pkg, pipeline.report);
     const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
-    rounds.push({ pipeline, raw, lora: lora.label, load });
+    const fps = config.fps ?? Number(rateNum) / Number(rateDen);
+    const ceiling = await runCeiling(rawSession, pkg, lora.feeds, video, { width: Number(probeWidth), height: Number(probeHeight), fps, frames: pipeline.frames });
+    rounds.push({ pipeline, raw, ceiling, lora: lora.label, load });
   }
   await rawSession.release();
 
   const row = (label: string, value: string, note = '') => console.log(`${label.padEnd(44)}${value.padStart(10)}  ${note}`);
   const fps = (x: number) => x.toFixed(2);
   console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
-  rounds.forEach(({ pipeline, raw, load }, r) => {
+  rounds.forEach(({ pipeline, raw, ceiling, load }, r) => {
     const frames = pipeline.frames;
     const { timings } = pipeline.report;
     console.log('');
@@ -233,6 +278,11 @@ try {
     row('    pipeline, submit→report.json', fps(timings.framesPerSecond), `${(timings.wallMs / 1000).toFixed(1)} s wall`);
     row(`(b) raw ORT session.run, batch ${config.batchFrames}`, fps(raw.fps), `${raw.batches} batches, ${raw.msPerBatch.toFixed(0)} ms each`);
     row('(c) ratio pipeline/raw', (pipeline.steadyFps / raw.fps).toFixed(2), `end-to-end: ${(timings.framesPerSecond / raw.fps).toFixed(2)}`);
+    row(
+      '(d) ceiling: raw ORT + ffmpeg decode→encode',
+      fps(ceiling.fps),
+      `ceiling/raw ${(ceiling.fps / raw.fps).toFixed(2)} (codec ${ceiling.codecSeconds.toFixed(1)} s, ORT ${ceiling.ortSeconds.toFixed(1)} s, side by side)`,
+    );
     const self = (pipeline.cpu.self * 1000) / frames;
     const children = (pipeline.cpu.children * 1000) / frames;
     console.log(
@@ -255,6 +305,12 @@ try {
     `pipeline ${fps(median(rounds.map((x) => x.pipeline.steadyFps)))} frames/s, raw ORT ${fps(median(rounds.map((x) => x.raw.fps)))} frames/s (medians of ${rounds.length} rounds)`,
   );
   console.log(`ratio pipeline/raw = ${median(ratios).toFixed(2)} (target >= ${TARGET}; median of rounds ${ratios.map((x) => x.toFixed(2)).join(', ')})`);
+  const ceilings = rounds.map(({ ceiling, raw }) => ceiling.fps / raw.fps);
+  const reached = rounds.map(({ pipeline, ceiling }) => pipeline.steadyFps / ceiling.fps);
+  console.log(
+    `ceiling/raw = ${median(ceilings).toFixed(2)} (decode + inference + encode alone, no pipeline); pipeline/ceiling = ${median(reached).toFixed(2)} ` +
+      `(medians of rounds ${ceilings.map((x) => x.toFixed(2)).join(', ')} and ${reached.map((x) => x.toFixed(2)).join(', ')})`,
+  );
 } finally {
   await redis?.stop();
   await rm(tmp, { recursive: true, force: true });

@@ -6,9 +6,7 @@ import { OnnxEmbedder, meanEmbedding } from '../workers/adapters/embedder.js';
 import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../workers/adapters/merged-adapter-cache.js';
 import type { MergeMethod } from '../workers/adapters/merge.js';
 import { resolveRetrievalOptions, retrieveAdapters, type RetrievalOptions, type RetrievalOverrides } from '../workers/adapters/retrieval.js';
-import { argmaxMasks } from '../workers/segmentation/argmax.js';
 import { OnnxSessionRepository } from '../workers/segmentation/onnx-session.repository.js';
-import { Preprocessor } from '../workers/segmentation/preprocess.js';
 import { Confusion } from './miou.js';
 import type { EvalClip } from './test-set.js';
 
@@ -75,7 +73,6 @@ export async function evaluateAdapters(options: EvaluateOptions): Promise<EvalRe
   const embedder = await OnnxEmbedder.create(pkg, { intraOpThreads: options.intraOpThreads });
   const cache = new MergedAdapterCache(manifest.lora.targets, { maxBytes: 256 * 1024 * 1024 });
   const base = zeroFeeds(manifest.lora.targets);
-  const preprocessor = new Preprocessor(manifest.input);
   const classFeed = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
   const identity = Uint8Array.from(manifest.classes.map((_, i) => i));
 
@@ -119,16 +116,12 @@ export async function evaluateAdapters(options: EvaluateOptions): Promise<EvalRe
       for (const s of weighted.selected) mix.weights[s.name] = (mix.weights[s.name] ?? 0) + s.weight;
       mixes.set(clip.condition, mix);
 
-      const batch = new Float32Array(clip.frames.length * preprocessor.frameFloats);
-      clip.frames.forEach((f, i) => preprocessor.write(f, batch, i));
-      const image = new ort.Tensor('float32', batch, [clip.frames.length, 3, manifest.input.height, manifest.input.width]);
       const perMethod = confusion.get(clip.condition) ?? new Map<EvalMethod, Confusion>();
       confusion.set(clip.condition, perMethod);
       for (const method of options.methods ?? EVAL_METHODS) {
         const feeds = feedsBy[method];
         if (!feeds) continue;
-        const out = await session.run({ [manifest.input.name]: image, [manifest.classEmbeddings.input]: classFeed, ...feeds });
-        const predicted = argmaxMasks(out.logits, out.dims, identity);
+        const { masks: predicted } = await session.segment({ frames: clip.frames, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity });
         let conf = perMethod.get(method);
         if (!conf) perMethod.set(method, (conf = new Confusion(manifest.classes.length)));
         predicted.forEach((mask, i) => conf.add(clip.masks[i]!, mask));

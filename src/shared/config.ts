@@ -35,12 +35,23 @@ export const configSchema = z.object({
   frameTtlSeconds: intFrom(10).default(3600),
   /** `STREAMSEG_OVERLAY_ALPHA`: opacity of the class palette over the source frame. @defaultValue 0.5 */
   overlayAlpha: numberFrom(0, 1).default(0.5),
+  /**
+   * `STREAMSEG_ENCODER_PRESET`: x264 preset of annotated.mp4. `superfast` costs ~3 ms less CPU per
+   * 640x360 frame than `veryfast` for ~8% larger files, on a pipeline that shares its cores with
+   * inference; the sinks of one video must agree (segments are joined without re-encoding).
+   * @defaultValue `superfast`
+   */
+  encoderPreset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow']).default('superfast'),
   /** `STREAMSEG_EXECUTION_PROVIDER`: `cuda` falls back to `cpu` (with a log line) when CUDA is absent. @defaultValue `cpu` */
   executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
   /** `STREAMSEG_INTRA_OP_THREADS`: ONNX Runtime threads per session; 0 lets ORT decide. @defaultValue 0 */
   intraOpThreads: intFrom(0, 256).default(0),
-  /** `STREAMSEG_WORKER_CONCURRENCY`: frames jobs a worker process runs at once. @defaultValue 1 */
-  workerConcurrency: intFrom(1, 64).default(1),
+  /**
+   * `STREAMSEG_WORKER_CONCURRENCY`: frames jobs a worker process runs at once. Inference still runs
+   * one batch at a time; a second job fetches its frames and stores its masks while the first one's
+   * batch is in the network, so the model does not sit idle between jobs. @defaultValue 2
+   */
+  workerConcurrency: intFrom(1, 64).default(2),
   /** `STREAMSEG_JOB_ATTEMPTS`: attempts per job before it is failed. @defaultValue 3 */
   jobAttempts: intFrom(1, 100).default(3),
   /** `STREAMSEG_STREAM_MAXLEN`: approximate cap of each video's Redis Stream of frame records. @defaultValue 100000 */
@@ -158,6 +169,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   highWaterBytes: 'STREAMSEG_HIGH_WATER_BYTES',
   frameTtlSeconds: 'STREAMSEG_FRAME_TTL_SECONDS',
   overlayAlpha: 'STREAMSEG_OVERLAY_ALPHA',
+  encoderPreset: 'STREAMSEG_ENCODER_PRESET',
   executionProvider: 'STREAMSEG_EXECUTION_PROVIDER',
   intraOpThreads: 'STREAMSEG_INTRA_OP_THREADS',
   workerConcurrency: 'STREAMSEG_WORKER_CONCURRENCY',

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/shared/config.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import type { VideoState } from '../../src/shared/video-state.js';
 import { maskLine } from '../../src/workers/sink/mask-writer.js';
@@ -52,8 +53,15 @@ describe('masks.ndjson line', () => {
 describe('encoder arguments', () => {
   it('uses yuv420p for even sizes and yuv444p to keep odd sizes exact', () => {
     const even = encoderArgs({ width: 640, height: 360, fps: 25 }, 'out.mp4.partial');
-    expect(even).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '+faststart', 'yuv420p']));
+    expect(even).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-preset', 'superfast', '-crf', '20', '+faststart', 'yuv420p']));
     expect(even.slice(-3)).toEqual(['-f', 'mp4', 'out.mp4.partial']);
     expect(encoderArgs({ width: 33, height: 20, fps: 25 }, 'x')).toContain('yuv444p');
+  });
+
+  it('passes the configured preset to x264', () => {
+    const args = encoderArgs({ width: 64, height: 48, fps: 25, preset: 'medium' }, 'x');
+    expect(args[args.indexOf('-preset') + 1]).toBe('medium');
+    expect(loadConfig({}, { STREAMSEG_ENCODER_PRESET: 'medium' }).encoderPreset).toBe('medium');
+    expect(() => loadConfig({}, { STREAMSEG_ENCODER_PRESET: 'warp' })).toThrow(/STREAMSEG_ENCODER_PRESET="warp"/);
   });
 });

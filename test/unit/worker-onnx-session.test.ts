@@ -22,19 +22,35 @@ describe('OnnxSessionRepository', () => {
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
 
-  it('loads the fixture model and runs it', async () => {
-    const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, logger });
-    expect(session.provider).toBe('cpu');
+  it('segments a batch on its inference thread exactly as the same engine does inline', async () => {
     const { manifest } = pkg;
-    const out = await session.run({
-      image: new ort.Tensor('float32', new Float32Array(2 * 3 * 32 * 32), [2, 3, 32, 32]),
-      class_embeddings: new ort.Tensor('float32', Float32Array.from(manifest.classes.slice(0, 3).flatMap((c) => c.embedding)), [3, 8]),
-      'stem.proj.lora_A': new ort.Tensor('float32', new Float32Array(3), [1, 3]),
-      'stem.proj.lora_B': new ort.Tensor('float32', new Float32Array(8), [8, 1]),
-    });
-    expect(out.dims).toEqual([2, 3, 32, 32]);
-    await session.release();
-    await session.release();
+    const frames = [0, 1].map((seed) => Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37 + seed * 101) % 256));
+    const request = {
+      frames,
+      feeds: {
+        class_embeddings: new ort.Tensor('float32', Float32Array.from(manifest.classes.slice(0, 3).flatMap((c) => c.embedding)), [3, 8]),
+        'stem.proj.lora_A': new ort.Tensor('float32', new Float32Array(3), [1, 3]),
+        'stem.proj.lora_B': new ort.Tensor('float32', new Float32Array(8), [8, 1]),
+      },
+      // Logit channels 0..2 written as class values 5, 6, 7: the thread applies the mapping.
+      classOf: Uint8Array.from([5, 6, 7]),
+    };
+    const threaded = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, logger });
+    const inline = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, logger, inThread: false });
+    expect(threaded.provider).toBe('cpu');
+    const [a, b] = await Promise.all([threaded.segment(request), threaded.segment({ ...request, frames: [frames[1]!] })]);
+    const reference = await inline.segment(request);
+    expect(a.masks).toHaveLength(2);
+    expect(a.masks.every((m) => m.length === 32 * 32)).toBe(true);
+    expect(new Set(a.masks.flatMap((m) => [...m])).size).toBeGreaterThan(1);
+    expect(a.masks.every((m) => m.every((v) => v >= 5 && v <= 7))).toBe(true);
+    expect(a.masks.map((m) => [...m])).toEqual(reference.masks.map((m) => [...m]));
+    // Concurrent calls queue in order and each gets its own frames' masks.
+    expect([...b.masks[0]!]).toEqual([...reference.masks[1]!]);
+    expect(a.inferenceMs).toBeGreaterThan(0);
+    await expect(threaded.segment({ ...request, frames: [new Uint8Array(5)] })).rejects.toThrow(/needs 3072/);
+    await Promise.all([threaded.release(), inline.release()]);
+    await threaded.release();
   });
 
   it('falls back to the CPU when CUDA cannot be loaded (one log line says so)', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchBufferPool, Preprocessor } from '../../src/workers/segmentation/preprocess.js';
+import { Preprocessor } from '../../src/workers/segmentation/preprocess.js';
 
 const input = { width: 3, height: 2, mean: [0.5, 0.25, 0] as [number, number, number], std: [0.5, 0.25, 2] as [number, number, number] };
 
@@ -23,19 +23,5 @@ describe('Preprocessor', () => {
 
   it('refuses a frame of the wrong size', () => {
     expect(() => new Preprocessor(input).write(new Uint8Array(17), new Float32Array(18), 0)).toThrow(/needs 18/);
-  });
-});
-
-describe('BatchBufferPool', () => {
-  it('hands out views of exactly the batch length and reuses released buffers', () => {
-    const pool = new BatchBufferPool(10);
-    const a = pool.acquire(4);
-    expect(a.length).toBe(40);
-    pool.release(a);
-    const b = pool.acquire(2);
-    expect(b.length).toBe(20);
-    expect(b.buffer).toBe(a.buffer);
-    const c = pool.acquire(2); // b is still out: a second job gets its own buffer
-    expect(c.buffer).not.toBe(b.buffer);
   });
 });

@@ -21,8 +21,9 @@ export function argmaxMasks(
   const plane = h * w;
   if (logits.length !== n * c * plane) throw new RangeError(`logits hold ${logits.length} values, [${dims.join(',')}] needs ${n * c * plane}`);
   const best = scratch && scratch.length >= plane ? scratch : new Float32Array(plane);
-  // One allocation for the whole batch; each frame's mask is a view of it.
-  const all = Buffer.allocUnsafe(n * plane);
+  // One ArrayBuffer of its own for the whole batch (never Node's shared pool, so it can be
+  // transferred between threads); each frame's mask is a view of it.
+  const all = Buffer.from(new ArrayBuffer(n * plane));
   const masks: Buffer[] = [];
   for (let f = 0; f < n; f++) {
     const mask = all.subarray(f * plane, (f + 1) * plane);

@@ -5,6 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { compareModelInterface } from './model-interface.js';
 import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest, WireTensor } from './onnx-session.thread.js';
+import { SegmentationEngine, engineSpecOf, type EngineResult, type EngineSpec } from './segmentation-engine.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -39,27 +40,38 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 
 /** Where a session runs: this thread, or a worker thread that owns it. */
 interface InferenceRunner {
-  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput>;
+  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult>;
   release(): Promise<void>;
 }
 
+export interface SegmentRequest {
+  /** Model-size RGB24 frames (the manifest's input size, letterboxed by the producer). */
+  frames: readonly Uint8Array[];
+  /** Every graph input but the image: class embeddings and the LoRA A/B of every target. */
+  feeds: Record<string, ort.Tensor>;
+  /** Logit channel c → mask value (Vocabulary.modelClassOf). */
+  classOf: Uint8Array;
+}
+
 export interface SegmentationOutput {
-  /** Logits [N, C, H, W], row-major; owned by the caller after `run`. */
-  logits: Float32Array;
-  dims: readonly number[];
+  /** One class-index mask per frame, input width × height bytes (views of one buffer). */
+  masks: Buffer[];
+  /** Time inside ONNX Runtime's `run` for the whole batch. */
+  inferenceMs: number;
 }
 
 /**
  * The only place streamseg talks to ONNX Runtime for segmentation. One session serves every
  * job and every adapter mix: LoRA weights are graph inputs, so nothing is rebuilt per scene.
  * By default the session lives on a worker thread (see onnx-session.thread.ts) and runs one
- * batch at a time; `run` may be called concurrently, batches queue in call order.
+ * batch at a time; `segment` may be called concurrently, batches queue in call order.
  */
 export class OnnxSessionRepository {
   private released?: Promise<void>;
 
   private constructor(
     private readonly runner: InferenceRunner,
+    private readonly spec: EngineSpec,
     readonly provider: ExecutionProvider,
   ) {}
 
@@ -101,13 +113,13 @@ export class OnnxSessionRepository {
       await session.release().catch(() => undefined);
       throw new ModelError('E_MODEL_MISMATCH', `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
     }
-    const outputName = pkg.manifest.output.name;
-    let runner: InferenceRunner = new InlineRunner(session, outputName);
+    const spec = engineSpecOf(pkg.manifest);
+    let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
     if (options.inThread ?? true) {
       // The session above chose the provider and checked the interface; the thread loads its
       // own with the same options (a second load of a small file, once per process).
       try {
-        runner = await ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions: { ...base, executionProviders: [provider] }, outputName });
+        runner = await ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions: { ...base, executionProviders: [provider] }, spec });
       } finally {
         await session.release().catch(() => undefined);
       }
@@ -123,12 +135,24 @@ export class OnnxSessionRepository {
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
     );
-    return new OnnxSessionRepository(runner, provider);
+    return new OnnxSessionRepository(runner, spec, provider);
   }
 
-  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
-    if (this.released) return Promise.reject(new ModelError('E_MODEL_LOAD', 'segmentation session already released'));
-    return this.runner.run(feeds);
+  /** Segments a batch of frames in one run; batches of concurrent callers queue in call order. */
+  async segment(request: SegmentRequest): Promise<SegmentationOutput> {
+    if (this.released) throw new ModelError('E_MODEL_LOAD', 'segmentation session already released');
+    const { frames } = request;
+    const frameBytes = this.spec.input.width * this.spec.input.height * 3;
+    const plane = this.spec.input.width * this.spec.input.height;
+    // One buffer of its own, handed to the inference thread without a copy.
+    const batch = new Uint8Array(frames.length * frameBytes);
+    frames.forEach((frame, slot) => {
+      if (frame.length !== frameBytes) throw new RangeError(`frame ${slot} has ${frame.length} bytes, the model input needs ${frameBytes}`);
+      batch.set(frame, slot * frameBytes);
+    });
+    const { masks, inferenceMs } = await this.runner.segment(batch, frames.length, request.feeds, request.classOf);
+    const buffer = Buffer.from(masks.buffer, masks.byteOffset, masks.byteLength);
+    return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs };
   }
 
   /** Frees the native session (and its thread); idempotent. */
@@ -139,17 +163,12 @@ export class OnnxSessionRepository {
 
 class InlineRunner implements InferenceRunner {
   constructor(
+    private readonly engine: SegmentationEngine,
     private readonly session: ort.InferenceSession,
-    private readonly outputName: string,
   ) {}
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
-    const results = await this.session.run(feeds, [this.outputName]);
-    const logits = results[this.outputName];
-    if (!logits || logits.type !== 'float32') {
-      throw new ModelError('E_MODEL_MISMATCH', `model output "${this.outputName}" is missing or not float32`);
-    }
-    return { logits: logits.data as Float32Array, dims: logits.dims };
+  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+    return this.engine.segment(frames, count, feeds, classOf);
   }
 
   release(): Promise<void> {
@@ -165,7 +184,7 @@ function threadEntry(): URL {
 
 class ThreadRunner implements InferenceRunner {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve(output: SegmentationOutput): void; reject(error: Error): void }>();
+  private readonly pending = new Map<number, { resolve(output: EngineResult): void; reject(error: Error): void }>();
   private released?: Promise<void>;
   private exitError?: Error;
 
@@ -174,7 +193,7 @@ class ThreadRunner implements InferenceRunner {
       if (reply.kind === 'result' || reply.kind === 'run-failed') {
         const waiter = this.pending.get(reply.id);
         this.pending.delete(reply.id);
-        if (reply.kind === 'result') waiter?.resolve({ logits: reply.logits, dims: reply.dims });
+        if (reply.kind === 'result') waiter?.resolve({ masks: reply.masks, inferenceMs: reply.inferenceMs });
         else waiter?.reject(new Error(reply.message));
       }
     });
@@ -213,19 +232,19 @@ class ThreadRunner implements InferenceRunner {
     });
   }
 
-  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput> {
+  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
       if (tensor.type !== 'float32') return Promise.reject(new ModelError('E_MODEL_MISMATCH', `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
-      // Cloned by postMessage (not transferred): callers reuse batch buffers and cached LoRA tensors.
+      // Cloned by postMessage (not transferred): callers keep cached LoRA and class tensors.
       wire[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const request: InferenceThreadRequest = { kind: 'run', id, feeds: wire };
-      this.worker.postMessage(request);
+      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, feeds: wire, classOf };
+      this.worker.postMessage(request, [frames.buffer as ArrayBuffer]);
     });
   }
 

@@ -7,12 +7,13 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
+import { SegmentationEngine, type EngineSpec } from './segmentation-engine.js';
 
 /** What the thread is started with (cloned into the thread). */
 export interface InferenceThreadInit {
   modelPath: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
-  outputName: string;
+  spec: EngineSpec;
 }
 
 /** A float32 tensor as it crosses threads: its data is copied (or transferred) with the message. */
@@ -22,13 +23,15 @@ export interface WireTensor {
 }
 
 export type InferenceThreadRequest =
-  | { kind: 'run'; id: number; feeds: Record<string, WireTensor> }
+  /** `frames` (transferred): `count` model-size RGB24 frames back to back; `feeds`: the other graph inputs. */
+  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; feeds: Record<string, WireTensor>; classOf: Uint8Array }
   | { kind: 'release' };
 
 export type InferenceThreadReply =
   | { kind: 'ready' }
   | { kind: 'load-failed'; message: string }
-  | { kind: 'result'; id: number; logits: Float32Array; dims: readonly number[] }
+  /** `masks` (transferred): `count` class-index masks back to back. */
+  | { kind: 'result'; id: number; masks: Uint8Array; inferenceMs: number }
   | { kind: 'run-failed'; id: number; message: string }
   | { kind: 'released' };
 
@@ -38,8 +41,10 @@ async function main(): Promise<void> {
   const init = workerData as InferenceThreadInit;
   const reply = (message: InferenceThreadReply, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
   let session: ort.InferenceSession;
+  let engine: SegmentationEngine;
   try {
     session = await ort.InferenceSession.create(init.modelPath, init.sessionOptions);
+    engine = new SegmentationEngine(session, init.spec);
   } catch (error) {
     reply({ kind: 'load-failed', message: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) });
     port.close();
@@ -59,13 +64,8 @@ async function main(): Promise<void> {
       try {
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, tensor] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor('float32', tensor.data, tensor.dims);
-        const results = await session.run(feeds, [init.outputName]);
-        const logits = results[init.outputName];
-        if (!logits || logits.type !== 'float32') throw new Error(`model output "${init.outputName}" is missing or not float32`);
-        // A copy we own, so its buffer can be transferred (moved, not cloned) to the caller;
-        // ORT's output may sit on memory that cannot be detached.
-        const data = new Float32Array(logits.data as Float32Array);
-        reply({ kind: 'result', id: request.id, logits: data, dims: logits.dims }, [data.buffer as ArrayBuffer]);
+        const { masks, inferenceMs } = await engine.segment(request.frames, request.count, feeds, request.classOf);
+        reply({ kind: 'result', id: request.id, masks, inferenceMs }, [masks.buffer as ArrayBuffer]);
       } catch (error) {
         reply({ kind: 'run-failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
       }

@@ -42,27 +42,3 @@ export class Preprocessor {
     }
   }
 }
-
-/**
- * Reusable batch buffers, one per job in flight (jobs of one worker may run concurrently, so
- * a single shared buffer would be overwritten mid-run). Buffers only grow, and a worker
- * keeps at most `concurrency` of them.
- */
-export class BatchBufferPool {
-  private readonly free: Float32Array[] = [];
-
-  constructor(private readonly frameFloats: number) {}
-
-  /** A view of exactly `frames` frames (ORT needs the data length to equal the shape). */
-  acquire(frames: number): Float32Array {
-    const needed = frames * this.frameFloats;
-    const index = this.free.findIndex((b) => b.length >= needed);
-    const buffer = index >= 0 ? this.free.splice(index, 1)[0]! : new Float32Array(needed);
-    return buffer.length === needed ? buffer : buffer.subarray(0, needed);
-  }
-
-  release(view: Float32Array): void {
-    // Return the whole underlying buffer, not the view.
-    this.free.push(new Float32Array(view.buffer, 0, view.buffer.byteLength / Float32Array.BYTES_PER_ELEMENT));
-  }
-}

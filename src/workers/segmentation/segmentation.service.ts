@@ -1,4 +1,3 @@
-import ort from 'onnxruntime-node';
 import { FrameError, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult, FrameStore } from '../../shared/frame-store.js';
 import { parseJob, segmentFramesJobSchema, type SegmentFramesJob } from '../../shared/job-schemas.js';
@@ -7,15 +6,13 @@ import { framesProcessed, inferenceSeconds, stageSeconds } from '../../shared/me
 import type { ModelManifest } from '../../shared/model-manifest.js';
 import { QueueName } from '../../shared/queues.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
-import { argmaxMasks } from './argmax.js';
 import { ClassVocabulary } from './class-vocabulary.js';
 import type { LoraFeedProvider } from './lora-feed.js';
-import type { SegmentationOutput } from './onnx-session.repository.js';
-import { BatchBufferPool, Preprocessor } from './preprocess.js';
+import type { SegmentRequest, SegmentationOutput } from './onnx-session.repository.js';
 
 /** The part of the ONNX session the service needs (a fake in tests, ORT in production). */
 export interface SegmentationSession {
-  run(feeds: Record<string, ort.Tensor>): Promise<SegmentationOutput>;
+  segment(request: SegmentRequest): Promise<SegmentationOutput>;
 }
 
 /** The part of a BullMQ job the service uses. */
@@ -52,16 +49,12 @@ export interface SegmentSummary {
  * same values and the sink deduplicates.
  */
 export class SegmentationService {
-  private readonly preprocessor: Preprocessor;
-  private readonly buffers: BatchBufferPool;
   private readonly vocabulary: ClassVocabulary;
-  private readonly imageInput: string;
+  private readonly inputBytes: number;
 
   constructor(private readonly deps: SegmentationDependencies) {
-    this.preprocessor = new Preprocessor(deps.manifest.input);
-    this.buffers = new BatchBufferPool(this.preprocessor.frameFloats);
     this.vocabulary = new ClassVocabulary(deps.manifest);
-    this.imageInput = deps.manifest.input.name;
+    this.inputBytes = deps.manifest.input.width * deps.manifest.input.height * 3;
   }
 
   async segment(job: SegmentJobHandle): Promise<SegmentSummary> {
@@ -75,6 +68,15 @@ export class SegmentationService {
       await job.updateProgress(100);
       return { videoId: data.videoId, scene: data.scene, frames: 0, skipped: data.frames.length, inferenceMs: 0 };
     }
+    inputs.forEach((input, slot) => {
+      if (input.length !== this.inputBytes) {
+        const { width, height } = manifest.input;
+        throw new FrameError(
+          'E_FRAME_SIZE',
+          `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; model ${manifest.name} expects ${width}x${height} RGB (${this.inputBytes})`,
+        );
+      }
+    });
     await job.updateProgress(10);
 
     const lora = await loraFeeds.feedsFor({
@@ -84,34 +86,14 @@ export class SegmentationService {
       frames,
       retrieval: data.retrieval,
     });
-    const batch = this.buffers.acquire(frames.length);
-    let output: SegmentationOutput;
-    let inferenceMs: number;
-    try {
-      inputs.forEach((input, slot) => {
-        if (input.length !== this.preprocessor.frameBytes) {
-          throw new FrameError(
-            'E_FRAME_SIZE',
-            `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; model ${manifest.name} expects ${this.preprocessor.width}x${this.preprocessor.height} RGB (${this.preprocessor.frameBytes})`,
-          );
-        }
-        this.preprocessor.write(input, batch, slot);
-      });
-      const feeds: Record<string, ort.Tensor> = {
-        ...lora.feeds,
-        [this.imageInput]: new ort.Tensor('float32', batch, [frames.length, 3, this.preprocessor.height, this.preprocessor.width]),
-        [manifest.classEmbeddings.input]: vocabulary.embeddings,
-      };
-      const runStarted = performance.now();
-      output = await session.run(feeds);
-      inferenceMs = performance.now() - runStarted;
-    } finally {
-      this.buffers.release(batch);
-    }
+    const { masks, inferenceMs } = await session.segment({
+      frames: inputs,
+      feeds: { ...lora.feeds, [manifest.classEmbeddings.input]: vocabulary.embeddings },
+      classOf: vocabulary.modelClassOf,
+    });
     inferenceSeconds.observe(inferenceMs / 1000);
     await job.updateProgress(80);
 
-    const masks = argmaxMasks(output.logits, output.dims, vocabulary.modelClassOf);
     // Batched inference has no per-frame time: each frame carries its share of the run.
     const perFrameMs = inferenceMs / frames.length;
     const results = frames.map((frame, i) => {

@@ -75,7 +75,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
       config.overlayAlpha,
     ),
     checkpoints: new SinkCheckpointStore(dataConnection, config.frameTtlSeconds),
-    createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, ffmpegPath: options.ffmpegPath }),
+    createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, preset: config.encoderPreset, ffmpegPath: options.ffmpegPath }),
     joinSegments: (segments, output) => concatSegments(segments, output, options.ffmpegPath),
     outputRoot: path.resolve(options.outputRoot ?? config.outDir),
     openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-sink-wait' }),

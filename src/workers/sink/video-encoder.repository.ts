@@ -1,5 +1,8 @@
 import { rename, rm } from 'node:fs/promises';
+import type { StreamsegConfig } from '../../shared/config.js';
 import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
+
+export type EncoderPreset = StreamsegConfig['encoderPreset'];
 
 export interface VideoEncoderOptions {
   /** Final path; frames go to `<file>.partial` until `finish()` renames it. */
@@ -7,6 +10,8 @@ export interface VideoEncoderOptions {
   width: number;
   height: number;
   fps: number;
+  /** x264 preset (STREAMSEG_ENCODER_PRESET). @defaultValue `superfast` */
+  preset?: EncoderPreset;
   /** @defaultValue `ffmpeg` from PATH */
   ffmpegPath?: string;
 }
@@ -16,14 +21,14 @@ export interface VideoEncoderOptions {
  * needs even sizes; an odd width or height keeps its exact size with yuv444p instead of
  * being scaled or cropped.
  */
-export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps'>, output: string): string[] {
+export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps' | 'preset'>, output: string): string[] {
   const even = options.width % 2 === 0 && options.height % 2 === 0;
   return [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
     '-i', 'pipe:0',
     '-an',
-    '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20',
+    '-c:v', 'libx264', '-preset', options.preset ?? 'superfast', '-crf', '20',
     '-pix_fmt', even ? 'yuv420p' : 'yuv444p',
     '-movflags', '+faststart',
     // The output name ends in .partial: name the container explicitly.
