@@ -1,10 +1,5 @@
 export type Rgb = readonly [number, number, number];
 
-/** Reused per video (frames of one video are overlaid one after another). Kept for callers; the blend needs no scratch. */
-export interface OverlayScratch {
-  rgba: Buffer;
-}
-
 /**
  * Tints each pixel of a source frame with its class colour at a fixed opacity:
  * out = round((src·(255−a) + colour·a) / 255) per channel, a = round(alpha·255).
@@ -39,19 +34,11 @@ export class OverlayRepository {
     }
   }
 
-  createScratch(width: number, height: number): OverlayScratch {
-    // Nothing to reuse any more; an empty buffer keeps the interface for existing callers.
-    void width;
-    void height;
-    return { rgba: Buffer.alloc(0) };
-  }
-
   /**
    * Source RGB24 (width×height) + class-index mask of the same size → annotated RGB24, a new
    * buffer per call: the encoder may still hold the previous frame in its write queue.
    */
-  async annotate(source: Uint8Array, mask: Uint8Array, width: number, height: number, scratch?: OverlayScratch): Promise<Buffer> {
-    void scratch;
+  async annotate(source: Uint8Array, mask: Uint8Array, width: number, height: number): Promise<Buffer> {
     const pixels = width * height;
     if (source.length !== pixels * 3) throw new RangeError(`source frame has ${source.length} bytes, ${width}x${height} RGB needs ${pixels * 3}`);
     if (mask.length !== pixels) throw new RangeError(`mask has ${mask.length} bytes, ${width}x${height} needs ${pixels}`);

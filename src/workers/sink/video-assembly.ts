@@ -92,7 +92,6 @@ export class VideoAssembly {
     const unletterbox = new MaskUnletterboxer(video.letterbox, video.inputWidth, width, height);
     const maskBytes = video.inputWidth * video.inputHeight;
     const sourceMask = new Uint8Array(width * height);
-    const scratch = overlay.createScratch(width, height);
     this.blocking = this.deps.openBlockingConnection();
     this.blocking.on('error', (error) => this.log.warn({ err: error }, 'sink blocking connection error'));
 
@@ -121,7 +120,7 @@ export class VideoAssembly {
           throw new FrameError('E_FRAME_MISSING', `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`);
         }
         unletterbox.apply(item.mask, sourceMask);
-        const annotated = await overlay.annotate(source, sourceMask, width, height, scratch);
+        const annotated = await overlay.annotate(source, sourceMask, width, height);
         this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint.segments), width, height, fps });
         await this.encoder.write(annotated);
         this.masks.write(item.record, sourceMask, height, width);
