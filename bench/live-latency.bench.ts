@@ -23,7 +23,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startEmbeddedRedis } from '../src/cli/embedded-redis.js';
-import { PipelineClient } from '../src/cli/pipeline-client.js';
+import { PipelineClient } from '../src/shared/pipeline-client.js';
 import { startRoles } from '../src/cli/roles.js';
 import { waitForVideo } from '../src/cli/video-waiter.js';
 import { loadConfig } from '../src/shared/config.js';

@@ -30,7 +30,7 @@ import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
-import { PipelineClient } from '../src/cli/pipeline-client.js';
+import { PipelineClient } from '../src/shared/pipeline-client.js';
 import { startRoles, type RunningRoles } from '../src/cli/roles.js';
 import { waitForVideo } from '../src/cli/video-waiter.js';
 import { loadConfig, retrievalDefaultsFromConfig, type StreamsegConfig } from '../src/shared/config.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { PipelineClient } from '../cli/pipeline-client.js';
+import type { PipelineClient } from '../shared/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { ModelPackage } from '../shared/model-manifest.js';

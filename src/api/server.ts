@@ -2,7 +2,7 @@ import path from 'node:path';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { PipelineClient } from '../cli/pipeline-client.js';
+import { PipelineClient } from '../shared/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
 import { ConfigError, HttpError, InputError, ModelError, StreamsegError, errorLine } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';

@@ -1,4 +1,4 @@
-import { PipelineClient } from '../cli/pipeline-client.js';
+import { PipelineClient } from '../shared/pipeline-client.js';
 import { loadConfig, type StreamsegConfig } from '../shared/config.js';
 import { StreamsegError } from '../shared/errors/index.js';
 import { createRedis, waitForRedisReady } from '../shared/redis.js';

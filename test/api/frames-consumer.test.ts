@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PipelineClient } from '../../src/cli/pipeline-client.js';
+import { PipelineClient } from '../../src/shared/pipeline-client.js';
 import { startRoles, type RunningRoles } from '../../src/cli/roles.js';
 import { loadConfig, type StreamsegConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';

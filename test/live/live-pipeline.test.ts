@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PipelineClient } from '../../src/cli/pipeline-client.js';
+import { PipelineClient } from '../../src/shared/pipeline-client.js';
 import { startProducer, type ProducerHandle } from '../../src/producers/producer.worker.js';
 import { loadConfig, type StreamsegConfig } from '../../src/shared/config.js';
 import { findFreePort as freePort } from '../../src/shared/free-port.js';

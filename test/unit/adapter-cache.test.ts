@@ -90,7 +90,7 @@ describe('merged-adapter cache', () => {
     expect(await metric('streamseg_adapter_cache_evictions_total')).toBe(before.evictions + 1);
     expect(await metric('streamseg_adapter_cache_bytes')).toBe(before.bytes + 2 * catBytes);
     const histogram = await metricsRegistry.getSingleMetric('streamseg_adapter_merge_seconds')!.get();
-    expect(histogram.values.find((v) => v.metricName === 'streamseg_adapter_merge_seconds_count' && v.labels.method === 'cat')!.value).toBeGreaterThanOrEqual(3);
+    expect((histogram.values as { metricName?: string; labels: Record<string, unknown>; value: number }[]).find((v) => v.metricName === 'streamseg_adapter_merge_seconds_count' && v.labels.method === 'cat')!.value).toBeGreaterThanOrEqual(3);
 
     expect(cache.invalidateAdapter('night')).toBe(2);
     expect(cache.size).toBe(0);

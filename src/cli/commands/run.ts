@@ -5,7 +5,7 @@ import { verifyRedis } from '../../shared/redis.js';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
 import { addPipelineOptions, addVideoOptions, configFromFlags, videoOptionsFromFlags, type PipelineFlags, type VideoFlags } from '../options.js';
-import { PipelineClient } from '../pipeline-client.js';
+import { PipelineClient } from '../../shared/pipeline-client.js';
 import { ProgressView } from '../progress-view.js';
 import { startRoles, type RunningRoles } from '../roles.js';
 import { waitForVideo } from '../video-waiter.js';

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
-import { PipelineClient } from '../pipeline-client.js';
+import { PipelineClient } from '../../shared/pipeline-client.js';
 
 export function registerStatusCommand(program: Command): void {
   program

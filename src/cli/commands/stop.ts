@@ -4,7 +4,7 @@ import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import { isLiveJob } from '../../producers/live-source.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
-import { PipelineClient } from '../pipeline-client.js';
+import { PipelineClient } from '../../shared/pipeline-client.js';
 import { waitForVideo } from '../video-waiter.js';
 
 interface StopFlags {

@@ -6,7 +6,7 @@ import { assertUnderOutputRoot } from '../../shared/output-root.js';
 import { newVideoId } from '../../shared/video-submitter.js';
 import { exitWithError } from '../exit.js';
 import { addVideoOptions, configFromFlags, videoOptionsFromFlags, type VideoFlags } from '../options.js';
-import { PipelineClient } from '../pipeline-client.js';
+import { PipelineClient } from '../../shared/pipeline-client.js';
 import { ProgressView } from '../progress-view.js';
 import { waitForVideo } from '../video-waiter.js';
 import { addLiveOptions, liveOptionsFromFlags, type LiveFlags } from '../live-options.js';

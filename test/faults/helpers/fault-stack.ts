@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import type { PipelineClient } from '../../../src/cli/pipeline-client.js';
+import type { PipelineClient } from '../../../src/shared/pipeline-client.js';
 import { makeTestVideo } from '../../helpers/media.js';
 import { connectClient } from './pipeline.js';
 import { RedisProcess, type RedisProcessOptions } from './redis-process.js';

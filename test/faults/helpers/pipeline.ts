@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PipelineClient } from '../../../src/cli/pipeline-client.js';
+import { PipelineClient } from '../../../src/shared/pipeline-client.js';
 import { loadConfig } from '../../../src/shared/config.js';
 import type { VideoState } from '../../../src/shared/video-state.js';
 import type { MaskLine } from '../../../src/workers/sink/mask-writer.js';

@@ -1,10 +1,10 @@
 import { Queue } from 'bullmq';
-import type { StreamsegConfig } from '../shared/config.js';
-import { FrameStore } from '../shared/frame-store.js';
-import { QUEUE_PREFIX, QueueName } from '../shared/queues.js';
-import { createRedis, waitForRedisReady, type Redis } from '../shared/redis.js';
-import { VideoStateStore } from '../shared/video-state.js';
-import { VideoSubmitter } from '../shared/video-submitter.js';
+import type { StreamsegConfig } from './config.js';
+import { FrameStore } from './frame-store.js';
+import { QUEUE_PREFIX, QueueName } from './queues.js';
+import { createRedis, waitForRedisReady, type Redis } from './redis.js';
+import { VideoStateStore } from './video-state.js';
+import { VideoSubmitter } from './video-submitter.js';
 
 /** What a submitting or watching client needs: the queues and the shared video state. */
 export class PipelineClient {
