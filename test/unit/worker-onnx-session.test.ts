@@ -45,8 +45,12 @@ describe('OnnxSessionRepository', () => {
     expect(new Set(a.masks.flatMap((m) => [...m])).size).toBeGreaterThan(1);
     expect(a.masks.every((m) => m.every((v) => v >= 5 && v <= 7))).toBe(true);
     expect(a.masks.map((m) => [...m])).toEqual(reference.masks.map((m) => [...m]));
-    // Concurrent calls queue in order and each gets its own frames' masks.
+    // Concurrent calls queue in order and each gets its own frames' masks, in the thread and inline
+    // (inline calls share one batch buffer, so they must not interleave).
     expect([...b.masks[0]!]).toEqual([...reference.masks[1]!]);
+    const [c, d] = await Promise.all([inline.segment({ ...request, frames: [frames[1]!] }), inline.segment({ ...request, frames: [frames[0]!] })]);
+    expect([...c.masks[0]!]).toEqual([...reference.masks[1]!]);
+    expect([...d.masks[0]!]).toEqual([...reference.masks[0]!]);
     expect(a.inferenceMs).toBeGreaterThan(0);
     await expect(threaded.segment({ ...request, frames: [new Uint8Array(5)] })).rejects.toThrow(/needs 3072/);
     await Promise.all([threaded.release(), inline.release()]);

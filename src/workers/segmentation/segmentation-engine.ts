@@ -1,4 +1,5 @@
 import ort from 'onnxruntime-node';
+import { ModelError } from '../../shared/errors/index.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';
 import { argmaxMasks } from './argmax.js';
 import { Preprocessor } from './preprocess.js';
@@ -32,7 +33,9 @@ export interface EngineResult {
 export class SegmentationEngine {
   private readonly preprocessor: Preprocessor;
   private batch = new Float32Array(0);
-  private scratch: Float32Array;
+  private readonly scratch: Float32Array;
+  /** Calls run one after another: they share `batch`, and ORT's `run` starts a tick after it is called. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -42,16 +45,17 @@ export class SegmentationEngine {
     this.scratch = new Float32Array(spec.input.width * spec.input.height);
   }
 
-  /** Bytes of one input frame (width × height × 3). */
-  get frameBytes(): number {
-    return this.preprocessor.frameBytes;
-  }
-
   /**
    * Segments `frames` (count × frameBytes RGB24 bytes); `feeds` are the other graph inputs
    * (class embeddings and LoRA A/B), `classOf[c]` the mask value of logit channel c.
    */
-  async segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+    const result = this.tail.then(() => this.segmentNow(frames, count, feeds, classOf));
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async segmentNow(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
     const { preprocessor } = this;
     if (!(count > 0) || frames.length !== count * preprocessor.frameBytes) {
       throw new RangeError(`${count} frames of ${preprocessor.width}x${preprocessor.height} RGB need ${count * preprocessor.frameBytes} bytes, got ${frames.length}`);
@@ -68,7 +72,7 @@ export class SegmentationEngine {
     const results = await this.session.run({ ...feeds, [this.spec.input.name]: image }, [this.spec.outputName]);
     const inferenceMs = performance.now() - started;
     const logits = results[this.spec.outputName];
-    if (!logits || logits.type !== 'float32') throw new Error(`model output "${this.spec.outputName}" is missing or not float32`);
+    if (!logits || logits.type !== 'float32') throw new ModelError('E_MODEL_MISMATCH', `model output "${this.spec.outputName}" is missing or not float32`);
     const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);
     return { masks: new Uint8Array(masks[0]!.buffer, 0, count * preprocessor.width * preprocessor.height), inferenceMs };
   }
