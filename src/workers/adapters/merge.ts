@@ -148,56 +148,72 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
   const svd = jacobiSvd(m, R);
   const A = new Float32Array(k * cin);
   const B = new Float32Array(out * k);
+  // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ, summed column by column of
+  // Q so the inner loops run over contiguous memory.
+  const column = new Float64Array(Math.max(out, cin));
   for (let t = 0; t < k; t++) {
     const j = svd.order[t]!;
     const root = Math.sqrt(svd.sigma[j]!);
-    // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ
-    for (let o = 0; o < out; o++) {
-      let s = 0;
-      for (let l = 0; l < R; l++) s += qrB.q[l * out + o]! * svd.u[j * R + l]!;
-      B[o * k + t] = s * root;
+    column.fill(0, 0, out);
+    for (let l = 0; l < R; l++) {
+      const weight = svd.u[j * R + l]!;
+      if (weight === 0) continue;
+      const base = l * out;
+      for (let o = 0; o < out; o++) column[o] += qrB.q[base + o]! * weight;
     }
-    for (let c = 0; c < cin; c++) {
-      let s = 0;
-      for (let l = 0; l < R; l++) s += qrA.q[l * cin + c]! * svd.v[j * R + l]!;
-      A[t * cin + c] = s * root;
+    for (let o = 0; o < out; o++) B[o * k + t] = column[o]! * root;
+    column.fill(0, 0, cin);
+    for (let l = 0; l < R; l++) {
+      const weight = svd.v[j * R + l]!;
+      if (weight === 0) continue;
+      const base = l * cin;
+      for (let c = 0; c < cin; c++) column[c] += qrA.q[base + c]! * weight;
     }
+    for (let c = 0; c < cin; c++) A[t * cin + c] = column[c]! * root;
   }
   return { module: target.module, in: cin, out, r: k, A, B };
 }
 
 /**
- * Thin QR of a column-major [rows, cols] matrix by modified Gram–Schmidt with one
- * re-orthogonalisation pass ("twice is enough"). A column that is (numerically) in the span
- * of the previous ones gets q = 0 and a zero row in R, which keeps Q·R = X and makes the
- * matching row of the SVD core zero, so it never reaches a singular vector.
+ * Thin QR of a column-major [rows, cols] matrix by modified Gram–Schmidt, re-orthogonalising a
+ * column only when the first pass cancelled most of it (the Daniel–Gragg–Kaufman–Stewart test:
+ * its norm fell below 1/√2 of what it was), where one pass would leave it visibly
+ * non-orthogonal. Adapter factors are well conditioned, so most columns need one pass: half
+ * the work of always doing two, which was most of an `svd` merge's time. A column that is
+ * (numerically) in the span of the previous ones gets q = 0 and a zero row in R, which keeps
+ * Q·R = X and makes the matching row of the SVD core zero, so it never reaches a singular vector.
  */
 function thinQr(x: Float64Array, rows: number, cols: number): { q: Float64Array; r: Float64Array } {
   const q = Float64Array.from(x);
   const r = new Float64Array(cols * cols); // column-major: r[j*cols + i] = R[i][j]
   for (let j = 0; j < cols; j++) {
-    const col = q.subarray(j * rows, (j + 1) * rows);
-    let original = 0;
-    for (let i = 0; i < rows; i++) original += col[i]! * col[i]!;
-    original = Math.sqrt(original);
-    for (let pass = 0; pass < 2; pass++) {
+    const start = j * rows;
+    const end = start + rows;
+    let squared = 0;
+    for (let i = start; i < end; i++) squared += q[i]! * q[i]!;
+    const original = Math.sqrt(squared);
+    let before = original;
+    let norm = original;
+    for (let pass = 0; pass < 2 && j > 0; pass++) {
       for (let p = 0; p < j; p++) {
-        const qp = q.subarray(p * rows, (p + 1) * rows);
+        const offset = p * rows - start;
         let dot = 0;
-        for (let i = 0; i < rows; i++) dot += qp[i]! * col[i]!;
+        for (let i = start; i < end; i++) dot += q[i + offset]! * q[i]!;
         if (dot === 0) continue;
-        for (let i = 0; i < rows; i++) col[i]! -= dot * qp[i]!;
+        for (let i = start; i < end; i++) q[i] = q[i]! - dot * q[i + offset]!;
         r[j * cols + p] = r[j * cols + p]! + dot;
       }
+      squared = 0;
+      for (let i = start; i < end; i++) squared += q[i]! * q[i]!;
+      norm = Math.sqrt(squared);
+      if (norm > before * Math.SQRT1_2) break;
+      before = norm;
     }
-    let norm = 0;
-    for (let i = 0; i < rows; i++) norm += col[i]! * col[i]!;
-    norm = Math.sqrt(norm);
     if (norm <= 1e-12 * original || norm === 0) {
-      col.fill(0);
+      q.fill(0, start, end);
       r[j * cols + j] = 0;
     } else {
-      for (let i = 0; i < rows; i++) col[i]! /= norm;
+      for (let i = start; i < end; i++) q[i] = q[i]! / norm;
       r[j * cols + j] = norm;
     }
   }
