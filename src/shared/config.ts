@@ -29,7 +29,12 @@ export const configSchema = z.object({
   minSceneFrames: intFrom(1).default(4),
   /** `STREAMSEG_HIGH_WATER_FRAMES`: the producer pauses while this many frames of a video await the sink. @defaultValue 128 */
   highWaterFrames: intFrom(1).default(128),
-  /** `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data held in Redis. @defaultValue 268435456 (256 MiB) */
+  /**
+   * `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data (source + model input) the sink has
+   * not written yet. Written frames stay in Redis until their sink segment is checkpointed
+   * (`STREAMSEG_SINK_SEGMENT_FRAMES`), so Redis holds up to about this plus one segment's frames
+   * (at 720p: ~488 MiB peak with the defaults, bench/README.md). @defaultValue 268435456 (256 MiB)
+   */
   highWaterBytes: intFrom(1024 * 1024).default(256 * 1024 * 1024),
   /** `STREAMSEG_FRAME_TTL_SECONDS`: lifetime of every per-frame key, so a dead video never leaks memory. @defaultValue 3600 */
   frameTtlSeconds: intFrom(10).default(3600),
