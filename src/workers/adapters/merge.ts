@@ -159,7 +159,7 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
       const weight = svd.u[j * R + l]!;
       if (weight === 0) continue;
       const base = l * out;
-      for (let o = 0; o < out; o++) column[o] += qrB.q[base + o]! * weight;
+      for (let o = 0; o < out; o++) column[o] = column[o]! + qrB.q[base + o]! * weight;
     }
     for (let o = 0; o < out; o++) B[o * k + t] = column[o]! * root;
     column.fill(0, 0, cin);
@@ -167,7 +167,7 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
       const weight = svd.v[j * R + l]!;
       if (weight === 0) continue;
       const base = l * cin;
-      for (let c = 0; c < cin; c++) column[c] += qrA.q[base + c]! * weight;
+      for (let c = 0; c < cin; c++) column[c] = column[c]! + qrA.q[base + c]! * weight;
     }
     for (let c = 0; c < cin; c++) A[t * cin + c] = column[c]! * root;
   }
