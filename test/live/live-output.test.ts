@@ -71,4 +71,39 @@ describe('live outputs (ffmpeg)', () => {
     await out.finish();
     expect(await readFile(path.join(sub, 'index.m3u8'), 'utf8')).toContain('#EXT-X-ENDLIST');
   });
+
+  it('a sink that takes over continues the playlist: numbering goes on after a discontinuity', async () => {
+    const sub = path.join(dir, 'takeover');
+    await mkdir(sub);
+    const options = { dir: sub, width: 64, height: 48, fps: 10, listSize: 10 };
+    const segments = (playlist: string) => [...playlist.matchAll(/^index(\d+)\.ts$/gm)].map((m) => Number(m[1]));
+    const frame = Buffer.alloc(64 * 48 * 3);
+    const first = new LiveOutputRepository(options);
+    for (let i = 0; i < 30; i++) {
+      frame.fill(i * 8);
+      await first.write(frame);
+    }
+    // Two finished segments on disk, then the first sink dies (no ENDLIST, no clean close).
+    await until('two segments in the first playlist', async () => segments(await readFile(path.join(sub, 'index.m3u8'), 'utf8').catch(() => '')).length >= 2);
+    await first.abort();
+    const before = segments(await readFile(path.join(sub, 'index.m3u8'), 'utf8'));
+
+    const second = new LiveOutputRepository(options);
+    for (let i = 0; i < 30; i++) {
+      frame.fill(255 - i * 8);
+      await second.write(frame);
+    }
+    await second.finish();
+    const playlist = await readFile(path.join(sub, 'index.m3u8'), 'utf8');
+    const after = segments(playlist);
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.length).toBeGreaterThan(before.length);
+    // Numbers keep rising across the takeover: no segment name is reused.
+    expect(after.every((n, i) => i === 0 || n > after[i - 1]!)).toBe(true);
+    // A discontinuity between the last old segment and the first new one (players reset their decoder).
+    const restart = playlist.lastIndexOf('#EXT-X-DISCONTINUITY');
+    expect(restart).toBeGreaterThan(playlist.indexOf(`index${before.at(-1)}.ts`));
+    expect(restart).toBeLessThan(playlist.indexOf(`index${after[before.length]}.ts`));
+    expect(playlist).toContain('#EXT-X-ENDLIST');
+  });
 });

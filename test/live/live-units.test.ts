@@ -94,14 +94,14 @@ describe('live outputs', () => {
     const args = liveOutputArgs({ dir: '/out/v/live', width: 320, height: 240, fps: 10, listSize: 4 });
     const at = (flag: string) => args[args.indexOf(flag) + 1];
     expect([at('-f'), at('-s'), at('-framerate')]).toEqual(['rawvideo', '320x240', '10']);
-    expect([at('-hls_time'), at('-hls_list_size'), at('-hls_flags')]).toEqual(['1', '4', 'delete_segments+independent_segments']);
+    expect([at('-hls_time'), at('-hls_list_size'), at('-hls_flags')]).toEqual(['1', '4', 'delete_segments+independent_segments+append_list']);
     expect([at('-g'), at('-tune'), at('-force_key_frames')]).toEqual(['10', 'zerolatency', 'expr:gte(t,n_forced*1)']);
     expect(args.at(-1)).toBe('/out/v/live/index.m3u8');
   });
 
   it('with a restream: one encode, tee to HLS and the restream (ignored when it fails)', () => {
     const udp = liveOutputArgs({ dir: '/o', width: 64, height: 48, fps: 25, restreamUrl: 'udp://127.0.0.1:9000' });
-    expect(udp.at(-1)).toBe('[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+independent_segments]/o/index.m3u8|[f=mpegts:onfail=ignore]udp://127.0.0.1:9000');
+    expect(udp.at(-1)).toBe('[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+independent_segments+append_list]/o/index.m3u8|[f=mpegts:onfail=ignore]udp://127.0.0.1:9000');
     const rtsp = liveOutputArgs({ dir: '/o', width: 64, height: 48, fps: 25, restreamUrl: 'rtsp://s:8554/out' });
     expect(rtsp.at(-1)).toContain('|[f=rtsp:rtsp_transport=tcp:onfail=ignore]rtsp://s:8554/out');
     expect(() => liveOutputArgs({ dir: '/o|x', width: 64, height: 48, fps: 25, restreamUrl: 'udp://a:1' })).toThrow(/E_LIVE_OUTPUT|cannot carry/);

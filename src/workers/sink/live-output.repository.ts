@@ -38,7 +38,10 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
   const playlist = path.join(options.dir, LIVE_PLAYLIST);
   const gop = String(Math.max(1, Math.round(options.fps * HLS_TIME)));
   const listSize = String(options.listSize ?? 6);
-  const hlsFlags = 'delete_segments+independent_segments';
+  // append_list: a sink that takes the video over (the first one died) continues the playlist
+  // it finds (numbering goes on, a discontinuity marks the restart) instead of replacing it
+  // under players that are following it.
+  const hlsFlags = 'delete_segments+independent_segments+append_list';
   const args = [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
