@@ -262,8 +262,8 @@ try {
     const pipeline = await runPipeline(video, redis.url, path.join(tmp, `out-${r}`));
     const lora = await pipelineFeeds(pkg, pipeline.report);
     const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
-    const fps = config.fps ?? Number(rateNum) / Number(rateDen);
-    const ceiling = await runCeiling(video, { width: Number(probeWidth), height: Number(probeHeight), fps }, raw);
+    const outputFps = config.fps ?? Number(rateNum) / Number(rateDen);
+    const ceiling = await runCeiling(video, { width: Number(probeWidth), height: Number(probeHeight), fps: outputFps }, raw);
     rounds.push({ pipeline, raw, ceiling, lora: lora.label, load });
   }
   await rawSession.release();
