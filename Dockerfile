@@ -6,7 +6,9 @@ RUN apt-get update \
 WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL=skip NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+# NODE_ENV=production makes npm leave out devDependencies, and the build needs two of them
+# (typescript, @types/node): include them here, prune them after the build.
+RUN npm install --no-audit --no-fund --include=dev
 COPY tsconfig.json ./
 COPY src ./src
 COPY bin ./bin
