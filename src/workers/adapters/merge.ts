@@ -148,30 +148,31 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
   const svd = jacobiSvd(m, R);
   const A = new Float32Array(k * cin);
   const B = new Float32Array(out * k);
-  // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ, summed column by column of
-  // Q so the inner loops run over contiguous memory.
-  const column = new Float64Array(Math.max(out, cin));
+  // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ
+  const bColumn = new Float64Array(out);
+  const aRow = new Float64Array(cin);
   for (let t = 0; t < k; t++) {
     const j = svd.order[t]!;
     const root = Math.sqrt(svd.sigma[j]!);
-    column.fill(0, 0, out);
-    for (let l = 0; l < R; l++) {
-      const weight = svd.u[j * R + l]!;
-      if (weight === 0) continue;
-      const base = l * out;
-      for (let o = 0; o < out; o++) column[o] = column[o]! + qrB.q[base + o]! * weight;
-    }
-    for (let o = 0; o < out; o++) B[o * k + t] = column[o]! * root;
-    column.fill(0, 0, cin);
-    for (let l = 0; l < R; l++) {
-      const weight = svd.v[j * R + l]!;
-      if (weight === 0) continue;
-      const base = l * cin;
-      for (let c = 0; c < cin; c++) column[c] = column[c]! + qrA.q[base + c]! * weight;
-    }
-    for (let c = 0; c < cin; c++) A[t * cin + c] = column[c]! * root;
+    combineColumns(qrB.q, out, svd.u.subarray(j * R, (j + 1) * R), bColumn);
+    for (let o = 0; o < out; o++) B[o * k + t] = bColumn[o]! * root;
+    combineColumns(qrA.q, cin, svd.v.subarray(j * R, (j + 1) * R), aRow);
+    for (let c = 0; c < cin; c++) A[t * cin + c] = aRow[c]! * root;
   }
   return { module: target.module, in: cin, out, r: k, A, B };
+}
+
+/**
+ * result = Q · weights for a column-major Q [rows, weights.length], summed column by column of Q
+ * so the inner loop runs over contiguous memory.
+ */
+function combineColumns(q: Float64Array, rows: number, weights: Float64Array, result: Float64Array): void {
+  result.fill(0);
+  weights.forEach((weight, l) => {
+    if (weight === 0) return;
+    const base = l * rows;
+    for (let i = 0; i < rows; i++) result[i] = result[i]! + q[base + i]! * weight;
+  });
 }
 
 /**
