@@ -168,11 +168,12 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
  */
 function combineColumns(q: Float64Array, rows: number, weights: Float64Array, result: Float64Array): void {
   result.fill(0);
-  weights.forEach((weight, l) => {
-    if (weight === 0) return;
+  for (let l = 0; l < weights.length; l++) {
+    const weight = weights[l]!;
+    if (weight === 0) continue;
     const base = l * rows;
     for (let i = 0; i < rows; i++) result[i] = result[i]! + q[base + i]! * weight;
-  });
+  }
 }
 
 /**
