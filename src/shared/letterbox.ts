@@ -21,7 +21,11 @@ export function computeLetterbox(srcWidth: number, srcHeight: number, dstWidth: 
  * the lookup itself. Lookup tables are built once per (rect, size) and reused.
  */
 export class MaskUnletterboxer {
-  private readonly columnOffsets: Int32Array;
+  /**
+   * The model-mask column each output column copies: output columns with equal entries are
+   * identical, which lets the RLE encoder read each distinct column once (see encodeClasses).
+   */
+  readonly columnOffsets: Int32Array;
   private readonly rowOffsets: Int32Array;
 
   constructor(

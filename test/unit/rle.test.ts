@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { computeLetterbox, MaskUnletterboxer } from '../../src/shared/letterbox.js';
 import { area, compress, decode, decompress, encode, encodeClasses, fromString, toString } from '../../src/workers/sink/coco-rle.js';
 
 /**
@@ -88,6 +89,24 @@ describe('COCO RLE', () => {
       }
       expect(total).toBe(h * w);
     }
+  });
+
+  it('encodeClasses reads repeated columns of an upscaled mask once and gives the same RLEs', () => {
+    let seed = 777;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    // A letterboxed 16x16 model mask mapped back onto sources of several shapes, up and down.
+    for (const [srcW, srcH] of [[64, 36], [50, 37], [12, 30], [16, 16], [7, 5]] as const) {
+      const rect = computeLetterbox(srcW, srcH, 16, 16);
+      const small = new Uint8Array(16 * 16);
+      for (let i = 0; i < small.length; i++) small[i] = random() < 0.2 ? Math.floor(random() * 6) : (small[i - 1] ?? 0);
+      const unletterbox = new MaskUnletterboxer(rect, 16, srcW, srcH);
+      const mask = unletterbox.apply(small);
+      expect(encodeClasses(mask, srcH, srcW, unletterbox.columnOffsets)).toEqual(encodeClasses(mask, srcH, srcW));
+    }
+    // Keys that claim a repeat are trusted: that is the contract, and why only the unletterboxer's are passed.
+    const twoColumns = Uint8Array.from([1, 2, 1, 2]); // 2x2: columns [1,1] and [2,2]
+    expect(encodeClasses(twoColumns, 2, 2, [0, 0]).get(2)).toBeUndefined();
+    expect(() => encodeClasses(twoColumns, 2, 2, [0])).toThrow(/column keys/);
   });
 
   it('matches masks encoded by pycocotools itself', () => {

@@ -177,7 +177,7 @@ export class LiveAssembly {
         this.gaps += gap > 0 ? 1 : 0;
         gap = 0;
         await stream.append(this.videoId, record);
-        this.masks.write(record, sourceMask, height, width);
+        this.masks.write(record, sourceMask, height, width, unletterbox.columnOffsets);
         scenes.add(record);
         if (latencyMs !== null) this.observeLatency(latencyMs);
         released.push(index);

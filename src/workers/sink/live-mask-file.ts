@@ -32,8 +32,8 @@ export class LiveMaskFile {
     return new LiveMaskFile(file, classNames, keep);
   }
 
-  write(record: FrameResult, mask: Uint8Array, height: number, width: number): void {
-    this.out.write(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames))}\n`);
+  write(record: FrameResult, mask: Uint8Array, height: number, width: number, columnKeys?: ArrayLike<number>): void {
+    this.out.write(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys))}\n`);
   }
 
   /** Ends the stream and renames the file into place. Idempotent. */

@@ -17,9 +17,17 @@ export interface MaskLine {
 }
 
 /** Builds the line of one frame from its record and its class-index mask at source size. */
-export function maskLine(record: FrameResult, mask: Uint8Array, height: number, width: number, classNames: readonly string[]): MaskLine {
+export function maskLine(
+  record: FrameResult,
+  mask: Uint8Array,
+  height: number,
+  width: number,
+  classNames: readonly string[],
+  /** See encodeClasses: equal neighbours mark repeated columns. */
+  columnKeys?: ArrayLike<number>,
+): MaskLine {
   const masks: MaskLine['masks'] = {};
-  for (const [value, rle] of encodeClasses(mask, height, width)) {
+  for (const [value, rle] of encodeClasses(mask, height, width, columnKeys)) {
     // A mask value outside the vocabulary cannot come from argmax; name it rather than drop it.
     masks[classNames[value] ?? `class_${value}`] = { size: rle.size, counts: toString(rle.counts) };
   }
@@ -85,9 +93,9 @@ export class MaskWriter {
     return this.bytes;
   }
 
-  /** Queues one frame's line (written by the next `flush`). */
-  write(record: FrameResult, mask: Uint8Array, height: number, width: number): void {
-    this.pending.push(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames))}\n`);
+  /** Queues one frame's line (written by the next `flush`); `columnKeys` as for encodeClasses. */
+  write(record: FrameResult, mask: Uint8Array, height: number, width: number, columnKeys?: ArrayLike<number>): void {
+    this.pending.push(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys))}\n`);
   }
 
   /** Appends the queued lines at the checkpointed length, syncs them, returns the new length. */

@@ -123,7 +123,7 @@ export class VideoAssembly {
         const annotated = await overlay.annotate(source, sourceMask, width, height);
         this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint.segments), width, height, fps });
         await this.encoder.write(annotated);
-        this.masks.write(item.record, sourceMask, height, width);
+        this.masks.write(item.record, sourceMask, height, width, unletterbox.columnOffsets);
         scenes.add(item.record);
         // Records the previous owner already published are skipped by the append itself.
         await stream.append(this.videoId, item.record);
