@@ -22,7 +22,7 @@ import type { LiveFrameRecord } from '../../src/workers/sink/live-assembly.js';
 import { startSink, type SinkHandle } from '../../src/workers/sink/sink.worker.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
-import { startRtspPublisher, startUdpSender, until, type TestSender } from './live-sources.js';
+import { startRtspPublisher, startRtspServer, startUdpSender, until, type TestSender } from './live-sources.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const LIST_SIZE = 2;
@@ -188,6 +188,32 @@ describe('live streams', () => {
     await sender.kill();
     const report = await stopAndReport(videoId, outDir);
     expect(report.live.emittedFrames).toBeGreaterThanOrEqual(15);
+  });
+
+  it('RTSP client: the producer pulls from a real RTSP server, reconnects when the server goes away and comes back', async () => {
+    const port = await freePort();
+    const script = path.join(REPO_ROOT, 'test/live/rtsp-server.py');
+    const reconnectsBefore = (await liveReconnects.get()).values[0]?.value ?? 0;
+    let server = await startRtspServer(port, script);
+    senders.push(server);
+    // No `listen`: the producer is the RTSP client (DESCRIBE, SETUP, PLAY against the server).
+    const { videoId, outDir } = await submit(`rtsp://127.0.0.1:${port}/cam`, 'rtsp-client');
+    await until('10 frame records', async () => (await streamLength(videoId)) >= 10);
+    await server.kill();
+    await until('a reconnect', async () => ((await liveReconnects.get()).values[0]?.value ?? 0) > reconnectsBefore, 90_000);
+    const atRestart = await streamLength(videoId);
+    expect((await state(videoId)).status).toBe('decoding');
+    server = await startRtspServer(port, script);
+    senders.push(server);
+    await until('frames after the server came back', async () => (await streamLength(videoId)) >= atRestart + 10, 90_000);
+    await server.kill();
+    const report = await stopAndReport(videoId, outDir);
+    const recs = await records(videoId);
+    expect(report.live.emittedFrames).toBe(recs.length);
+    expect(recs.length).toBeGreaterThanOrEqual(atRestart + 10);
+    expect(recs.map((r) => r.index)).toEqual([...recs.map((r) => r.index)].sort((a, b) => a - b));
+    const masks = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).trim().split('\n');
+    expect(masks.length).toBe(recs.length);
   });
 
   it('UDP MPEG-TS: the job survives the sender being killed and restarted (reconnect), frames resume', async () => {

@@ -27,6 +27,28 @@ export function startUdpSender(url: string, options: { size?: string; fps?: numb
   return retrying(args);
 }
 
+/**
+ * A real RTSP server (test/live/rtsp-server.py: GStreamer's gst-rtsp-server) serving a live
+ * H.264 test pattern at rtsp://127.0.0.1:PORT/cam; resolves once it listens.
+ */
+export async function startRtspServer(port: number, script: string): Promise<TestSender> {
+  const child = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`RTSP server exited with ${code}: ${stderr.trim()}`)));
+  });
+  return {
+    kill: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
 function retrying(args: string[]): TestSender {
   let child: ChildProcess | undefined;
   let stopped = false;
