@@ -192,9 +192,8 @@ describe('live streams', () => {
 
   it('RTSP client: the producer pulls from a real RTSP server, reconnects when the server goes away and comes back', async () => {
     const port = await freePort();
-    const script = path.join(REPO_ROOT, 'test/live/rtsp-server.py');
     const reconnectsBefore = (await liveReconnects.get()).values[0]?.value ?? 0;
-    let server = await startRtspServer(port, script);
+    let server = await startRtspServer(port);
     senders.push(server);
     // No `listen`: the producer is the RTSP client (DESCRIBE, SETUP, PLAY against the server).
     const { videoId, outDir } = await submit(`rtsp://127.0.0.1:${port}/cam`, 'rtsp-client');
@@ -203,7 +202,7 @@ describe('live streams', () => {
     await until('a reconnect', async () => ((await liveReconnects.get()).values[0]?.value ?? 0) > reconnectsBefore, 90_000);
     const atRestart = await streamLength(videoId);
     expect((await state(videoId)).status).toBe('decoding');
-    server = await startRtspServer(port, script);
+    server = await startRtspServer(port);
     senders.push(server);
     await until('frames after the server came back', async () => (await streamLength(videoId)) >= atRestart + 10, 90_000);
     await server.kill();

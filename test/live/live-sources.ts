@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 /** A test source process that can be killed and started again. */
 export interface TestSender {
@@ -31,7 +32,8 @@ export function startUdpSender(url: string, options: { size?: string; fps?: numb
  * A real RTSP server (test/live/rtsp-server.py: GStreamer's gst-rtsp-server) serving a live
  * H.264 test pattern at rtsp://127.0.0.1:PORT/cam; resolves once it listens.
  */
-export async function startRtspServer(port: number, script: string): Promise<TestSender> {
+export async function startRtspServer(port: number): Promise<TestSender> {
+  const script = fileURLToPath(new URL('./rtsp-server.py', import.meta.url));
   const child = spawn('/usr/bin/python3', [script, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
