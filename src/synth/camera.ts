@@ -11,7 +11,11 @@ export interface CameraPose {
   z: number;
   /** Rotation about the vertical axis, radians, positive turns right. */
   yaw: number;
-  /** Focal length as a fraction of the output width. */
+  /**
+   * Focal length as a fraction of the output's longer side (the width for landscape and
+   * square frames; for portrait the height, like a camera turned upright: the same lens
+   * sees a narrower, taller view of the same street, not a fisheye of sky and bonnet).
+   */
   focal: number;
   /** Horizon row as a fraction of the output height. */
   horizon: number;
@@ -39,7 +43,7 @@ export class Camera {
     this.z = pose.z;
     this.cos = Math.cos(pose.yaw);
     this.sin = Math.sin(pose.yaw);
-    this.f = pose.focal * width;
+    this.f = pose.focal * Math.max(width, height);
     this.cx = pose.center * width;
     this.cy = pose.horizon * height;
   }

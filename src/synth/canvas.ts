@@ -1,4 +1,5 @@
 import type { Rgb } from './color.js';
+import { pixelUnit } from './effects/pixel-unit.js';
 
 /**
  * What a shader reports for one sample. The renderer keeps albedo, emission and a
@@ -48,6 +49,8 @@ export class Canvas {
   readonly width: number;
   readonly height: number;
   readonly ss: number;
+  /** Output pixels per model-input pixel (`pixelUnit`): the size unit of minimum widths and light radii. */
+  readonly unit: number;
   readonly color: Float32Array;
   readonly emit: Float32Array;
   readonly cls: Uint8Array;
@@ -60,6 +63,7 @@ export class Canvas {
 
   constructor(outWidth: number, outHeight: number, ss: number) {
     this.ss = ss;
+    this.unit = pixelUnit(outWidth, outHeight);
     this.width = outWidth * ss;
     this.height = outHeight * ss;
     const n = this.width * this.height;

@@ -5,7 +5,7 @@ import type { Rgb } from '../color.js';
 import type { Pole } from '../scene-types.js';
 import { billboardScale, drawBillboard } from './primitives.js';
 
-/** Thin structures are widened to at least this many output pixels so they stay learnable. */
+/** Thin structures are widened to at least this many model-input pixels (canvas.unit) so they stay learnable. */
 const MIN_PIXELS = 1.6;
 const LAMP: Rgb = [1.0, 0.85, 0.55];
 
@@ -13,7 +13,7 @@ const LAMP: Rgb = [1.0, 0.85, 0.55];
 export function drawPole(canvas: Canvas, cam: Camera, p: Pole): void {
   const k = billboardScale(cam, p.x, p.z);
   if (k === 0) return;
-  const minW = (MIN_PIXELS * canvas.ss) / k;
+  const minW = (MIN_PIXELS * canvas.unit * canvas.ss) / k;
   const w = Math.max(p.width, minW);
   const half = w / 2;
   const H = p.height;
@@ -67,8 +67,8 @@ export function drawPole(canvas: Canvas, cam: Camera, p: Pole): void {
     const x = (frame.sx + arm * (armLen - 0.25) * frame.k) / canvas.ss;
     const y = (frame.sy - (H - 0.25) * frame.k) / canvas.ss;
     const r = (frame.k / canvas.ss) * 0.35;
-    canvas.lights.push({ x, y, radius: Math.max(1.2, r), color: LAMP, kind: 'glow', depth: frame.depth });
-    canvas.lights.push({ x, y: frame.sy / canvas.ss, radius: Math.max(4, r * 12), color: LAMP, kind: 'pool', depth: frame.depth });
+    canvas.lights.push({ x, y, radius: Math.max(1.2 * canvas.unit, r), color: LAMP, kind: 'glow', depth: frame.depth });
+    canvas.lights.push({ x, y: frame.sy / canvas.ss, radius: Math.max(4 * canvas.unit, r * 12), color: LAMP, kind: 'pool', depth: frame.depth });
   }
 }
 

@@ -158,7 +158,7 @@ export function drawVehicle(canvas: Canvas, cam: Camera, v: Vehicle, t: number):
     canvas.lights.push({
       x: (cam.cx + cam.camX(lx, z0) * cam.f / zc) / canvas.ss,
       y: (cam.cy - (lightY - cam.h) * cam.f / zc) / canvas.ss,
-      radius: front ? Math.max(1.2, k * 0.22) : Math.max(0.8, k * 0.1),
+      radius: front ? Math.max(1.2 * canvas.unit, k * 0.22) : Math.max(0.8 * canvas.unit, k * 0.1),
       color: front ? [1, 0.95, 0.8] : [1, 0.12, 0.08],
       kind: 'glow',
       depth: zc,

@@ -1,14 +1,18 @@
 import type { FrameBuffers } from '../frame-buffers.js';
 import type { LightState } from './light-state.js';
+import { pixelUnit } from './pixel-unit.js';
 
 /** Halos around light sources (lamps, head- and tail-lights), additive, when lights are on. */
 export function applyGlows(fb: FrameBuffers, state: LightState): void {
   if (state.lightsOn <= 0) return;
   const { width, height, rgb } = fb;
+  const unit = pixelUnit(width, height);
   for (const light of fb.lights) {
     if (light.kind !== 'glow') continue;
-    // Capped so a light right in front of the camera cannot wash out the frame.
-    const r = Math.min(light.radius * 1.6 * state.glowScale, width * 0.07);
+    // Capped so a light right in front of the camera cannot wash out the frame. The
+    // radius comes from the projected lamp size (already proportional to the frame) with
+    // floors in model-input pixels, see pixelUnit.
+    const r = Math.min(light.radius * 1.6 * state.glowScale, 14 * unit);
     const amp = 0.7 * state.lightsOn;
     const x0 = Math.max(0, Math.floor(light.x - r * 2));
     const x1 = Math.min(width - 1, Math.ceil(light.x + r * 2));

@@ -2,6 +2,7 @@ import { C } from '../classes.js';
 import type { FrameBuffers } from '../frame-buffers.js';
 import { Rng } from '../rng.js';
 import { luminance, type LightState } from './light-state.js';
+import { pixelUnit, unitArea } from './pixel-unit.js';
 
 /** Wet surfaces are darker; the sky turns to low grey overcast. */
 export function rainSurface(fb: FrameBuffers, s: number): void {
@@ -62,35 +63,42 @@ export function rainReflections(fb: FrameBuffers, s: number): void {
 
 /**
  * Falling rain: short bright slanted streaks, a new random set every frame (real rain
- * never repeats), sparse enough that frame-to-frame histograms stay close.
+ * never repeats), sparse enough that frame-to-frame histograms stay close. Lengths,
+ * widths and density are in model-input pixels (`pixelUnit`), so a render at any size
+ * shows the same rain once scaled to the model's input; the streak width is drawn with
+ * exact horizontal coverage, so sub-pixel widths stay anti-aliased.
  */
 export function rainStreaks(fb: FrameBuffers, s: number, state: LightState, sceneSeed: number, t: number): void {
   const { width, height, rgb } = fb;
   const wind = new Rng(sceneSeed ^ 0x7a1).range(-0.35, 0.35);
   const rng = new Rng((sceneSeed ^ 0x3c6ef372) + t * 7919);
-  const count = Math.round(s * width * height * 0.006);
+  const unit = pixelUnit(width, height);
+  const count = Math.round(s * unitArea(width, height) * 0.006);
   const lum = Math.max(0.35, luminance(...state.ambient));
-  const unit = width / 160;
+  const bright = 0.85 * lum + 0.1;
+  const half = (0.9 * unit) / 2;
   for (let j = 0; j < count; j++) {
-    const x0 = rng.range(-10, width + 10);
-    const y0 = rng.range(-10, height);
+    const x0 = rng.range(-10 * unit, width + 10 * unit);
+    const y0 = rng.range(-10 * unit, height);
     const len = rng.range(5, 16) * unit;
     const alpha = rng.range(0.12, 0.3) * (0.6 + 0.4 * s);
-    const bright = 0.85 * lum + 0.1;
-    for (let step = 0; step < len; step++) {
-      const y = Math.round(y0 + step);
-      const fx = x0 + wind * step;
-      const x = Math.floor(fx);
-      if (y < 0 || y >= height) continue;
-      const w1 = fx - x;
-      blend(rgb, width, x, y, bright, alpha * (1 - w1));
-      blend(rgb, width, x + 1, y, bright, alpha * w1);
+    const ya = Math.max(0, Math.ceil(y0));
+    const yb = Math.min(height, Math.ceil(y0 + len));
+    for (let y = ya; y < yb; y++) {
+      const cx = x0 + wind * (y + 0.5 - y0);
+      const l = cx - half;
+      const r = cx + half;
+      const xa = Math.max(0, Math.floor(l));
+      const xb = Math.min(width - 1, Math.floor(r));
+      for (let x = xa; x <= xb; x++) {
+        const cover = Math.min(x + 1, r) - Math.max(x, l);
+        if (cover > 0) blend(rgb, width, x, y, bright, alpha * cover);
+      }
     }
   }
 }
 
 function blend(rgb: Float32Array, width: number, x: number, y: number, v: number, a: number): void {
-  if (x < 0 || x >= width) return;
   const k = (y * width + x) * 3;
   rgb[k] = rgb[k]! + (v - rgb[k]!) * a;
   rgb[k + 1] = rgb[k + 1]! + (v * 1.02 - rgb[k + 1]!) * a;

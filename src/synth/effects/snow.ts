@@ -2,6 +2,7 @@ import { C } from '../classes.js';
 import type { FrameBuffers } from '../frame-buffers.js';
 import { Rng } from '../rng.js';
 import { luminance, type LightState } from './light-state.js';
+import { pixelUnit, unitArea } from './pixel-unit.js';
 
 const SNOW = [0.93, 0.95, 1.0] as const;
 
@@ -22,24 +23,30 @@ export function snowSurface(fb: FrameBuffers, s: number): void {
 /**
  * Falling flakes: a fixed population per scene that drifts down and sideways with
  * time, so consecutive frames show the same flakes slightly moved (no flicker).
- * Nearer flakes are bigger and faster.
+ * Nearer flakes are bigger and faster. Sizes, speeds and density are in model-input
+ * pixels (`pixelUnit`); a flake smaller than a pixel is drawn at pixel size with its
+ * alpha cut by the area ratio, so it keeps its weight at any render size.
  */
 export function snowFlakes(fb: FrameBuffers, s: number, state: LightState, sceneSeed: number, t: number): void {
   const { width, height, rgb } = fb;
   const rng = new Rng(sceneSeed ^ 0x2f1a);
-  const count = Math.round(s * width * height * 0.012);
-  const unit = width / 160;
+  const unit = pixelUnit(width, height);
+  const count = Math.round(s * unitArea(width, height) * 0.012);
+  const margin = 3 * unit;
   const bright = Math.max(0.3, luminance(...state.ambient)) * 0.95 + 0.05;
   for (let j = 0; j < count; j++) {
     const near = rng.next() ** 3;
-    const r = (0.5 + near * 1.8) * unit;
+    const rTrue = (0.5 + near * 1.8) * unit;
+    const r = Math.max(rTrue, 0.75);
+    const areaK = (rTrue / r) ** 2;
     const speed = (0.8 + near * 3) * unit;
     const x0 = rng.range(0, width);
     const y0 = rng.range(0, height);
     const phase = rng.range(0, Math.PI * 2);
-    const y = ((((y0 + speed * t) % (height + 6)) + height + 6) % (height + 6)) - 3;
+    const span = height + 2 * margin;
+    const y = ((((y0 + speed * t) % span) + span) % span) - margin;
     const x = (((x0 + Math.sin(t * 0.05 + phase) * 4 * unit + t * 0.3 * unit) % width) + width) % width;
-    const alpha = 0.55 + 0.4 * near;
+    const alpha = (0.55 + 0.4 * near) * areaK;
     const xa = Math.floor(x - r - 1), xb = Math.ceil(x + r + 1);
     const ya = Math.floor(y - r - 1), yb = Math.ceil(y + r + 1);
     for (let py = Math.max(0, ya); py <= Math.min(height - 1, yb); py++) {
