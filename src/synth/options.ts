@@ -1,3 +1,4 @@
+import type { ModelInputSpec } from '../shared/model-input-plan.js';
 import { CONDITIONS, parseCondition, type Condition } from './conditions.js';
 import { SynthError } from './synth-error.js';
 
@@ -50,4 +51,37 @@ export function parseFps(value: string, flag = '--fps'): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n <= 0 || n > 240) throw bad(flag, value, 'expected a frame rate between 1 and 240, e.g. 24');
   return n;
+}
+
+/** "640x360" or a comma-separated list "640x360,1280x720". */
+export function parseSizes(value: string, flag = '--size'): { width: number; height: number }[] {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw bad(flag, value, 'expected WIDTHxHEIGHT or a comma-separated list, e.g. 640x360,1280x720');
+  return items.map((item) => parseSize(item, flag));
+}
+
+/**
+ * `fit:PIXELS:STRIDE:MAXSIDE` (aspect-preserving, constant pixel budget, as a manifest's
+ * `input.fit`) or `letterbox:WxH` (fixed-size input, padded black).
+ */
+export function parseModelInput(value: string, flag = '--model-input'): ModelInputSpec {
+  const expected = 'expected fit:PIXELS:STRIDE:MAXSIDE (e.g. fit:28672:16:448) or letterbox:WxH (e.g. letterbox:256x256)';
+  const fit = /^fit:(\d+):(\d+):(\d+)$/i.exec(value.trim());
+  if (fit) {
+    const pixels = Number(fit[1]);
+    const stride = Number(fit[2]);
+    const maxSide = Number(fit[3]);
+    if (pixels < 64 || pixels > 4096 * 4096 || stride < 1 || stride > 256 || maxSide < 8 || maxSide > 4096 || maxSide < stride * 2) {
+      throw bad(flag, value, 'need 64 <= PIXELS <= 4096², 1 <= STRIDE <= 256, 2·STRIDE <= MAXSIDE <= 4096');
+    }
+    return { width: maxSide, height: maxSide, fit: { pixels, stride, maxSide } };
+  }
+  const box = /^letterbox:(\d+)x(\d+)$/i.exec(value.trim());
+  if (box) {
+    const width = Number(box[1]);
+    const height = Number(box[2]);
+    if (width < 8 || height < 8 || width > 4096 || height > 4096) throw bad(flag, value, 'width and height must be between 8 and 4096');
+    return { width, height };
+  }
+  throw bad(flag, value, expected);
 }

@@ -28,6 +28,11 @@ export interface ScenePlanOptions {
    * until its cut reaches `minCut`, keeping the strongest draw otherwise.
    */
   cutDistance?: (before: PlannedScene, after: PlannedScene) => number;
+  /**
+   * One condition per scene, in order (evaluation videos): overrides `scenes` and the random
+   * choice from `conditions`; redraws for a visible cut then vary only layout and intensity.
+   */
+  sceneConditions?: readonly Condition[];
   /** @defaultValue 0.4 — a margin over the producer's default cut threshold of 0.3. */
   minCut?: number;
 }
@@ -41,14 +46,15 @@ export const CUT_ATTEMPTS = 12;
  */
 export function planScenes(opts: ScenePlanOptions): PlannedScene[] {
   const rng = new Rng(mixSeed(opts.seed, 0x5ce9e));
-  const lengths = sceneLengths(rng, opts.frames, opts.scenes);
+  const fixed = opts.sceneConditions && opts.sceneConditions.length > 0 ? opts.sceneConditions : undefined;
+  const lengths = sceneLengths(rng, opts.frames, fixed ? fixed.length : opts.scenes);
   const plan: PlannedScene[] = [];
   const minCut = opts.minCut ?? 0.4;
   let start = 0;
   for (let index = 0; index < lengths.length; index++) {
     const previous = plan[index - 1];
     const draw = (attempt: number): PlannedScene => {
-      const condition = nextCondition(rng, opts.conditions, previous);
+      const condition = fixed ? fixed[index]! : nextCondition(rng, opts.conditions, previous);
       const [lo, hi] = opts.intensity && !condition.components.includes('clear') ? opts.intensity : intensityRange(condition);
       return {
         index,

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { Condition } from './conditions.js';
 import { writeStillBatch } from './still-batch.js';
 import type { StillWorkerData } from './still-worker.js';
@@ -19,6 +20,13 @@ export interface StillsOptions {
   /** Overrides each adverse condition's default intensity range. */
   intensity?: readonly [number, number];
   supersample?: number;
+  /**
+   * Render sizes to cycle through (each condition gets every size in turn); overrides
+   * width/height. More than one needs `modelInput`, and all must map to the same plan size.
+   */
+  sizes?: readonly { width: number; height: number }[];
+  /** Write each still as the model would receive it (see StillSpec.modelInput). */
+  modelInput?: ModelInputSpec;
   /**
    * Worker threads; rendering is CPU-bound JavaScript, so threads are what buys
    * parallelism. 1 renders on the calling thread.
@@ -44,16 +52,21 @@ export async function renderStills(opts: StillsOptions): Promise<StillsSummary> 
   const started = performance.now();
   await mkdir(path.join(opts.dir, 'images'), { recursive: true });
   await mkdir(path.join(opts.dir, 'masks'), { recursive: true });
+  const sizes = opts.sizes && opts.sizes.length > 0 ? opts.sizes : [{ width: opts.width, height: opts.height }];
+  checkSizes(sizes, opts.modelInput);
   const specs: StillSpec[] = [];
+  const nc = opts.conditions.length;
   for (let index = 0; index < opts.count; index++) {
+    const size = sizes[Math.floor(index / nc) % sizes.length]!;
     specs.push({
       index,
       runSeed: opts.seed,
-      condition: opts.conditions[index % opts.conditions.length]!,
+      condition: opts.conditions[index % nc]!,
       intensity: opts.intensity,
-      width: opts.width,
-      height: opts.height,
+      width: size.width,
+      height: size.height,
       supersample: opts.supersample,
+      ...(opts.modelInput ? { modelInput: opts.modelInput } : {}),
     });
   }
   const metas: (StillMeta | undefined)[] = new Array(opts.count);
@@ -71,6 +84,19 @@ export async function renderStills(opts: StillsOptions): Promise<StillsSummary> 
   await writeFile(path.join(opts.dir, 'meta.jsonl'), opts.count > 0 ? `${lines}\n` : '');
   const seconds = (performance.now() - started) / 1000;
   return { count: opts.count, seconds, stillsPerSecond: opts.count / seconds, metas: metas as StillMeta[] };
+}
+
+/** Several render sizes are allowed only when they all become the same model input size. */
+function checkSizes(sizes: readonly { width: number; height: number }[], modelInput: ModelInputSpec | undefined): void {
+  if (sizes.length <= 1) return;
+  const list = sizes.map((s) => `${s.width}x${s.height}`).join(',');
+  if (!modelInput) throw new SynthError('E_SYNTH_OPTION', `--size ${list}: several sizes need --model-input, so that every still is written at one size`);
+  const plans = sizes.map((s) => planModelInput(modelInput, s.width, s.height));
+  const first = plans[0]!;
+  if (plans.some((p) => p.width !== first.width || p.height !== first.height)) {
+    const mapped = sizes.map((s, i) => `${s.width}x${s.height}→${plans[i]!.width}x${plans[i]!.height}`).join(', ');
+    throw new SynthError('E_SYNTH_OPTION', `--size ${list}: the sizes map to different model input sizes (${mapped}); give sizes of one aspect ratio`);
+  }
 }
 
 /** Interleaved shares (i mod n) keep every worker's mix of conditions the same. */

@@ -8,7 +8,8 @@ import { generateLayout } from './layout.js';
 import { writeMaskPng } from './png-io.js';
 import { renderFrame } from './render.js';
 import { colorHistogram, histogramDistance } from './cut-strength.js';
-import { planScenes, type PlannedScene } from './scene-plan.js';
+import { MIN_SCENE_FRAMES, planScenes, type PlannedScene } from './scene-plan.js';
+import { SynthError } from './synth-error.js';
 
 /** Mask PNG writes in flight while the next frame renders. */
 const MASK_WRITES_IN_FLIGHT = 8;
@@ -24,6 +25,8 @@ export interface VideoOptions {
   seed: number;
   conditions: readonly Condition[];
   intensity?: readonly [number, number];
+  /** One condition per scene, in this order (overrides `scenes` and `conditions`' random choice). */
+  sceneConditions?: readonly Condition[];
   supersample?: number;
   onProgress?: (done: number, total: number) => void;
 }
@@ -63,7 +66,11 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
   const stem = outputStem(opts.out);
   const masksDir = `${stem}.masks`;
   const scenesPath = `${stem}.scenes.json`;
-  const plan = planScenes({ ...opts, cutDistance: cutMeter(opts) });
+  const scenes = opts.sceneConditions && opts.sceneConditions.length > 0 ? opts.sceneConditions.length : opts.scenes;
+  if (opts.frames < scenes * MIN_SCENE_FRAMES) {
+    throw new SynthError('E_SYNTH_OPTION', `${opts.frames} frames are too few for ${scenes} scenes: each scene needs >= ${MIN_SCENE_FRAMES} frames`);
+  }
+  const plan = planScenes({ ...opts, scenes, cutDistance: cutMeter(opts) });
   await mkdir(path.dirname(opts.out), { recursive: true });
   // Masks from an earlier, longer render would otherwise outlive this one's frames.
   await rm(masksDir, { recursive: true, force: true });
