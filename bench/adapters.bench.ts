@@ -65,7 +65,7 @@ const frames = [new Uint8Array(3 * width * height).map(() => Math.floor(Math.ran
 const classes = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
 const classOf = Uint8Array.from(manifest.classes.map((_, i) => i));
 const fixed = { [manifest.classEmbeddings.input]: classes };
-const segmentFrame = (lora: LoraFeeds) => session.segment({ frames, feeds: { ...fixed, ...lora }, classOf });
+const segmentFrame = (lora: LoraFeeds) => session.segment({ frames, size: { width, height }, feeds: { ...fixed, ...lora }, classOf });
 const warmCache = new MergedAdapterCache(targets);
 const mergedFeeds = warmCache.lookup(request('cat')).feeds;
 const base = zeroFeeds(targets);
@@ -127,7 +127,7 @@ for (let s = 0; s < scenes; s++) {
   for (let b = 0; b < perScene / 8; b++) {
     const frames = Array.from({ length: 8 }, (_, i) => ({ index: s * perScene + b * 8 + i, timestampMs: 0 }));
     const w = workers[b % 2]!; // batches of a scene alternate between the two workers, concurrently
-    jobs.push(w.provider.feedsFor({ videoId: 'bench', scene: s, sceneStartFrame: s * perScene, frames }));
+    jobs.push(w.provider.feedsFor({ videoId: 'bench', scene: s, sceneStartFrame: s * perScene, input: { width, height }, frames }));
     batches++;
   }
   await Promise.all(jobs);

@@ -45,15 +45,19 @@ MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
 PRESETS = {
-    # ~50 min on 2 CPU cores (see training/README.md for the measured run)
-    "full": dict(size=160, n_clear=2400, n_cond=500, base_steps=2600, base_batch=16, base_lr=3e-3,
-                 ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=400, emb_dim=16,
-                 base_budget=1500.0, ad_budget=210.0, out=os.path.join(REPO, "models", "default")),
+    # ~55 min on 2 CPU cores (see training/README.md for the measured run)
+    "full": dict(sources=D.TRAIN_SOURCES, n_clear=1800, n_cond=360, base_steps=2600, base_batch=16, base_lr=3e-3,
+                 ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=300, emb_dim=16,
+                 base_budget=1350.0, ad_budget=190.0, out=os.path.join(REPO, "models", "default")),
     # a few minutes, for CI: same pipeline and contract, tiny data and steps
-    "tiny": dict(size=160, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
+    "tiny": dict(sources=D.TINY_SOURCES, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
                  ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24, emb_dim=16,
                  base_budget=None, ad_budget=None, out=None),
 }
+
+# (height, width) of the example input the ONNX graphs are traced with (H and W stay dynamic):
+# the 16:9 plan of D.MODEL_INPUT
+EXPORT_SIZE = (128, 224)
 
 DEFAULT_PALETTE = {
     "sky": [70, 130, 180], "road": [128, 64, 128], "sidewalk": [244, 35, 232], "building": [70, 70, 70],
@@ -110,7 +114,6 @@ def main(argv=None):
         print(f"[{time.time() - t_start:7.1f}s] {msg}", flush=True)
 
     log(f"preset={args.preset} seed={args.seed} out={final_out} cfg={json.dumps({k: v for k, v in cfg.items() if k != 'out'})}")
-    size = cfg["size"]
 
     stage = {}
     t_stage = time.time()
@@ -122,17 +125,20 @@ def main(argv=None):
         t_stage = now
 
     # ---- 1. data ---------------------------------------------------------
+    # stills[cond]: one Stills per source size (each bucket one model input size)
     stills = {}
     for cond in D.TRAIN_CONDITIONS:
         n = cfg["n_clear"] if cond == "clear" else cfg["n_cond"]
-        if args.random_data:
-            stills[cond] = D.random_stills(n, size, seed=args.seed * 7919 + D.TRAIN_CONDITIONS.index(cond), condition=cond)
-            continue
-        d = os.path.join(args.data_dir, f"train_{size}_s{args.seed}", cond)
-        seed = D.condition_seed(D.TRAIN_SEED_BASE, cond) + args.seed * 10_000
-        D.render_stills(d, n, seed, cond, size, log=log)
-        stills[cond] = D.load_stills(d, limit=n)
-        log(f"[data] {cond}: {len(stills[cond])} stills")
+        stills[cond] = []
+        for si, ((sw, sh), count) in enumerate(D.source_counts(n, cfg["sources"])):
+            if args.random_data:
+                stills[cond].append(D.random_stills(count, 128, seed=args.seed * 7919 + D.TRAIN_CONDITIONS.index(cond) * 31 + si, condition=cond))
+                continue
+            d = os.path.join(args.data_dir, f"train_fit{D.FIT_PIXELS}_s{args.seed}", cond, f"{sw}x{sh}")
+            seed = D.condition_seed(D.TRAIN_SEED_BASE, cond) + args.seed * 10_000 + si * 1_000
+            D.render_stills(d, count, seed, cond, (sw, sh), log=log)
+            stills[cond].append(D.load_stills(d, limit=count))
+        log(f"[data] {cond}: " + ", ".join(f"{s.images.shape[2]}x{s.images.shape[1]}:{len(s)}" for s in stills[cond]))
     end_stage("synth+load")
 
     # ---- 2. base on clear ------------------------------------------------
@@ -143,7 +149,7 @@ def main(argv=None):
         net = SegNet(num_classes=len(CLASS_NAMES))
         log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
         info = train_base(net, stills["clear"], cfg["base_steps"], cfg["base_batch"], cfg["base_lr"], MEAN, STD,
-                          seed=args.seed, size=size, log=log, time_budget=cfg["base_budget"])
+                          seed=args.seed, log=log, time_budget=cfg["base_budget"])
         log(f"[base] done: {info}")
     end_stage("base")
 
@@ -154,7 +160,7 @@ def main(argv=None):
     adapters = {}
     for i, cond in enumerate(D.ADAPTER_CONDITIONS):
         ad, ainfo = train_adapter(net, stills[cond], cfg["ad_steps"], cfg["ad_batch"], cfg["ad_lr"], MEAN, STD,
-                                  seed=args.seed * 100 + i + 1, size=size, r=cfg["rank"], alpha=cfg["alpha"],
+                                  seed=args.seed * 100 + i + 1, r=cfg["rank"], alpha=cfg["alpha"],
                                   name=cond, log=log, time_budget=cfg["ad_budget"])
         log(f"[{cond}] done: {ainfo}")
         adapters[cond] = ad
@@ -185,7 +191,7 @@ def main(argv=None):
     end_stage(f"{len(adapters)} adapters")
 
     # ---- 4. export model.onnx ------------------------------------------
-    export_segnet(net, os.path.join(out, "model.onnx"), size=size)
+    export_segnet(net, os.path.join(out, "model.onnx"), size=EXPORT_SIZE)
     log("[export] model.onnx written")
 
     # ---- 5. embedder + index --------------------------------------------
@@ -194,16 +200,18 @@ def main(argv=None):
     fs, labels = [], []
     per_cond_idx = {}
     for cond in D.TRAIN_CONDITIONS:
-        s = stills[cond]
-        idx = np.sort(rng.choice(len(s), size=min(len(s), cfg["emb_per_cond"]), replace=False))
-        per_cond_idx[cond] = idx
-        fs.append(raw_features(feats, s.images[idx], MEAN, STD))
-        labels += [cond] * len(idx)
+        total = sum(len(s) for s in stills[cond])
+        for s in stills[cond]:
+            # each bucket in proportion, so every input shape shapes the centroids
+            k = max(1, int(round(cfg["emb_per_cond"] * len(s) / total)))
+            idx = np.sort(rng.choice(len(s), size=min(len(s), k), replace=False))
+            fs.append(raw_features(feats, s.images[idx], MEAN, STD))
+            labels += [cond] * len(idx)
     f_all = np.concatenate(fs)
     mu, sigma, w = fit_projection(f_all, labels, cfg["emb_dim"])
     emb = embed_np(mu, sigma, w, f_all)
     emb_mod = Embedder(feats, mu, sigma, w)
-    export_embedder(emb_mod, os.path.join(out, "embedder.onnx"), size=size)
+    export_embedder(emb_mod, os.path.join(out, "embedder.onnx"), size=EXPORT_SIZE)
     log(f"[embedder] raw dim {f_all.shape[1]} -> {w.shape[1]}; embedder.onnx written")
     lab = np.array(labels)
     centroids = {}
@@ -217,6 +225,8 @@ def main(argv=None):
     log(f"[embedder] train retrieval acc (5 adapters) {np.mean(pred == lab[mask]):.3f}")
     index = {
         "embedding": {"size": int(w.shape[1]), "metric": "cosine"},
+        # the base model's own domain: a scene nearest to it runs without adapters
+        "base": {"condition": "clear", "centroids": [[round(float(v), 6) for v in centroids["clear"]]]},
         "adapters": [
             {"name": c, "path": c, "condition": c, "centroids": [[round(float(v), 6) for v in centroids[c]]]}
             for c in D.ADAPTER_CONDITIONS
@@ -231,7 +241,8 @@ def main(argv=None):
     manifest = {
         "name": "default",
         "version": "1.0.0",
-        "input": {"name": "image", "width": size, "height": size, "layout": "NCHW", "mean": MEAN, "std": STD},
+        "input": {"name": "image", "width": EXPORT_SIZE[1], "height": EXPORT_SIZE[0], "layout": "NCHW", "mean": MEAN, "std": STD,
+                  "fit": {"pixels": D.FIT_PIXELS, "stride": D.FIT_STRIDE, "maxSide": D.FIT_MAX_SIDE}},
         "output": {"name": "logits"},
         "classes": [
             {"name": n, "color": pal[n], "embedding": [round(float(v), 7) for v in ce[i]]} for i, n in enumerate(CLASS_NAMES)

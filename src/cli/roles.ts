@@ -29,8 +29,7 @@ export async function startRoles(
     for (const role of roles) {
       const roleLogger = logger.child({ role });
       if (role === 'producer') {
-        const { width, height } = modelPackage.manifest.input;
-        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: { width, height }, concurrency: config.producerConcurrency }));
+        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: modelPackage.manifest.input, concurrency: config.producerConcurrency }));
       } else if (role === 'worker') {
         // Closed after the worker (started in reverse): the worker may still ask for feeds while draining.
         const lora = await createLoraFeedsForPackage({

@@ -1,133 +1,203 @@
 import ort from 'onnxruntime-node';
+import { MaskUnletterboxer } from '../shared/letterbox.js';
 import type { Logger } from '../shared/logger.js';
+import { planModelInput, type ModelInputPlan } from '../shared/model-input-plan.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
+import { FfmpegRepository } from '../producers/ffmpeg.repository.js';
+import { LetterboxResizer } from '../producers/letterbox-resizer.js';
+import type { RgbImage } from '../producers/frame-histogram.js';
+import { SceneCutDetector } from '../producers/scene-cut-detector.js';
 import { AdapterRegistry } from '../workers/adapters/adapter-registry.js';
 import { OnnxEmbedder, meanEmbedding } from '../workers/adapters/embedder.js';
 import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../workers/adapters/merged-adapter-cache.js';
 import type { MergeMethod } from '../workers/adapters/merge.js';
-import { resolveRetrievalOptions, retrieveAdapters, type RetrievalOptions, type RetrievalOverrides } from '../workers/adapters/retrieval.js';
+import { resolveRetrievalOptions, retrieveAdapters, type RetrievalOptions, type RetrievalOverrides, type RetrievalResult } from '../workers/adapters/retrieval.js';
 import { OnnxSessionRepository } from '../workers/segmentation/onnx-session.repository.js';
 import { Confusion } from './miou.js';
-import type { EvalClip } from './test-set.js';
+import type { EvalVideo } from './eval-videos.js';
 
-/** The ways a clip is segmented; each scored by mIoU per condition. */
-export const EVAL_METHODS = ['base', 'oracle', 'top1', 'uniform', 'weighted', 'weightedCat'] as const;
+/**
+ * How a scene is segmented; each is scored by mIoU per condition and size.
+ * - `base`: no adapter.
+ * - `top1`: the nearest adapter alone (the base domain not considered).
+ * - `uniform`: the top k adapters, equal weights, linear merge.
+ * - `weighted`: the product's retrieval (base domain included) with a linear merge.
+ * - `weightedCat`: the product's retrieval and merge as configured (cat by default): what
+ *   `streamseg run` does.
+ * - `oracle`: single conditions, the condition's own adapter.
+ * - `oracleSingles`: compositions, the best single adapter in hindsight.
+ * - `componentOracle`: compositions, the true components merged (equal weights, cat).
+ */
+export const EVAL_METHODS = ['base', 'top1', 'uniform', 'weighted', 'weightedCat', 'oracle', 'oracleSingles', 'componentOracle'] as const;
 export type EvalMethod = (typeof EVAL_METHODS)[number];
 
-export interface EvalConditionResult {
-  name: string;
-  heldOut: boolean;
-  /** mIoU (0..1) per method; `oracle` only where an adapter of this condition exists. */
-  miou: Partial<Record<EvalMethod, number>> & Record<'base' | 'top1' | 'uniform' | 'weighted' | 'weightedCat', number>;
-  clips: number;
-  /** Mean merge weight per adapter over the condition's clips (what retrieval chose). */
+export interface EvalCell {
+  /** Source size of the videos, `WxH`, and the model input they were planned to. */
+  size: string;
+  input: string;
+  /** Condition (`fog+night`), or `style:<name>` for unseen styles over a condition. */
+  condition: string;
+  composition: boolean;
+  style?: string;
+  scenes: number;
+  frames: number;
+  miou: Partial<Record<EvalMethod, number>>;
+  /** Mean weight per adapter the product's retrieval chose over the cell's scenes. */
   mix: Record<string, number>;
 }
 
 export interface EvalReport {
-  conditions: EvalConditionResult[];
-  /** Share of single-condition clips whose nearest adapter is the condition's own; null when there are none. */
-  retrievalAccuracy: number | null;
-  settings: {
-    model: string;
-    retrieval: RetrievalOptions;
-    embeddingFrames: number;
-    clips: number;
-    frames: number;
-    seconds: number;
-  };
+  cells: EvalCell[];
+  /** Single-condition scenes whose nearest adapter is the condition's own, per size and overall. */
+  retrieval: { bySize: Record<string, { hits: number; total: number }>; hits: number; total: number };
+  settings: { model: string; retrieval: RetrievalOptions; embeddingFrames: number; videos: number; frames: number; seconds: number };
 }
 
 export interface EvaluateOptions {
   pkg: ModelPackage;
-  clips: readonly EvalClip[];
-  /** Retrieval settings (top-k, metric, weighting, τ…); `method` is ignored: each method is scored. */
+  videos: readonly EvalVideo[];
+  /** The product's retrieval settings (config + flags), as the workers resolve them. */
   retrieval?: RetrievalOverrides;
-  /** Frames of a clip the scene embedding averages. @defaultValue 4 */
+  /** Frames a scene's embedding averages (the workers' default). @defaultValue 4 */
   embeddingFrames?: number;
-  /** ORT threads per session; 0 lets ORT decide. @defaultValue 0 */
+  /** Scene-cut settings of the producer. @defaultValue 0.3 and 4, the config's defaults */
+  sceneThreshold?: number;
+  minSceneFrames?: number;
+  /** Frames per inference run (STREAMSEG_BATCH_FRAMES). @defaultValue 8 */
+  batchFrames?: number;
+  methods?: readonly EvalMethod[];
   intraOpThreads?: number;
   logger: Logger;
-  onClip?: (done: number, total: number) => void;
-  /** Methods to score (e.g. only the merges when sweeping retrieval settings). @defaultValue all of EVAL_METHODS */
-  methods?: readonly EvalMethod[];
+  onVideo?: (done: number, total: number) => void;
+}
+
+interface SceneFrames {
+  /** Model inputs of the scene's frames, in order. */
+  inputs: Buffer[];
+  indices: number[];
 }
 
 /**
- * Scores base, oracle, retrieved top-1, uniform and distance-weighted merges of the top k
- * (linear and cat) on clips with ground truth, the way the workers choose adapters: one
- * embedding per clip from its first frames, retrieval against the package's centroids.
+ * Scores segmentation through the product's own path: each video is decoded by the producer's
+ * ffmpeg repository at its source size, cut into scenes by the producer's detector, resized by
+ * the producer's resizer to the model input the producer plans for it, embedded and retrieved
+ * per detected scene as the workers do (first frames, package index with the base domain),
+ * segmented by the workers' session, and mapped back to source resolution by the sink's
+ * unletterboxer. Masks are compared with ground truth at source resolution.
  */
-export async function evaluateAdapters(options: EvaluateOptions): Promise<EvalReport> {
+export async function evaluateVideos(options: EvaluateOptions): Promise<EvalReport> {
   const started = performance.now();
   const { pkg, logger } = options;
   const { manifest } = pkg;
   const retrieval = resolveRetrievalOptions(options.retrieval);
+  const methods = new Set(options.methods ?? EVAL_METHODS);
   const k = options.embeddingFrames ?? 4;
+  const batchFrames = options.batchFrames ?? 8;
+  const ffmpeg = new FfmpegRepository();
   const registry = await AdapterRegistry.open({ pkg, logger });
   for (const problem of registry.problems()) logger.warn(problem, 'adapter refused');
   const entries = registry.entries();
   const byCondition = new Map(entries.map((e) => [e.condition ?? e.name, e]));
   const candidates = registry.candidates();
-  const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: options.intraOpThreads ?? 0, logger });
+  const adapterCandidates = candidates.filter((c) => !c.base);
+  const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: options.intraOpThreads ?? 0, logger, inThread: false });
   const embedder = await OnnxEmbedder.create(pkg, { intraOpThreads: options.intraOpThreads });
   const cache = new MergedAdapterCache(manifest.lora.targets, { maxBytes: 256 * 1024 * 1024 });
   const base = zeroFeeds(manifest.lora.targets);
   const classFeed = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
   const identity = Uint8Array.from(manifest.classes.map((_, i) => i));
+  const modelClass = classRemapByName(manifest.classes.map((c) => c.name));
 
-  const confusion = new Map<string, Map<EvalMethod, Confusion>>();
-  const mixes = new Map<string, { clips: number; weights: Record<string, number> }>();
-  let retrievalHits = 0;
-  let retrievalTotal = 0;
+  const cells = new Map<string, { cell: EvalCell; confusion: Map<EvalMethod, Confusion>; singles: Map<string, Confusion>; mix: Map<string, number> }>();
+  const retrievalStats: EvalReport['retrieval'] = { bySize: {}, hits: 0, total: 0 };
   let frames = 0;
 
-  const merged = (adapters: { name: string; weight: number }[], method: MergeMethod): LoraFeeds =>
-    cache.lookup({ adapters: adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })), method }).feeds;
+  const merged = (adapters: readonly { name: string; weight: number }[], method: MergeMethod): LoraFeeds =>
+    adapters.length === 0 ? base : cache.lookup({ adapters: adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })), method }).feeds;
 
   try {
-    for (const [ci, clip] of options.clips.entries()) {
-      if (clip.width !== manifest.input.width || clip.height !== manifest.input.height) {
-        throw new RangeError(`clip ${ci} is ${clip.width}x${clip.height}, the model input is ${manifest.input.width}x${manifest.input.height}`);
-      }
-      const embedding = meanEmbedding(await embedder.embedFrames(clip.frames.slice(0, k)));
-      const ranked = retrieveAdapters(embedding, candidates, { ...retrieval, topK: candidates.length, maxDistance: undefined });
-      const weighted = retrieveAdapters(embedding, candidates, retrieval);
-      const top = weighted.selected.length > 0 ? weighted.selected : ranked.selected.slice(0, 1);
-      const feedsBy: Partial<Record<EvalMethod, LoraFeeds>> = { base };
-      const own = byCondition.get(clip.condition);
-      if (own) feedsBy.oracle = merged([{ name: own.name, weight: 1 }], 'cat');
-      if (ranked.ranking.length > 0) {
-        const nearest = ranked.ranking[0]!.name;
-        feedsBy.top1 = merged([{ name: nearest, weight: 1 }], 'cat');
-        const uniform = top.map((t) => ({ name: t.name, weight: 1 / top.length }));
-        feedsBy.uniform = merged(uniform, 'linear');
-        feedsBy.weighted = top.length > 0 && weighted.selected.length > 0 ? merged(weighted.selected, 'linear') : base;
-        feedsBy.weightedCat = top.length > 0 && weighted.selected.length > 0 ? merged(weighted.selected, 'cat') : base;
-        if (!clip.heldOut && own) {
-          retrievalTotal++;
-          if (registry.get(nearest)?.condition === clip.condition || nearest === own.name) retrievalHits++;
+    for (const [vi, video] of options.videos.entries()) {
+      const probe = await ffmpeg.probe({ kind: 'file', path: video.path });
+      const plan = planModelInput(manifest.input, probe.width, probe.height);
+      const resizer = new LetterboxResizer(probe.width, probe.height, plan);
+      const unletterbox = new MaskUnletterboxer(plan.rect, plan.width, probe.width, probe.height);
+      const scenes = await decodeScenes(ffmpeg, video.path, probe, resizer, {
+        threshold: options.sceneThreshold ?? 0.3,
+        minSceneFrames: options.minSceneFrames ?? 4,
+      });
+      const sizeKey = `${probe.width}x${probe.height}`;
+      const stats = (retrievalStats.bySize[sizeKey] ??= { hits: 0, total: 0 });
+      for (const scene of scenes) {
+        const embedding = meanEmbedding(await embedder.embedFrames(scene.inputs.slice(0, k), plan, plan.rect));
+        const product = retrieveAdapters(embedding, candidates, retrieval);
+        const ranked = retrieveAdapters(embedding, adapterCandidates, { ...retrieval, topK: adapterCandidates.length, maxDistance: undefined });
+        const nearest = ranked.ranking[0]?.name;
+        const top = ranked.ranking.slice(0, retrieval.topK);
+        // A detected scene is scored under the condition of its first frame's ground-truth scene.
+        const truth = video.sceneOf(scene.indices[0]!);
+        const own = byCondition.get(truth.condition);
+        if (!truth.composition && !truth.style && own && truth.condition !== 'clear') {
+          stats.total++;
+          retrievalStats.total++;
+          if (nearest === own.name) {
+            stats.hits++;
+            retrievalStats.hits++;
+          }
         }
-      } else {
-        feedsBy.top1 = feedsBy.uniform = feedsBy.weighted = feedsBy.weightedCat = base;
-      }
-      const mix = mixes.get(clip.condition) ?? { clips: 0, weights: {} };
-      mix.clips++;
-      for (const s of weighted.selected) mix.weights[s.name] = (mix.weights[s.name] ?? 0) + s.weight;
-      mixes.set(clip.condition, mix);
+        const feedsBy = new Map<EvalMethod, LoraFeeds>();
+        feedsBy.set('base', base);
+        if (nearest) feedsBy.set('top1', merged([{ name: nearest, weight: 1 }], 'cat'));
+        feedsBy.set('uniform', merged(top.map((t) => ({ name: t.name, weight: 1 / top.length })), 'linear'));
+        feedsBy.set('weighted', merged(product.selected, 'linear'));
+        feedsBy.set('weightedCat', merged(product.selected, retrieval.method));
+        if (!truth.composition && own) feedsBy.set('oracle', merged([{ name: own.name, weight: 1 }], 'cat'));
+        const components = truth.components.map((c) => byCondition.get(c)).filter((e) => e !== undefined);
+        if (truth.composition && components.length === truth.components.length) {
+          feedsBy.set('componentOracle', merged(components.map((e) => ({ name: e.name, weight: 1 / components.length })), 'cat'));
+        }
 
-      const perMethod = confusion.get(clip.condition) ?? new Map<EvalMethod, Confusion>();
-      confusion.set(clip.condition, perMethod);
-      for (const method of options.methods ?? EVAL_METHODS) {
-        const feeds = feedsBy[method];
-        if (!feeds) continue;
-        const { masks: predicted } = await session.segment({ frames: clip.frames, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity });
-        let conf = perMethod.get(method);
-        if (!conf) perMethod.set(method, (conf = new Confusion(manifest.classes.length)));
-        predicted.forEach((mask, i) => conf.add(clip.masks[i]!, mask));
+        const cellKey = `${sizeKey}|${truth.label}`;
+        let entry = cells.get(cellKey);
+        if (!entry) {
+          entry = {
+            cell: { size: sizeKey, input: `${plan.width}x${plan.height}`, condition: truth.label, composition: truth.composition, style: truth.style, scenes: 0, frames: 0, miou: {}, mix: {} },
+            confusion: new Map(),
+            singles: new Map(),
+            mix: new Map(),
+          };
+          cells.set(cellKey, entry);
+        }
+        entry.cell.scenes++;
+        entry.cell.frames += scene.indices.length;
+        if (product.selected.length === 0) entry.mix.set('(base)', (entry.mix.get('(base)') ?? 0) + 1);
+        for (const s of product.selected) entry.mix.set(s.name, (entry.mix.get(s.name) ?? 0) + s.weight);
+
+        const score = async (feeds: LoraFeeds, confusion: Confusion) => {
+          for (let start = 0; start < scene.inputs.length; start += batchFrames) {
+            const inputs = scene.inputs.slice(start, start + batchFrames);
+            const { masks } = await session.segment({ frames: inputs, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity });
+            for (const [i, mask] of masks.entries()) {
+              const truthMask = await video.mask(scene.indices[start + i]!, modelClass);
+              confusion.add(truthMask, unletterbox.apply(mask));
+            }
+          }
+        };
+        for (const [method, feeds] of feedsBy) {
+          if (!methods.has(method)) continue;
+          let confusion = entry.confusion.get(method);
+          if (!confusion) entry.confusion.set(method, (confusion = new Confusion(manifest.classes.length)));
+          await score(feeds, confusion);
+        }
+        if (truth.composition && methods.has('oracleSingles')) {
+          for (const e of entries) {
+            let confusion = entry.singles.get(e.name);
+            if (!confusion) entry.singles.set(e.name, (confusion = new Confusion(manifest.classes.length)));
+            await score(merged([{ name: e.name, weight: 1 }], 'cat'), confusion);
+          }
+        }
+        frames += scene.indices.length;
       }
-      frames += clip.frames.length;
-      options.onClip?.(ci + 1, options.clips.length);
+      options.onVideo?.(vi + 1, options.videos.length);
     }
   } finally {
     await session.release();
@@ -135,30 +205,53 @@ export async function evaluateAdapters(options: EvaluateOptions): Promise<EvalRe
     await registry.close();
   }
 
-  const conditions: EvalConditionResult[] = [];
-  for (const [name, perMethod] of confusion) {
-    const clip = options.clips.find((c) => c.condition === name)!;
-    const miou = Object.fromEntries([...perMethod].map(([m, c]) => [m, round4(c.miou())])) as EvalConditionResult['miou'];
-    const mix = mixes.get(name)!;
-    conditions.push({
-      name,
-      heldOut: clip.heldOut,
-      miou,
-      clips: mix.clips,
-      mix: Object.fromEntries(Object.entries(mix.weights).map(([a, w]) => [a, round4(w / mix.clips)]).sort((a, b) => Number(b[1]) - Number(a[1]))),
-    });
+  const out: EvalCell[] = [];
+  for (const { cell, confusion, singles, mix } of cells.values()) {
+    for (const [method, c] of confusion) cell.miou[method] = round4(c.miou());
+    if (singles.size > 0) cell.miou.oracleSingles = round4(Math.max(...[...singles.values()].map((c) => c.miou())));
+    cell.mix = Object.fromEntries([...mix].map(([name, w]) => [name, round4(w / cell.scenes)]).sort((a, b) => Number(b[1]) - Number(a[1])));
+    out.push(cell);
   }
   return {
-    conditions,
-    retrievalAccuracy: retrievalTotal === 0 ? null : round4(retrievalHits / retrievalTotal),
+    cells: out,
+    retrieval: retrievalStats,
     settings: {
       model: `${manifest.name}@${manifest.version}`,
       retrieval,
       embeddingFrames: k,
-      clips: options.clips.length,
+      videos: options.videos.length,
       frames,
       seconds: Math.round((performance.now() - started) / 100) / 10,
     },
+  };
+}
+
+/** Decodes a video as the producer does and groups the model inputs by detected scene. */
+async function decodeScenes(
+  ffmpeg: FfmpegRepository,
+  file: string,
+  probe: { width: number; height: number; fps: number; streamIndex?: number },
+  resizer: LetterboxResizer,
+  cuts: { threshold: number; minSceneFrames: number },
+): Promise<SceneFrames[]> {
+  const detector = new SceneCutDetector(cuts);
+  const scenes: SceneFrames[] = [];
+  const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
+  for await (const frame of ffmpeg.decodeFrames({ kind: 'file', path: file }, { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex })) {
+    image.data = frame.data;
+    if (detector.next(image)) scenes.push({ inputs: [], indices: [] });
+    const scene = scenes[scenes.length - 1]!;
+    scene.inputs.push(await resizer.resize(frame.data));
+    scene.indices.push(frame.index);
+  }
+  return scenes;
+}
+
+/** Synth class index → model class index by name (255: not scored). */
+function classRemapByName(modelClasses: readonly string[]): (synthName: string) => number {
+  return (name) => {
+    const j = modelClasses.indexOf(name);
+    return j >= 0 ? j : 255;
   };
 }
 
@@ -166,58 +259,4 @@ function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000;
 }
 
-/** Averages of a method over the held-out conditions. */
-export function heldOutMeans(report: EvalReport): Partial<Record<EvalMethod, number>> {
-  const held = report.conditions.filter((c) => c.heldOut);
-  const out: Partial<Record<EvalMethod, number>> = {};
-  for (const m of EVAL_METHODS) {
-    const values = held.map((c) => c.miou[m]).filter((v): v is number => v !== undefined);
-    if (values.length > 0) out[m] = round4(values.reduce((a, b) => a + b, 0) / values.length);
-  }
-  return out;
-}
-
-/** The issue's acceptance on held-out compositions: weighted beats base on each, and top-1 on average. */
-export function acceptance(report: EvalReport, method: 'weighted' | 'weightedCat' = 'weighted'): { beatsBaseEverywhere: boolean; beatsTop1OnAverage: boolean } {
-  const held = report.conditions.filter((c) => c.heldOut);
-  const means = heldOutMeans(report);
-  return {
-    beatsBaseEverywhere: held.length > 0 && held.every((c) => c.miou[method] > c.miou.base),
-    beatsTop1OnAverage: (means[method] ?? 0) > (means.top1 ?? 0),
-  };
-}
-
-/** The report as a fixed-width table (mIoU in %). */
-export function formatEvalTable(report: EvalReport): string {
-  const header = ['condition', 'held-out', 'base', 'oracle', 'top-1', 'uniform', 'weighted', 'weighted-cat', 'retrieved mix'];
-  const pct = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '—' : (100 * v).toFixed(1));
-  const rows = report.conditions.map((c) => [
-    c.name,
-    c.heldOut ? 'yes' : '',
-    pct(c.miou.base),
-    pct(c.miou.oracle),
-    pct(c.miou.top1),
-    pct(c.miou.uniform),
-    pct(c.miou.weighted),
-    pct(c.miou.weightedCat),
-    Object.entries(c.mix).slice(0, 3).map(([a, w]) => `${a} ${w.toFixed(2)}`).join(', '),
-  ]);
-  const means = heldOutMeans(report);
-  if (Object.keys(means).length > 0) {
-    rows.push(['held-out mean', '', pct(means.base), pct(means.oracle), pct(means.top1), pct(means.uniform), pct(means.weighted), pct(means.weightedCat), '']);
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
-  const acc = report.retrievalAccuracy === null ? '—' : `${(100 * report.retrievalAccuracy).toFixed(1)}%`;
-  const s = report.settings;
-  const r = s.retrieval;
-  return [
-    `mIoU (%) on ${s.clips} clips / ${s.frames} frames, model ${s.model}; retrieval: ${r.metric}, top-${r.topK}, ${r.weighting}${r.weighting === 'softmax' ? ` τ=${r.temperature}` : ''}; embedding from ${s.embeddingFrames} frames`,
-    line(header),
-    line(header.map((_, i) => '-'.repeat(widths[i]!))),
-    ...rows.map(line),
-    '',
-    `retrieval accuracy (single conditions, top-1 = own adapter): ${acc}`,
-    `weighted = linear merge with distance weights; weighted-cat = exact (cat) merge with the same weights; uniform = linear, equal weights; ${s.seconds}s`,
-  ].join('\n');
-}
+export type { ModelInputPlan };

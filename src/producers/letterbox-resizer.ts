@@ -1,5 +1,6 @@
 import sharp from 'sharp';
-import { computeLetterbox, type LetterboxRect } from '../shared/letterbox.js';
+import type { LetterboxRect } from '../shared/letterbox.js';
+import type { ModelInputPlan } from '../shared/model-input-plan.js';
 
 // libvips' operation cache pays off for files opened repeatedly, never for raw frames
 // seen once: off, so a long video does not grow the cache.
@@ -8,9 +9,10 @@ sharp.cache(false);
 const BLACK = { r: 0, g: 0, b: 0 };
 
 /**
- * Scales a source RGB24 frame into the model input size, aspect preserved, padded black.
- * The content lands exactly on `computeLetterbox`'s rect: the sink maps masks back with that
- * same rect, so any drift here would shift every mask.
+ * Scales a source RGB24 frame into the model input of a plan (`planModelInput`): into the
+ * plan's rect, padded black around it when the plan letterboxes. The content lands exactly on
+ * that rect: the sink maps masks back with the same rect, so any drift here would shift every
+ * mask. Training stills go through this class too (train as you serve).
  */
 export class LetterboxResizer {
   readonly rect: LetterboxRect;
@@ -19,13 +21,18 @@ export class LetterboxResizer {
   readonly inputBytes: number;
   private readonly padding: { top: number; bottom: number; left: number; right: number };
 
+  readonly inputWidth: number;
+  readonly inputHeight: number;
+
   constructor(
     readonly sourceWidth: number,
     readonly sourceHeight: number,
-    readonly inputWidth: number,
-    readonly inputHeight: number,
+    plan: ModelInputPlan,
   ) {
-    this.rect = computeLetterbox(sourceWidth, sourceHeight, inputWidth, inputHeight);
+    const { width: inputWidth, height: inputHeight } = plan;
+    this.inputWidth = inputWidth;
+    this.inputHeight = inputHeight;
+    this.rect = plan.rect;
     this.sourceBytes = sourceWidth * sourceHeight * 3;
     this.inputBytes = inputWidth * inputHeight * 3;
     const { x, y, width, height } = this.rect;

@@ -10,6 +10,7 @@ import { JobName, QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 import type { RgbImage } from './frame-histogram.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
+import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { LiveConnection, LiveFfmpegRepository, LiveGeometry } from './live-ffmpeg.repository.js';
 import { LiveDropPolicy } from './live-drop-policy.js';
 import { liveSourceKind } from './live-source.js';
@@ -44,7 +45,7 @@ export interface LiveProducerDependencies {
   liveLog: LiveFrameLog;
   queues: { frames: LiveJobQueue; sink: JobQueue };
   settings: LiveProducerSettings;
-  modelInput: { width: number; height: number };
+  modelInput: ModelInputSpec;
   logger: Logger;
   /** How often the stop request, the idle timer and the sink's progress are checked. @defaultValue 250 */
   tickMs?: number;
@@ -274,7 +275,7 @@ class LiveRun {
 
   private adoptGeometry(geometry: LiveGeometry): void {
     this.geometry = geometry;
-    this.resizer = new LetterboxResizer(geometry.width, geometry.height, this.deps.modelInput.width, this.deps.modelInput.height);
+    this.resizer = new LetterboxResizer(geometry.width, geometry.height, planModelInput(this.deps.modelInput, geometry.width, geometry.height));
     this.image = { data: new Uint8Array(0), width: geometry.width, height: geometry.height };
   }
 
@@ -289,8 +290,8 @@ class LiveRun {
       fps: geometry.fps,
       durationMs: 0,
       expectedFrames: 0,
-      inputWidth: modelInput.width,
-      inputHeight: modelInput.height,
+      inputWidth: resizer.inputWidth,
+      inputHeight: resizer.inputHeight,
       letterbox: resizer.rect,
       codec: geometry.codec,
       live: true,
@@ -359,6 +360,7 @@ class LiveRun {
       scene: Math.max(scene, 0),
       sceneStartFrame,
       frames: [{ index, timestampMs: this.timestampOf(index) }],
+      input: { width: this.resizer!.inputWidth, height: this.resizer!.inputHeight },
       ...(this.data.options.classes ? { classes: this.data.options.classes } : {}),
       ...(this.data.options.retrieval ? { retrieval: this.data.options.retrieval } : {}),
     };

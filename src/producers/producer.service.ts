@@ -17,6 +17,7 @@ import type { VideoStateStore } from '../shared/video-state.js';
 import { BackpressureGate } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
+import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { RgbImage } from './frame-histogram.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 
@@ -50,8 +51,8 @@ export interface ProducerDependencies {
   states: VideoStateStore;
   queues: { frames: JobQueue; sink: JobQueue };
   settings: ProducerSettings;
-  /** Model input size (manifest `input.width/height`): frames are letterboxed to it. */
-  modelInput: { width: number; height: number };
+  /** The manifest's input sizing: each video's frames are resized to `planModelInput` of it. */
+  modelInput: ModelInputSpec;
   logger: Logger;
 }
 
@@ -104,15 +105,16 @@ export class ProducerService {
     const probe = await ffmpeg.probe(data.input, { fps: requestedFps });
     const fps = requestedFps ?? probe.fps;
     const expectedFrames = estimateFrames(probe, requestedFps);
-    const resizer = new LetterboxResizer(probe.width, probe.height, modelInput.width, modelInput.height);
+    const plan = planModelInput(modelInput, probe.width, probe.height);
+    const resizer = new LetterboxResizer(probe.width, probe.height, plan);
     await states.setProbe(videoId, {
       sourceWidth: probe.width,
       sourceHeight: probe.height,
       fps,
       durationMs: probe.durationMs,
       expectedFrames,
-      inputWidth: modelInput.width,
-      inputHeight: modelInput.height,
+      inputWidth: plan.width,
+      inputHeight: plan.height,
       letterbox: resizer.rect,
       codec: probe.codec,
     });
@@ -160,6 +162,7 @@ export class ProducerService {
         scene,
         sceneStartFrame,
         frames,
+        input: { width: plan.width, height: plan.height },
         ...(data.options.classes ? { classes: data.options.classes } : {}),
         ...(data.options.retrieval ? { retrieval: data.options.retrieval } : {}),
       };

@@ -13,13 +13,14 @@ import { LiveFrameLog } from '../shared/live-frame-log.js';
 import { LiveFfmpegRepository } from './live-ffmpeg.repository.js';
 import { LiveProducerService, type LiveSummary } from './live-producer.service.js';
 import { isLiveJob } from './live-source.js';
+import type { ModelInputSpec } from '../shared/model-input-plan.js';
 
 export interface StartProducerOptions {
   config: StreamsegConfig;
   redisUrl: string;
   logger: Logger;
   /** Model input size (manifest `input.width/height`). */
-  modelInput: { width: number; height: number };
+  modelInput: ModelInputSpec;
   /**
    * Videos decoded at once by this process. Each runs one ffmpeg process; decoding is
    * usually far faster than segmentation, so one is plenty. @defaultValue 1

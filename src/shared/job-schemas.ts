@@ -76,6 +76,8 @@ export const segmentFramesJobSchema = z.object({
   /** First frame index of the scene: the frames the scene embedding is computed from start here. */
   sceneStartFrame: z.number().int().nonnegative(),
   frames: z.array(frameRefSchema).min(1).max(256),
+  /** Size of the frames' model inputs (planModelInput of the video); absent: the manifest's input size. */
+  input: z.object({ width: z.number().int().min(8).max(4096), height: z.number().int().min(8).max(4096) }).optional(),
   /** The job's vocabulary (class names of the model); unset = every class of the model. */
   classes: z.array(z.string().min(1)).min(1).optional(),
   /** The video's adapter retrieval/merge overrides, copied from its options. */

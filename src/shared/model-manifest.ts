@@ -20,6 +20,18 @@ export const modelManifestSchema = z.object({
     /** Applied as (pixel / 255 - mean) / std per RGB channel. */
     mean: triple,
     std: triple.refine((s) => s.every((v) => v > 0), 'std values must be > 0'),
+    /**
+     * Aspect-preserving input for networks with dynamic height and width: each video's input
+     * keeps about `pixels` pixels, sides rounded to `stride` and capped at `maxSide` (see
+     * planModelInput). Absent: every frame is letterboxed into `width`×`height`.
+     */
+    fit: z
+      .object({
+        pixels: z.number().int().min(64).max(4096 * 4096),
+        stride: z.number().int().min(1).max(256),
+        maxSide: z.number().int().min(8).max(4096),
+      })
+      .optional(),
   }),
   output: z.object({ name: z.string().min(1) }),
   classes: z

@@ -7,6 +7,8 @@ export interface EncoderOptions {
   width: number;
   height: number;
   fps: number;
+  /** An ffmpeg video filter applied while encoding (e.g. an evaluation's unseen style). */
+  filter?: string;
 }
 
 /**
@@ -25,6 +27,7 @@ export class RawVideoEncoder {
     const args = [
       '-hide_banner', '-loglevel', 'error', '-y',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${opts.width}x${opts.height}`, '-r', String(opts.fps), '-i', '-',
+      ...(opts.filter ? ['-vf', opts.filter] : []),
       '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-preset', 'veryfast', '-crf', '18', '-g', gop,
       '-movflags', '+faststart', opts.out,
     ];

@@ -28,6 +28,8 @@ export interface VideoOptions {
   /** One condition per scene, in this order (overrides `scenes` and `conditions`' random choice). */
   sceneConditions?: readonly Condition[];
   supersample?: number;
+  /** An ffmpeg filter over the encoded picture (not the masks): styles no training image has. */
+  filter?: string;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -76,7 +78,7 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
   await rm(masksDir, { recursive: true, force: true });
   await mkdir(masksDir, { recursive: true });
 
-  const encoder = new RawVideoEncoder({ out: opts.out, width: opts.width, height: opts.height, fps: opts.fps });
+  const encoder = new RawVideoEncoder({ out: opts.out, width: opts.width, height: opts.height, fps: opts.fps, filter: opts.filter });
   const writes = new Set<Promise<void>>();
   const cutDistances: number[] = [];
   let lastHistogram: Float32Array | null = null;

@@ -14,6 +14,7 @@ import { rng, writeFixturePackage } from '../fixtures/adapters/adapter-fixtures.
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
 
 const SIZE = 16;
+const MODEL_INPUT = { width: SIZE, height: SIZE };
 /** Condition looks for the fixture embedder (channel means and contrast). */
 const LOOKS: Record<string, { rgb: [number, number, number]; noise: number }> = {
   fog: { rgb: [200, 200, 205], noise: 8 },
@@ -58,7 +59,7 @@ describe('per-scene adapters on a real Redis', () => {
     const index = { embedding: { size: 8, metric: 'cosine' }, adapters: [] as object[] };
     for (const name of names) {
       const frames = Array.from({ length: 16 }, (_, s) => frame(LOOKS[name]!, 1000 + s));
-      index.adapters.push({ name, path: name, condition: name, centroids: [Array.from(meanEmbedding(await embedder.embedFrames(frames)))] });
+      index.adapters.push({ name, path: name, condition: name, centroids: [Array.from(meanEmbedding(await embedder.embedFrames(frames, MODEL_INPUT)))] });
     }
     await embedder.close();
     await writeFile(path.join(pkgDir, 'adapters', 'index.json'), JSON.stringify(index));
@@ -98,7 +99,7 @@ describe('per-scene adapters on a real Redis', () => {
       const ofScene = batches.filter((b) => b.scene === scene);
       results.push(
         ...(await Promise.all(
-          ofScene.flatMap((b) => providers.map((p, w) => p.feedsFor({ videoId: 'video1', scene, sceneStartFrame: scene * 8, frames: b.frames }).then((r) => ({ ...r, w, scene })))),
+          ofScene.flatMap((b) => providers.map((p, w) => p.feedsFor({ videoId: 'video1', scene, sceneStartFrame: scene * 8, input: MODEL_INPUT, frames: b.frames }).then((r) => ({ ...r, w, scene })))),
         )),
       );
     }
@@ -126,14 +127,14 @@ describe('per-scene adapters on a real Redis', () => {
     const config = { executionProvider: 'cpu' as const, intraOpThreads: 1, frameTtlSeconds: 300 };
     const handle = await createLoraFeedsForPackage({ pkg, config, redisUrl: server.url, logger, retrieval: { topK: 1 } });
     expect(handle.kind).toBe('adapters');
-    const choice = await handle.provider.feedsFor({ videoId: 'video1', scene: 1, sceneStartFrame: 8, frames: [{ index: 8, timestampMs: 0 }] });
+    const choice = await handle.provider.feedsFor({ videoId: 'video1', scene: 1, sceneStartFrame: 8, input: MODEL_INPUT, frames: [{ index: 8, timestampMs: 0 }] });
     expect(choice.adapters).toEqual([{ name: 'night', weight: 1 }]);
     await handle.close();
     await handle.close();
     const bare = { ...pkg, manifest: { ...pkg.manifest, embedder: undefined, adapters: undefined } };
     const base = await createLoraFeedsForPackage({ pkg: bare, config, redisUrl: server.url, logger });
     expect(base.kind).toBe('base');
-    expect((await base.provider.feedsFor({ videoId: 'video1', scene: 0, sceneStartFrame: 0, frames: [{ index: 0, timestampMs: 0 }] })).adapters).toEqual([]);
+    expect((await base.provider.feedsFor({ videoId: 'video1', scene: 0, sceneStartFrame: 0, input: MODEL_INPUT, frames: [{ index: 0, timestampMs: 0 }] })).adapters).toEqual([]);
     await base.close();
   });
 });

@@ -57,7 +57,7 @@ describe('AdapterLoraFeedProvider', () => {
   async function provider(retrieval = {}) {
     const store = new FrameStore(redis, 60);
     const registry = await AdapterRegistry.open({ pkg, redis });
-    const embeddings = new SceneEmbeddingService(redis, store, colourEmbedder, { width: 16, height: 16 });
+    const embeddings = new SceneEmbeddingService(redis, store, colourEmbedder);
     return { store, registry, p: new AdapterLoraFeedProvider({ targets: TEST_TARGETS, registry, embeddings, cache: new MergedAdapterCache(TEST_TARGETS), retrieval }) };
   }
 
@@ -72,7 +72,7 @@ describe('AdapterLoraFeedProvider', () => {
     await putScene(store, 'v', 0, [200, 120, 0]); // between fog and night, nearer fog
     await putScene(store, 'v', 4, [0, 0, 255]); // rain
     await putScene(store, 'v', 8, [201, 120, 0]); // same mix as scene 0
-    const s0 = await p.feedsFor({ videoId: 'v', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }] });
+    const s0 = await p.feedsFor({ videoId: 'v', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }] });
     expect(s0.adapters.map((a) => a.name)).toEqual(['fog', 'night']);
     expect(s0.adapters[0]!.weight).toBeGreaterThan(s0.adapters[1]!.weight);
     expect(s0.adapters.reduce((s, a) => s + a.weight, 0)).toBeCloseTo(1, 9);
@@ -88,31 +88,31 @@ describe('AdapterLoraFeedProvider', () => {
     const inputs = s0.adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight }));
     expect(relativeError(delta, denseDelta(inputs, target))).toBeLessThan(1e-6);
 
-    const s1 = await p.feedsFor({ videoId: 'v', scene: 1, sceneStartFrame: 4, frames: [{ index: 4 }] });
+    const s1 = await p.feedsFor({ videoId: 'v', scene: 1, sceneStartFrame: 4, input: { width: 16, height: 16 }, frames: [{ index: 4 }] });
     expect(s1.adapters[0]!.name).toBe('rain');
-    const s2 = await p.feedsFor({ videoId: 'v', scene: 2, sceneStartFrame: 8, frames: [{ index: 8 }] });
+    const s2 = await p.feedsFor({ videoId: 'v', scene: 2, sceneStartFrame: 8, input: { width: 16, height: 16 }, frames: [{ index: 8 }] });
     expect(s2.adapters).toEqual(s0.adapters);
     expect(s2.cacheHit).toBe(true);
     expect(s2.feeds).toBe(s0.feeds);
     // the next batch of scene 0 in this worker: embedding from memory, merge from the cache
-    const again = await p.feedsFor({ videoId: 'v', scene: 0, sceneStartFrame: 0, frames: [{ index: 3 }] });
+    const again = await p.feedsFor({ videoId: 'v', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 3 }] });
     expect(again).toMatchObject({ cacheHit: true, details: { embeddingSource: 'local' } });
   });
 
   it('falls back to base feeds beyond the distance threshold, and honours per-job overrides', async () => {
     const { store, p } = await provider({ maxDistance: 0.05 });
     await putScene(store, 'w', 0, [100, 100, 100]);
-    const base = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }] });
+    const base = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }] });
     expect(base).toMatchObject({ adapters: [], cacheHit: null, details: { fallback: 'base' } });
     expect(base.feeds['head.proj.lora_A']!.dims).toEqual([1, 20]);
     expect(Array.from(base.feeds['head.proj.lora_B']!.data as Float32Array).every((x) => x === 0)).toBe(true);
-    const nearest = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }], retrieval: { beyondThreshold: 'nearest' } });
+    const nearest = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { beyondThreshold: 'nearest' } });
     expect(nearest.adapters).toHaveLength(1);
     expect(nearest.adapters[0]!.weight).toBe(1);
-    const linear = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }], retrieval: { maxDistance: 2, method: 'linear', topK: 3, weighting: 'uniform' } });
+    const linear = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { maxDistance: 2, method: 'linear', topK: 3, weighting: 'uniform' } });
     expect(linear.adapters.map((a) => a.name)).toEqual(['fog', 'night', 'rain']);
     expect(linear.details.method).toBe('linear');
     expect(linear.feeds['enc.attn0.qkv.lora_A']!.dims).toEqual([4, 16]);
-    await expect(p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }], retrieval: { topK: 0 } })).rejects.toThrow(/topK/);
+    await expect(p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { topK: 0 } })).rejects.toThrow(/topK/);
   });
 });

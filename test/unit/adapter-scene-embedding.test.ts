@@ -27,7 +27,7 @@ class FakeEmbedder implements FrameEmbedder {
   runs = 0;
   crops: (LetterboxRect | undefined)[] = [];
   constructor(private readonly delayMs = 0) {}
-  async embedFrames(frames: readonly Uint8Array[], crop?: LetterboxRect): Promise<Float32Array[]> {
+  async embedFrames(frames: readonly Uint8Array[], _size: { width: number; height: number }, crop?: LetterboxRect): Promise<Float32Array[]> {
     this.runs++;
     this.crops.push(crop);
     await new Promise((r) => setTimeout(r, this.delayMs));
@@ -67,9 +67,9 @@ describe('scene embedding', () => {
     await putScene('vid1', 8, 8, [10, 10, 200]);
     const e1 = new FakeEmbedder(50);
     const e2 = new FakeEmbedder(50);
-    const w1 = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e1, { width: W, height: H }, { frames: 4, pollMs: 5 });
-    const w2 = new SceneEmbeddingService(redisB, new FrameStore(redisB, 60), e2, { width: W, height: H }, { frames: 4, pollMs: 5 });
-    const ref0 = { videoId: 'vid1', scene: 0, sceneStartFrame: 0, frames: [{ index: 4 }] };
+    const w1 = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e1, { frames: 4, pollMs: 5 });
+    const w2 = new SceneEmbeddingService(redisB, new FrameStore(redisB, 60), e2, { frames: 4, pollMs: 5 });
+    const ref0 = { videoId: 'vid1', scene: 0, sceneStartFrame: 0, input: { width: W, height: H }, frames: [{ index: 4 }] };
     const [a, b] = await Promise.all([w1.get(ref0), w2.get({ ...ref0, frames: [{ index: 0 }] })]);
     expect(e1.runs + e2.runs).toBe(1);
     expect([a.source, b.source].sort()).toEqual(['computed', 'redis']);
@@ -80,7 +80,7 @@ describe('scene embedding', () => {
     expect(await redisA.ttl(sceneEmbeddingKeys('vid1', 0).embedding)).toBeGreaterThan(3000);
     expect(await redisA.exists(sceneEmbeddingKeys('vid1', 0).lock)).toBe(0);
     // another scene gets its own embedding
-    const s1 = await w2.get({ videoId: 'vid1', scene: 1, sceneStartFrame: 8, frames: [{ index: 8 }] });
+    const s1 = await w2.get({ videoId: 'vid1', scene: 1, sceneStartFrame: 8, input: { width: W, height: H }, frames: [{ index: 8 }] });
     expect(s1.source).toBe('computed');
     expect(s1.embedding[2]).toBeGreaterThan(0.99);
     expect(e1.runs + e2.runs).toBe(2);
@@ -90,20 +90,20 @@ describe('scene embedding', () => {
     await putScene('vid2', 20, 4, [0, 255, 0]);
     await redisA.hset(videoKeys('vid2').meta, 'letterbox', JSON.stringify({ x: 0, y: 4, width: 16, height: 8 }));
     const e = new FakeEmbedder();
-    const svc = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e, { width: W, height: H });
-    const res = await svc.get({ videoId: 'vid2', scene: 3, sceneStartFrame: 10, frames: [{ index: 20 }, { index: 21 }] });
+    const svc = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e);
+    const res = await svc.get({ videoId: 'vid2', scene: 3, sceneStartFrame: 10, input: { width: W, height: H }, frames: [{ index: 20 }, { index: 21 }] });
     expect(res.embedding[1]).toBeGreaterThan(0.99);
     expect(e.crops).toEqual([{ x: 0, y: 4, width: 16, height: 8 }]);
-    await expect(svc.get({ videoId: 'vid2', scene: 4, sceneStartFrame: 99, frames: [{ index: 99 }] })).rejects.toMatchObject({ code: 'E_SCENE_EMBEDDING' });
+    await expect(svc.get({ videoId: 'vid2', scene: 4, sceneStartFrame: 99, input: { width: W, height: H }, frames: [{ index: 99 }] })).rejects.toMatchObject({ code: 'E_SCENE_EMBEDDING' });
   });
 
   it('takes over when the computing worker died (its lock expires)', async () => {
     await putScene('vid3', 0, 2, [5, 5, 250]);
     await redisA.set(sceneEmbeddingKeys('vid3', 0).lock, 'dead-worker', 'PX', 300);
     const e = new FakeEmbedder();
-    const svc = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e, { width: W, height: H }, { pollMs: 10, lockMs: 1000 });
+    const svc = new SceneEmbeddingService(redisA, new FrameStore(redisA, 60), e, { pollMs: 10, lockMs: 1000 });
     const started = Date.now();
-    const res = await svc.get({ videoId: 'vid3', scene: 0, sceneStartFrame: 0, frames: [{ index: 0 }] });
+    const res = await svc.get({ videoId: 'vid3', scene: 0, sceneStartFrame: 0, input: { width: W, height: H }, frames: [{ index: 0 }] });
     expect(res.source).toBe('computed');
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
     expect(e.runs).toBe(1);
@@ -120,7 +120,7 @@ describe('scene embedding', () => {
     const pkgDir = path.join(dir, 'pkg');
     await writeFixturePackage(pkgDir, { embeddingSize: 8, adapters: [], embedder: true });
     const embedder = await OnnxEmbedder.create(await loadModelPackage(pkgDir));
-    const out = await embedder.embedFrames([solidFrame(10, 20, 30), solidFrame(200, 100, 0)]);
+    const out = await embedder.embedFrames([solidFrame(10, 20, 30), solidFrame(200, 100, 0)], { width: W, height: H });
     expect(out).toHaveLength(2);
     for (const e of out) expect(Math.hypot(...e)).toBeCloseTo(1, 5);
     expect(Array.from(out[0]!)).not.toEqual(Array.from(out[1]!));

@@ -1,3 +1,4 @@
+import { planModelInput } from '../../src/shared/model-input-plan.js';
 import { describe, expect, it } from 'vitest';
 import { LetterboxResizer } from '../../src/producers/letterbox-resizer.js';
 import { MaskUnletterboxer, computeLetterbox } from '../../src/shared/letterbox.js';
@@ -22,6 +23,11 @@ function contentBox(data: Buffer, width: number, height: number) {
   return { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
 }
 
+/** A fixed-size (letterbox) model input plan, as planModelInput makes for a manifest without `fit`. */
+function letterboxPlan(sw: number, sh: number, width: number, height: number) {
+  return planModelInput({ width, height }, sw, sh);
+}
+
 describe('LetterboxResizer', () => {
   const cases: [number, number, number, number][] = [
     [320, 240, 160, 160], // wide: bars above and below
@@ -32,7 +38,7 @@ describe('LetterboxResizer', () => {
     [32, 32, 128, 96], // upscale
   ];
   it.each(cases)('places a %ix%i source exactly on the %ix%i letterbox rect', async (sw, sh, dw, dh) => {
-    const resizer = new LetterboxResizer(sw, sh, dw, dh);
+    const resizer = new LetterboxResizer(sw, sh, letterboxPlan(sw, sh, dw, dh));
     const out = await resizer.resize(solid(sw, sh, [250, 200, 150]));
     expect(out.length).toBe(dw * dh * 3);
     expect(resizer.rect).toEqual(computeLetterbox(sw, sh, dw, dh));
@@ -52,7 +58,7 @@ describe('LetterboxResizer', () => {
     for (let yy = 0; yy < sh; yy++) {
       for (let xx = 0; xx < sw; xx++) src.set(yy < 10 ? [0, 0, 255] : xx < sw / 2 ? [255, 0, 0] : [0, 255, 0], (yy * sw + xx) * 3);
     }
-    const resizer = new LetterboxResizer(sw, sh, 64, 64);
+    const resizer = new LetterboxResizer(sw, sh, letterboxPlan(sw, sh, 64, 64));
     const out = await resizer.resize(src);
     const { x, y, width, height } = resizer.rect;
     const at = (px: number, py: number) => Array.from(out.subarray((py * 64 + px) * 3, (py * 64 + px) * 3 + 3));
@@ -70,12 +76,12 @@ describe('LetterboxResizer', () => {
 
   it('never returns the caller\'s buffer (the decoder reuses it)', async () => {
     const src = solid(64, 48, [1, 2, 3]);
-    const out = await new LetterboxResizer(64, 48, 64, 48).resize(src);
+    const out = await new LetterboxResizer(64, 48, letterboxPlan(64, 48, 64, 48)).resize(src);
     expect(out).not.toBe(src);
     expect(out.equals(src)).toBe(true);
   });
 
   it('refuses a frame of the wrong size', async () => {
-    await expect(new LetterboxResizer(64, 48, 32, 32).resize(Buffer.alloc(10))).rejects.toThrow(/expected 9216/);
+    await expect(new LetterboxResizer(64, 48, letterboxPlan(64, 48, 32, 32)).resize(Buffer.alloc(10))).rejects.toThrow(/expected 9216/);
   });
 });

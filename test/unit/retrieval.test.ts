@@ -89,3 +89,29 @@ describe('retrieval', () => {
     expect(retrievalOverridesSchema.safeParse({ method: 'ties' }).success).toBe(false);
   });
 });
+
+describe('retrieval with the base domain as a candidate', () => {
+  const withBase: RetrievalCandidate[] = [...candidates.filter((c) => c.name !== 'empty'), { name: 'clear', centroids: [unit(1, 1, 1)], base: true }];
+  const options = resolveRetrievalOptions({ topK: 2, maxDistance: undefined, weighting: 'inverse' });
+
+  it('runs the base model when the base domain is nearest (a scene like the training domain)', () => {
+    const result = retrieveAdapters(unit(1, 1, 0.9), withBase, options);
+    expect(result.selected).toEqual([]);
+    expect(result.fallback).toBe('base-domain');
+    expect(result.ranking[0]!.name).toBe('(base)');
+  });
+
+  it('gives the base domain its share when it is among the top k: adapter weights sum below 1', () => {
+    const result = retrieveAdapters(unit(1, 0.3, 0.3), withBase, options);
+    expect(result.ranking.map((r) => r.name).slice(0, 2)).toEqual(['fog', '(base)']);
+    expect(result.selected.map((s) => s.name)).toEqual(['fog']);
+    const total = result.selected.reduce((a, s) => a + s.weight, 0);
+    expect(total).toBeGreaterThan(0.3);
+    expect(total).toBeLessThan(1);
+  });
+
+  it('never selects the base candidate as an adapter, whatever k', () => {
+    const result = retrieveAdapters(unit(1, 0.5, 0.5), withBase, { ...options, topK: 4 });
+    expect(result.selected.every((s) => s.name !== '(base)')).toBe(true);
+  });
+});

@@ -27,6 +27,7 @@ describe('OnnxSessionRepository', () => {
     const frames = [0, 1].map((seed) => Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37 + seed * 101) % 256));
     const request = {
       frames,
+      size: { width: 32, height: 32 },
       feeds: {
         class_embeddings: new ort.Tensor('float32', Float32Array.from(manifest.classes.slice(0, 3).flatMap((c) => c.embedding)), [3, 8]),
         'stem.proj.lora_A': new ort.Tensor('float32', new Float32Array(3), [1, 3]),

@@ -29,12 +29,46 @@ def condition_seed(base: int, condition: str) -> int:
     return base + CONDITION_SEED_STRIDE * (TRAIN_CONDITIONS.index(condition) if condition in TRAIN_CONDITIONS else 50)
 
 
-def render_stills(out_dir: str, count: int, seed: int, condition: str, size: int = 160, log=print, heldout: bool = False) -> None:
-    """Render ``count`` stills of one condition with the project's own renderer.
+# How the shipped model takes frames (model.json input.fit; src/shared/model-input-plan.ts):
+# aspect preserved at about PIXELS pixels, sides rounded to STRIDE, at most MAX_SIDE.
+FIT_PIXELS = 224 * 128
+FIT_STRIDE = 16
+FIT_MAX_SIDE = 448
+MODEL_INPUT = f"fit:{FIT_PIXELS}:{FIT_STRIDE}:{FIT_MAX_SIDE}"
+
+# The source sizes training stills are rendered at, with their share of each condition's
+# stills: users' aspect ratios (16:9, 4:3, portrait, square). Effects scale with the frame
+# (src/synth/effects/pixel-unit.ts), so a 320x180 render and a 1280x720 one reach the model
+# alike; larger renders cost far more and are a minority.
+TRAIN_SOURCES = [
+    ((320, 180), 0.30),
+    ((640, 360), 0.15),
+    ((256, 192), 0.15),
+    ((384, 288), 0.10),
+    ((180, 320), 0.15),
+    ((208, 208), 0.15),
+]
+TINY_SOURCES = [((320, 180), 0.5), ((180, 320), 0.5)]
+
+
+def source_counts(total: int, sources) -> list:
+    """Splits ``total`` stills over ``sources`` by share (every source gets at least one)."""
+    counts = [max(1, int(round(total * share))) for _, share in sources]
+    counts[0] += total - sum(counts)
+    return [(size, max(1, n)) for (size, _), n in zip(sources, counts)]
+
+
+def render_stills(out_dir: str, count: int, seed: int, condition: str, size=(160, 160), log=print, heldout: bool = False,
+                  model_input: str = MODEL_INPUT) -> None:
+    """Render ``count`` stills of one condition with the project's own renderer, at the
+    source ``size`` (w, h), passed through the producer's resizer to the model input
+    (``streamseg synth --stills --model-input``): train as you serve.
 
     ``heldout=True`` is only for evaluation sets; it is the sole way to render a
     composition such as ``fog+night``.
     """
+    if isinstance(size, int):
+        size = (size, size)
     if "+" in condition and not heldout:
         raise ValueError(f"composition {condition!r} is a held-out target; never render it for training")
     if os.path.exists(os.path.join(out_dir, "meta.jsonl")):
@@ -47,8 +81,10 @@ def render_stills(out_dir: str, count: int, seed: int, condition: str, size: int
     # npm's own start-up (seconds per call on a loaded machine)
     cmd = [
         "node", "--import", "tsx", "src/cli/main.ts", "synth", "--stills", os.path.abspath(out_dir), "--count", str(count),
-        "--size", f"{size}x{size}", "--seed", str(seed), "--conditions", condition,
+        "--size", f"{size[0]}x{size[1]}", "--seed", str(seed), "--conditions", condition,
     ]
+    if model_input:
+        cmd += ["--model-input", model_input]
     t = time.time()
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if res.returncode != 0:
@@ -206,6 +242,25 @@ def to_tensor(images: np.ndarray, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
+class BucketBatcher:
+    """Minibatches from stills of several model input sizes (one size per batch, drawn in
+    proportion to each bucket's stills), each with flip + aspect-preserving random crops
+    rescaled to the bucket's size, so the network trains on every input shape it serves."""
+
+    def __init__(self, buckets: List[Stills], batch: int, mean, std, seed: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0):
+        self.buckets = [b for b in buckets if len(b) > 0]
+        sizes = np.array([len(b) for b in self.buckets], np.float64)
+        self.p = sizes / sizes.sum()
+        self.rng = np.random.default_rng(seed)
+        self.batchers = [
+            Batcher(b, batch, mean, std, seed + 7919 * i, (b.images.shape[1], b.images.shape[2]), augment=augment, scale=scale, color=color)
+            for i, b in enumerate(self.buckets)
+        ]
+
+    def next(self):
+        return self.batchers[int(self.rng.choice(len(self.batchers), p=self.p))].next()
+
+
 class Batcher:
     """Random minibatches with flip + random-resized-crop augmentation."""
 
@@ -214,7 +269,8 @@ class Batcher:
         self.batch = batch
         self.mean, self.std = mean, std
         self.rng = np.random.default_rng(seed)
-        self.size = size
+        # (height, width) of the batches; an int means square
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.augment = augment
         self.scale = scale
         self.color = color
@@ -224,13 +280,13 @@ class Batcher:
         img = to_tensor(self.s.images[idx], self.mean, self.std)
         msk = torch.from_numpy(self.s.masks[idx].astype(np.int64))
         if not self.augment:
-            if img.shape[-1] != self.size:
-                img = F.interpolate(img, size=(self.size, self.size), mode="bilinear", align_corners=False)
-                msk = F.interpolate(msk[:, None].float(), size=(self.size, self.size), mode="nearest")[:, 0].long()
+            if tuple(img.shape[-2:]) != self.size:
+                img = F.interpolate(img, size=self.size, mode="bilinear", align_corners=False)
+                msk = F.interpolate(msk[:, None].float(), size=self.size, mode="nearest")[:, 0].long()
             return img, msk
         n, _, h, w = img.shape
-        out_i = torch.empty(n, 3, self.size, self.size)
-        out_m = torch.empty(n, self.size, self.size, dtype=torch.long)
+        out_i = torch.empty(n, 3, *self.size)
+        out_m = torch.empty(n, *self.size, dtype=torch.long)
         for k in range(n):
             s = self.rng.uniform(*self.scale)
             ch, cw = max(8, int(round(h * np.sqrt(s)))), max(8, int(round(w * np.sqrt(s))))
@@ -238,8 +294,8 @@ class Batcher:
             x0 = self.rng.integers(0, w - cw + 1)
             ci = img[k : k + 1, :, y0 : y0 + ch, x0 : x0 + cw]
             cm = msk[k : k + 1, None, y0 : y0 + ch, x0 : x0 + cw].float()
-            ci = F.interpolate(ci, size=(self.size, self.size), mode="bilinear", align_corners=False)
-            cm = F.interpolate(cm, size=(self.size, self.size), mode="nearest")
+            ci = F.interpolate(ci, size=self.size, mode="bilinear", align_corners=False)
+            cm = F.interpolate(cm, size=self.size, mode="nearest")
             if self.rng.random() < 0.5:
                 ci = ci.flip(-1)
                 cm = cm.flip(-1)

@@ -114,12 +114,14 @@ def embed_np(mu, sigma, w, f: np.ndarray) -> np.ndarray:
     return e / np.linalg.norm(e, axis=1, keepdims=True).clip(1e-12)
 
 
-def export_embedder(emb: Embedder, path: str, size: int = 160, opset: int = 17) -> None:
+def export_embedder(emb: Embedder, path: str, size=(160, 160), opset: int = 17) -> None:
+    if isinstance(size, int):
+        size = (size, size)
     emb.eval()
     with torch.no_grad():
         torch.onnx.export(
             emb,
-            (torch.randn(2, 3, size, size),),
+            (torch.randn(2, 3, size[0], size[1]),),
             path,
             input_names=["image"],
             output_names=["embedding"],

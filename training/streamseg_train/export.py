@@ -22,11 +22,13 @@ def lora_input_names(module: str):
     return f"{module}.lora_A", f"{module}.lora_B"
 
 
-def export_segnet(net: SegNet, path: str, size: int = 160, opset: int = 17) -> None:
+def export_segnet(net: SegNet, path: str, size=(160, 160), opset: int = 17) -> None:
+    if isinstance(size, int):
+        size = (size, size)
     net = net.eval()
     wrapper = _ExportWrapper(net).eval()
     targets = net.lora_targets()
-    image = torch.randn(1, 3, size, size)
+    image = torch.randn(1, 3, size[0], size[1])
     cls = net.class_embeddings.detach().clone()
     args = [image, cls]
     input_names = ["image", "class_embeddings"]

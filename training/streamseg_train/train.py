@@ -9,18 +9,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Batcher, Stills, to_tensor
+from typing import List
+
+from .data import BucketBatcher, Stills, to_tensor
 from .model import LoraAdapter, SegNet
 
 NUM_CLASSES = 8
 
 
+IGNORE = 255  # letterbox padding in masks (fixed-size inputs); never scored
+
+
 def seg_loss(logits: torch.Tensor, target: torch.Tensor, class_weight: Optional[torch.Tensor] = None, dice: float = 0.5):
-    ce = F.cross_entropy(logits, target, weight=class_weight)
+    ce = F.cross_entropy(logits, target, weight=class_weight, ignore_index=IGNORE)
     if dice <= 0:
         return ce
-    p = logits.softmax(1)
-    oh = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    valid = (target != IGNORE).unsqueeze(1).float()
+    p = logits.softmax(1) * valid
+    oh = F.one_hot(target.clamp(max=logits.shape[1] - 1) * (target != IGNORE), logits.shape[1]).permute(0, 3, 1, 2).float() * valid
     inter = (p * oh).sum((0, 2, 3))
     den = p.sum((0, 2, 3)) + oh.sum((0, 2, 3))
     present = oh.sum((0, 2, 3)) > 0
@@ -28,8 +34,10 @@ def seg_loss(logits: torch.Tensor, target: torch.Tensor, class_weight: Optional[
     return ce + dice * d[present].mean()
 
 
-def class_weights(stills: Stills, num_classes: int = NUM_CLASSES) -> torch.Tensor:
-    counts = np.bincount(stills.masks[: min(len(stills), 500)].ravel(), minlength=num_classes).astype(np.float64) + 1.0
+def class_weights(buckets: List[Stills], num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    counts = np.ones(num_classes, np.float64)
+    for stills in buckets:
+        counts += np.bincount(stills.masks[: min(len(stills), 200)].ravel(), minlength=256)[:num_classes]
     freq = counts / counts.sum()
     w = 1.0 / np.sqrt(freq)
     w = w / w.mean()
@@ -52,7 +60,7 @@ def _progress(step: int, steps: int, t0: float, budget: Optional[float]) -> floa
     return min(1.0, p)
 
 
-def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mean, std, seed: int, size: int,
+def train_base(net: SegNet, data: List[Stills], steps: int, batch: int, lr: float, mean, std, seed: int,
                log: Callable[[str], None] = print, log_every: int = 50, time_budget: Optional[float] = None) -> dict:
     name = "base"
     torch.manual_seed(seed)
@@ -61,7 +69,7 @@ def train_base(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mea
     for n, p in net.named_parameters():
         (no_decay if p.ndim <= 1 or n in ("pos", "class_embeddings", "logit_scale") else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 1e-4}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    b = Batcher(data, batch, mean, std, seed, size, augment=True, scale=(0.45, 1.0), color=0.1)
+    b = BucketBatcher(data, batch, mean, std, seed, augment=True, scale=(0.45, 1.0), color=0.1)
     cw = class_weights(data)
     t0 = time.time()
     tl = time.time()
@@ -96,7 +104,7 @@ def freeze(net: SegNet) -> None:
         p.requires_grad_(False)
 
 
-def train_adapter(net: SegNet, data: Stills, steps: int, batch: int, lr: float, mean, std, seed: int, size: int,
+def train_adapter(net: SegNet, data: List[Stills], steps: int, batch: int, lr: float, mean, std, seed: int,
                   r: int = 8, alpha: float = 16.0, name: str = "adapter", log: Callable[[str], None] = print,
                   log_every: int = 50, time_budget: Optional[float] = None):
     """Train one LoRA adapter with the base frozen (BatchNorm in eval mode)."""
@@ -104,7 +112,7 @@ def train_adapter(net: SegNet, data: Stills, steps: int, batch: int, lr: float, 
     freeze(net)
     ad = LoraAdapter(net.lora_targets(), r=r, alpha=alpha)
     opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=0.0)
-    b = Batcher(data, batch, mean, std, seed, size, augment=True, scale=(0.45, 1.0), color=0.0)
+    b = BucketBatcher(data, batch, mean, std, seed, augment=True, scale=(0.45, 1.0), color=0.0)
     cw = class_weights(data)
     t0 = time.time()
     tl = time.time()

@@ -1,27 +1,34 @@
-import { Option, type Command } from 'commander';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
 import { loadModelPackage } from '../../shared/model-manifest.js';
-import { evaluateAdapters, formatEvalTable } from '../../eval/evaluate.js';
-import { DEFAULT_EVAL_CONDITIONS, DEFAULT_EVAL_SEED, loadTestSet, renderTestSet } from '../../eval/test-set.js';
+import { EVAL_METHODS, evaluateVideos, type EvalMethod } from '../../eval/evaluate.js';
+import { DEFAULT_EVAL_CONDITIONS, DEFAULT_EVAL_SEED, DEFAULT_EVAL_SIZES, UNSEEN_STYLES, renderEvalVideos } from '../../eval/eval-videos.js';
+import { formatEvalReport } from '../../eval/report-table.js';
+import { retrievalDefaultsFromConfig } from '../../shared/config.js';
 import { retrievalOverridesSchema } from '../../workers/adapters/retrieval.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
 
 interface EvalFlags {
-  data?: string;
   seed?: string;
   json: boolean;
   model?: string;
-  clips: string;
-  frames: string;
+  sizes: string;
   conditions?: string;
+  scenes: string;
+  frames: string;
+  styles: string;
+  styleSizes: string;
+  methods?: string;
   topK?: string;
-  tau?: string;
   weighting?: string;
-  metric?: string;
   maxDistance?: string;
-  embeddingFrames: string;
+  merge?: string;
+  keep?: string;
   threads: string;
   logLevel?: string;
 }
@@ -32,66 +39,83 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-/** `streamseg eval`: mIoU of base, oracle, top-1 and merged adapters on held-out synthetic clips. */
+const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+/** `streamseg eval`: segmentation quality through the product's path on held-out synthetic videos. */
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('score adapter retrieval and merging (base, oracle, top-1, uniform, distance-weighted) by mIoU per condition')
-    .addOption(new Option('--data <dir>', 'a test set in the stills layout (meta.jsonl, images/, masks/ with class-index PNGs)').conflicts('seed'))
-    .option('--seed <n>', `render the test set from this seed (default ${DEFAULT_EVAL_SEED}, never used in training)`)
-    .option('--json', 'print one JSON object instead of the table', false)
+    .description('render held-out synthetic videos at users\' sizes and score the masks the product path produces (base, top-1, merges, oracles) by mIoU per condition and size')
+    .option('--seed <n>', `render the videos from this seed (default ${DEFAULT_EVAL_SEED}, never used in training)`)
+    .option('--json', 'print one JSON object instead of the tables', false)
     .option('--model <dir>', 'model package directory (STREAMSEG_MODEL)')
-    .option('--clips <n>', 'rendered clips (scenes) per condition', '6')
-    .option('--frames <n>', 'frames per rendered clip', '4')
-    .option('--conditions <list>', `comma-separated conditions to render (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
+    .option('--sizes <list>', 'source sizes WxH, comma-separated', DEFAULT_EVAL_SIZES.join(','))
+    .option('--conditions <list>', `conditions (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
+    .option('--scenes <n>', 'scenes (street layouts) per condition and size', '2')
+    .option('--frames <n>', 'frames per scene (at least 8)', '8')
+    .option('--styles <list>', `unseen styles over clear and adverse scenes (of: ${Object.keys(UNSEEN_STYLES).join(', ')}; "" for none)`, Object.keys(UNSEEN_STYLES).join(','))
+    .option('--style-sizes <list>', 'sizes the styled videos are rendered at', '640x360')
+    .option('--methods <list>', `methods to score (default: all of ${EVAL_METHODS.join(', ')})`)
     .option('--top-k <n>', 'adapters merged (retrieval topK)')
-    .option('--tau <t>', 'softmax temperature of the distance weights')
     .option('--weighting <w>', 'softmax | inverse | uniform')
-    .option('--metric <m>', 'cosine | l2')
-    .option('--max-distance <d>', 'adapters farther than this are not merged (the base model runs when none is within)')
-    .option('--embedding-frames <n>', 'frames a clip embedding averages', '4')
+    .option('--max-distance <d>', 'adapters farther than this are not merged')
+    .option('--merge <m>', 'linear | cat | svd (the product merge, scored as weighted-cat)')
+    .option('--keep <dir>', 'render the videos into DIR and keep them (default: a temp dir, removed)')
     .option('--threads <n>', 'ONNX Runtime threads (0: ORT decides)', '0')
     .option('--log-level <level>', 'LOG_LEVEL', 'warn')
     .action(async (flags: EvalFlags) => {
+      let tempDir: string | undefined;
       try {
         const config = configFromFlags({ model: flags.model, logLevel: flags.logLevel });
         const logger = createLogger(config.logLevel);
         const pkg = await loadModelPackage(config.modelDir);
         const retrieval = retrievalOverridesSchema.parse({
+          ...retrievalDefaultsFromConfig(config),
           ...(flags.topK ? { topK: Number(flags.topK) } : {}),
-          ...(flags.tau ? { temperature: Number(flags.tau) } : {}),
           ...(flags.weighting ? { weighting: flags.weighting } : {}),
-          ...(flags.metric ? { metric: flags.metric } : {}),
           ...(flags.maxDistance ? { maxDistance: Number(flags.maxDistance) } : {}),
+          ...(flags.merge ? { method: flags.merge } : {}),
         });
-        const { width, height } = pkg.manifest.input;
+        const methods = flags.methods ? list(flags.methods) : [...EVAL_METHODS];
+        for (const m of methods) {
+          if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new StreamsegError('E_CONFIG', `--methods: unknown method "${m}" (one of ${EVAL_METHODS.join(', ')})`);
+        }
+        const frames = positiveInt(flags.frames, '--frames');
+        if (frames < 8) throw new StreamsegError('E_CONFIG', `--frames must be at least 8 (a scene's shortest length), got ${frames}`);
+        const dir = flags.keep ? path.resolve(flags.keep) : (tempDir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-eval-')));
         const progress = (what: string) => (done: number, total: number) => {
           if (process.stderr.isTTY) process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);
         };
-        const clips = flags.data
-          ? await loadTestSet(flags.data, width, height)
-          : renderTestSet({
-              seed: flags.seed === undefined ? DEFAULT_EVAL_SEED : positiveInt(flags.seed, '--seed'),
-              conditions: flags.conditions ? flags.conditions.split(',').map((c) => c.trim()).filter(Boolean) : DEFAULT_EVAL_CONDITIONS,
-              clips: positiveInt(flags.clips, '--clips'),
-              frames: positiveInt(flags.frames, '--frames'),
-              width,
-              height,
-              modelClasses: pkg.manifest.classes.map((c) => c.name),
-              onClip: progress('rendering clips'),
-            });
-        const report = await evaluateAdapters({
+        const videos = await renderEvalVideos({
+          dir,
+          sizes: list(flags.sizes),
+          conditions: flags.conditions ? list(flags.conditions) : DEFAULT_EVAL_CONDITIONS,
+          scenesPerCondition: positiveInt(flags.scenes, '--scenes'),
+          framesPerScene: frames,
+          seed: flags.seed === undefined ? DEFAULT_EVAL_SEED : positiveInt(flags.seed, '--seed'),
+          styles: list(flags.styles),
+          styleConditions: ['clear', 'fog', 'night', 'rain', 'snow', 'dusk'],
+          styleSizes: list(flags.styleSizes),
+          onVideo: progress('rendering videos'),
+        });
+        const report = await evaluateVideos({
           pkg,
-          clips,
+          videos,
           retrieval,
-          embeddingFrames: positiveInt(flags.embeddingFrames, '--embedding-frames'),
+          embeddingFrames: 4,
+          sceneThreshold: config.sceneThreshold,
+          minSceneFrames: config.minSceneFrames,
+          batchFrames: config.batchFrames,
+          methods: methods as EvalMethod[],
           intraOpThreads: Number(flags.threads) || 0,
           logger,
-          onClip: progress('evaluating clips'),
+          onVideo: progress('evaluating videos'),
         });
-        process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${formatEvalTable(report)}\n`);
+        process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : `${formatEvalReport(report)}\n`);
+        if (tempDir) await rm(tempDir, { recursive: true, force: true });
         process.exit(0);
       } catch (error) {
+        if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => undefined);
         exitWithError(error);
       }
     });

@@ -137,7 +137,6 @@ export async function createAdapterLoraFeedProvider(options: CreateAdapterLoraFe
     options.redis,
     options.frameStore,
     embedder,
-    { width: pkg.manifest.input.width, height: pkg.manifest.input.height },
     { ...options.sceneEmbedding, logger },
   );
   const cache = new MergedAdapterCache(pkg.manifest.lora.targets, { maxBytes: options.cacheBytes });

@@ -6,7 +6,7 @@ import { ModelError, errorLine } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { parseAdapter, readAdapterFiles, type AdapterFiles, type LoadedAdapter } from './adapter-loader.js';
-import type { RetrievalCandidate } from './retrieval.js';
+import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
 
 /**
  * Every adapter a worker may retrieve: the model package's (adapters/index.json) plus those
@@ -43,6 +43,11 @@ export const adapterIndexSchema = z.object({
       centroids: centroidList,
     }),
   ),
+  /**
+   * The base model's own domain (what it was trained on): retrieval ranks it with the adapters,
+   * and a scene nearest to it runs the base model (see RetrievalCandidate.base).
+   */
+  base: z.object({ condition: z.string().optional(), centroids: centroidList }).optional(),
 });
 export type AdapterIndex = z.infer<typeof adapterIndexSchema>;
 
@@ -134,6 +139,8 @@ export class AdapterRegistry {
   private listeners = new Set<() => void>();
   private readonly refreshIntervalMs: number;
   private closed: Promise<void> | undefined;
+  /** The package's base-domain centroids (index `base`); empty when it has none. */
+  private baseCentroids: Float32Array[] = [];
 
   private constructor(
     readonly pkg: ModelPackage,
@@ -172,8 +179,10 @@ export class AdapterRegistry {
     return this.entries().find((e) => e.name === name);
   }
 
+  /** The adapters, plus the base domain when the package's index has one. */
   candidates(): RetrievalCandidate[] {
-    return this.entries().map((e) => ({ name: e.name, centroids: e.centroids }));
+    const adapters: RetrievalCandidate[] = this.entries().map((e) => ({ name: e.name, centroids: e.centroids }));
+    return this.baseCentroids.length > 0 ? [...adapters, { name: BASE_CANDIDATE, centroids: this.baseCentroids, base: true }] : adapters;
   }
 
   /** Adapters refused at load time, with the reason; they are not served. */
@@ -214,6 +223,7 @@ export class AdapterRegistry {
     if (!this.index || !this.pkg.manifest.adapters) return;
     const adaptersDir = path.join(this.pkg.dir, this.pkg.manifest.adapters.dir);
     const size = embeddingSize(this.pkg, this.index)!;
+    if (this.index.base) this.baseCentroids = toCentroids(this.index.base.centroids, size, `${path.join(this.pkg.dir, this.pkg.manifest.adapters.index)} base`);
     const seen = new Set<string>();
     for (const item of this.index.adapters) {
       const dir = path.join(adaptersDir, item.path ?? item.name);

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { FfmpegError, InputError } from '../../shared/errors/index.js';
-import { computeLetterbox } from '../../shared/letterbox.js';
+import { planModelInput } from '../../shared/model-input-plan.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { OnnxEmbedder, meanEmbedding } from './embedder.js';
 
@@ -64,7 +64,7 @@ function sampleVideo(file: string, workDir: string, options: Required<CentroidOp
 
 /**
  * The domain centroid of an adapter: the mean embedding (L2-normalised) of images or video
- * frames of its domain, each letterboxed to the model input and embedded on its content only,
+ * frames of its domain, each resized to its model input (planModelInput) and embedded on its content only,
  * as the workers embed scenes.
  */
 export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly string[], options: CentroidOptions = {}): Promise<{ centroid: number[]; frames: number }> {
@@ -73,20 +73,19 @@ export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly stri
   const embedder = await OnnxEmbedder.create(pkg);
   try {
     const files = await collectImages(inputs, workDir, settings);
-    const { width, height } = pkg.manifest.input;
     const embeddings: Float32Array[] = [];
     for (const file of files) {
       const image = sharp(file, { failOn: 'error' });
       const meta = await image.metadata();
       if (!meta.width || !meta.height) throw new InputError('E_INPUT_DECODE', `${file}: cannot read its size`);
-      const rect = computeLetterbox(meta.width, meta.height, width, height);
-      const rgb = await image
-        .removeAlpha()
-        .resize(rect.width, rect.height, { fit: 'fill' })
-        .extend({ left: rect.x, top: rect.y, right: width - rect.width - rect.x, bottom: height - rect.height - rect.y, background: { r: 0, g: 0, b: 0 } })
-        .raw()
-        .toBuffer();
-      embeddings.push(...(await embedder.embedFrames([rgb], rect)));
+      const plan = planModelInput(pkg.manifest.input, meta.width, meta.height);
+      const { width, height, rect } = plan;
+      let scaled = image.removeAlpha().resize(rect.width, rect.height, { fit: 'fill' });
+      if (rect.width !== width || rect.height !== height) {
+        scaled = scaled.extend({ left: rect.x, top: rect.y, right: width - rect.width - rect.x, bottom: height - rect.height - rect.y, background: { r: 0, g: 0, b: 0 } });
+      }
+      const rgb = await scaled.raw().toBuffer();
+      embeddings.push(...(await embedder.embedFrames([rgb], plan, rect)));
     }
     return { centroid: Array.from(meanEmbedding(embeddings)), frames: embeddings.length };
   } finally {

@@ -10,8 +10,8 @@ import { embedderRuns } from './adapter-metrics.js';
 export interface FrameEmbedder {
   /** Embedding size E. */
   readonly size: number;
-  /** One L2-normalised embedding per frame (raw RGB24 at the model input size), in one run. */
-  embedFrames(frames: readonly Uint8Array[], crop?: LetterboxRect): Promise<Float32Array[]>;
+  /** One L2-normalised embedding per frame (raw RGB24 model inputs of `size`), in one run. */
+  embedFrames(frames: readonly Uint8Array[], size: { width: number; height: number }, crop?: LetterboxRect): Promise<Float32Array[]>;
 }
 
 export interface EmbedderOptions {
@@ -113,10 +113,10 @@ export class OnnxEmbedder implements FrameEmbedder {
     return new OnnxEmbedder(session, pkg, spec.size);
   }
 
-  async embedFrames(frames: readonly Uint8Array[], crop?: LetterboxRect): Promise<Float32Array[]> {
+  async embedFrames(frames: readonly Uint8Array[], size: { width: number; height: number }, crop?: LetterboxRect): Promise<Float32Array[]> {
     if (frames.length === 0) return [];
     const { input, manifest } = { input: this.pkg.manifest.input, manifest: this.pkg.manifest };
-    const { data, dims } = preprocessRgb(frames, input.width, input.height, input.mean, input.std, crop);
+    const { data, dims } = preprocessRgb(frames, size.width, size.height, input.mean, input.std, crop);
     const spec = manifest.embedder!;
     embedderRuns.inc();
     const result = await this.session.run({ [spec.input]: new ort.Tensor('float32', data, dims) });

@@ -31,7 +31,16 @@ export function resolveRetrievalOptions(...layers: (RetrievalOverrides | undefin
 export interface RetrievalCandidate {
   name: string;
   centroids: readonly Float32Array[];
+  /**
+   * The base model's own domain (a package's `base` centroid): a candidate that stands for "no
+   * adapter". Nearest, the scene runs the base model; among the top k, its weight is a share of
+   * nothing, so the adapters' weights sum to less than 1 (a weaker merged ΔW).
+   */
+  base?: boolean;
 }
+
+/** Name the base candidate appears under in rankings and reports. */
+export const BASE_CANDIDATE = '(base)';
 
 export interface RetrievedAdapter {
   name: string;
@@ -40,12 +49,18 @@ export interface RetrievedAdapter {
 }
 
 export interface RetrievalResult {
-  /** Adapters to merge with their (quantised, normalised) weights; empty = base model. */
+  /**
+   * Adapters to merge with their (quantised) weights; empty = base model. The weights sum to 1,
+   * or to 1 − (the base candidate's weight) when the base domain is among the top k.
+   */
   selected: RetrievedAdapter[];
   /** Every candidate's distance, nearest first (for reports). */
   ranking: { name: string; distance: number }[];
-  /** `base` or `nearest` when maxDistance excluded every adapter and beyondThreshold applied; else `none`. */
-  fallback: 'none' | 'base' | 'nearest';
+  /**
+   * `base` or `nearest` when maxDistance excluded every adapter and beyondThreshold applied;
+   * `base-domain` when the base candidate was the nearest; else `none`.
+   */
+  fallback: 'none' | 'base' | 'nearest' | 'base-domain';
 }
 
 /** Distance of two vectors under `metric` (cosine distance is 1 − cos θ; zero vectors are at distance 1). */
@@ -100,19 +115,29 @@ export function quantiseWeights(weights: readonly number[], quantum: number): nu
 
 /** Ranks candidates by their nearest centroid, applies top-k and the threshold, weights the rest. */
 export function retrieveAdapters(embedding: Float32Array, candidates: readonly RetrievalCandidate[], options: RetrievalOptions): RetrievalResult {
-  const ranking = candidates
+  const ranked = candidates
     .filter((c) => c.centroids.length > 0)
-    .map((c) => ({ name: c.name, distance: Math.min(...c.centroids.map((centroid) => embeddingDistance(embedding, centroid, options.metric))) }))
+    .map((c) => ({
+      name: c.base ? BASE_CANDIDATE : c.name,
+      distance: Math.min(...c.centroids.map((centroid) => embeddingDistance(embedding, centroid, options.metric))),
+      base: c.base === true,
+    }))
     .sort((a, b) => a.distance - b.distance || (a.name < b.name ? -1 : 1));
-  if (ranking.length === 0) return { selected: [], ranking, fallback: 'none' };
+  const ranking = ranked.map(({ name, distance }) => ({ name, distance }));
+  const adapters = ranked.filter((r) => !r.base);
+  if (adapters.length === 0) return { selected: [], ranking, fallback: 'none' };
+  if (ranked[0]!.base) return { selected: [], ranking, fallback: 'base-domain' };
 
-  const within = options.maxDistance === undefined ? ranking : ranking.filter((r) => r.distance <= options.maxDistance!);
-  if (within.length === 0) {
+  const within = options.maxDistance === undefined ? ranked : ranked.filter((r) => r.distance <= options.maxDistance!);
+  if (within.filter((r) => !r.base).length === 0) {
     if (options.beyondThreshold === 'base') return { selected: [], ranking, fallback: 'base' };
-    return { selected: [{ ...ranking[0]!, weight: 1 }], ranking, fallback: 'nearest' };
+    return { selected: [{ ...adapters[0]!, base: undefined, weight: 1 }].map(({ name, distance, weight }) => ({ name, distance, weight })), ranking, fallback: 'nearest' };
   }
   const top = within.slice(0, options.topK);
   const weights = quantiseWeights(distanceWeights(top.map((t) => t.distance), options), options.weightQuantum);
-  const selected = top.map((t, i) => ({ ...t, weight: weights[i]! })).filter((s) => s.weight > 0);
+  const selected = top
+    .map((t, i) => ({ name: t.name, distance: t.distance, weight: weights[i]!, base: t.base }))
+    .filter((s) => s.weight > 0 && !s.base)
+    .map(({ name, distance, weight }) => ({ name, distance, weight }));
   return { selected, ranking, fallback: 'none' };
 }

@@ -21,6 +21,8 @@ export interface SceneRef {
   sceneStartFrame: number;
   /** The job's frames; used when the scene's first frames are no longer in Redis. */
   frames: readonly { index: number }[];
+  /** Size of the video's model inputs (the frames in Redis are RGB24 of this size). */
+  input: { width: number; height: number };
 }
 
 export interface SceneEmbeddingOptions {
@@ -65,8 +67,6 @@ export class SceneEmbeddingService {
     private readonly redis: Redis,
     private readonly frameStore: FrameStore,
     private readonly embedder: FrameEmbedder,
-    /** Model input size: the frames in Redis are RGB24 at this size. */
-    private readonly inputSize: { width: number; height: number },
     options: SceneEmbeddingOptions = {},
   ) {
     this.logger = options.logger;
@@ -152,16 +152,16 @@ export class SceneEmbeddingService {
     if (frames.length === 0) {
       throw new StreamsegError('E_SCENE_EMBEDDING', `video ${ref.videoId} scene ${ref.scene}: none of its frames' model inputs are in Redis (expired?)`);
     }
-    const crop = this.options.cropLetterbox ? await this.letterbox(ref.videoId) : undefined;
-    return meanEmbedding(await this.embedder.embedFrames(frames, crop));
+    const crop = this.options.cropLetterbox ? await this.letterbox(ref.videoId, ref.input) : undefined;
+    return meanEmbedding(await this.embedder.embedFrames(frames, ref.input, crop));
   }
 
-  private async letterbox(videoId: string): Promise<LetterboxRect | undefined> {
+  private async letterbox(videoId: string, input: { width: number; height: number }): Promise<LetterboxRect | undefined> {
     const raw = await this.redis.hget(videoKeys(videoId).meta, 'letterbox');
     if (!raw) return undefined;
     try {
       const rect = JSON.parse(raw) as LetterboxRect;
-      const { width, height } = this.inputSize;
+      const { width, height } = input;
       const valid = [rect.x, rect.y, rect.width, rect.height].every(Number.isInteger) && rect.width >= 8 && rect.height >= 8 && rect.x + rect.width <= width && rect.y + rect.height <= height;
       return valid ? rect : undefined;
     } catch {

@@ -9,6 +9,8 @@ export interface LoraFeedContext {
   /** First frame of the scene: providers embed the scene from here, once per scene. */
   sceneStartFrame: number;
   frames: readonly { index: number; timestampMs: number }[];
+  /** Size of the frames' model inputs in Redis (the embedder reads them). */
+  input: { width: number; height: number };
   /** The job's retrieval overrides; providers without retrieval ignore them. */
   retrieval?: RetrievalOverrides;
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { compareModelInterface } from './model-interface.js';
 import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest, WireTensor } from './onnx-session.thread.js';
-import { SegmentationEngine, engineSpecOf, type EngineResult, type EngineSpec } from './segmentation-engine.js';
+import { SegmentationEngine, engineSpecOf, type EngineResult, type FrameSize } from './segmentation-engine.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -40,13 +40,15 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 
 /** Where a session runs: this thread, or a worker thread that owns it. */
 interface InferenceRunner {
-  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult>;
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult>;
   release(): Promise<void>;
 }
 
 export interface SegmentRequest {
-  /** Model-size RGB24 frames (the manifest's input size, letterboxed by the producer). */
+  /** RGB24 frames at the video's model input size (planModelInput, resized by the producer). */
   frames: readonly Uint8Array[];
+  /** That size; every frame of a request has it. */
+  size: FrameSize;
   /** Every graph input but the image: class embeddings and the LoRA A/B of every target. */
   feeds: Record<string, ort.Tensor>;
   /** Logit channel c → mask value (Vocabulary.modelClassOf). */
@@ -71,7 +73,6 @@ export class OnnxSessionRepository {
 
   private constructor(
     private readonly runner: InferenceRunner,
-    private readonly spec: EngineSpec,
     readonly provider: ExecutionProvider,
   ) {}
 
@@ -135,22 +136,22 @@ export class OnnxSessionRepository {
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
     );
-    return new OnnxSessionRepository(runner, spec, provider);
+    return new OnnxSessionRepository(runner, provider);
   }
 
   /** Segments a batch of frames in one run; batches of concurrent callers queue in call order. */
   async segment(request: SegmentRequest): Promise<SegmentationOutput> {
     if (this.released) throw new ModelError('E_MODEL_LOAD', 'segmentation session already released');
-    const { frames } = request;
-    const frameBytes = this.spec.input.width * this.spec.input.height * 3;
-    const plane = this.spec.input.width * this.spec.input.height;
+    const { frames, size } = request;
+    const plane = size.width * size.height;
+    const frameBytes = plane * 3;
     // One buffer of its own, handed to the inference thread without a copy.
     const batch = new Uint8Array(frames.length * frameBytes);
     frames.forEach((frame, slot) => {
-      if (frame.length !== frameBytes) throw new RangeError(`frame ${slot} has ${frame.length} bytes, the model input needs ${frameBytes}`);
+      if (frame.length !== frameBytes) throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
       batch.set(frame, slot * frameBytes);
     });
-    const { masks, inferenceMs } = await this.runner.segment(batch, frames.length, request.feeds, request.classOf);
+    const { masks, inferenceMs } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf);
     const buffer = Buffer.from(masks.buffer, masks.byteOffset, masks.byteLength);
     return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs };
   }
@@ -167,8 +168,8 @@ class InlineRunner implements InferenceRunner {
     private readonly session: ort.InferenceSession,
   ) {}
 
-  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
-    return this.engine.segment(frames, count, feeds, classOf);
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+    return this.engine.segment(frames, count, size, feeds, classOf);
   }
 
   release(): Promise<void> {
@@ -232,7 +233,7 @@ class ThreadRunner implements InferenceRunner {
     });
   }
 
-  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
@@ -243,7 +244,7 @@ class ThreadRunner implements InferenceRunner {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, feeds: wire, classOf };
+      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, size, feeds: wire, classOf };
       this.worker.postMessage(request, [frames.buffer as ArrayBuffer]);
     });
   }

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { SegmentationEngine, type EngineSpec } from './segmentation-engine.js';
+import { SegmentationEngine, type EngineSpec, type FrameSize } from './segmentation-engine.js';
 
 /** What the thread is started with (cloned into the thread). */
 export interface InferenceThreadInit {
@@ -23,8 +23,8 @@ export interface WireTensor {
 }
 
 export type InferenceThreadRequest =
-  /** `frames` (transferred): `count` model-size RGB24 frames back to back; `feeds`: the other graph inputs. */
-  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; feeds: Record<string, WireTensor>; classOf: Uint8Array }
+  /** `frames` (transferred): `count` RGB24 frames of `size` back to back; `feeds`: the other graph inputs. */
+  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; size: FrameSize; feeds: Record<string, WireTensor>; classOf: Uint8Array }
   | { kind: 'release' };
 
 export type InferenceThreadReply =
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
       try {
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, tensor] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor('float32', tensor.data, tensor.dims);
-        const { masks, inferenceMs } = await engine.segment(request.frames, request.count, feeds, request.classOf);
+        const { masks, inferenceMs } = await engine.segment(request.frames, request.count, request.size, feeds, request.classOf);
         reply({ kind: 'result', id: request.id, masks, inferenceMs }, [masks.buffer as ArrayBuffer]);
       } catch (error) {
         reply({ kind: 'run-failed', id: request.id, message: error instanceof Error ? error.message : String(error) });

@@ -6,14 +6,23 @@ import { Preprocessor } from './preprocess.js';
 
 /** What the engine needs of the manifest (plain data: it crosses into the inference thread). */
 export interface EngineSpec {
-  input: Pick<ModelManifest['input'], 'name' | 'width' | 'height' | 'mean' | 'std'>;
+  input: Pick<ModelManifest['input'], 'name' | 'mean' | 'std'>;
   outputName: string;
 }
 
-export function engineSpecOf(manifest: ModelManifest): EngineSpec {
-  const { name, width, height, mean, std } = manifest.input;
-  return { input: { name, width, height, mean, std }, outputName: manifest.output.name };
+/** The size of one batch's frames (each video has its own: see planModelInput). */
+export interface FrameSize {
+  width: number;
+  height: number;
 }
+
+export function engineSpecOf(manifest: ModelManifest): EngineSpec {
+  const { name, mean, std } = manifest.input;
+  return { input: { name, mean, std }, outputName: manifest.output.name };
+}
+
+/** Preprocessors kept per input size; videos of a few aspect ratios at a time is the norm. */
+const MAX_PREPROCESSORS = 8;
 
 export interface EngineResult {
   /** `count` class-index masks of width × height bytes, back to back, in one ArrayBuffer of their own. */
@@ -31,32 +40,40 @@ export interface EngineResult {
  * 2.5 MB and 6.6 MB per batch, copied and garbage-collected on the event loop's thread.
  */
 export class SegmentationEngine {
-  private readonly preprocessor: Preprocessor;
+  private readonly preprocessors = new Map<string, Preprocessor>();
   private batch = new Float32Array(0);
-  private readonly scratch: Float32Array;
+  private scratch = new Float32Array(0);
   /** Calls run one after another: they share `batch`, and ORT's `run` starts a tick after it is called. */
   private tail: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: ort.InferenceSession,
     private readonly spec: EngineSpec,
-  ) {
-    this.preprocessor = new Preprocessor(spec.input);
-    this.scratch = new Float32Array(spec.input.width * spec.input.height);
+  ) {}
+
+  private preprocessorFor(size: FrameSize): Preprocessor {
+    const key = `${size.width}x${size.height}`;
+    let preprocessor = this.preprocessors.get(key);
+    if (!preprocessor) {
+      if (this.preprocessors.size >= MAX_PREPROCESSORS) this.preprocessors.delete(this.preprocessors.keys().next().value!);
+      preprocessor = new Preprocessor({ ...this.spec.input, ...size });
+      this.preprocessors.set(key, preprocessor);
+    }
+    return preprocessor;
   }
 
   /**
-   * Segments `frames` (count × frameBytes RGB24 bytes); `feeds` are the other graph inputs
-   * (class embeddings and LoRA A/B), `classOf[c]` the mask value of logit channel c.
+   * Segments `frames` (count × width × height × 3 RGB24 bytes); `feeds` are the other graph
+   * inputs (class embeddings and LoRA A/B), `classOf[c]` the mask value of logit channel c.
    */
-  segment(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
-    const result = this.tail.then(() => this.segmentNow(frames, count, feeds, classOf));
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+    const result = this.tail.then(() => this.segmentNow(frames, count, size, feeds, classOf));
     this.tail = result.catch(() => undefined);
     return result;
   }
 
-  private async segmentNow(frames: Uint8Array, count: number, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
-    const { preprocessor } = this;
+  private async segmentNow(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+    const preprocessor = this.preprocessorFor(size);
     if (!(count > 0) || frames.length !== count * preprocessor.frameBytes) {
       throw new RangeError(`${count} frames of ${preprocessor.width}x${preprocessor.height} RGB need ${count * preprocessor.frameBytes} bytes, got ${frames.length}`);
     }
@@ -73,6 +90,8 @@ export class SegmentationEngine {
     const inferenceMs = performance.now() - started;
     const logits = results[this.spec.outputName];
     if (!logits || logits.type !== 'float32') throw new ModelError('E_MODEL_MISMATCH', `model output "${this.spec.outputName}" is missing or not float32`);
+    const plane = preprocessor.width * preprocessor.height;
+    if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
     const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);
     return { masks: new Uint8Array(masks[0]!.buffer, 0, count * preprocessor.width * preprocessor.height), inferenceMs };
   }

@@ -50,11 +50,9 @@ export interface SegmentSummary {
  */
 export class SegmentationService {
   private readonly vocabulary: ClassVocabulary;
-  private readonly inputBytes: number;
 
   constructor(private readonly deps: SegmentationDependencies) {
     this.vocabulary = new ClassVocabulary(deps.manifest);
-    this.inputBytes = deps.manifest.input.width * deps.manifest.input.height * 3;
   }
 
   async segment(job: SegmentJobHandle): Promise<SegmentSummary> {
@@ -68,12 +66,13 @@ export class SegmentationService {
       await job.updateProgress(100);
       return { videoId: data.videoId, scene: data.scene, frames: 0, skipped: data.frames.length, inferenceMs: 0 };
     }
+    const size = data.input ?? { width: manifest.input.width, height: manifest.input.height };
+    const inputBytes = size.width * size.height * 3;
     inputs.forEach((input, slot) => {
-      if (input.length !== this.inputBytes) {
-        const { width, height } = manifest.input;
+      if (input.length !== inputBytes) {
         throw new FrameError(
           'E_FRAME_SIZE',
-          `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; model ${manifest.name} expects ${width}x${height} RGB (${this.inputBytes})`,
+          `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; its job says ${size.width}x${size.height} RGB (${inputBytes})`,
         );
       }
     });
@@ -84,10 +83,12 @@ export class SegmentationService {
       scene: data.scene,
       sceneStartFrame: data.sceneStartFrame,
       frames,
+      input: size,
       retrieval: data.retrieval,
     });
     const { masks, inferenceMs } = await session.segment({
       frames: inputs,
+      size,
       feeds: { ...lora.feeds, [manifest.classEmbeddings.input]: vocabulary.embeddings },
       classOf: vocabulary.modelClassOf,
     });
