@@ -4,6 +4,7 @@ import { registerAdaptersCommand } from './commands/adapters.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerRunCommand } from './commands/run.js';
+import { registerScoreCommand } from './commands/score.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerStatusCommand } from './commands/status.js';
 import { registerStopCommand } from './commands/stop.js';
@@ -25,5 +26,6 @@ registerServeCommand(program);
 registerSynthCommand(program);
 registerAdaptersCommand(program);
 registerEvalCommand(program);
+registerScoreCommand(program);
 
 await program.parseAsync(process.argv);
