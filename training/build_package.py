@@ -45,10 +45,10 @@ MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
 PRESETS = {
-    # ~55 min on 2 CPU cores (see training/README.md for the measured run)
+    # ~75 min on 2 CPU cores (see training/README.md for the measured run)
     "full": dict(sources=D.TRAIN_SOURCES, n_clear=1800, n_cond=360, base_steps=2600, base_batch=16, base_lr=3e-3,
                  ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=300, emb_dim=16,
-                 base_budget=1350.0, ad_budget=190.0, out=os.path.join(REPO, "models", "default")),
+                 base_budget=3000.0, ad_budget=240.0, out=os.path.join(REPO, "models", "default")),
     # a few minutes, for CI: same pipeline and contract, tiny data and steps
     "tiny": dict(sources=D.TINY_SOURCES, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
                  ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24, emb_dim=16,

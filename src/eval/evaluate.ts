@@ -24,11 +24,14 @@ import type { EvalVideo } from './eval-videos.js';
  * - `weighted`: the product's retrieval (base domain included) with a linear merge.
  * - `weightedCat`: the product's retrieval and merge as configured (cat by default): what
  *   `streamseg run` does.
+ * - `guarded`: weighted-cat, kept only where the network is at least as sure of its masks with
+ *   the merged adapter as without it on the scene's first frames (mean winning-class
+ *   probability; see the guard margin), else the base model.
  * - `oracle`: single conditions, the condition's own adapter.
  * - `oracleSingles`: compositions, the best single adapter in hindsight.
  * - `componentOracle`: compositions, the true components merged (equal weights, cat).
  */
-export const EVAL_METHODS = ['base', 'top1', 'uniform', 'weighted', 'weightedCat', 'oracle', 'oracleSingles', 'componentOracle'] as const;
+export const EVAL_METHODS = ['base', 'top1', 'uniform', 'weighted', 'weightedCat', 'guarded', 'oracle', 'oracleSingles', 'componentOracle'] as const;
 export type EvalMethod = (typeof EVAL_METHODS)[number];
 
 export interface EvalCell {
@@ -66,6 +69,8 @@ export interface EvaluateOptions {
   /** Frames per inference run (STREAMSEG_BATCH_FRAMES). @defaultValue 8 */
   batchFrames?: number;
   methods?: readonly EvalMethod[];
+  /** `guarded` keeps the merge when its confidence is at least base's plus this. @defaultValue 0 */
+  guardMargin?: number;
   intraOpThreads?: number;
   logger: Logger;
   onVideo?: (done: number, total: number) => void;
@@ -151,6 +156,19 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         feedsBy.set('weighted', merged(product.selected, 'linear'));
         feedsBy.set('weightedCat', merged(product.selected, retrieval.method));
         if (!truth.composition && own) feedsBy.set('oracle', merged([{ name: own.name, weight: 1 }], 'cat'));
+        if (methods.has('guarded')) {
+          const merge = feedsBy.get('weightedCat')!;
+          let keep = false;
+          if (product.selected.length > 0) {
+            const probe = scene.inputs.slice(0, k);
+            const sure = async (feeds: LoraFeeds) => {
+              const { confidence } = await session.segment({ frames: probe, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity, confidence: true });
+              return confidence!.reduce((a, b) => a + b, 0) / confidence!.length;
+            };
+            keep = (await sure(merge)) >= (await sure(base)) + (options.guardMargin ?? 0);
+          }
+          feedsBy.set('guarded', keep ? merge : base);
+        }
         const components = truth.components.map((c) => byCondition.get(c)).filter((e) => e !== undefined);
         if (truth.composition && components.length === truth.components.length) {
           feedsBy.set('componentOracle', merged(components.map((e) => ({ name: e.name, weight: 1 / components.length })), 'cat'));

@@ -6,6 +6,7 @@ const COLUMNS: readonly [EvalMethod, string][] = [
   ['uniform', 'uniform'],
   ['weighted', 'weighted'],
   ['weightedCat', 'weighted-cat'],
+  ['guarded', 'guarded'],
   ['oracle', 'oracle'],
   ['oracleSingles', 'oracle-singles'],
   ['componentOracle', 'component-oracle'],

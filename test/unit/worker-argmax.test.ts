@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argmaxMasks } from '../../src/workers/segmentation/argmax.js';
+import { argmaxMasks, meanConfidence } from '../../src/workers/segmentation/argmax.js';
 import { ClassVocabulary } from '../../src/workers/segmentation/class-vocabulary.js';
 import { loadModelPackage } from '../../src/shared/model-manifest.js';
 import { TEST_MODEL_DIR } from '../fixtures/test-model.js';
@@ -56,5 +56,22 @@ describe('ClassVocabulary', () => {
     expect([...(subset.embeddings.data as Float32Array).subarray(0, 8)]).toEqual(manifest.classes[7]!.embedding.map(Math.fround));
     expect(vocabulary.forJob(['pole', 'sky', 'pole'])).toBe(subset);
     expect(() => vocabulary.forJob(['sky', 'dragon'])).toThrow(/"dragon" not in the model/);
+  });
+});
+
+describe('meanConfidence', () => {
+  it('is the mean winning-class softmax probability per frame', () => {
+    // frame 0: two pixels, one certain (logits 10, 0), one a tie (0, 0); frame 1: a 3:1 pixel pair
+    const logits = Float32Array.from([10, 0, 0, 0, Math.log(3), Math.log(3), 0, 0]);
+    const conf = meanConfidence(logits, [2, 2, 1, 2]);
+    const certain = 1 / (1 + Math.exp(-10));
+    expect(conf[0]).toBeCloseTo((certain + 0.5) / 2, 6);
+    expect(conf[1]).toBeCloseTo(0.75, 6);
+  });
+
+  it('does not depend on a shift of all logits (numerically stable)', () => {
+    const a = meanConfidence(Float32Array.from([1, 2, 3, 4]), [1, 2, 1, 2]);
+    const b = meanConfidence(Float32Array.from([1001, 1002, 1003, 1004]), [1, 2, 1, 2]);
+    expect(b[0]).toBeCloseTo(a[0]!, 5);
   });
 });

@@ -145,6 +145,17 @@ class PackageChecks:
         self.assertLessEqual(float(np.abs(base - plain).max()), TOL)
         self._check(self._zeros(0), "base (rank-0 empty tensors)")
 
+    def test_parity_other_input_shapes(self):
+        """H and W are dynamic: the portrait and 4:3 inputs the producer plans (input.fit) run and match torch."""
+        self.assertIn("fit", self.m["input"], "build_package.py packages take aspect-preserving inputs (input.fit)")
+        x0 = self.x
+        try:
+            for h, w in ((224, 128), (144, 192)):
+                self.x = torch.nn.functional.interpolate(x0, size=(h, w), mode="bilinear", align_corners=False)
+                self._check(self._zeros(1), f"base at {w}x{h}")
+        finally:
+            self.x = x0
+
     def test_parity_one_adapter(self):
         name = self.adapter_names[0]
         _, w = load_adapter(self.PKG, self.m, name)
@@ -203,6 +214,10 @@ class PackageChecks:
         self.assertEqual(len(inp["mean"]), 3)
         self.assertEqual(len(inp["std"]), 3)
         self.assertTrue(all(s > 0 for s in inp["std"]))
+        if "fit" in inp:
+            self.assertGreater(inp["fit"]["pixels"], 0)
+            self.assertGreater(inp["fit"]["stride"], 0)
+            self.assertGreaterEqual(inp["fit"]["maxSide"], max(inp["width"], inp["height"]))
         dim = m["classEmbeddings"]["dim"]
         names = [c["name"] for c in m["classes"]]
         self.assertEqual(len(names), len(set(names)), "class names must be unique")

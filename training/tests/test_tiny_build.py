@@ -91,7 +91,9 @@ class TinyBuildTest(PackageChecks, unittest.TestCase):
     def test_training_stills_are_single_conditions_with_training_seeds(self):
         """Compositions are never rendered for training, and training seeds never reach the held-out range."""
         rendered = re.findall(r"\[synth\] (\S+) x(\d+) seed=(\d+)", self.build_log)
-        self.assertEqual(sorted(c for c, _, _ in rendered), sorted(D.TRAIN_CONDITIONS), rendered)
+        # one render per (condition, source size) of the preset
+        self.assertEqual(sorted(set(c for c, _, _ in rendered)), sorted(D.TRAIN_CONDITIONS), rendered)
+        self.assertEqual(len(rendered), len(D.TRAIN_CONDITIONS) * len(D.TINY_SOURCES), rendered)
         for cond, _, seed in rendered:
             self.assertNotIn("+", cond)
             self.assertGreaterEqual(int(seed), D.TRAIN_SEED_BASE)
@@ -100,11 +102,18 @@ class TinyBuildTest(PackageChecks, unittest.TestCase):
         (train_dir,) = [d for d in os.listdir(data) if d.startswith("train_")]
         self.assertEqual(sorted(os.listdir(os.path.join(data, train_dir))), sorted(D.TRAIN_CONDITIONS))
         for cond in D.TRAIN_CONDITIONS:
-            with open(os.path.join(data, train_dir, cond, "meta.jsonl")) as f:
-                metas = [json.loads(l) for l in f if l.strip()]
+            sources = sorted(os.listdir(os.path.join(data, train_dir, cond)))
+            self.assertEqual(sources, sorted(f"{w}x{h}" for (w, h), _ in D.TINY_SOURCES))
+            metas = []
+            for source in sources:
+                with open(os.path.join(data, train_dir, cond, source, "meta.jsonl")) as f:
+                    metas += [json.loads(l) for l in f if l.strip()]
             self.assertTrue(metas)
             for mm in metas:
                 self.assertEqual(mm["condition"], cond)
+                # rendered at the source size, stored as the producer's model input of it
+                self.assertEqual(f"{mm['sourceWidth']}x{mm['sourceHeight']}" in sources, True)
+                self.assertEqual((mm["width"] * mm["height"]) % 256, 0)
                 if cond != "clear":
                     self.assertEqual(mm.get("components", [cond]), [cond])
 

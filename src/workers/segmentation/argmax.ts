@@ -45,3 +45,35 @@ export function argmaxMasks(
   }
   return masks;
 }
+
+/**
+ * Mean over each frame's pixels of the winning class's softmax probability, from logits
+ * [N, C, H, W]: how sure the network is of its own masks. Retrieval's guard compares it for
+ * the base model and a merged adapter on a scene's first frames (see adapter-guard.ts).
+ * Channel-outer like argmaxMasks: one pass for the maxima, one for the sums of exponentials.
+ */
+export function meanConfidence(logits: Float32Array, dims: readonly number[]): Float32Array {
+  if (dims.length !== 4) throw new RangeError(`logits must be [N,C,H,W], got [${dims.join(',')}]`);
+  const [n, c, h, w] = dims as [number, number, number, number];
+  const plane = h * w;
+  const best = new Float32Array(plane);
+  const sums = new Float32Array(plane);
+  const out = new Float32Array(n);
+  for (let f = 0; f < n; f++) {
+    const frameBase = f * c * plane;
+    best.set(logits.subarray(frameBase, frameBase + plane));
+    for (let k = 1; k < c; k++) {
+      const channel = frameBase + k * plane;
+      for (let p = 0; p < plane; p++) if (logits[channel + p]! > best[p]!) best[p] = logits[channel + p]!;
+    }
+    sums.fill(0);
+    for (let k = 0; k < c; k++) {
+      const channel = frameBase + k * plane;
+      for (let p = 0; p < plane; p++) sums[p] = sums[p]! + Math.exp(logits[channel + p]! - best[p]!);
+    }
+    let total = 0;
+    for (let p = 0; p < plane; p++) total += 1 / sums[p]!;
+    out[f] = total / plane;
+  }
+  return out;
+}

@@ -5,7 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { compareModelInterface } from './model-interface.js';
 import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest, WireTensor } from './onnx-session.thread.js';
-import { SegmentationEngine, engineSpecOf, type EngineResult, type FrameSize } from './segmentation-engine.js';
+import { SegmentationEngine, engineSpecOf, type EngineCallOptions, type EngineResult, type FrameSize } from './segmentation-engine.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -40,7 +40,7 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 
 /** Where a session runs: this thread, or a worker thread that owns it. */
 interface InferenceRunner {
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult>;
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult>;
   release(): Promise<void>;
 }
 
@@ -53,6 +53,8 @@ export interface SegmentRequest {
   feeds: Record<string, ort.Tensor>;
   /** Logit channel c → mask value (Vocabulary.modelClassOf). */
   classOf: Uint8Array;
+  /** Also return each frame's mean winning-class probability. @defaultValue false */
+  confidence?: boolean;
 }
 
 export interface SegmentationOutput {
@@ -60,6 +62,8 @@ export interface SegmentationOutput {
   masks: Buffer[];
   /** Time inside ONNX Runtime's `run` for the whole batch. */
   inferenceMs: number;
+  /** Per frame, the mean probability of the winning class (when the request asked). */
+  confidence?: Float32Array;
 }
 
 /**
@@ -151,9 +155,9 @@ export class OnnxSessionRepository {
       if (frame.length !== frameBytes) throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
       batch.set(frame, slot * frameBytes);
     });
-    const { masks, inferenceMs } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf);
+    const { masks, inferenceMs, confidence } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf, { confidence: request.confidence === true });
     const buffer = Buffer.from(masks.buffer, masks.byteOffset, masks.byteLength);
-    return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs };
+    return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs, ...(confidence ? { confidence } : {}) };
   }
 
   /** Frees the native session (and its thread); idempotent. */
@@ -168,8 +172,8 @@ class InlineRunner implements InferenceRunner {
     private readonly session: ort.InferenceSession,
   ) {}
 
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
-    return this.engine.segment(frames, count, size, feeds, classOf);
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
+    return this.engine.segment(frames, count, size, feeds, classOf, call);
   }
 
   release(): Promise<void> {
@@ -194,7 +198,7 @@ class ThreadRunner implements InferenceRunner {
       if (reply.kind === 'result' || reply.kind === 'run-failed') {
         const waiter = this.pending.get(reply.id);
         this.pending.delete(reply.id);
-        if (reply.kind === 'result') waiter?.resolve({ masks: reply.masks, inferenceMs: reply.inferenceMs });
+        if (reply.kind === 'result') waiter?.resolve({ masks: reply.masks, inferenceMs: reply.inferenceMs, ...(reply.confidence ? { confidence: reply.confidence } : {}) });
         else waiter?.reject(new Error(reply.message));
       }
     });
@@ -233,7 +237,7 @@ class ThreadRunner implements InferenceRunner {
     });
   }
 
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
@@ -244,7 +248,7 @@ class ThreadRunner implements InferenceRunner {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, size, feeds: wire, classOf };
+      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, size, feeds: wire, classOf, call };
       this.worker.postMessage(request, [frames.buffer as ArrayBuffer]);
     });
   }

@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { SegmentationEngine, type EngineSpec, type FrameSize } from './segmentation-engine.js';
+import { SegmentationEngine, type EngineCallOptions, type EngineSpec, type FrameSize } from './segmentation-engine.js';
 
 /** What the thread is started with (cloned into the thread). */
 export interface InferenceThreadInit {
@@ -24,14 +24,14 @@ export interface WireTensor {
 
 export type InferenceThreadRequest =
   /** `frames` (transferred): `count` RGB24 frames of `size` back to back; `feeds`: the other graph inputs. */
-  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; size: FrameSize; feeds: Record<string, WireTensor>; classOf: Uint8Array }
+  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; size: FrameSize; feeds: Record<string, WireTensor>; classOf: Uint8Array; call: EngineCallOptions }
   | { kind: 'release' };
 
 export type InferenceThreadReply =
   | { kind: 'ready' }
   | { kind: 'load-failed'; message: string }
   /** `masks` (transferred): `count` class-index masks back to back. */
-  | { kind: 'result'; id: number; masks: Uint8Array; inferenceMs: number }
+  | { kind: 'result'; id: number; masks: Uint8Array; inferenceMs: number; confidence?: Float32Array }
   | { kind: 'run-failed'; id: number; message: string }
   | { kind: 'released' };
 
@@ -64,8 +64,8 @@ async function main(): Promise<void> {
       try {
         const feeds: Record<string, ort.Tensor> = {};
         for (const [name, tensor] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor('float32', tensor.data, tensor.dims);
-        const { masks, inferenceMs } = await engine.segment(request.frames, request.count, request.size, feeds, request.classOf);
-        reply({ kind: 'result', id: request.id, masks, inferenceMs }, [masks.buffer as ArrayBuffer]);
+        const { masks, inferenceMs, confidence } = await engine.segment(request.frames, request.count, request.size, feeds, request.classOf, request.call);
+        reply({ kind: 'result', id: request.id, masks, inferenceMs, ...(confidence ? { confidence } : {}) }, [masks.buffer as ArrayBuffer]);
       } catch (error) {
         reply({ kind: 'run-failed', id: request.id, message: error instanceof Error ? error.message : String(error) });
       }

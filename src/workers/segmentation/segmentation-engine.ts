@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
 import { ModelError } from '../../shared/errors/index.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';
-import { argmaxMasks } from './argmax.js';
+import { argmaxMasks, meanConfidence } from './argmax.js';
 import { Preprocessor } from './preprocess.js';
 
 /** What the engine needs of the manifest (plain data: it crosses into the inference thread). */
@@ -29,6 +29,13 @@ export interface EngineResult {
   masks: Uint8Array;
   /** Time inside `session.run` alone. */
   inferenceMs: number;
+  /** Per frame, the mean probability of the winning class (only when asked for). */
+  confidence?: Float32Array;
+}
+
+export interface EngineCallOptions {
+  /** Also measure each frame's mean winning-class probability (costs one exp per logit). */
+  confidence?: boolean;
 }
 
 /**
@@ -66,13 +73,13 @@ export class SegmentationEngine {
    * Segments `frames` (count × width × height × 3 RGB24 bytes); `feeds` are the other graph
    * inputs (class embeddings and LoRA A/B), `classOf[c]` the mask value of logit channel c.
    */
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
-    const result = this.tail.then(() => this.segmentNow(frames, count, size, feeds, classOf));
+  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions = {}): Promise<EngineResult> {
+    const result = this.tail.then(() => this.segmentNow(frames, count, size, feeds, classOf, call));
     this.tail = result.catch(() => undefined);
     return result;
   }
 
-  private async segmentNow(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array): Promise<EngineResult> {
+  private async segmentNow(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
     const preprocessor = this.preprocessorFor(size);
     if (!(count > 0) || frames.length !== count * preprocessor.frameBytes) {
       throw new RangeError(`${count} frames of ${preprocessor.width}x${preprocessor.height} RGB need ${count * preprocessor.frameBytes} bytes, got ${frames.length}`);
@@ -93,6 +100,7 @@ export class SegmentationEngine {
     const plane = preprocessor.width * preprocessor.height;
     if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
     const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);
-    return { masks: new Uint8Array(masks[0]!.buffer, 0, count * preprocessor.width * preprocessor.height), inferenceMs };
+    const confidence = call.confidence ? meanConfidence(logits.data as Float32Array, logits.dims) : undefined;
+    return { masks: new Uint8Array(masks[0]!.buffer, 0, count * preprocessor.width * preprocessor.height), inferenceMs, ...(confidence ? { confidence } : {}) };
   }
 }
