@@ -48,6 +48,13 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
+/** Refuses to serve without a token; `serve` calls it first, before it starts anything. */
+export function assertApiConfig(config: StreamsegConfig): void {
+  if (config.apiTokens.length === 0) {
+    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each), e.g. `openssl rand -hex 24`']);
+  }
+}
+
 /**
  * Builds the HTTP API (Fastify): /v1 videos, events, outputs, adapters; /metrics; /healthz and
  * /readyz; /admin/queues (bull-board); /v1/openapi.json; the web page at /web/. Every route but
@@ -56,9 +63,7 @@ export interface ApiServer {
 export async function createApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const { config, redisUrl } = options;
   const logger = options.logger.child({ role: 'api' });
-  if (config.apiTokens.length === 0) {
-    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each), e.g. `openssl rand -hex 24`']);
-  }
+  assertApiConfig(config);
   const modelPackage =
     options.modelPackage !== undefined
       ? options.modelPackage

@@ -33,7 +33,9 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
     '--appendonly', options.appendOnly ? 'yes' : 'no',
     '--maxmemory-policy', 'noeviction',
   ];
-  const child: ChildProcess = spawn(options.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and the server
+  // must outlive the roles that use it while they drain; stop() ends it last.
+  const child: ChildProcess = spawn(options.binary ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let spawnError: Error | undefined;
   child.once('error', (error) => (spawnError = error));
   const url = `redis://127.0.0.1:${port}`;
@@ -79,4 +81,12 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
         await rm(dir, { recursive: true, force: true });
       })()),
   };
+}
+
+/**
+ * The line `run` and `serve` print to stderr when they start their own server, so a user can
+ * point `status`, `watch` or `submit` in another terminal at it while it runs.
+ */
+export function embeddedRedisNotice(url: string): string {
+  return `streamseg: own redis-server at ${url} while this runs; in another terminal: REDIS_URL=${url} npx streamseg status\n`;
 }

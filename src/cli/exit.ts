@@ -1,8 +1,17 @@
-import { errorLine } from '../shared/errors/index.js';
+import { ConfigError, errorLine } from '../shared/errors/index.js';
 
-/** Prints the one-line reason and exits non-zero: what every command does on failure. */
+/**
+ * The lines a failed command prints: one reason, or one line per bad setting of a configuration
+ * error (as the README promises), each `streamseg: CODE: ...`.
+ */
+export function errorLines(error: unknown): string[] {
+  if (error instanceof ConfigError) return error.problems.map((problem) => `streamseg: ${error.code}: ${problem}`);
+  return [`streamseg: ${errorLine(error)}`];
+}
+
+/** Prints the reason (see errorLines) and exits non-zero: what every command does on failure. */
 export function exitWithError(error: unknown): never {
-  process.stderr.write(`streamseg: ${errorLine(error)}\n`);
+  process.stderr.write(`${errorLines(error).join('\n')}\n`);
   process.exit(1);
 }
 

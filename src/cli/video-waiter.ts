@@ -9,14 +9,19 @@ export interface VideoWaitOptions {
   pollMs?: number;
 }
 
+/** How many of the frames queue's most recent failures are searched for this video's jobs, per poll. */
+const RECENT_FRAME_FAILURES = 200;
+
 /**
  * Resolves when the video is done, rejects with the recorded reason when any stage failed:
- * the producer marks the video failed itself; a sink job failure is read from its queue.
+ * the producer and the sink mark the video failed themselves; a sink job failure is read from
+ * its queue; a frames job that failed for good (its attempts spent: the sink would wait for its
+ * frames forever) fails the video with that job's reason.
  */
 export async function waitForVideo(
   videoId: string,
   states: VideoStateStore,
-  queues: { videos: Queue; sink: Queue },
+  queues: { videos: Queue; frames: Queue; sink: Queue },
   options: VideoWaitOptions = {},
 ): Promise<VideoState> {
   const pollMs = options.pollMs ?? 250;
@@ -33,6 +38,14 @@ export async function waitForVideo(
         if (!attemptsLeft) throw videoFailure(job.failedReason || `${queue.name} job failed`);
       }
     }
+    if (!state.live) {
+      const reason = await failedFramesReason(videoId, queues.frames);
+      if (reason !== undefined) {
+        // Recorded, so `status` and other watchers say failed too (a failed video stays failed).
+        await states.markFailed(videoId, reason);
+        throw videoFailure(reason);
+      }
+    }
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
@@ -44,4 +57,18 @@ export async function waitForVideo(
 function videoFailure(reason: string): StreamsegError {
   const coded = /^(E_[A-Z0-9_]+): (.*)$/s.exec(reason);
   return coded ? new StreamsegError(coded[1]!, coded[2]!) : new StreamsegError('E_VIDEO_FAILED', reason);
+}
+
+/**
+ * The reason of a frames job of this video that BullMQ moved to the failed set: it gets there only
+ * when no attempt is left (`${videoId}-${firstFrameIndex}` ids). Undefined when there is none.
+ */
+async function failedFramesReason(videoId: string, frames: Queue): Promise<string | undefined> {
+  const prefix = `${videoId}-`;
+  const ids = await frames.getRanges(['failed'], 0, RECENT_FRAME_FAILURES - 1, false);
+  const id = ids.find((candidate) => candidate.startsWith(prefix) && /^\d+$/.test(candidate.slice(prefix.length)));
+  if (id === undefined) return undefined;
+  const job = await frames.getJob(id);
+  const reason = job?.failedReason || 'a frames job failed';
+  return /^E_[A-Z0-9_]+: /.test(reason) ? reason : `E_FRAMES_FAILED: segmenting frames failed: ${reason}`;
 }

@@ -96,9 +96,9 @@ export class FfmpegRepository {
     const source = sourceOf(input);
     if (source.isFile) {
       const info = await stat(source.locator.slice('file:'.length)).catch(() => null);
-      if (!info?.isFile()) {
-        throw new InputError('E_INPUT_NOT_FOUND', `${source.name}: no such file on the producer's machine; check the path`);
-      }
+      if (!info) throw new InputError('E_INPUT_NOT_FOUND', `${source.name}: no such file on the producer's machine; check the path`);
+      if (info.isDirectory()) throw new InputError('E_INPUT_DIRECTORY', `${source.name}: is a directory on the producer's machine, not a video file`);
+      if (!info.isFile()) throw new InputError('E_INPUT_NOT_FILE', `${source.name}: not a regular file on the producer's machine`);
     }
     const args = [
       '-v', 'error',

@@ -288,6 +288,7 @@ class LiveRun {
       sourceWidth: geometry.width,
       sourceHeight: geometry.height,
       fps: geometry.fps,
+      sourceFps: geometry.fps,
       durationMs: 0,
       expectedFrames: 0,
       inputWidth: resizer.inputWidth,

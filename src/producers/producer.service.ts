@@ -111,6 +111,7 @@ export class ProducerService {
       sourceWidth: probe.width,
       sourceHeight: probe.height,
       fps,
+      sourceFps: probe.fps,
       durationMs: probe.durationMs,
       expectedFrames,
       inputWidth: plan.width,

@@ -15,11 +15,14 @@ export class PipelineClient {
   readonly submitter: VideoSubmitter;
   private closing?: Promise<void>;
 
-  /** Connects and waits until Redis answers (see waitForRedisReady). */
+  /**
+   * Connects and waits until Redis answers (see waitForRedisReady); a refused connection or an
+   * unknown host fails at once with one line: the clients answer a user who is waiting.
+   */
   static async connect(config: StreamsegConfig, redisUrl: string): Promise<PipelineClient> {
     const client = new PipelineClient(config, redisUrl);
     try {
-      await waitForRedisReady(client.redis, redisUrl);
+      await waitForRedisReady(client.redis, redisUrl, 10_000, { failFast: true });
     } catch (error) {
       await client.close();
       throw error;
@@ -29,9 +32,12 @@ export class PipelineClient {
 
   private constructor(config: StreamsegConfig, redisUrl: string) {
     this.redis = createRedis(redisUrl, { purpose: 'producer', connectionName: 'streamseg-client' });
+    // Connection errors surface as failed commands (and as waitForRedisReady's one line); without
+    // listeners, ioredis and every BullMQ queue would print each reconnect attempt's stack trace.
+    this.redis.on('error', () => undefined);
     this.states = new VideoStateStore(this.redis, config.frameTtlSeconds);
     this.frames = new FrameStore(this.redis, config.frameTtlSeconds);
-    const queue = (name: QueueName) => new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX });
+    const queue = (name: QueueName) => new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX }).on('error', () => undefined);
     this.queues = { videos: queue(QueueName.Videos), frames: queue(QueueName.Frames), sink: queue(QueueName.Sink) };
     this.submitter = new VideoSubmitter(this.queues.videos, this.states, config.jobAttempts);
   }

@@ -40,7 +40,7 @@ export function redactRedisUrl(url: string): string {
  * connecting (no offline queue), so callers wait here first; an unreachable Redis becomes one
  * clear error instead of a retry loop.
  */
-export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 10_000, options: { failFast?: boolean } = {}): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve, reject) => {
     const done = (error?: StreamsegError) => {
@@ -53,7 +53,7 @@ export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 1
     const onReady = () => done();
     // Wrong credentials or an untrusted certificate will not fix themselves: say so at once.
     const onError = (error: Error) => {
-      const fatal = fatalConnectionError(error, url);
+      const fatal = fatalConnectionError(error, url) ?? (options.failFast ? unreachableError(error, url) : null);
       if (fatal) done(fatal);
     };
     const timer = setTimeout(
@@ -79,12 +79,24 @@ export function fatalConnectionError(error: Error, url: string): StreamsegError 
   return null;
 }
 
+/**
+ * Nothing listens at the address, or the host is unknown: a one-line streamseg error for commands
+ * that answer a user now (status, submit, serve) rather than wait for Redis to come back; null for
+ * other errors.
+ */
+export function unreachableError(error: Error, url: string): StreamsegError | null {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (!/^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH)$/.test(code)) return null;
+  const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'unknown host' : 'host unreachable';
+  return new StreamsegError('E_REDIS', `cannot reach Redis at ${redactRedisUrl(url)} (${why}): check REDIS_URL and that redis-server is running there`);
+}
+
 /** Connects once and waits until Redis answers (or fails with a one-line reason), then disconnects. */
-export async function verifyRedis(url: string, timeoutMs = 10_000): Promise<void> {
+export async function verifyRedis(url: string, timeoutMs = 10_000, options: { failFast?: boolean } = {}): Promise<void> {
   const probe = createRedis(url, { purpose: 'producer', connectionName: 'streamseg-check' });
   probe.on('error', () => undefined);
   try {
-    await waitForRedisReady(probe, url, timeoutMs);
+    await waitForRedisReady(probe, url, timeoutMs, options);
   } finally {
     probe.disconnect();
   }

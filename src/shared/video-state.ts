@@ -10,6 +10,8 @@ export interface VideoProbeFacts {
   sourceHeight: number;
   /** Frame rate of the output (source rate, or the requested --fps). */
   fps: number;
+  /** The source's own (average) frame rate, whatever the output's. */
+  sourceFps?: number;
   durationMs: number;
   /** Estimated frame count, for progress only; `totalFrames` is the truth once decoding ends. */
   expectedFrames: number;
@@ -48,6 +50,19 @@ export interface VideoState extends Partial<VideoProbeFacts> {
   /** Milliseconds spent per stage, summed over jobs. */
   stageMs: Record<string, number>;
 }
+
+/**
+ * HSET the field/value pairs in ARGV, except `status` once it is `failed`: a failed video stays
+ * failed whatever order the roles finish in (a producer that ends decoding after the sink failed
+ * must not turn it back into "decoded"). Atomic, so no role can slip in between the read and the write.
+ */
+const SET_KEEPING_FAILURE = `
+local failed = redis.call('HGET', KEYS[1], 'status') == 'failed'
+for i = 1, #ARGV, 2 do
+  if not (failed and ARGV[i] == 'status') then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return failed and 1 or 0
+`;
 
 /** Per-video state hash shared by every role; small values only, no pixels. */
 export class VideoStateStore {
@@ -88,7 +103,7 @@ export class VideoStateStore {
 
   async setProbe(videoId: string, facts: VideoProbeFacts): Promise<void> {
     const { meta } = videoKeys(videoId);
-    await this.redis.hset(meta, {
+    await this.setKeepingFailure(videoId, {
       ...Object.fromEntries(Object.entries(facts).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])),
       status: 'decoding',
       startedAt: String(Date.now()),
@@ -106,7 +121,7 @@ export class VideoStateStore {
   }
 
   async markDecoded(videoId: string, totalFrames: number): Promise<void> {
-    await this.redis.hset(videoKeys(videoId).meta, { decodedFrames: String(totalFrames), totalFrames: String(totalFrames), status: 'decoded' });
+    await this.setKeepingFailure(videoId, { decodedFrames: String(totalFrames), totalFrames: String(totalFrames), status: 'decoded' });
   }
 
   async setSinkFrames(videoId: string, sinkFrames: number): Promise<void> {
@@ -124,7 +139,12 @@ export class VideoStateStore {
   }
 
   async markDone(videoId: string): Promise<void> {
-    await this.redis.hset(videoKeys(videoId).meta, { status: 'done', finishedAt: String(Date.now()) });
+    await this.setKeepingFailure(videoId, { status: 'done', finishedAt: String(Date.now()) });
+  }
+
+  /** HSET `fields`, leaving `status` as it is when the video has failed (see SET_KEEPING_FAILURE). */
+  private async setKeepingFailure(videoId: string, fields: Record<string, string>): Promise<void> {
+    await this.redis.eval(SET_KEEPING_FAILURE, 1, videoKeys(videoId).meta, ...Object.entries(fields).flat());
   }
 
   async markFailed(videoId: string, reason: string): Promise<void> {
@@ -160,6 +180,7 @@ export class VideoStateStore {
       sourceWidth: num('sourceWidth'),
       sourceHeight: num('sourceHeight'),
       fps: num('fps'),
+      sourceFps: num('sourceFps'),
       durationMs: num('durationMs'),
       expectedFrames: num('expectedFrames'),
       inputWidth: num('inputWidth'),

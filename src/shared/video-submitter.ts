@@ -31,8 +31,12 @@ export async function resolveVideoInput(input: string): Promise<VideoInput> {
   }
   const absolute = path.resolve(input);
   const info = await stat(absolute).catch(() => null);
-  if (!info?.isFile()) {
-    throw new InputError('E_INPUT_NOT_FOUND', `${input}: no such file; check the path`);
+  if (!info) throw new InputError('E_INPUT_NOT_FOUND', `${input}: no such file; check the path`);
+  if (info.isDirectory()) {
+    throw new InputError('E_INPUT_DIRECTORY', `${input}: is a directory, not a video file; give one video file (one command per video)`);
+  }
+  if (!info.isFile()) {
+    throw new InputError('E_INPUT_NOT_FILE', `${input}: not a regular file; give a video file, or - to read a live stream from stdin`);
   }
   return { kind: 'file', path: absolute };
 }

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -282,8 +282,9 @@ describe('streamseg run on bad input', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const BAD_INPUTS: { name: string; file: string; content?: string; code: string; says: RegExp }[] = [
+  const BAD_INPUTS: { name: string; file: string; content?: string; directory?: true; code: string; says: RegExp }[] = [
     { name: 'a missing file', file: 'missing.mp4', code: 'E_INPUT_NOT_FOUND', says: /no such file; check the path/ },
+    { name: 'a directory', file: 'videos', directory: true, code: 'E_INPUT_DIRECTORY', says: /is a directory, not a video file/ },
     // ffprobe reads a 0-byte file as invalid data: the producer refuses it as not a video.
     { name: 'an empty file', file: 'empty.mp4', content: '', code: 'E_INPUT_NOT_VIDEO', says: /not a video ffprobe can read/ },
     { name: 'a text file renamed .mp4', file: 'notes.mp4', content: 'shopping list\n- milk\n- eggs\n', code: 'E_INPUT_NOT_VIDEO', says: /not a video ffprobe can read/ },
@@ -292,6 +293,7 @@ describe('streamseg run on bad input', () => {
   it.each(BAD_INPUTS)('$name: exit 1, one line on stderr naming the file and the problem, no process left behind', async (bad) => {
     const input = path.join(dir, bad.file);
     if (bad.content !== undefined) await writeFile(input, bad.content);
+    if (bad.directory) await mkdir(input);
     const outDir = path.join(dir, `out-${bad.file}`);
 
     const result = await runCliWatchingChildren(['run', input, '--out', outDir], RUN_ENV);

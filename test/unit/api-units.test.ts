@@ -4,6 +4,8 @@ import { parseRange } from '../../src/api/file-range.js';
 import { resolveVideoOptions, submissionHash } from '../../src/api/services/video-request-options.js';
 import { entriesOfFirstStream } from '../../src/shared/stream-reply.js';
 import { loadConfig } from '../../src/shared/config.js';
+import { ConfigError } from '../../src/shared/errors/index.js';
+import { loadModelPackage } from '../../src/shared/model-manifest.js';
 
 describe('HTTP Range parsing', () => {
   it('reads start-end, open-ended and suffix ranges, clamped to the file', () => {
@@ -55,6 +57,20 @@ describe('submission options and dedup hash', () => {
     expect(() => resolveVideoOptions({ live: { restreamUrl: 'http://x' } })).toThrow(/live.restreamUrl/);
     expect(() => resolveVideoOptions({ topK: 0 })).toThrow(/topK/);
     expect(() => resolveVideoOptions({ colour: 'red' })).toThrow(/invalid options/);
+  });
+
+  it('refuses classes the model does not know (400, naming them and the model\'s classes) before the video is accepted', async () => {
+    const { manifest } = await loadModelPackage('test/fixtures/test-model');
+    expect(resolveVideoOptions({ classes: 'road,vehicle' }, manifest)).toEqual({ classes: ['road', 'vehicle'] });
+    const refused = (() => {
+      try {
+        resolveVideoOptions({ classes: ['road', 'cars'] }, manifest);
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).problems).toEqual(['classes: "cars" is not in the model (its classes: sky, road, sidewalk, building, vegetation, vehicle, person, pole)']);
   });
 
   it('hashes the source and the options, not their order', () => {

@@ -24,13 +24,14 @@ describe('report', () => {
   it('builds report.json from the video state', () => {
     const state: VideoState = {
       videoId: 'v1', status: 'decoded', decodedFrames: 10, totalFrames: 10, segmentedFrames: 10, sinkFrames: 10,
-      sourceWidth: 640, sourceHeight: 360, fps: 25, codec: 'h264', submittedAt: 1000, startedAt: 1500,
+      sourceWidth: 640, sourceHeight: 360, fps: 10, sourceFps: 25, codec: 'h264', submittedAt: 1000, startedAt: 1500,
       warnings: ['audio dropped'], stageMs: { decode: 120.04, segment: 300, sink: 80, decodeBackpressure: 5 },
     };
     const report = buildReport({ state, frames: 10, scenes: [], finishedAt: 3000, warnings: ['late'] });
     expect(report).toEqual({
       videoId: 'v1',
       source: { width: 640, height: 360, fps: 25, codec: 'h264' },
+      output: { fps: 10 },
       frames: 10,
       scenes: [],
       timings: { wallMs: 2000, stageMs: { decode: 120, segment: 300, sink: 80, decodeBackpressure: 5 }, framesPerSecond: 5 },

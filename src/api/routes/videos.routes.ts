@@ -97,7 +97,7 @@ async function submitJson(request: FastifyRequest, ctx: ApiContext) {
   }
   const { url, ...options } = body as Record<string, unknown>;
   if (typeof url !== 'string' || url.length === 0) throw new HttpError(400, 'E_BAD_REQUEST', 'JSON submissions need "url" (http, https, rtsp or udp)');
-  return ctx.submissions.submitUrl(url, resolveVideoOptions(options));
+  return ctx.submissions.submitUrl(url, resolveVideoOptions(options, ctx.modelPackage?.manifest));
 }
 
 async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
@@ -121,11 +121,11 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
     if (error instanceof Error && 'code' in error && error.code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(ctx);
     throw error;
   }
-  if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields)));
+  if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest));
   if (!upload) throw new HttpError(400, 'E_BAD_REQUEST', 'no "file" field in the upload');
   let options;
   try {
-    options = resolveVideoOptions(fields);
+    options = resolveVideoOptions(fields, ctx.modelPackage?.manifest);
   } catch (error) {
     await ctx.uploads.discard(upload.file);
     throw error;

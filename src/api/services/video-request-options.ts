@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { videoOptionsFromFlags } from '../../cli/options.js';
 import { HttpError } from '../../shared/errors/index.js';
 import { liveOptionsSchema, type LiveOptions } from '../../shared/job-schemas.js';
+import type { ModelManifest } from '../../shared/model-manifest.js';
+import { assertClassesInModel } from '../../shared/video-classes.js';
 import { MERGE_METHODS, type RetrievalOverrides } from '../../shared/retrieval-options.js';
 
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
@@ -37,7 +39,11 @@ export interface ResolvedVideoOptions {
   retrieval?: RetrievalOverrides;
 }
 
-export function resolveVideoOptions(raw: unknown): ResolvedVideoOptions {
+/**
+ * Parses a submission's options; with the model's manifest, classes it does not know are refused
+ * (400) before the video is accepted.
+ */
+export function resolveVideoOptions(raw: unknown, manifest?: ModelManifest): ResolvedVideoOptions {
   const parsed = videoRequestOptionsSchema.safeParse(raw ?? {});
   if (!parsed.success) {
     throw new HttpError(400, 'E_BAD_REQUEST', `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
@@ -50,6 +56,7 @@ export function resolveVideoOptions(raw: unknown): ResolvedVideoOptions {
     merge,
     adapters: adapters ?? true,
   });
+  if (manifest) assertClassesInModel(resolved.classes, manifest, 'classes');
   return { ...(fps === undefined ? {} : { fps }), ...resolved, ...(live ? { live } : {}) };
 }
 

@@ -1,8 +1,10 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { createLogger } from '../../shared/logger.js';
+import { loadModelPackage } from '../../shared/model-manifest.js';
 import { verifyRedis } from '../../shared/redis.js';
-import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
+import { assertClassesInModel } from '../../shared/video-classes.js';
+import { embeddedRedisNotice, startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
 import { addPipelineOptions, addVideoOptions, configFromFlags, videoOptionsFromFlags, type PipelineFlags, type VideoFlags } from '../options.js';
 import { PipelineClient } from '../../shared/pipeline-client.js';
@@ -72,8 +74,18 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   }, config.shutdownGraceMs);
   body = (async () => {
     try {
+      // Options the model cannot honour fail here, before a server starts or a job is queued.
+      assertClassesInModel(videoOptions.classes, (await loadModelPackage(config.modelDir)).manifest, '--classes');
       if (config.redisUrl) await verifyRedis(config.redisUrl);
-      const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis()).url;
+      let redisUrl = config.redisUrl;
+      if (!redisUrl) {
+        redis = await startEmbeddedRedis();
+        redisUrl = redis.url;
+        // On a terminal, where a user may want `status` or `watch` beside it; piped or redirected
+        // (scripts, CI) stderr carries just the exit line, and the log has the URL (LOG_LEVEL=info).
+        logger.info({ redisUrl }, 'own redis-server started');
+        if (process.stderr.isTTY) process.stderr.write(embeddedRedisNotice(redisUrl));
+      }
       roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
       client = await PipelineClient.connect(config, redisUrl);
       const outDir = path.resolve(flags.out ?? config.outDir);

@@ -1,8 +1,9 @@
 import { Option, type Command } from 'commander';
-import { createApiServer, type ApiServer } from '../../api/server.js';
+import { assertApiConfig, createApiServer, type ApiServer } from '../../api/server.js';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
-import { startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
+import { verifyRedis } from '../../shared/redis.js';
+import { embeddedRedisNotice, startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
 import { addPipelineOptions, configFromFlags, type PipelineFlags } from '../options.js';
 import { ROLES, startRoles, type Role, type RunningRoles } from '../roles.js';
@@ -18,7 +19,7 @@ export function registerServeCommand(program: Command): void {
   addPipelineOptions(
     program
       .command('serve')
-      .description('HTTP API (/v1), web page (/web/), /metrics, /admin/queues; needs REDIS_URL and STREAMSEG_API_TOKENS')
+      .description('HTTP API (/v1), web page (/web/), /metrics, /admin/queues; needs STREAMSEG_API_TOKENS, and REDIS_URL unless --roles starts its own redis-server')
       .addOption(new Option('--port <n>', 'port to listen on (PORT, default 8080)'))
       .addOption(new Option('--host <address>', 'address to bind (STREAMSEG_API_HOST, default 0.0.0.0)'))
       .addOption(
@@ -39,8 +40,17 @@ export function registerServeCommand(program: Command): void {
       if (!config.redisUrl && wanted.length === 0) {
         throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: serve needs the cluster\'s Redis (or --roles all for a single-machine setup with its own redis-server)');
       }
+      // Everything that can be checked is checked before a server or a role starts.
+      assertApiConfig(config);
       const logger = createLogger(config.logLevel);
-      const redisUrl = config.redisUrl ?? (redis = await startEmbeddedRedis({ appendOnly: true })).url;
+      let redisUrl = config.redisUrl;
+      if (redisUrl) {
+        await verifyRedis(redisUrl, 10_000, { failFast: true });
+      } else {
+        redis = await startEmbeddedRedis({ appendOnly: true });
+        redisUrl = redis.url;
+        process.stderr.write(embeddedRedisNotice(redisUrl));
+      }
       closeOnSignals(shutdown, config.shutdownGraceMs);
       if (wanted.length > 0) roles = await startRoles(wanted, { config, redisUrl, logger });
       server = await createApiServer({ config, redisUrl, logger });

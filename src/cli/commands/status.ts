@@ -12,6 +12,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--json', 'print JSON', false)
     .action(async (videoId: string | undefined, flags: { json: boolean }) => {
       let client: PipelineClient | undefined;
+      let failed = false;
       try {
         const config = configFromFlags({});
         if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: status reads the cluster\'s Redis');
@@ -19,13 +20,17 @@ export function registerStatusCommand(program: Command): void {
         if (videoId) {
           const state = await client.states.get(videoId);
           if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired or never submitted)`);
+          failed = state.status === 'failed';
           if (flags.json) process.stdout.write(`${JSON.stringify(state)}\n`);
           else {
             // A live source has no length; say how many frames it dropped instead.
             const total = state.live ? '?' : (state.totalFrames ?? state.expectedFrames ?? '?');
             const live = state.live ? ` live, ${state.droppedFrames ?? 0} frames dropped` : '';
+            // The source's rate and the output's (--fps) apart: they differ when resampling.
+            const rates = state.fps === undefined ? '' : `  fps     ${state.sourceFps ?? state.fps} source, ${state.fps} output\n`;
             process.stdout.write(
               `${videoId} ${state.status}${live}${state.error ? ` (${state.error})` : ''}\n` +
+                rates +
                 `  decode  ${state.decodedFrames}/${total}\n  segment ${state.segmentedFrames}/${total}\n  sink    ${state.sinkFrames}/${total}\n`,
             );
           }
@@ -52,7 +57,8 @@ export function registerStatusCommand(program: Command): void {
           }
         }
         await client.close();
-        process.exit(0);
+        // A failed video is a failure for scripts too: the reason is on the line above.
+        process.exit(failed ? 1 : 0);
       } catch (error) {
         await client?.close();
         exitWithError(error);

@@ -2,7 +2,9 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { StreamsegError } from '../../shared/errors/index.js';
 import { videoIdSchema } from '../../shared/job-schemas.js';
+import { loadModelPackage } from '../../shared/model-manifest.js';
 import { assertUnderOutputRoot } from '../../shared/output-root.js';
+import { assertClassesInModel } from '../../shared/video-classes.js';
 import { newVideoId } from '../../shared/video-submitter.js';
 import { exitWithError } from '../exit.js';
 import { addVideoOptions, configFromFlags, videoOptionsFromFlags, type VideoFlags } from '../options.js';
@@ -38,6 +40,10 @@ export function registerSubmitCommand(program: Command): void {
       if (!config.redisUrl) exitWithError(new StreamsegError('E_CONFIG', 'REDIS_URL is not set: submit needs the cluster\'s Redis'));
       let client: PipelineClient | undefined;
       try {
+        // Checked against the model package here when this machine has it (STREAMSEG_MODEL); the
+        // workers' model is the judge otherwise, and `--watch` reports their refusal.
+        const modelPackage = videoOptions.classes ? await loadModelPackage(config.modelDir).catch(() => undefined) : undefined;
+        if (modelPackage) assertClassesInModel(videoOptions.classes, modelPackage.manifest, '--classes');
         client = await PipelineClient.connect(config, config.redisUrl);
         const videoId = flags.id ?? newVideoId();
         const parsedId = videoIdSchema.safeParse(videoId);

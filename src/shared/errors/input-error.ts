@@ -2,6 +2,8 @@ import { StreamsegError } from './streamseg-error.js';
 
 export type InputErrorCode =
   | 'E_INPUT_NOT_FOUND'
+  | 'E_INPUT_DIRECTORY'
+  | 'E_INPUT_NOT_FILE'
   | 'E_INPUT_NOT_VIDEO'
   | 'E_INPUT_NO_VIDEO_STREAM'
   | 'E_INPUT_EMPTY'

@@ -13,7 +13,10 @@ export interface SceneReport {
 
 export interface VideoReport {
   videoId: string;
+  /** The input as probed: its size, codec and own frame rate. */
   source: { width: number; height: number; fps: number; codec: string };
+  /** What annotated.mp4 and masks.ndjson hold: the source rate, or the rate asked for (--fps). */
+  output: { fps: number };
   frames: number;
   scenes: SceneReport[];
   timings: {
@@ -64,7 +67,8 @@ export function buildReport(input: { state: VideoState; frames: number; scenes: 
   for (const [stage, ms] of Object.entries(state.stageMs)) stageMs[stage] = round(ms);
   return {
     videoId: state.videoId,
-    source: { width: state.sourceWidth ?? 0, height: state.sourceHeight ?? 0, fps: state.fps ?? 0, codec: state.codec ?? 'unknown' },
+    source: { width: state.sourceWidth ?? 0, height: state.sourceHeight ?? 0, fps: state.sourceFps ?? state.fps ?? 0, codec: state.codec ?? 'unknown' },
+    output: { fps: state.fps ?? 0 },
     frames,
     scenes: input.scenes.map((s) => ({ ...s })),
     timings: { wallMs: round(wallMs), stageMs, framesPerSecond: wallMs > 0 ? Math.round((frames / (wallMs / 1000)) * 100) / 100 : 0 },
