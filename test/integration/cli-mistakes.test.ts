@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
 import type { VideoReport } from '../../src/workers/sink/report-builder.js';
-import { REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, spawnCli, stopProcess, type CliResult } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
 
@@ -85,6 +85,26 @@ describe('streamseg serve', () => {
     const result = await timed(['serve', '--roles', 'all', '--port', '0'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: undefined });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^streamseg: E_CONFIG: STREAMSEG_API_TOKENS is empty: [^\n]+\n$/);
+  });
+
+  it('--roles all without REDIS_URL prints its own redis-server\'s URL at start', async () => {
+    const serve = spawnCli(['serve', '--roles', 'all', '--port', '0', '--host', '127.0.0.1'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: TOKEN, STREAMSEG_MODEL: TEST_MODEL, LOG_LEVEL: 'warn' });
+    let stderr = '';
+    serve.stdout!.resume();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        serve.stderr!.on('data', (d: Buffer) => {
+          stderr += d.toString();
+          if (stderr.includes('streamseg API on')) resolve();
+        });
+        serve.once('exit', () => reject(new Error(stderr)));
+      });
+      const url = /^streamseg: own redis-server at (redis:\/\/127\.0\.0\.1:\d+) while this runs/m.exec(stderr)?.[1];
+      expect(url).toBeDefined();
+      expect((await runCli(['status'], { REDIS_URL: url })).code).toBe(0);
+    } finally {
+      await stopProcess(serve);
+    }
   });
 
   it('--help does not claim REDIS_URL is needed with --roles', async () => {
