@@ -10,6 +10,7 @@ import { loadModelPackage, type ModelPackage } from '../shared/model-manifest.js
 import { metricsRegistry } from '../shared/metrics.js';
 import { MetricsPublisher, metricsInstanceId } from '../shared/metrics-publisher.js';
 import { createRedis } from '../shared/redis.js';
+import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import type { ApiContext } from './api-context.js';
 import { TokenVerifier } from './auth/token-verifier.js';
 import { registerBearerAuth } from './auth/bearer-auth.js';
@@ -87,7 +88,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     redis,
     pipeline,
     queries,
-    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger),
+    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow)),
     cancels: new VideoCancelService({ redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger }, options.cancel),
     uploads,
     modelPackage,

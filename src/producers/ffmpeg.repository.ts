@@ -5,6 +5,8 @@ import { FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
 import { readRawFrames } from './raw-frame-reader.js';
+import { UrlDestinationPolicy } from '../shared/url-policy.js';
+import { EgressProxy } from './egress-proxy.js';
 
 export type { VideoProbe } from './probe-validation.js';
 
@@ -50,6 +52,15 @@ export interface FfmpegRepositoryOptions {
   ffprobePath?: string;
   /** ffprobe is killed after this long (a dead URL must not hang the producer). @defaultValue 60000 */
   probeTimeoutMs?: number;
+  /** Where URLs submitted through the API (`restricted`) may lead. @defaultValue public unicast only, nothing allowed beyond */
+  urlPolicy?: UrlDestinationPolicy;
+}
+
+/** How a child process reaches the network for one input: the egress proxy of a restricted URL, or nothing special. */
+interface Egress {
+  protocols: string;
+  env?: NodeJS.ProcessEnv;
+  proxy?: EgressProxy;
 }
 
 /** How ffmpeg is told to read an input, and how messages name it. */
@@ -72,11 +83,27 @@ export class FfmpegRepository {
   private readonly ffmpegPath: string;
   private readonly ffprobePath: string;
   private readonly probeTimeoutMs: number;
+  private readonly urlPolicy: UrlDestinationPolicy;
 
   constructor(options: FfmpegRepositoryOptions = {}) {
     this.ffmpegPath = options.ffmpegPath ?? 'ffmpeg';
     this.ffprobePath = options.ffprobePath ?? 'ffprobe';
     this.probeTimeoutMs = options.probeTimeoutMs ?? 60_000;
+    this.urlPolicy = options.urlPolicy ?? new UrlDestinationPolicy();
+  }
+
+  /**
+   * A URL submitted through the API is checked against the destination policy again (its name may
+   * resolve elsewhere by now), and its HTTP(S) connections go through an egress proxy that checks
+   * every one of them (redirects, playlist segments). Other inputs are opened as they are.
+   */
+  private async egress(input: VideoInput, source: Source): Promise<Egress> {
+    if (input.kind !== 'url' || !input.restricted) return { protocols: source.protocols };
+    const url = new URL(input.url);
+    await this.urlPolicy.check(url, source.name);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { protocols: source.protocols };
+    const proxy = await EgressProxy.start(this.urlPolicy, source.name);
+    return { protocols: `${source.protocols},httpproxy`, env: proxy.env(), proxy };
   }
 
   /**
@@ -100,14 +127,16 @@ export class FfmpegRepository {
       if (info.isDirectory()) throw new InputError('E_INPUT_DIRECTORY', `${source.name}: is a directory on the producer's machine, not a video file`);
       if (!info.isFile()) throw new InputError('E_INPUT_NOT_FILE', `${source.name}: not a regular file on the producer's machine`);
     }
+    const egress = await this.egress(input, source);
     const args = [
       '-v', 'error',
-      '-protocol_whitelist', source.protocols,
+      '-protocol_whitelist', egress.protocols,
       '-print_format', 'json',
       '-show_format', '-show_streams',
       source.locator,
     ];
-    const probed = await this.collect(this.ffprobePath, args, this.probeTimeoutMs);
+    const probed = await this.collect(this.ffprobePath, args, this.probeTimeoutMs, egress.env).finally(() => egress.proxy?.close());
+    if (egress.proxy?.refusal) throw egress.proxy.refusal;
     const { code, stdout, spawnError, timedOut } = probed;
     // ffprobe prefixes its complaint with the locator; the message names the input already. The
     // first line is often the cause ("Picture size 100000x100000 is invalid"), the last the effect.
@@ -152,9 +181,10 @@ export class FfmpegRepository {
       throw new RangeError(`decodeFrames needs positive fps, width and height (got ${fps}, ${width}x${height})`);
     }
     signal?.throwIfAborted();
+    const egress = await this.egress(input, source);
     const args = [
       '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-protocol_whitelist', source.protocols,
+      '-protocol_whitelist', egress.protocols,
       '-i', source.locator,
       '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
       '-an', '-sn', '-dn',
@@ -167,7 +197,7 @@ export class FfmpegRepository {
       '-f', 'rawvideo', '-pix_fmt', 'rgb24',
       'pipe:1',
     ];
-    const child = spawn(this.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(this.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(egress.env ? { env: egress.env } : {}) });
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
     const kill = () => {
@@ -183,6 +213,7 @@ export class FfmpegRepository {
       const { code, spawnError } = await exit;
       signal?.throwIfAborted();
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
+      if (egress.proxy?.refusal) throw egress.proxy.refusal;
       if (code !== 0) {
         throw new InputError('E_INPUT_DECODE', `${source.name}: ffmpeg failed after ${index} frames: ${stderr.lastLine() || `exit code ${code}`}`);
       }
@@ -195,6 +226,7 @@ export class FfmpegRepository {
       signal?.throwIfAborted();
       const { spawnError } = await Promise.race([exit, Promise.resolve({ spawnError: undefined })]);
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
+      if (egress.proxy?.refusal) throw egress.proxy.refusal;
       if (error instanceof InputError || error instanceof FfmpegError) throw error;
       throw new FfmpegError(`${source.name}: reading ffmpeg's output failed after ${index} frames: ${stderr.lastLine() || String(error)}`, {
         cause: error,
@@ -203,6 +235,7 @@ export class FfmpegRepository {
       signal?.removeEventListener('abort', kill);
       kill();
       await exit;
+      await egress.proxy?.close();
     }
   }
 
@@ -211,8 +244,9 @@ export class FfmpegRepository {
     command: string,
     args: string[],
     timeoutMs: number,
+    env?: NodeJS.ProcessEnv,
   ): Promise<{ code: number | null; stdout: string; stderrLine: string; stderrFirstLine: string; spawnError?: Error; timedOut: boolean }> {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
     const stderr = new StderrTail(child);
     const chunks: Buffer[] = [];
     child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -8,6 +8,7 @@ import { JobName, QUEUE_PREFIX, QueueName, assertHandlersComplete } from '../sha
 import { createRedis } from '../shared/redis.js';
 import { VideoStateStore } from '../shared/video-state.js';
 import { FfmpegRepository } from './ffmpeg.repository.js';
+import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { ProducerService, isPermanentFailure, type DecodeSummary } from './producer.service.js';
 import { LiveFrameLog } from '../shared/live-frame-log.js';
 import { LiveFfmpegRepository } from './live-ffmpeg.repository.js';
@@ -72,7 +73,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   // Videos being decoded here, watched for a cancel (DELETE /v1/videos/:id sets a tombstone).
   const watched = new Set<string>();
   const service = new ProducerService({
-    ffmpeg: options.ffmpeg ?? new FfmpegRepository(),
+    ffmpeg: options.ffmpeg ?? new FfmpegRepository({ urlPolicy: new UrlDestinationPolicy(config.urlAllow) }),
     frameStore: new FrameStore(queueConnection, config.frameTtlSeconds),
     states,
     queues: { frames: framesQueue, sink: sinkQueue },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/index.js';
 import { MERGE_METHODS, type RetrievalOverrides } from './retrieval-options.js';
+import { parseAllowEntry } from './url-policy.js';
 
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const numberFrom = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -107,6 +108,20 @@ export const configSchema = z.object({
     .transform((value) => (Array.isArray(value) ? value : value.split(',')).map((t) => t.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(16, 'each token must have at least 16 characters')))
     .default([]),
+  /**
+   * `STREAMSEG_URL_ALLOW`: comma-separated CIDRs, addresses, host names or `.suffix`es that URLs
+   * submitted through the API may reach although they are not public unicast (loopback, private,
+   * link-local, multicast… are refused by default), e.g. `192.168.10.0/24,camera.lan`. @defaultValue none
+   */
+  urlAllow: z
+    .union([z.string(), z.array(z.string())])
+    .transform((value) => (Array.isArray(value) ? value : value.split(',')).map((t) => t.trim()).filter(Boolean))
+    .superRefine((entries, ctx) => {
+      for (const entry of entries) {
+        if (!parseAllowEntry(entry)) ctx.addIssue({ code: 'custom', message: `"${entry}" is neither a CIDR (10.0.0.0/8), an IP address nor a host name` });
+      }
+    })
+    .default([]),
   /** `PORT`: the port `serve` listens on. @defaultValue 8080 */
   port: intFrom(0, 65535).default(8080),
   /** `STREAMSEG_API_HOST`: the address `serve` binds. @defaultValue `0.0.0.0` */
@@ -193,6 +208,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   shutdownGraceMs: 'STREAMSEG_SHUTDOWN_GRACE_MS',
   sinkSegmentFrames: 'STREAMSEG_SINK_SEGMENT_FRAMES',
   apiTokens: 'STREAMSEG_API_TOKENS',
+  urlAllow: 'STREAMSEG_URL_ALLOW',
   port: 'PORT',
   apiHost: 'STREAMSEG_API_HOST',
   uploadDir: 'STREAMSEG_UPLOAD_DIR',

@@ -15,6 +15,12 @@ export const videoInputSchema = z.discriminatedUnion('kind', [
       .string()
       .url()
       .refine((u) => /^(https?|rtsp|udp):\/\//i.test(u), 'only http, https, rtsp and udp URLs are accepted'),
+    /**
+     * Submitted through the API: the producer checks the destination policy (STREAMSEG_URL_ALLOW)
+     * again before it connects, and every HTTP(S) connection ffmpeg makes for it (redirects,
+     * playlist segments) goes through the policy's egress proxy.
+     */
+    restricted: z.boolean().optional(),
   }),
 ]);
 export type VideoInput = z.infer<typeof videoInputSchema>;

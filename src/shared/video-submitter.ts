@@ -61,11 +61,15 @@ export class VideoSubmitter {
     private readonly attempts: number,
   ) {}
 
-  async submit(input: string, options: SubmitOptions): Promise<string> {
+  /**
+   * `input`: what a CLI user typed (a path or a URL, resolved here), or an input the caller has
+   * already validated (the API: never a path taken from a request).
+   */
+  async submit(input: string | VideoInput, options: SubmitOptions): Promise<string> {
     const videoId = options.videoId ?? newVideoId();
     const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
       videoId,
-      input: await resolveVideoInput(input),
+      input: typeof input === 'string' ? await resolveVideoInput(input) : input,
       options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval, live: options.live },
       submittedAt: Date.now(),
     });

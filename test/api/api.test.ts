@@ -30,7 +30,8 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
   let frameEvents: { id: string; record: FrameResult }[] = [];
 
   beforeAll(async () => {
-    stack = await startApiStack();
+    // The dedup test submits loopback URLs, which the destination policy refuses unless allowed.
+    stack = await startApiStack({ urlAllow: '127.0.0.1' });
     video = path.join(stack.dir, 'two-scenes.mp4');
     longVideo = path.join(stack.dir, 'long.mp4');
     await makeTestVideo(video, { width: 96, height: 64, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-pix_fmt', 'yuv420p'] });

@@ -134,7 +134,7 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
     expect(offenders).toEqual([]);
     // The one spawn path for inputs names its protocols per input kind.
     const repository = await readFile(path.join(REPO_ROOT, 'src/producers/ffmpeg.repository.ts'), 'utf8');
-    expect(repository.match(/'-protocol_whitelist', source\.protocols/g)).toHaveLength(2);
+    expect(repository.match(/'-protocol_whitelist', egress\.protocols/g)).toHaveLength(2);
     await writeFile(path.join(dir, 'checked'), 'ok');
   });
 });

@@ -1,7 +1,8 @@
 import path from 'node:path';
-import { HttpError, InputError } from '../../shared/errors/index.js';
-import { videoInputSchema } from '../../shared/job-schemas.js';
+import { HttpError } from '../../shared/errors/index.js';
+import type { VideoInput } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
+import { parseVideoUrl, type UrlDestinationPolicy } from '../../shared/url-policy.js';
 import { newVideoId, type VideoSubmitter } from '../../shared/video-submitter.js';
 import type { DedupRepository } from '../repositories/dedup.repository.js';
 import type { ReceivedUpload, UploadRepository } from '../repositories/upload.repository.js';
@@ -24,14 +25,19 @@ export class VideoSubmissionService {
     private readonly uploads: UploadRepository,
     private readonly outDir: string,
     private readonly logger: Logger,
+    private readonly policy: UrlDestinationPolicy,
   ) {}
 
+  /**
+   * A URL submission: the string is checked as it is (no trimming; control characters and
+   * whitespace refused), it must be an http, https, rtsp or udp URL, and its host must pass the
+   * destination policy. What was checked is what the producer opens: the API never takes a path.
+   */
   async submitUrl(url: string, options: ResolvedVideoOptions): Promise<SubmissionResult> {
-    const parsed = videoInputSchema.safeParse({ kind: 'url', url });
-    if (!parsed.success) {
-      throw new InputError('E_INPUT_URL_SCHEME', `url: ${parsed.error.issues.map((i) => i.message).join('; ')} (http, https, rtsp and udp URLs are accepted)`);
-    }
-    return this.submit(submissionHash({ url }, options), options, async () => url);
+    await this.policy.check(parseVideoUrl(url, 'url'), 'url');
+    if (options.live?.restreamUrl) await this.policy.check(parseVideoUrl(options.live.restreamUrl, 'live.restreamUrl'), 'live.restreamUrl');
+    const input: VideoInput = { kind: 'url', url, restricted: true };
+    return this.submit(submissionHash({ url }, options), options, async () => input);
   }
 
   async submitUpload(upload: ReceivedUpload, options: ResolvedVideoOptions): Promise<SubmissionResult> {
@@ -41,7 +47,7 @@ export class VideoSubmissionService {
     }
     let kept: string | undefined;
     try {
-      return await this.submit(submissionHash({ upload: upload.sha256 }, options), options, async (id) => (kept = await this.uploads.keep(upload, id)));
+      return await this.submit(submissionHash({ upload: upload.sha256 }, options), options, async (id) => ({ kind: 'file', path: (kept = await this.uploads.keep(upload, id)) }));
     } catch (error) {
       if (kept) await this.uploads.discard(kept);
       kept = undefined;
@@ -52,7 +58,7 @@ export class VideoSubmissionService {
     }
   }
 
-  private async submit(hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<string>): Promise<SubmissionResult> {
+  private async submit(hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<VideoInput>): Promise<SubmissionResult> {
     const id = newVideoId();
     if (this.dedup.enabled) {
       const existing = await this.dedup.claim(hash, id);

@@ -9,7 +9,9 @@ export type InputErrorCode =
   | 'E_INPUT_EMPTY'
   | 'E_INPUT_DIMENSIONS'
   | 'E_INPUT_DECODE'
-  | 'E_INPUT_URL_SCHEME';
+  | 'E_INPUT_URL_SCHEME'
+  | 'E_INPUT_URL_INVALID'
+  | 'E_INPUT_URL_DESTINATION';
 
 /** The submitted video cannot be processed; the message says what is wrong with it. */
 export class InputError extends StreamsegError {
