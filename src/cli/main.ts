@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { registerAdaptersCommand } from './commands/adapters.js';
 import { registerEvalCommand } from './commands/eval.js';
+import { registerModelCommand } from './commands/model.js';
 import { registerRoleCommands } from './commands/role.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerScoreCommand } from './commands/score.js';
@@ -25,6 +26,7 @@ registerWatchCommand(program);
 registerServeCommand(program);
 registerSynthCommand(program);
 registerAdaptersCommand(program);
+registerModelCommand(program);
 registerEvalCommand(program);
 registerScoreCommand(program);
 

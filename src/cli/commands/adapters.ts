@@ -5,6 +5,7 @@ import { createRedis, waitForRedisReady, type Redis } from '../../shared/redis.j
 import { AdapterRegistry, addRuntimeAdapter, removeAdapter } from '../../workers/adapters/adapter-registry.js';
 import { centroidFromMedia } from '../../workers/adapters/centroid-from-media.js';
 import { exitWithError } from '../exit.js';
+import { registerAdaptersTrainCommand } from './adapters-train.js';
 import { configFromFlags } from '../options.js';
 
 interface CommonFlags {
@@ -48,6 +49,7 @@ async function listing(pkg: ModelPackage, redis?: Redis) {
 export function registerAdaptersCommand(program: Command): void {
   const adapters = program.command('adapters').description('list, add and remove the LoRA adapters workers retrieve per scene');
   const modelOption = () => new Option('--model <dir>', 'model package directory (STREAMSEG_MODEL)');
+  registerAdaptersTrainCommand(adapters);
 
   adapters
     .command('add')

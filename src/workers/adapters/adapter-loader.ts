@@ -120,10 +120,13 @@ function parseConfig(files: AdapterFiles): AdapterConfig {
   return config;
 }
 
-/** PEFT stores 1×1 conv LoRA weights as [r, in, 1, 1] and [out, r, 1, 1]: drop the unit kernel dims. */
+/**
+ * PEFT stores conv LoRA weights as A [r, in, kh, kw] and B [out, r, 1, 1]: as matrices, A is
+ * [r, in·kh·kw] (a kxk conv target's `in` counts its kernel) and B drops the unit kernel dims.
+ */
 function matrixShape(shape: number[]): [number, number] | null {
   if (shape.length === 2) return [shape[0]!, shape[1]!];
-  if (shape.length === 4 && shape[2] === 1 && shape[3] === 1) return [shape[0]!, shape[1]!];
+  if (shape.length === 4) return [shape[0]!, shape[1]! * shape[2]! * shape[3]!];
   return null;
 }
 
