@@ -165,11 +165,25 @@ def run(a) -> int:
 
     rng = np.random.default_rng(0)
     image = rng.standard_normal((2, 3, h, w)).astype(np.float32)
+    relaxed = ins.input_dims[0] is not None
+    if relaxed:
+        # Workers run batches of frames: a batch fixed at 1 is made dynamic (checked by the batch-2 run below).
+        for vi in (ins.model.graph.input[[i.name for i in ins.model.graph.input].index(ins.input_name)], ins.model.graph.output[0]):
+            if vi.type.tensor_type.HasField("shape") and len(vi.type.tensor_type.shape.dim) > 0:
+                vi.type.tensor_type.shape.dim[0].dim_param = "batch"
+        del ins.model.graph.value_info[:]
+    src_path = a.model
+    if relaxed:
+        src_path = os.path.join(tempfile.mkdtemp(prefix="ss_import_"), "relaxed.onnx")
+        onnx.save(ins.model, src_path)
     try:
-        orig = ort_run(a.model, {ins.input_name: image}, threads=a.threads)[ins.output_name]
+        orig = ort_run(src_path, {ins.input_name: image}, threads=a.threads)[ins.output_name]
     except RuntimeError as e:
-        last = [l for l in str(e).splitlines() if l.strip()]
-        raise ImportError_("E_IMPORT_RUN", f"ONNX Runtime cannot run {a.model} at {w}x{h}: {last[-1][:300] if last else e}")
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        why = next((l for l in lines if l.startswith("Error")), lines[-1] if lines else str(e))
+        if relaxed:
+            raise ImportError_("E_IMPORT_BATCH", f"{a.model} fixes the batch size at {ins.input_dims[0]} and does not run with a batch of 2 ({why[:200]}); export with dynamic_axes={{'{ins.input_name}': {{0: 'batch'}}}}")
+        raise ImportError_("E_IMPORT_RUN", f"ONNX Runtime cannot run {a.model} at {w}x{h}: {why[:300]}")
     if orig.ndim != 4:
         raise ImportError_("E_IMPORT_NOT_SEGMENTATION", f"output \"{ins.output_name}\" is {list(orig.shape)} at a {w}x{h} input: a segmentation network outputs per-class logits [N, K, H, W]")
     k = orig.shape[1]

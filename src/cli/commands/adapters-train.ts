@@ -68,7 +68,7 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   pass('--threads', flags.threads);
   pass('--seed', flags.seed);
   if (flags.force) args.push('--force');
-  const { json: report } = await runPythonScript('train_adapter.py', args, { quiet: flags.json });
+  const { json: report } = await runPythonScript('train_adapter.py', args);
 
   // The workers' loader must accept what was written (shapes, config, centroid size).
   const registry = await AdapterRegistry.open({ pkg });

@@ -50,7 +50,7 @@ export async function importModel(file: string, flags: ImportFlags): Promise<Rec
   pass('--embed-tensor', flags.embedTensor);
   pass('--threads', flags.threads);
   if (flags.force) args.push('--force');
-  const { json } = await runPythonScript('import_model.py', args, { quiet: flags.json });
+  const { json } = await runPythonScript('import_model.py', args);
 
   const pkg = await loadModelPackage(flags.out);
   await readAdapterIndex(pkg);

@@ -1,0 +1,200 @@
+"""`streamseg model import` graph surgery (training/import_model.py, streamseg_import/):
+rank-0 / zero LoRA parity with the original, a random LoRA equal to the dense ΔW = B·A folded
+into the weights, ORT running the graph, the torch graph runner agreeing with ORT, and one-line
+errors for bad models. Real torchvision LRASPP (random weights) plus a tiny net with MatMul and
+Gemm layers; small inputs, one thread."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import import_model  # noqa: E402
+from streamseg_train.ort import ort_run  # noqa: E402
+
+CLASSES8 = "sky,road,sidewalk,building,vegetation,vehicle,person,pole"
+
+
+class TinyMixer(nn.Module):
+    """Conv 3x3 → per-pixel Linear (MatMul) → squeeze-excitation with a Linear on the pooled
+    vector (Gemm) → 1x1 Conv to K logits at the input resolution."""
+
+    def __init__(self, k: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.mix = nn.Linear(8, 8)
+        self.se = nn.Linear(8, 8)
+        self.head = nn.Conv2d(8, k, 1)
+
+    def forward(self, x):
+        f = torch.relu(self.stem(x))
+        f = self.mix(f.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        g = torch.sigmoid(self.se(f.mean(dim=(2, 3))))
+        return self.head(f * g[:, :, None, None])
+
+
+def export(model: nn.Module, path: str, size=(64, 96), dynamic=True, layout="nchw"):
+    model.eval()
+    x = torch.randn(1, 3, *size) if layout == "nchw" else torch.randn(1, *size, 3)
+    axes = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch", 2: "height", 3: "width"}} if dynamic else None
+    with torch.no_grad():
+        torch.onnx.export(model, (x,), path, input_names=["input"], output_names=["logits"], dynamic_axes=axes, opset_version=13, do_constant_folding=True)
+
+
+def run_import(args):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = import_model.main(args)
+    return code, err.getvalue()
+
+
+def lora_feeds(targets, r, seed, scale):
+    g = np.random.default_rng(seed)
+    f = {}
+    for t in targets:
+        f[t.input_a] = (g.standard_normal((r, t.in_features)) / np.sqrt(t.in_features)).astype(np.float32)
+        f[t.input_b] = (g.standard_normal((t.out_features, r)) * scale).astype(np.float32)
+    return f
+
+
+class ImportModelTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        torch.set_num_threads(1)
+        torch.manual_seed(0)
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ss_import_")
+        cls.dir = cls.tmp.name
+        from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+        class Out(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=8)
+
+            def forward(self, x):
+                return self.net(x)["out"]
+
+        cls.lraspp = os.path.join(cls.dir, "lraspp.onnx")
+        export(Out(), cls.lraspp)
+        cls.tiny = os.path.join(cls.dir, "tiny.onnx")
+        export(TinyMixer(3), cls.tiny)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check_parity(self, src, classes, out, extra=()):
+        import onnx
+
+        from streamseg_import.surgery import find_targets, load_and_inspect
+
+        code, err = run_import([src, "--classes", classes, "--out", out, "--fit-pixels", "6144", *extra])
+        self.assertEqual(code, 0, err)
+        manifest = json.load(open(os.path.join(out, "model.json")))
+        report = json.load(open(os.path.join(out, "import-report.json")))
+        self.assertEqual(report["parity"]["zeroLoraMaxAbs"], 0.0)
+        self.assertLessEqual(report["parity"]["rank0MaxAbs"], 1e-5)
+        ins = load_and_inspect(src)
+        targets, _ = find_targets(ins)
+        self.assertEqual([t.module for t in targets], [t["module"] for t in manifest["lora"]["targets"]])
+        graph = onnx.load(os.path.join(out, "model.onnx"))
+        names = {i.name for i in graph.graph.input}
+        for t in targets:
+            self.assertIn(t.input_a, names)
+            self.assertIn(t.input_b, names)
+        w, h = manifest["input"]["width"], manifest["input"]["height"]
+        k = manifest["classEmbeddings"]["dim"]
+        image = np.random.default_rng(5).standard_normal((2, 3, h, w)).astype(np.float32)
+        base = ort_run(src, {"input": image}, threads=1)["logits"]
+        eye = np.eye(k, dtype=np.float32)
+        feeds = lora_feeds(targets, 3, seed=9, scale=0.5)
+        got = ort_run(os.path.join(out, "model.onnx"), {"input": image, "class_embeddings": eye, **feeds}, threads=1)["logits"]
+        dense_path = os.path.join(out, "dense.onnx")
+        onnx.save(import_model.dense_reference(ins.model, targets, feeds), dense_path)
+        dense = ort_run(dense_path, {"input": image}, threads=1)["logits"]
+        change = np.abs(got - base).max()
+        self.assertGreater(change, 1e-3 * max(1.0, np.abs(base).max()), "the random LoRA should move the logits")
+        self.assertLess(np.abs(got - dense).max(), 1e-4 * max(1.0, np.abs(dense).max()))
+        # A class subset selects channels (the engine feeds the job's classes' one-hot rows).
+        sub = ort_run(os.path.join(out, "model.onnx"), {"input": image, "class_embeddings": eye[[2, 0]], **feeds}, threads=1)["logits"]
+        np.testing.assert_array_equal(sub, got[:, [2, 0]])
+        return manifest, targets, feeds, image, got
+
+    def test_lraspp_parity_and_torch_runner(self):
+        import onnx
+
+        from streamseg_import.torch_onnx import OnnxTorch
+
+        out = os.path.join(self.dir, "pkg_lraspp")
+        manifest, targets, feeds, image, got = self.check_parity(self.lraspp, CLASSES8, out)
+        self.assertEqual(manifest["input"]["fit"], {"pixels": 6144, "stride": 32, "maxSide": 1024})
+        self.assertGreater(len(targets), 40)
+        self.assertTrue(any(t.kernel == (3, 3) for t in targets), "kxk convs get LoRA too")
+        runner = OnnxTorch(onnx.load(os.path.join(out, "model.onnx")))
+        with torch.no_grad():
+            y = runner({"input": torch.from_numpy(image), "class_embeddings": torch.eye(8), **{k: torch.from_numpy(v) for k, v in feeds.items()}})["logits"]
+        self.assertLess(float(np.abs(y.numpy() - got).max()), 1e-4)
+        emb = ort_run(os.path.join(out, "embedder.onnx"), {"image": image}, threads=1)["embedding"]
+        self.assertEqual(emb.shape, (2, manifest["embedder"]["size"]))
+        np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+    def test_matmul_and_gemm_layers(self):
+        out = os.path.join(self.dir, "pkg_tiny")
+        _, targets, *_ = self.check_parity(self.tiny, "a,b,c", out)
+        self.assertEqual(sorted({t.op for t in targets}), ["Conv", "Gemm", "MatMul"])
+
+    def test_lora_pattern_and_fixed_size(self):
+        fixed = os.path.join(self.dir, "tiny_fixed.onnx")
+        export(TinyMixer(3), fixed, size=(48, 80), dynamic=False)
+        out = os.path.join(self.dir, "pkg_fixed")
+        code, err = run_import([fixed, "--classes", "a,b,c", "--out", out, "--lora-pattern", "^(mix|head)"])
+        self.assertEqual(code, 0, err)
+        m = json.load(open(os.path.join(out, "model.json")))
+        self.assertEqual((m["input"]["width"], m["input"]["height"]), (80, 48))
+        self.assertNotIn("fit", m["input"])
+        self.assertEqual([t["module"] for t in m["lora"]["targets"]], ["mix", "head"])
+
+    def test_bad_models_get_one_line_errors(self):
+        bad = os.path.join(self.dir, "corrupt.onnx")
+        with open(bad, "wb") as f:
+            f.write(b"\x08\x07garbage" * 20)
+        cases = []
+        cases.append((bad, "a,b,c", "E_IMPORT_CORRUPT"))
+        cases.append((os.path.join(self.dir, "missing.onnx"), "a", "E_IMPORT_FILE"))
+        cases.append((self.tiny, "a,b", "E_IMPORT_CLASSES"))
+        classifier = os.path.join(self.dir, "classifier.onnx")
+        net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+        export(net, classifier, dynamic=False)
+        cases.append((classifier, ",".join("abcdefghij"), "E_IMPORT_NOT_SEGMENTATION"))
+        nhwc = os.path.join(self.dir, "nhwc.onnx")
+
+        class Nhwc(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c = nn.Conv2d(3, 2, 1)
+
+            def forward(self, x):
+                return self.c(x.permute(0, 3, 1, 2))
+
+        export(Nhwc(), nhwc, size=(32, 48), dynamic=False, layout="nhwc")
+        cases.append((nhwc, "a,b", "E_IMPORT_LAYOUT"))
+        for i, (src, classes, code_want) in enumerate(cases):
+            code, err = run_import([src, "--classes", classes, "--out", os.path.join(self.dir, f"bad{i}")])
+            lines = [l for l in err.splitlines() if l.strip()]
+            self.assertEqual(code, 2, err)
+            self.assertTrue(lines[-1].startswith(code_want + ": "), f"{src}: {err}")
+            self.assertEqual(sum(l.startswith("E_") for l in lines), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
