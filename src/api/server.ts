@@ -1,3 +1,4 @@
+import http from 'node:http';
 import path from 'node:path';
 import multipart from '@fastify/multipart';
 import swagger from '@fastify/swagger';
@@ -97,7 +98,20 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     closing,
   };
 
-  const app = Fastify({ forceCloseConnections: true, logger: false });
+  // Slow headers, a stalled body or an idle connection are closed instead of held open.
+  const app = Fastify({
+    forceCloseConnections: true,
+    logger: false,
+    connectionTimeout: config.httpIdleTimeoutMs,
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: Math.min(5000, config.httpIdleTimeoutMs),
+    // Node checks the header and request deadlines on this interval (30 s by default); with a
+    // server factory, Fastify leaves the idle timeout to it.
+    serverFactory: (handler) =>
+      http
+        .createServer({ headersTimeout: config.httpHeadersTimeoutMs, requestTimeout: config.httpRequestTimeoutMs, connectionsCheckingInterval: 1000 }, handler)
+        .setTimeout(config.httpIdleTimeoutMs),
+  });
   app.setErrorHandler((error: FastifyError | StreamsegError, request, reply) => {
     const { status, code } = classify(error);
     if (status >= 500) logger.error({ err: error, url: request.url, method: request.method }, 'request failed');

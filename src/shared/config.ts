@@ -122,6 +122,15 @@ export const configSchema = z.object({
       }
     })
     .default([]),
+  /** `STREAMSEG_HTTP_HEADERS_TIMEOUT_MS`: a client must send its request headers within this time, or the connection is closed. @defaultValue 10000 */
+  httpHeadersTimeoutMs: intFrom(1000, 600_000).default(10_000),
+  /**
+   * `STREAMSEG_HTTP_IDLE_TIMEOUT_MS`: a connection on which nothing moves (a stalled body, an idle
+   * keep-alive) for this long is closed; event streams send a keep-alive more often. @defaultValue 20000
+   */
+  httpIdleTimeoutMs: intFrom(1000, 3_600_000).default(20_000),
+  /** `STREAMSEG_HTTP_REQUEST_TIMEOUT_MS`: the whole request (an upload included) must arrive within this time. @defaultValue 600000 */
+  httpRequestTimeoutMs: intFrom(1000, 86_400_000).default(600_000),
   /** `PORT`: the port `serve` listens on. @defaultValue 8080 */
   port: intFrom(0, 65535).default(8080),
   /** `STREAMSEG_API_HOST`: the address `serve` binds. @defaultValue `0.0.0.0` */
@@ -209,6 +218,9 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   sinkSegmentFrames: 'STREAMSEG_SINK_SEGMENT_FRAMES',
   apiTokens: 'STREAMSEG_API_TOKENS',
   urlAllow: 'STREAMSEG_URL_ALLOW',
+  httpHeadersTimeoutMs: 'STREAMSEG_HTTP_HEADERS_TIMEOUT_MS',
+  httpIdleTimeoutMs: 'STREAMSEG_HTTP_IDLE_TIMEOUT_MS',
+  httpRequestTimeoutMs: 'STREAMSEG_HTTP_REQUEST_TIMEOUT_MS',
   port: 'PORT',
   apiHost: 'STREAMSEG_API_HOST',
   uploadDir: 'STREAMSEG_UPLOAD_DIR',

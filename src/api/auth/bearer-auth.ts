@@ -36,7 +36,13 @@ function cookieToken(request: FastifyRequest): string | undefined {
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const [name, ...rest] = part.trim().split('=');
-    if (name === TOKEN_COOKIE) return decodeURIComponent(rest.join('='));
+    if (name !== TOKEN_COOKIE) continue;
+    // A malformed escape (%E0%A4%A) is no token: a 401, not a URIError.
+    try {
+      return decodeURIComponent(rest.join('='));
+    } catch {
+      return undefined;
+    }
   }
   return undefined;
 }

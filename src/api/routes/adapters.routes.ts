@@ -2,14 +2,20 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HttpError } from '../../shared/errors/index.js';
+import { HttpError, ModelError } from '../../shared/errors/index.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
-import { AdapterRegistry, addRuntimeAdapter, removeAdapter } from '../../workers/adapters/adapter-registry.js';
+import { parseAdapter, readAdapterFiles } from '../../workers/adapters/adapter-loader.js';
+import { AdapterRegistry, addRuntimeAdapter, readAdapterIndex, removeAdapter, restorePackageAdapter } from '../../workers/adapters/adapter-registry.js';
 import type { ApiContext } from '../api-context.js';
 
 const TAGS = ['adapters'];
 /** PEFT file names the registry reads from an adapter directory. */
 const PEFT_FILES: Record<string, string> = { config: 'adapter_config.json', weights: 'adapter_model.safetensors' };
+/** Largest |value| of an uploaded adapter's A and B (trained LoRA factors are far below it). */
+export const MAX_ADAPTER_WEIGHT = 1e3;
+/** Bounds of an uploaded centroid's L2 norm (the embedder's vectors are of unit scale). */
+export const CENTROID_NORM_RANGE = [1e-6, 1e3] as const;
+const nameParams = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
 
 /** GET/POST/DELETE /v1/adapters: the adapters every worker retrieves from (package + run-time, in Redis). */
 export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -37,7 +43,8 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
     {
       schema: {
         tags: TAGS,
-        summary: 'Add (or replace) a run-time adapter: multipart with files "config" (adapter_config.json) and "weights" (adapter_model.safetensors), fields "name", "centroid" (comma-separated numbers) and optional "condition"',
+        summary:
+          'Add (or replace) a run-time adapter: multipart with files "config" (adapter_config.json) and "weights" (adapter_model.safetensors), fields "name", "centroid" (comma-separated numbers), optional "condition", and "shadow=true" to serve it in place of the package adapter of the same name (409 E_ADAPTER_READ_ONLY without it)',
         consumes: ['multipart/form-data'],
       },
     },
@@ -48,10 +55,19 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
         const fields = await receiveAdapter(request, dir);
         if (!fields.name) throw new HttpError(400, 'E_BAD_REQUEST', 'field "name" is required');
         if (!fields.centroid) throw new HttpError(400, 'E_BAD_REQUEST', 'field "centroid" (comma-separated numbers) is required: retrieval needs the adapter\'s domain centroid');
-        const centroid = fields.centroid.split(',').map((v) => Number(v.trim()));
+        const centroid = fields.centroid.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v.trim())));
         if (centroid.some((v) => !Number.isFinite(v))) throw new HttpError(400, 'E_BAD_REQUEST', 'field "centroid" must be comma-separated numbers');
+        const norm = Math.hypot(...centroid);
+        if (!(norm >= CENTROID_NORM_RANGE[0] && norm <= CENTROID_NORM_RANGE[1])) {
+          throw new ModelError('E_ADAPTER_VALUES', `field "centroid": its L2 norm is ${norm}, outside ${CENTROID_NORM_RANGE[0]}..${CENTROID_NORM_RANGE[1]}; send the centroid in the embedder's space`);
+        }
+        const shadows = (await packageAdapterNames(pkg)).has(fields.name);
+        if (shadows && fields.shadow !== 'true') {
+          throw new HttpError(409, 'E_ADAPTER_READ_ONLY', `"${fields.name}" is a package adapter, read-only: pick another name, or send shadow=true to serve this one in its place (DELETE removes the shadow)`);
+        }
+        assertWeightsBounded(parseAdapter(await readAdapterFiles(dir), pkg.manifest.lora.targets, fields.name));
         const added = await addRuntimeAdapter(ctx.redis, pkg, { dir, name: fields.name, centroids: [centroid], condition: fields.condition || undefined });
-        return reply.code(added.replaced ? 200 : 201).send(added);
+        return reply.code(added.replaced ? 200 : 201).send({ ...added, shadows });
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -60,14 +76,48 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
 
   app.delete(
     '/v1/adapters/:name',
-    { schema: { tags: TAGS, summary: 'Stop serving an adapter everywhere (a package adapter gets a tombstone)', params: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } } },
+    { schema: { tags: TAGS, summary: 'Remove a run-time adapter (one that shadowed a package adapter gives the package one back); package adapters are read-only (409)', params: nameParams } },
     async (request) => {
       const { name } = request.params as { name: string };
-      const removed = await removeAdapter(ctx.redis, requirePackage(ctx), name);
-      if (!removed) throw new HttpError(404, 'E_NOT_FOUND', `no adapter "${name}" is served`);
-      return { name, removed: true };
+      const pkg = requirePackage(ctx);
+      if (await removeAdapter(ctx.redis, pkg, name, { runtimeOnly: true })) return { name, removed: true };
+      if ((await packageAdapterNames(pkg)).has(name)) {
+        throw new HttpError(409, 'E_ADAPTER_READ_ONLY', `"${name}" is a package adapter, read-only: it ships with the model package (shadow it with a run-time adapter instead)`);
+      }
+      throw new HttpError(404, 'E_NOT_FOUND', `no adapter "${name}" is served`);
     },
   );
+
+  app.post(
+    '/v1/adapters/:name/restore',
+    { schema: { tags: TAGS, summary: 'Serve the package adapter of this name again: drops a run-time adapter shadowing it, or a removal recorded by an older version', params: nameParams } },
+    async (request) => {
+      const { name } = request.params as { name: string };
+      const pkg = requirePackage(ctx);
+      if (!(await packageAdapterNames(pkg)).has(name)) throw new HttpError(404, 'E_NOT_FOUND', `the model package has no adapter "${name}"`);
+      const shadowRemoved = await removeAdapter(ctx.redis, pkg, name, { runtimeOnly: true });
+      const tombstoneRemoved = await restorePackageAdapter(ctx.redis, name);
+      return { name, restored: shadowRemoved || tombstoneRemoved };
+    },
+  );
+}
+
+async function packageAdapterNames(pkg: ModelPackage): Promise<Set<string>> {
+  const index = await readAdapterIndex(pkg).catch(() => undefined);
+  return new Set(index?.adapters.map((a) => a.name) ?? []);
+}
+
+/** Refuses weights no training produces (±1e38 would poison every merge it takes part in). */
+function assertWeightsBounded(adapter: ReturnType<typeof parseAdapter>): void {
+  for (const target of adapter.targets.values()) {
+    for (const [label, values] of [['A', target.A], ['B', target.B]] as const) {
+      for (const value of values) {
+        if (!(Math.abs(value) <= MAX_ADAPTER_WEIGHT)) {
+          throw new ModelError('E_ADAPTER_VALUES', `adapter "${adapter.name}": ${target.module} lora_${label} holds ${value}, outside ±${MAX_ADAPTER_WEIGHT}; check the file is a trained LoRA adapter`);
+        }
+      }
+    }
+  }
 }
 
 function requirePackage(ctx: ApiContext): ModelPackage {

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { HttpError } from '../../shared/errors/index.js';
@@ -33,7 +33,7 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
       },
       async (request, reply) => {
         const id = assertVideoId((request.params as { id: string }).id);
-        return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), spec.file), spec.type, id);
+        return sendFile(ctx, request, reply, await outDirOf(ctx, id), spec.file, spec.type, id);
       },
     );
   }
@@ -57,7 +57,7 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
         if (!LIVE_HLS_FILE.test(file)) throw new HttpError(404, 'E_NOT_FOUND', `no HLS file ${file}`);
         const type = file.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp2t';
         reply.header('cache-control', file.endsWith('.m3u8') ? 'no-cache' : 'max-age=60');
-        return sendFile(ctx, request, reply, path.join(await outDirOf(ctx, id), LIVE_OUTPUT_DIR, file), type, id);
+        return sendFile(ctx, request, reply, await outDirOf(ctx, id), path.join(LIVE_OUTPUT_DIR, file), type, id);
       }
       if (view.status === 'done') throw new HttpError(404, 'E_NOT_FOUND', `video ${id} is finished: play ${view.outputs.annotated}`);
       const segments = await hls.segments(await outDirOf(ctx, id));
@@ -78,8 +78,20 @@ async function outDirOf(ctx: ApiContext, id: string): Promise<string> {
   return state?.outDir ?? path.resolve(ctx.config.outDir, id);
 }
 
-async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, file: string, type: string, videoId: string) {
-  const info = await stat(file).catch(() => null);
+/**
+ * A regular file whose real path lies inside the video's output directory, or undefined: a
+ * symlink placed there (to /etc/hostname, to another video) is not followed out of it.
+ */
+async function confinedFile(root: string, relative: string): Promise<string | undefined> {
+  const [realRoot, real] = await Promise.all([realpath(root).catch(() => undefined), realpath(path.join(root, relative)).catch(() => undefined)]);
+  if (!realRoot || !real || !real.startsWith(realRoot + path.sep)) return undefined;
+  return real;
+}
+
+async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, root: string, relative: string, type: string, videoId: string) {
+  const confined = await confinedFile(root, relative);
+  const file = confined ?? path.join(root, relative);
+  const info = confined ? await lstat(confined).catch(() => null) : null;
   if (!info?.isFile()) {
     const view = await ctx.queries.find(videoId);
     if (view && view.status !== 'done') throw new HttpError(404, 'E_OUTPUT_NOT_READY', `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);

@@ -112,6 +112,8 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
         }
         upload = await ctx.uploads.receive(part.file, part.filename);
         if (part.file.truncated) throw tooLarge(ctx);
+      } else if (part.valueTruncated) {
+        throw new HttpError(400, 'E_BAD_REQUEST', `field "${part.fieldname}" is longer than 64 KiB`);
       } else if (typeof part.value === 'string') {
         fields[part.fieldname] = part.value;
       }

@@ -21,7 +21,7 @@ export function registerWebRoutes(app: FastifyInstance): void {
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/web/'));
   app.get('/web/*', { schema: { hide: true } }, async (request, reply) => {
     const name = (request.params as { '*': string })['*'] || 'index.html';
-    const spec = FILES[name];
+    const spec = Object.hasOwn(FILES, name) ? FILES[name] : undefined;
     if (!spec) throw new HttpError(404, 'E_NOT_FOUND', `no page file ${name}`);
     const body = await readFile(spec.file());
     return reply.header('content-type', spec.type).header('cache-control', 'no-cache').send(body);

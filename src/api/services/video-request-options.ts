@@ -7,6 +7,8 @@ import type { ModelManifest } from '../../shared/model-manifest.js';
 import { assertClassesInModel } from '../../shared/video-classes.js';
 import { MERGE_METHODS, type RetrievalOverrides } from '../../shared/retrieval-options.js';
 
+/** A JSON number, or a decimal string (multipart): no arrays, booleans, hex or exponents through coercion. */
+const strictNumber = z.union([z.number(), z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a decimal number').transform(Number)]);
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
 
 /**
@@ -16,11 +18,11 @@ const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).t
 export const videoRequestOptionsSchema = z
   .object({
     /** Resample to this frame rate; unset keeps the source rate. */
-    fps: z.coerce.number().min(0.1).max(240).optional(),
+    fps: strictNumber.pipe(z.number().min(0.1).max(240)).optional(),
     /** Class names to segment: an array, or a comma-separated string. */
     classes: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).optional(),
     /** Most adapters merged per scene. */
-    topK: z.coerce.number().int().min(1).max(32).optional(),
+    topK: strictNumber.pipe(z.number().int().min(1).max(32)).optional(),
     /** How retrieved adapters are merged. */
     merge: z.enum(MERGE_METHODS).optional(),
     /** false: the base model only, no adapter retrieval. @defaultValue true */

@@ -9,7 +9,8 @@ export type HttpErrorCode =
   | 'E_UPLOAD_TOO_LARGE'
   | 'E_RANGE'
   | 'E_NOT_LIVE'
-  | 'E_UNAVAILABLE';
+  | 'E_UNAVAILABLE'
+  | 'E_ADAPTER_READ_ONLY';
 
 /** A request the API refuses; `statusCode` is the HTTP status it answers with. */
 export class HttpError extends StreamsegError {

@@ -1,6 +1,6 @@
 import { StreamsegError } from './streamseg-error.js';
 
-export type ModelErrorCode = 'E_MODEL_MANIFEST' | 'E_MODEL_MISMATCH' | 'E_MODEL_LOAD' | 'E_ADAPTER_SHAPE' | 'E_ADAPTER_FILE';
+export type ModelErrorCode = 'E_MODEL_MANIFEST' | 'E_MODEL_MISMATCH' | 'E_MODEL_LOAD' | 'E_ADAPTER_SHAPE' | 'E_ADAPTER_FILE' | 'E_ADAPTER_VALUES';
 
 /** The model package (manifest, ONNX files, adapters) is missing or inconsistent. */
 export class ModelError extends StreamsegError {

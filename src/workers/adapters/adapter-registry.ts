@@ -336,16 +336,19 @@ export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: 
  * Stops serving an adapter everywhere: deletes a run-time adapter, or records a tombstone for
  * a package adapter. Returns false when no adapter of that name is served.
  */
-export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: string): Promise<boolean> {
+export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: string, options: { runtimeOnly?: boolean } = {}): Promise<boolean> {
   const index = await readAdapterIndex(pkg).catch(() => undefined);
   const inPackage = Boolean(index?.adapters.some((a) => a.name === name));
   const previous = await redis.hget(adapterRegistryKeys.registry, name);
   const old = previous ? runtimeRecordSchema.safeParse(JSON.parse(previous)) : undefined;
-  const served = (old?.success && !('removed' in old.data)) || (inPackage && !(old?.success && 'removed' in old.data));
+  const runtime = Boolean(old?.success && !('removed' in old.data));
+  // runtimeOnly: a run-time adapter goes (a package adapter it shadowed is served again); package adapters stay.
+  if (options.runtimeOnly && !runtime) return false;
+  const served = runtime || (inPackage && !(old?.success && 'removed' in old.data));
   if (!served) return false;
   const tx = redis.multi();
   if (old?.success && !('removed' in old.data)) tx.del(adapterRegistryKeys.files(name, old.data.version));
-  if (inPackage) tx.hset(adapterRegistryKeys.registry, name, JSON.stringify({ name, removed: true, removedAt: Date.now() }));
+  if (inPackage && !options.runtimeOnly) tx.hset(adapterRegistryKeys.registry, name, JSON.stringify({ name, removed: true, removedAt: Date.now() }));
   else tx.hdel(adapterRegistryKeys.registry, name);
   const results = await tx.incr(adapterRegistryKeys.version).exec();
   await redis.publish(adapterRegistryKeys.channel, String(results?.at(-1)?.[1]));
