@@ -72,6 +72,8 @@ export const configSchema = z.object({
   retrievalTemperature: numberFrom(1e-6, 1e6).optional(),
   /** `STREAMSEG_RETRIEVAL_MAX_DISTANCE`: adapters farther than this are not used; unset: no threshold. */
   retrievalMaxDistance: numberFrom(0, 1e6).optional(),
+  /** `STREAMSEG_RETRIEVAL_GUARD_MARGIN`: confidence guard margin (see retrieval-options.ts guardMargin); unset: the default there. */
+  retrievalGuardMargin: numberFrom(-1, 1).optional(),
   /** `STREAMSEG_MERGE_METHOD`: `linear`, `cat` or `svd`. @defaultValue `cat` */
   mergeMethod: z.enum(MERGE_METHODS).optional(),
   /** `STREAMSEG_EMBEDDING_FRAMES`: first frames of a scene its embedding averages. @defaultValue 4 */
@@ -209,6 +211,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   retrievalWeighting: 'STREAMSEG_RETRIEVAL_WEIGHTING',
   retrievalTemperature: 'STREAMSEG_RETRIEVAL_TAU',
   retrievalMaxDistance: 'STREAMSEG_RETRIEVAL_MAX_DISTANCE',
+  retrievalGuardMargin: 'STREAMSEG_RETRIEVAL_GUARD_MARGIN',
   mergeMethod: 'STREAMSEG_MERGE_METHOD',
   embeddingFrames: 'STREAMSEG_EMBEDDING_FRAMES',
   adapterCacheBytes: 'STREAMSEG_ADAPTER_CACHE_BYTES',
@@ -274,6 +277,7 @@ export function retrievalDefaultsFromConfig(config: StreamsegConfig): RetrievalO
     weighting: config.retrievalWeighting,
     temperature: config.retrievalTemperature,
     maxDistance: config.retrievalMaxDistance,
+    guardMargin: config.retrievalGuardMargin,
     method: config.mergeMethod,
   };
   return Object.fromEntries(Object.entries(defaults).filter(([, value]) => value !== undefined)) as RetrievalOverrides;

@@ -10,6 +10,11 @@ export interface FrameResult {
   adapters: { name: string; weight: number }[];
   /** Whether the merged adapter came from the cache (null when no adapter was used). */
   cacheHit: boolean | null;
+  /**
+   * The confidence guard's decision for the scene, when it ran: `kept` the retrieved adapters,
+   * or fell back to the `base` model (then `adapters` is empty).
+   */
+  guard?: 'kept' | 'base';
   inferenceMs: number;
   workerId: string;
 }

@@ -11,7 +11,7 @@ export function videoKeys(videoId: string) {
     scenes: `${base}:scenes`,
     /** Raw RGB24 frame at source size, for the sink's overlay. */
     source: (index: number) => `${base}:src:${index}`,
-    /** Raw RGB24 frame letterboxed to the model input size, for the workers. */
+    /** Raw RGB24 frame resized to the video's model input (planModelInput), for the workers. */
     input: (index: number) => `${base}:in:${index}`,
     /** uint8 class-index mask at model input size. */
     mask: (index: number) => `${base}:mask:${index}`,
@@ -19,6 +19,8 @@ export function videoKeys(videoId: string) {
     result: (index: number) => `${base}:res:${index}`,
     /** List the workers push finished frame indices to, so the sink can block instead of poll. */
     ready: `${base}:ready`,
+    /** String `kept` | `base`: the confidence guard's decision for a scene (first writer wins). */
+    guard: (scene: number) => `${base}:guard:${scene}`,
     /** Redis Stream of frame records for consumers. */
     stream: `${base}:frames`,
     /** Index of the last record appended to `stream`: makes a retried append a no-op. */

@@ -43,6 +43,13 @@ export const retrievalOptionsSchema = z
      * the same mix share one cached merge. @defaultValue 0.05
      */
     weightQuantum: z.number().positive().max(0.5),
+    /**
+     * Confidence guard: on a scene's first batch the worker runs the base model beside the
+     * merged adapter and keeps the adapter only if the network's mean winning-class probability
+     * with it is at least the base's plus this margin; otherwise the whole scene runs the base.
+     * Unset: no guard (retrieval alone decides). Costs one extra inference per scene.
+     */
+    guardMargin: z.number().min(-1).max(1).optional(),
   })
   .strict();
 
@@ -62,5 +69,6 @@ export const DEFAULT_RETRIEVAL_OPTIONS: Readonly<RetrievalOptions> = Object.free
   method: 'cat',
   svdRank: undefined,
   weightQuantum: 0.05,
+  guardMargin: undefined,
 });
 

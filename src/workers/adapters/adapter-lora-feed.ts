@@ -81,6 +81,7 @@ export class AdapterLoraFeedProvider implements LoraFeedProvider {
       feeds: lookup.feeds,
       adapters: result.selected.map((s) => ({ name: s.name, weight: s.weight })),
       cacheHit: lookup.hit,
+      ...(options.guardMargin !== undefined ? { guard: { margin: options.guardMargin, baseFeeds: this.baseFeeds } } : {}),
       details: { method: options.method, ranking: result.ranking, fallback: result.fallback, embeddingSource: source, mergeMs: lookup.mergeMs },
     };
   }

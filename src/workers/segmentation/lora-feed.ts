@@ -22,6 +22,11 @@ export interface LoraFeedChoice {
   adapters: { name: string; weight: number }[];
   /** Whether a merged adapter came from a cache; null when no adapter was used. */
   cacheHit: boolean | null;
+  /**
+   * Set when adapters were retrieved and the video's retrieval options ask for the confidence
+   * guard: the margin, and the base model's feeds to compare with.
+   */
+  guard?: { margin: number; baseFeeds: Record<string, ort.Tensor> };
 }
 
 /**

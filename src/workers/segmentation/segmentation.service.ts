@@ -9,6 +9,7 @@ import type { VideoStateStore } from '../../shared/video-state.js';
 import { ClassVocabulary } from './class-vocabulary.js';
 import type { LoraFeedProvider } from './lora-feed.js';
 import type { SegmentRequest, SegmentationOutput } from './onnx-session.repository.js';
+import type { GuardVerdict, SceneGuardStore } from './scene-guard.store.js';
 
 /** The part of the ONNX session the service needs (a fake in tests, ORT in production). */
 export interface SegmentationSession {
@@ -27,6 +28,8 @@ export interface SegmentationDependencies {
   states: VideoStateStore;
   loraFeeds: LoraFeedProvider;
   manifest: ModelManifest;
+  /** Where the confidence guard's per-scene decisions are shared (needed when a video asks for the guard). */
+  guards?: SceneGuardStore;
   /** Written into every frame record, so a result can be traced to the process that made it. */
   workerId: string;
   logger: Logger;
@@ -86,12 +89,31 @@ export class SegmentationService {
       input: size,
       retrieval: data.retrieval,
     });
-    const { masks, inferenceMs } = await session.segment({
-      frames: inputs,
-      size,
-      feeds: { ...lora.feeds, [manifest.classEmbeddings.input]: vocabulary.embeddings },
-      classOf: vocabulary.modelClassOf,
-    });
+    const classFeed = { [manifest.classEmbeddings.input]: vocabulary.embeddings };
+    const request = { frames: inputs, size, classOf: vocabulary.modelClassOf };
+    let adapters = lora.adapters;
+    let cacheHit = lora.cacheHit;
+    let guard: GuardVerdict | undefined;
+    let output: SegmentationOutput | undefined;
+    if (lora.guard && this.deps.guards) {
+      guard = await this.deps.guards.get(data.videoId, data.scene);
+      if (!guard) {
+        // First batch of the scene seen anywhere: judge the adapters on it against the base.
+        const merged = await session.segment({ ...request, feeds: { ...lora.feeds, ...classFeed }, confidence: true });
+        const base = await session.segment({ ...request, feeds: { ...lora.guard.baseFeeds, ...classFeed }, confidence: true });
+        const sure = (o: SegmentationOutput) => o.confidence!.reduce((a, b) => a + b, 0) / o.confidence!.length;
+        const verdict: GuardVerdict = sure(merged) >= sure(base) + lora.guard.margin ? 'kept' : 'base';
+        guard = await this.deps.guards.settle(data.videoId, data.scene, verdict);
+        output = { masks: (guard === 'kept' ? merged : base).masks, inferenceMs: merged.inferenceMs + base.inferenceMs };
+        this.deps.logger.debug({ videoId: data.videoId, scene: data.scene, merged: sure(merged), base: sure(base), guard }, 'confidence guard judged the scene');
+      }
+      if (guard === 'base') {
+        adapters = [];
+        cacheHit = null;
+      }
+    }
+    output ??= await session.segment({ ...request, feeds: { ...(guard === 'base' ? lora.guard!.baseFeeds : lora.feeds), ...classFeed } });
+    const { masks, inferenceMs } = output;
     inferenceSeconds.observe(inferenceMs / 1000);
     await job.updateProgress(80);
 
@@ -102,8 +124,9 @@ export class SegmentationService {
         index: frame.index,
         timestampMs: frame.timestampMs,
         scene: data.scene,
-        adapters: lora.adapters,
-        cacheHit: lora.cacheHit,
+        adapters,
+        cacheHit,
+        ...(guard ? { guard } : {}),
         inferenceMs: perFrameMs,
         workerId,
       };

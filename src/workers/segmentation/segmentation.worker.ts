@@ -11,6 +11,7 @@ import { createRedis } from '../../shared/redis.js';
 import { VideoStateStore } from '../../shared/video-state.js';
 import { BaseModelLoraFeeds, type LoraFeedProvider } from './lora-feed.js';
 import { OnnxSessionRepository } from './onnx-session.repository.js';
+import { SceneGuardStore } from './scene-guard.store.js';
 import { SegmentationService, type SegmentSummary } from './segmentation.service.js';
 
 export interface StartSegmentationWorkerOptions {
@@ -61,6 +62,7 @@ export async function startSegmentationWorker(options: StartSegmentationWorkerOp
     frameStore: new FrameStore(dataConnection, config.frameTtlSeconds),
     states: new VideoStateStore(dataConnection, config.frameTtlSeconds),
     loraFeeds: options.loraFeeds ?? new BaseModelLoraFeeds(modelPackage.manifest.lora.targets),
+    guards: new SceneGuardStore(dataConnection, config.frameTtlSeconds),
     manifest: modelPackage.manifest,
     workerId: options.workerId ?? `${os.hostname()}:${process.pid}`,
     logger,

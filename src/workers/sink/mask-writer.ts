@@ -12,6 +12,8 @@ export interface MaskLine {
   size: [number, number];
   adapters: FrameResult['adapters'];
   cacheHit: boolean | null;
+  /** The confidence guard's decision for the scene, when the video asked for the guard. */
+  guard?: FrameResult['guard'];
   /** Only classes present in the frame; COCO compressed RLE, as pycocotools writes it. */
   masks: Record<string, { size: [number, number]; counts: string }>;
 }
@@ -38,6 +40,7 @@ export function maskLine(
     size: [height, width],
     adapters: record.adapters,
     cacheHit: record.cacheHit,
+    ...(record.guard ? { guard: record.guard } : {}),
     masks,
   };
 }
