@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lora-kernels", choices=["all", "1x1"], default="all")
     ap.add_argument("--max-rank", type=int, default=16)
     ap.add_argument("--embed-tensor", help="tensor (or node name) whose statistics make the embedding")
+    ap.add_argument("--base-from", help="a video or image directory of the domain the model was trained on: its centroid becomes the index's base domain (scenes nearest to it run the base model)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--force", action="store_true", help="write into a non-empty --out")
     a = ap.parse_args(argv)
@@ -178,7 +180,11 @@ def run(a) -> int:
         onnx.save(ins.model, src_path)
     try:
         orig = ort_run(src_path, {ins.input_name: image}, threads=a.threads)[ins.output_name]
+        if relaxed:
+            shutil.rmtree(os.path.dirname(src_path), ignore_errors=True)
     except RuntimeError as e:
+        if relaxed:
+            shutil.rmtree(os.path.dirname(src_path), ignore_errors=True)
         lines = [l.strip() for l in str(e).splitlines() if l.strip()]
         why = next((l for l in lines if l.startswith("Error")), lines[-1] if lines else str(e))
         if relaxed:
@@ -282,8 +288,15 @@ def run(a) -> int:
         json.dump(manifest, f, indent=1)
     index_path = os.path.join(a.out, "adapters", "index.json")
     if not os.path.exists(index_path) or a.force:
+        index = {"embedding": {"size": emb_size, "metric": "cosine"}, "adapters": []}
+        if a.base_from:
+            from train_adapter import footage_centroid, load_footage
+
+            frames, _, rect, _ = load_footage(a.base_from, manifest["input"], 32)
+            index["base"] = {"condition": "base", "centroids": [footage_centroid(a.out, manifest, frames, rect, a.threads)]}
+            log(f"base domain centroid from {len(frames)} frames of {a.base_from}")
         with open(index_path, "w") as f:
-            json.dump({"embedding": {"size": emb_size, "metric": "cosine"}, "adapters": []}, f, indent=1)
+            json.dump(index, f, indent=1)
     report = {
         "targets": len(targets), "skipped": skipped, "input": {"width": w, "height": h, "fit": fit}, "classes": k,
         "resizeAppended": resize, "parity": {"zeroLoraMaxAbs": zero_diff, "rank0MaxAbs": rank0, "randomLoraVsDenseMaxAbs": lora_diff,

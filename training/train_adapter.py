@@ -9,7 +9,9 @@ as the only trainable tensors, so what is trained is exactly what the workers ru
 - Without: self-training (seed 002). The teacher (the base model, or an EMA of the student's
   LoRA) labels each frame; pixels whose softmax confidence is below the threshold (per class:
   the lower of --threshold and that class's --class-quantile of confidences) are ignored; the
-  student sees a photometrically jittered view and trains LoRA only.
+  student sees a photometrically jittered view and trains LoRA only. By default the teacher is the
+  EMA of the student and sees each frame normalised (per-channel mean/std set to the model's input
+  normalisation), which measured best (docs/BRING-YOUR-OWN-MODEL.md).
 
 Writes DIR/adapters/<name>/adapter_config.json + adapter_model.safetensors (PEFT layout:
 base_model.model.<module>.lora_A.weight [r, C, kh, kw] for convs, [r, in] for Gemm/MatMul;
@@ -154,6 +156,20 @@ def load_footage(src: str, inp: dict, max_frames: int, labels_dir=None):
     return frames, masks, rect, names
 
 
+def footage_centroid(model_dir: str, manifest: dict, frames: np.ndarray, rect, threads: int = 1) -> list:
+    """Mean embedding of the frames, L2-normalised (letterbox bars cropped, as the workers do)."""
+    from streamseg_train.ort import ort_run
+
+    x0, y0, cw, ch = rect
+    crop = np.ascontiguousarray(frames[:, y0 : y0 + ch, x0 : x0 + cw]).astype(np.float32) / 255.0
+    inp = manifest["input"]
+    x = ((crop - np.array(inp["mean"], np.float32)) / np.array(inp["std"], np.float32)).transpose(0, 3, 1, 2)
+    spec = manifest["embedder"]
+    emb = ort_run(os.path.join(model_dir, spec["file"]), {spec["input"]: np.ascontiguousarray(x)}, chunk=(spec["input"], 16), threads=threads)[spec["output"]]
+    c = emb.astype(np.float64).mean(0)
+    return (c / max(1e-12, np.linalg.norm(c))).round(6).tolist()
+
+
 # --- training -------------------------------------------------------------------------------
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="streamseg adapters train")
@@ -170,9 +186,11 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--max-frames", type=int, default=64)
-    ap.add_argument("--teacher", choices=["base", "ema"], default="base")
+    ap.add_argument("--teacher", choices=["base", "ema"], default="ema")
     ap.add_argument("--ema", type=float, default=0.99)
     ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--teacher-view", choices=["raw", "normalized"], default="normalized",
+                    help="normalized: the teacher sees each frame with its per-channel mean/std set to the model's input normalisation (undoes haze/darkness in part)")
     ap.add_argument("--class-quantile", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -192,7 +210,6 @@ def run(a) -> int:
     import torch.nn.functional as F
 
     from streamseg_import.torch_onnx import OnnxTorch
-    from streamseg_train.ort import ort_run
     from streamseg_train.safetensors_io import save_file
 
     torch.set_num_threads(a.threads)
@@ -286,7 +303,10 @@ def run(a) -> int:
             kept = float((y != 255).float().mean())
         else:
             with torch.no_grad():
-                tl = forward(to_input(u8), ema if a.teacher == "ema" else None)
+                tx = to_input(u8)
+                if a.teacher_view == "normalized":
+                    tx = (tx - tx.mean(dim=(2, 3), keepdim=True)) / tx.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+                tl = forward(tx, ema if a.teacher == "ema" else None)
                 prob = torch.softmax(tl, 1)
                 conf, y = prob.max(1)
                 thr = torch.full((k,), a.threshold)
@@ -343,13 +363,7 @@ def run(a) -> int:
     with open(os.path.join(out_dir, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=1)
 
-    # Centroid: mean embedding of the footage (letterbox bars cropped, as the workers do).
-    x0, y0, cw, ch = rect
-    crop = frames[:, y0 : y0 + ch, x0 : x0 + cw]
-    emb_spec = manifest["embedder"]
-    emb = ort_run(os.path.join(a.model, emb_spec["file"]), {emb_spec["input"]: to_input(crop).numpy()}, chunk=(emb_spec["input"], 16), threads=a.threads)[emb_spec["output"]]
-    c = emb.astype(np.float64).mean(0)
-    centroid = (c / max(1e-12, np.linalg.norm(c))).round(6).tolist()
+    centroid = footage_centroid(a.model, manifest, frames, rect, a.threads)
 
     # How much the adapter moves the model on this footage (argmax pixels changed).
     with torch.no_grad():
@@ -357,7 +371,7 @@ def run(a) -> int:
         changed = float((forward(probe, params).argmax(1) != forward(probe, None).argmax(1)).float().mean())
     head, tail = losses[: max(1, min(10, len(losses) // 4))], losses[-max(1, min(10, len(losses) // 4)) :]
     report = {
-        "name": a.name, "mode": "supervised" if masks is not None else "self-training", "teacher": None if masks is not None else a.teacher,
+        "name": a.name, "mode": "supervised" if masks is not None else "self-training", "teacher": None if masks is not None else a.teacher, "teacherView": None if masks is not None else a.teacher_view,
         "frames": int(n), "input": [w, h], "rank": a.rank, "alpha": alpha, "targets": len(targets), "steps": step,
         "seconds": round(time.time() - t_start, 1), "secondsPerStep": round(float(np.mean(step_times)), 3) if step_times else None,
         "lossFirst": round(float(np.mean(head)), 5) if losses else None, "lossLast": round(float(np.mean(tail)), 5) if losses else None,

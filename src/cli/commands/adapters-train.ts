@@ -23,6 +23,7 @@ export interface TrainFlags {
   lr?: string;
   maxFrames?: string;
   teacher?: string;
+  teacherView?: string;
   threshold?: string;
   classQuantile?: string;
   threads?: string;
@@ -63,6 +64,7 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   pass('--lr', flags.lr);
   pass('--max-frames', flags.maxFrames);
   pass('--teacher', flags.teacher);
+  pass('--teacher-view', flags.teacherView);
   pass('--threshold', flags.threshold);
   pass('--class-quantile', flags.classQuantile);
   pass('--threads', flags.threads);
@@ -114,7 +116,8 @@ export function registerAdaptersTrainCommand(adapters: Command): void {
     .option('--batch <n>', 'frames per step', '4')
     .option('--lr <lr>', 'learning rate (AdamW)', '0.001')
     .option('--max-frames <n>', 'frames sampled evenly from the footage', '64')
-    .addOption(new Option('--teacher <which>', 'self-training teacher').choices(['base', 'ema']).default('base'))
+    .addOption(new Option('--teacher <which>', 'self-training teacher').choices(['base', 'ema']).default('ema'))
+    .addOption(new Option('--teacher-view <view>', 'self-training: what the teacher sees; normalized = each frame\'s per-channel mean/std set to the model\'s input normalisation (undoes haze and darkness in part)').choices(['raw', 'normalized']).default('normalized'))
     .option('--threshold <p>', 'self-training: pseudo-label confidence threshold', '0.9')
     .option('--class-quantile <q>', 'self-training: per class, keep at least this quantile of its pixels by confidence', '0.5')
     .option('--threads <n>', 'torch threads', '1')

@@ -22,6 +22,7 @@ export interface ImportFlags {
   loraKernels?: string;
   maxRank?: string;
   embedTensor?: string;
+  baseFrom?: string;
   threads?: string;
   force?: boolean;
   json?: boolean;
@@ -48,6 +49,7 @@ export async function importModel(file: string, flags: ImportFlags): Promise<Rec
   pass('--lora-kernels', flags.loraKernels);
   pass('--max-rank', flags.maxRank);
   pass('--embed-tensor', flags.embedTensor);
+  if (flags.baseFrom) pass('--base-from', path.resolve(flags.baseFrom));
   pass('--threads', flags.threads);
   if (flags.force) args.push('--force');
   const { json } = await runPythonScript('import_model.py', args);
@@ -89,6 +91,7 @@ export function registerModelCommand(program: Command): void {
     .addOption(new Option('--lora-kernels <which>', 'Conv kernels that get LoRA').choices(['all', '1x1']).default('all'))
     .option('--max-rank <r>', 'largest adapter rank adapters train will use (recorded in model.json)', '16')
     .option('--embed-tensor <name>', 'tensor whose per-channel statistics the retrieval embedder uses (default: an early encoder feature map)')
+    .option('--base-from <video|dir>', 'footage of the domain the model was trained on: its centroid is the base domain, so scenes nearest to it run the base model')
     .option('--threads <n>', 'threads for the checks', '1')
     .option('--force', 'write into an existing non-empty --out', false)
     .option('--json', 'print only the import report as one JSON line', false)
