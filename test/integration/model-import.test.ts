@@ -8,6 +8,8 @@ import { loadModelPackage } from '../../src/shared/model-manifest.js';
 import { loadAdapter } from '../../src/workers/adapters/adapter-loader.js';
 import { AdapterRegistry } from '../../src/workers/adapters/adapter-registry.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { startRedisServer } from '../helpers/redis-server.js';
+import { createRedis } from '../../src/shared/redis.js';
 
 /**
  * Bring your own model (issue 13), end to end on a real torchvision architecture with random
@@ -20,9 +22,10 @@ const PYTHON = '/usr/bin/python3';
 const hasTorch = spawnSync(PYTHON, ['-c', 'import torch, torchvision, onnx']).status === 0;
 const CLASSES = 'sky,road,sidewalk,building,vegetation,vehicle,person,pole';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(args: string[], redisUrl?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent', OMP_WAIT_POLICY: 'PASSIVE' };
   delete env.REDIS_URL;
+  if (redisUrl) env.REDIS_URL = redisUrl;
   delete env.STREAMSEG_MODEL;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -159,5 +162,22 @@ describe.skipIf(!hasTorch)('streamseg model import + adapters train (LRASPP, ran
     const runReport = JSON.parse(await readFile(path.join(out, 'report.json'), 'utf8')) as { frames: number; scenes: { adapters: { name: string }[] }[] };
     expect(runReport.frames).toBe(16);
     expect(runReport.scenes.flatMap((s) => s.adapters.map((a) => a.name))).toContain('fog-cam');
+  });
+
+  it('with REDIS_URL the trained adapter is published to running workers (run-time registry)', async () => {
+    const server = await startRedisServer();
+    const redis = createRedis(server.url, { purpose: 'producer', connectionName: 'model-import-test' });
+    try {
+      const result = await cli(['adapters', 'train', '--model', pkgDir, '--from', video, '--name', 'fog-cam-2', '--steps', '2', '--batch', '1', '--max-frames', '2', '--json'], server.url);
+      expect(result.code, result.stderr).toBe(0);
+      expect((JSON.parse(result.stdout.trim()) as { published: boolean }).published).toBe(true);
+      const registry = await AdapterRegistry.open({ pkg: await loadModelPackage(pkgDir), redis });
+      await registry.close();
+      const entry = registry.entries().find((e) => e.name === 'fog-cam-2');
+      expect(entry?.source).toBe('runtime');
+    } finally {
+      redis.disconnect();
+      await server.stop();
+    }
   });
 });
