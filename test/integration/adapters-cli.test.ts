@@ -89,23 +89,36 @@ describe('streamseg adapters / eval commands', () => {
     expect(noRedis.stderr).toMatch(/E_CONFIG: REDIS_URL is not set/);
   });
 
-  it.skipIf(!hasTorch)('eval prints the issue\'s JSON shape on a (random-weight) package', async () => {
+  it.skipIf(!hasTorch)('eval scores held-out videos per size through the product path (JSON and table) on a (random-weight) package', async () => {
     const pkgDir = path.join(dir, 'random');
     const made = spawnSync('/usr/bin/python3', [path.join(REPO_ROOT, 'test/fixtures/adapters/make-package.py'), pkgDir], { encoding: 'utf8' });
     expect(made.status, made.stderr).toBe(0);
-    const res = await run(['eval', '--model', pkgDir, '--clips', '1', '--frames', '2', '--conditions', 'fog,clear,fog+night', '--json', '--seed', '5'], env);
+    const args = ['eval', '--model', pkgDir, '--sizes', '160x96,96x160', '--scenes', '1', '--frames', '8', '--styles', '', '--seed', '5'];
+    const res = await run([...args, '--conditions', 'fog,clear,fog+night', '--json'], env);
     expect(res.code, res.stderr).toBe(0);
-    const report = JSON.parse(res.stdout) as { conditions: { name: string; heldOut: boolean; miou: Record<string, number> }[]; retrievalAccuracy: number | null };
-    expect(report.conditions.map((c) => [c.name, c.heldOut])).toEqual([['fog', false], ['clear', false], ['fog+night', true]]);
-    for (const c of report.conditions) {
-      expect(Object.keys(c.miou).sort()).toEqual((c.name === 'fog' ? ['base', 'oracle', 'top1', 'uniform', 'weighted', 'weightedCat'] : ['base', 'top1', 'uniform', 'weighted', 'weightedCat']).sort());
+    const report = JSON.parse(res.stdout) as {
+      cells: { size: string; input: string; condition: string; composition: boolean; frames: number; miou: Record<string, number> }[];
+      retrieval: { hits: number; total: number };
+      settings: { frames: number };
+    };
+    expect(report.cells.map((c) => [c.size, c.condition, c.composition])).toEqual([
+      ['160x96', 'fog', false], ['160x96', 'clear', false], ['160x96', 'fog+night', true],
+      ['96x160', 'fog', false], ['96x160', 'clear', false], ['96x160', 'fog+night', true],
+    ]);
+    expect(report.settings.frames).toBe(2 * 3 * 8);
+    for (const c of report.cells) {
+      const expected = ['base', 'top1', 'uniform', 'weighted', 'weightedCat', 'guarded', ...(c.condition === 'fog' ? ['oracle'] : []), ...(c.composition ? ['oracleSingles', 'componentOracle'] : [])];
+      expect(Object.keys(c.miou).sort()).toEqual(expected.sort());
       for (const v of Object.values(c.miou)) expect(v).toBeGreaterThanOrEqual(0);
     }
-    expect(report.retrievalAccuracy === null || (report.retrievalAccuracy >= 0 && report.retrievalAccuracy <= 1)).toBe(true);
-    const table = await run(['eval', '--model', pkgDir, '--clips', '1', '--frames', '1', '--conditions', 'snow+night', '--seed', '5'], env);
-    expect(table.stdout).toMatch(/held-out mean/);
+    expect(report.retrieval.total).toBe(2); // the fog scene at each size
+    const table = await run([...args, '--conditions', 'snow+night'], env);
+    expect(table.code, table.stderr).toBe(0);
+    expect(table.stdout).toMatch(/source 160x96/);
+    expect(table.stdout).toMatch(/compositions \(mean\)/);
     expect(table.stdout).toMatch(/retrieval accuracy/);
-    const conflict = await run(['eval', '--model', pkgDir, '--data', dir, '--seed', '3'], env);
-    expect(conflict.code).not.toBe(0);
+    const short = await run([...args, '--frames', '4'], env);
+    expect(short.code).not.toBe(0);
+    expect(short.stderr).toMatch(/--frames must be at least 8/);
   });
 });

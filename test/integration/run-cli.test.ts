@@ -147,7 +147,9 @@ describe('streamseg run <input> (own redis-server, fixture model)', () => {
 
     // report.json: the frames decoded and the one cut, at the frame where the source switches.
     expect(report.frames).toBe(expectedFrames);
-    expect(report.source).toMatchObject({ width, height, fps });
+    // source.fps is the source's own rate; output.fps the rate frames were decoded and written at
+    expect(report.source).toMatchObject({ width, height, fps: c.spec.fps });
+    expect(report.output.fps).toBe(fps);
     expect(report.scenes.map((s) => [s.index, s.startFrame, s.endFrame, s.frames])).toEqual([
       [0, 0, c.expectedCut, c.expectedCut],
       [1, c.expectedCut, expectedFrames, expectedFrames - c.expectedCut],
