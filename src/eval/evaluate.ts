@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
 import { MaskUnletterboxer } from '../shared/letterbox.js';
 import type { Logger } from '../shared/logger.js';
-import { planModelInput, type ModelInputPlan } from '../shared/model-input-plan.js';
+import { planModelInput } from '../shared/model-input-plan.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
 import { FfmpegRepository } from '../producers/ffmpeg.repository.js';
 import { LetterboxResizer } from '../producers/letterbox-resizer.js';
@@ -11,7 +11,7 @@ import { AdapterRegistry } from '../workers/adapters/adapter-registry.js';
 import { OnnxEmbedder, meanEmbedding } from '../workers/adapters/embedder.js';
 import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../workers/adapters/merged-adapter-cache.js';
 import type { MergeMethod } from '../workers/adapters/merge.js';
-import { resolveRetrievalOptions, retrieveAdapters, type RetrievalOptions, type RetrievalOverrides, type RetrievalResult } from '../workers/adapters/retrieval.js';
+import { resolveRetrievalOptions, retrieveAdapters, type RetrievalOptions, type RetrievalOverrides } from '../workers/adapters/retrieval.js';
 import { OnnxSessionRepository } from '../workers/segmentation/onnx-session.repository.js';
 import { Confusion } from './miou.js';
 import type { EvalVideo } from './eval-videos.js';
@@ -277,4 +277,3 @@ function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000;
 }
 
-export type { ModelInputPlan };

@@ -131,7 +131,8 @@ export function retrieveAdapters(embedding: Float32Array, candidates: readonly R
   const within = options.maxDistance === undefined ? ranked : ranked.filter((r) => r.distance <= options.maxDistance!);
   if (within.filter((r) => !r.base).length === 0) {
     if (options.beyondThreshold === 'base') return { selected: [], ranking, fallback: 'base' };
-    return { selected: [{ ...adapters[0]!, base: undefined, weight: 1 }].map(({ name, distance, weight }) => ({ name, distance, weight })), ranking, fallback: 'nearest' };
+    const nearest = adapters[0]!;
+    return { selected: [{ name: nearest.name, distance: nearest.distance, weight: 1 }], ranking, fallback: 'nearest' };
   }
   const top = within.slice(0, options.topK);
   const weights = quantiseWeights(distanceWeights(top.map((t) => t.distance), options), options.weightQuantum);
