@@ -107,10 +107,17 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     keepAliveTimeout: Math.min(5000, config.httpIdleTimeoutMs),
     // Node checks the header and request deadlines on this interval (30 s by default); with a
     // server factory, Fastify leaves the idle timeout to it.
-    serverFactory: (handler) =>
-      http
+    serverFactory: (handler) => {
+      const server = http
         .createServer({ headersTimeout: config.httpHeadersTimeoutMs, requestTimeout: config.httpRequestTimeoutMs, connectionsCheckingInterval: 1000 }, handler)
-        .setTimeout(config.httpIdleTimeoutMs),
+        .setTimeout(config.httpIdleTimeoutMs);
+      // Node answers a header or request deadline with a 408 and ends its side only: a client
+      // that never reads or closes would keep the socket. Destroy it.
+      server.prependListener('clientError', (error: NodeJS.ErrnoException, socket) => {
+        if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.destroy();
+      });
+      return server;
+    },
   });
   app.setErrorHandler((error: FastifyError | StreamsegError, request, reply) => {
     const { status, code } = classify(error);

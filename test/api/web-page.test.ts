@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -14,6 +14,7 @@ const OUTPUT_DIR = path.join(REPO_ROOT, '.tmp/test-output');
 
 describe('web page in headless Chromium', () => {
   let stack: ApiStack;
+  let modelRoot: string | undefined;
   let browser: BrowserContext;
   let profile: string;
   let video: string;
@@ -23,9 +24,16 @@ describe('web page in headless Chromium', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) or set CHROMIUM_PATH; the web page test needs a real browser`);
     }
-    // The shipped model package: its embedder and adapters give each scene a merged adapter mix
-    // (no distance threshold: the test pattern is unlike every adapter's domain).
-    stack = await startApiStack({ modelDir: path.join(REPO_ROOT, 'models/default'), retrievalMaxDistance: 2 });
+    // The shipped model package without its base-domain centroid: its embedder and adapters give
+    // each scene a merged adapter mix (no distance threshold: the test pattern is unlike every
+    // adapter's domain, and with the base domain as a candidate it would run the base model).
+    modelRoot = await mkdtemp(path.join(os.tmpdir(), 'ss-web-model-'));
+    const modelDir = path.join(modelRoot, 'default');
+    await cp(path.join(REPO_ROOT, 'models/default'), modelDir, { recursive: true });
+    const indexFile = path.join(modelDir, 'adapters/index.json');
+    const { base: _base, ...index } = JSON.parse(await readFile(indexFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(indexFile, JSON.stringify(index));
+    stack = await startApiStack({ modelDir, retrievalMaxDistance: 2 });
     video = path.join(stack.dir, 'street.mp4');
     await makeTestVideo(video, { width: 96, height: 64, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-pix_fmt', 'yuv420p'] });
     profile = await mkdtemp(path.join(os.tmpdir(), 'ss-chromium-'));
@@ -41,6 +49,7 @@ describe('web page in headless Chromium', () => {
     await browser?.close();
     await stack?.stop();
     if (profile) await rm(profile, { recursive: true, force: true });
+    if (modelRoot) await rm(modelRoot, { recursive: true, force: true });
   });
 
   it('uploads through the page, shows it finish with the player and the scene timeline', async () => {
