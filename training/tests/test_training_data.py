@@ -68,14 +68,16 @@ class TrainingDataRulesTest(unittest.TestCase):
             self.assertFalse(os.path.exists(os.path.join(td, "x")))
 
     def test_build_package_renders_only_train_conditions(self):
-        """build_package.py calls render_stills exactly once, inside `for cond in D.TRAIN_CONDITIONS`."""
+        """build_package.py calls render_stills exactly once, inside `for cond in D.TRAIN_CONDITIONS` (per source size within it)."""
         with open(os.path.join(TRAINING, "build_package.py")) as f:
             tree = ast.parse(f.read())
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "render_stills"]
         self.assertEqual(len(calls), 1)
         loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and any(c is calls[0] for c in ast.walk(n))]
         self.assertTrue(loops)
-        self.assertEqual(ast.unparse(loops[-1].iter), "D.TRAIN_CONDITIONS")
+        conditions = [l for l in loops if ast.unparse(l.iter) == "D.TRAIN_CONDITIONS"]
+        self.assertEqual(len(conditions), 1, [ast.unparse(l.iter) for l in loops])
+        self.assertEqual(ast.unparse(conditions[0].target), "cond")
         self.assertEqual(ast.unparse(calls[0].args[3]), "cond")
         self.assertNotIn("heldout", [k.arg for k in calls[0].keywords])
 
