@@ -25,7 +25,7 @@ import type { EvalVideo } from './eval-videos.js';
  * - `weightedCat`: the product's retrieval and merge as configured (cat by default): what
  *   `streamseg run` does.
  * - `guarded`: weighted-cat, kept only where the network is at least as sure of its masks with
- *   the merged adapter as without it on the scene's first frames (mean winning-class
+ *   the merged adapter as without it on the scene's first batch (mean winning-class
  *   probability; see the guard margin), else the base model.
  * - `oracle`: single conditions, the condition's own adapter.
  * - `oracleSingles`: compositions, the best single adapter in hindsight.
@@ -160,7 +160,8 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
           const merge = feedsBy.get('weightedCat')!;
           let keep = false;
           if (product.selected.length > 0) {
-            const probe = scene.inputs.slice(0, k);
+            // as the worker judges: on the scene's first batch
+            const probe = scene.inputs.slice(0, batchFrames);
             const sure = async (feeds: LoraFeeds) => {
               const { confidence } = await session.segment({ frames: probe, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity, confidence: true });
               return confidence!.reduce((a, b) => a + b, 0) / confidence!.length;
