@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  ffmpeg redis-server chromium python3 python3-torch python3-onnx python3-numpy libopenblas0-pthread
+  ffmpeg redis-server chromium python3 python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread
   python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 )
 

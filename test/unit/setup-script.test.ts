@@ -13,7 +13,7 @@ import { REPO_ROOT } from '../helpers/cli.js';
  */
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts/setup.sh');
-const APT = 'ffmpeg redis-server chromium python3 python3-torch python3-onnx python3-numpy libopenblas0-pthread python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly';
+const APT = 'ffmpeg redis-server chromium python3 python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly';
 
 let bin: string;
 let log: string;
