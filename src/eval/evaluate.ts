@@ -191,14 +191,15 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         if (product.selected.length === 0) entry.mix.set('(base)', (entry.mix.get('(base)') ?? 0) + 1);
         for (const s of product.selected) entry.mix.set(s.name, (entry.mix.get(s.name) ?? 0) + s.weight);
 
+        // Ground truth read once per scene, and one source-size buffer for the upscaled masks,
+        // whatever the number of methods scored.
+        const truthMasks = await Promise.all(scene.indices.map((index) => video.mask(index, modelClass)));
+        const upscaled = new Uint8Array(probe.width * probe.height);
         const score = async (feeds: LoraFeeds, confusion: Confusion) => {
           for (let start = 0; start < scene.inputs.length; start += batchFrames) {
             const inputs = scene.inputs.slice(start, start + batchFrames);
             const { masks } = await session.segment({ frames: inputs, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity });
-            for (const [i, mask] of masks.entries()) {
-              const truthMask = await video.mask(scene.indices[start + i]!, modelClass);
-              confusion.add(truthMask, unletterbox.apply(mask));
-            }
+            for (const [i, mask] of masks.entries()) confusion.add(truthMasks[start + i]!, unletterbox.apply(mask, upscaled));
           }
         };
         for (const [method, feeds] of feedsBy) {
