@@ -283,7 +283,7 @@ class LiveRun {
   private async start(geometry: LiveGeometry): Promise<void> {
     this.adoptGeometry(geometry);
     const resizer = this.resizer!;
-    const { modelInput, states, queues } = this.deps;
+    const { states, queues } = this.deps;
     await states.setProbe(this.videoId, {
       sourceWidth: geometry.width,
       sourceHeight: geometry.height,
