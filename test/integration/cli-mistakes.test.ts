@@ -186,7 +186,9 @@ describe('failures in a cluster (shared Redis, roles in this process)', () => {
 describe('Ctrl-C and the embedded Redis, in a terminal', () => {
   it('run prints its redis-server URL at start; Ctrl-C prints one line, the server outlives the roles, exit 0', async () => {
     const long = path.join(dir, 'long.mp4');
-    await makeTestVideo(long, { width: 160, height: 120, fps: 24, framesPerScene: [240, 240], video: H264 });
+    // Long enough that the run is still working when the Ctrl-C comes on a loaded CI machine, where
+    // the `status` below alone can take seconds; the run is interrupted long before it ends.
+    await makeTestVideo(long, { width: 160, height: 120, fps: 24, framesPerScene: [1500, 1500], video: H264 });
     const main = path.join(REPO_ROOT, 'src/cli/main.ts');
     const command = [process.execPath, '--import', 'tsx', main, 'run', long, '--out', path.join(dir, 'out-long'), '--no-progress'].map((a) => `'${a}'`).join(' ');
     // util-linux `script` runs the command on a pseudo-terminal: stderr is a TTY, and a Ctrl-C
