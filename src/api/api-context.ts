@@ -3,7 +3,9 @@ import type { PipelineClient } from '../shared/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
+import type { TokenUsageRepository } from './repositories/token-usage.repository.js';
 import type { UploadRepository } from './repositories/upload.repository.js';
+import type { TokenLimitsService } from './services/token-limits.service.js';
 import type { VideoCancelService } from './services/video-cancel.service.js';
 import type { VideoQueryService } from './services/video-query.service.js';
 import type { VideoSubmissionService } from './services/video-submission.service.js';
@@ -17,6 +19,10 @@ export interface ApiContext {
   queries: VideoQueryService;
   submissions: VideoSubmissionService;
   cancels: VideoCancelService;
+  /** Per-token limits (429). */
+  limits: TokenLimitsService;
+  /** Which token submitted which video. */
+  usage: TokenUsageRepository;
   uploads: UploadRepository;
   /** The model package (adapter routes validate against it); null when it cannot be loaded here. */
   modelPackage: ModelPackage | null;

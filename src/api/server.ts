@@ -14,6 +14,9 @@ import { createRedis } from '../shared/redis.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import type { ApiContext } from './api-context.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { parseApiTokens } from '../shared/api-tokens.js';
+import { TokenUsageRepository } from './repositories/token-usage.repository.js';
+import { TokenLimitsService } from './services/token-limits.service.js';
 import { registerBearerAuth } from './auth/bearer-auth.js';
 import { registerBullBoard } from './bull-board.js';
 import { DedupRepository } from './repositories/dedup.repository.js';
@@ -53,7 +56,7 @@ export interface ApiServer {
 /** Refuses to serve without a token; `serve` calls it first, before it starts anything. */
 export function assertApiConfig(config: StreamsegConfig): void {
   if (config.apiTokens.length === 0) {
-    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each), e.g. `openssl rand -hex 24`']);
+    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each, optionally :read, :submit or :admin), e.g. `openssl rand -hex 24`']);
   }
 }
 
@@ -81,6 +84,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const dedup = new DedupRepository(redis, config.dedupSeconds, config.frameTtlSeconds);
   const index = new VideoIndexRepository(redis);
   const queries = new VideoQueryService(pipeline.states, index);
+  const usage = new TokenUsageRepository(redis, config.frameTtlSeconds);
+  const limits = new TokenLimitsService(usage, pipeline.states, { maxVideos: config.tokenMaxVideos, submissionsPerMinute: config.tokenSubmissionsPerMinute });
   const queues = Object.values(pipeline.queues);
   let signalClosing!: () => void;
   const closing = new Promise<void>((resolve) => (signalClosing = resolve));
@@ -89,8 +94,10 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     redis,
     pipeline,
     queries,
-    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow)),
+    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow), usage, limits),
     cancels: new VideoCancelService({ redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger }, options.cancel),
+    limits,
+    usage,
     uploads,
     modelPackage,
     logger,
@@ -122,6 +129,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   app.setErrorHandler((error: FastifyError | StreamsegError, request, reply) => {
     const { status, code } = classify(error);
     if (status >= 500) logger.error({ err: error, url: request.url, method: request.method }, 'request failed');
+    if (error instanceof HttpError && error.retryAfterSeconds !== undefined) void reply.header('retry-after', String(error.retryAfterSeconds));
     return reply.code(status).send({ error: { code, message: error instanceof StreamsegError ? error.message : errorLine(error) } });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
@@ -136,7 +144,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     hideUntagged: true,
   });
   await app.register(multipart, { limits: { fileSize: config.uploadMaxBytes, files: 2, fields: 32, fieldSize: 64 * 1024 } });
-  registerBearerAuth(app, new TokenVerifier(config.apiTokens));
+  registerBearerAuth(app, new TokenVerifier(parseApiTokens(config.apiTokens)));
 
   registerHealthRoutes(app, ctx);
   registerVideoRoutes(app, ctx);

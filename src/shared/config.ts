@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors/index.js';
 import { MERGE_METHODS, type RetrievalOverrides } from './retrieval-options.js';
+import { apiTokenProblems } from './api-tokens.js';
 import { parseAllowEntry } from './url-policy.js';
 
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
@@ -104,11 +105,17 @@ export const configSchema = z.object({
    * checkpoint. Frames stay in Redis until their segment is checkpointed. @defaultValue 64
    */
   sinkSegmentFrames: intFrom(1, 100_000).default(64),
-  /** `STREAMSEG_API_TOKENS`: comma-separated bearer tokens `serve` accepts; `serve` refuses to start without one. */
+  /**
+   * `STREAMSEG_API_TOKENS`: comma-separated bearer tokens `serve` accepts, each `<token>` or
+   * `<token>:<scope>` with scope `read`, `submit` or `admin` (see api-tokens.ts); a token without a
+   * scope is `admin`, as every token was before scopes. `serve` refuses to start without one.
+   */
   apiTokens: z
     .union([z.string(), z.array(z.string())])
     .transform((value) => (Array.isArray(value) ? value : value.split(',')).map((t) => t.trim()).filter(Boolean))
-    .pipe(z.array(z.string().min(16, 'each token must have at least 16 characters')))
+    .superRefine((entries, ctx) => {
+      for (const problem of apiTokenProblems(entries)) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .default([]),
   /**
    * `STREAMSEG_URL_ALLOW`: comma-separated CIDRs, addresses, host names or `.suffix`es that URLs
@@ -133,6 +140,18 @@ export const configSchema = z.object({
   httpIdleTimeoutMs: intFrom(1000, 3_600_000).default(20_000),
   /** `STREAMSEG_HTTP_REQUEST_TIMEOUT_MS`: the whole request (an upload included) must arrive within this time. @defaultValue 600000 */
   httpRequestTimeoutMs: intFrom(1000, 86_400_000).default(600_000),
+  /**
+   * `STREAMSEG_TOKEN_MAX_VIDEOS`: videos one API token may have running at once (queued, decoding
+   * or segmenting; a live one until it ends); past it a submission answers 429. 0: no limit. @defaultValue 8
+   */
+  tokenMaxVideos: intFrom(0, 1_000_000).default(8),
+  /** `STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE`: submissions one API token may make in any 60 s; past it 429 with Retry-After. 0: no limit. @defaultValue 60 */
+  tokenSubmissionsPerMinute: intFrom(0, 1_000_000).default(60),
+  /**
+   * `STREAMSEG_UPLOAD_RETENTION_SECONDS`: an uploaded video's file is deleted this long after its
+   * video finished (done or failed); the outputs stay. 0: deleted as soon as it finishes. @defaultValue 86400
+   */
+  uploadRetentionSeconds: intFrom(0).default(86_400),
   /** `PORT`: the port `serve` listens on. @defaultValue 8080 */
   port: intFrom(0, 65535).default(8080),
   /** `STREAMSEG_API_HOST`: the address `serve` binds. @defaultValue `0.0.0.0` */
@@ -169,11 +188,22 @@ export const configSchema = z.object({
    */
   liveEndAfterSeconds: intFrom(0).default(60),
   /**
-   * `STREAMSEG_PRODUCER_CONCURRENCY`: videos one producer process decodes at once. A live video
-   * holds its slot for as long as it runs, so a producer serving N live streams and files needs
-   * N + 1. @defaultValue 1
+   * `STREAMSEG_PRODUCER_CONCURRENCY`: file videos one producer process decodes at once. Live videos
+   * have their own pool (STREAMSEG_PRODUCER_LIVE_CONCURRENCY). @defaultValue 1
    */
   producerConcurrency: intFrom(1, 256).default(1),
+  /**
+   * `STREAMSEG_PRODUCER_LIVE_CONCURRENCY`: live videos one producer process reads at once, in a pool
+   * apart from files (STREAMSEG_PRODUCER_CONCURRENCY), so live streams never hold the file slots;
+   * a live video beyond it waits in the queue. @defaultValue 2
+   */
+  producerLiveConcurrency: intFrom(1, 256).default(2),
+  /**
+   * `STREAMSEG_LIVE_CONNECT_TIMEOUT_MS`: a live source that has not delivered its first video
+   * within this time (refused, unreachable, silent) fails the video at once with E_LIVE_CONNECT, no
+   * retries; a source that dropped after delivering video reconnects as before. @defaultValue 10000
+   */
+  liveConnectTimeoutMs: intFrom(500, 600_000).default(10_000),
   /** `STREAMSEG_LIVE_HLS_LIST_SIZE`: segments (1 s each) in the rolling live playlist. @defaultValue 6 */
   liveHlsListSize: intFrom(2, 1000).default(6),
   /** `LOG_LEVEL`. @defaultValue `info` */
@@ -224,6 +254,9 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   httpHeadersTimeoutMs: 'STREAMSEG_HTTP_HEADERS_TIMEOUT_MS',
   httpIdleTimeoutMs: 'STREAMSEG_HTTP_IDLE_TIMEOUT_MS',
   httpRequestTimeoutMs: 'STREAMSEG_HTTP_REQUEST_TIMEOUT_MS',
+  tokenMaxVideos: 'STREAMSEG_TOKEN_MAX_VIDEOS',
+  tokenSubmissionsPerMinute: 'STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE',
+  uploadRetentionSeconds: 'STREAMSEG_UPLOAD_RETENTION_SECONDS',
   port: 'PORT',
   apiHost: 'STREAMSEG_API_HOST',
   uploadDir: 'STREAMSEG_UPLOAD_DIR',
@@ -238,6 +271,8 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   liveEndAfterSeconds: 'STREAMSEG_LIVE_END_AFTER_SECONDS',
   liveHlsListSize: 'STREAMSEG_LIVE_HLS_LIST_SIZE',
   producerConcurrency: 'STREAMSEG_PRODUCER_CONCURRENCY',
+  producerLiveConcurrency: 'STREAMSEG_PRODUCER_LIVE_CONCURRENCY',
+  liveConnectTimeoutMs: 'STREAMSEG_LIVE_CONNECT_TIMEOUT_MS',
   logLevel: 'LOG_LEVEL',
 };
 
@@ -264,7 +299,9 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
   const problems = parsed.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const from = source[key] ?? ENV_NAMES[key as keyof StreamsegConfig] ?? key;
-    return `${from}=${JSON.stringify(raw[key])}: ${issue.message}`;
+    // Tokens are secrets: the line names the entry (issue.message), never the list.
+    const value = key === 'apiTokens' ? '(hidden)' : JSON.stringify(raw[key]);
+    return `${from}=${value}: ${issue.message}`;
   });
   throw new ConfigError(problems);
 }

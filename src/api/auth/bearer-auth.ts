@@ -1,6 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { scopeAllows } from '../../shared/api-tokens.js';
 import { HttpError } from '../../shared/errors/index.js';
-import type { TokenVerifier } from './token-verifier.js';
+import { requiredScope } from './scope-policy.js';
+import type { ApiPrincipal, TokenVerifier } from './token-verifier.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The token that authenticated the request; unset on public paths. */
+    principal?: ApiPrincipal;
+  }
+}
 
 /** Name of the cookie the web page sets, for what a browser cannot send headers with (video, EventSource, bull-board). */
 export const TOKEN_COOKIE = 'streamseg_token';
@@ -13,15 +22,30 @@ const PUBLIC_PATHS = [/^\/healthz$/, /^\/readyz$/, /^\/$/, /^\/web(\/.*)?$/];
  * cookie. The cookie (SameSite=Strict) is accepted for writes only from the same origin.
  */
 export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier): void {
+  app.decorateRequest('principal', undefined);
   // Answers here rather than throwing: plugins with their own error handler (bull-board) would reshape the error.
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?')[0] ?? '';
     if (PUBLIC_PATHS.some((p) => p.test(path))) return;
-    if (verifier.verify(bearerToken(request))) return;
-    const cookie = cookieToken(request);
-    if (cookie !== undefined && verifier.verify(cookie) && sameOriginOrSafe(request)) return;
-    const error = new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
-    return reply.code(401).header('www-authenticate', 'Bearer realm="streamseg"').send({ error: { code: error.code, message: error.message } });
+    let principal = verifier.identify(bearerToken(request));
+    if (!principal) {
+      const cookie = cookieToken(request);
+      if (cookie !== undefined && sameOriginOrSafe(request)) principal = verifier.identify(cookie);
+    }
+    if (!principal) {
+      const error = new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+      return reply.code(401).header('www-authenticate', 'Bearer realm="streamseg"').send({ error: { code: error.code, message: error.message } });
+    }
+    const needed = requiredScope(request.method, path);
+    if (!scopeAllows(principal.scope, needed)) {
+      const error = new HttpError(
+        403,
+        'E_FORBIDDEN',
+        `this token has scope "${principal.scope}"; ${request.method} ${path} needs "${needed}" (an STREAMSEG_API_TOKENS entry <token>:${needed})`,
+      );
+      return reply.code(403).send({ error: { code: error.code, message: error.message } });
+    }
+    request.principal = principal;
   });
 }
 

@@ -1,4 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { tokenId, type ApiTokenEntry, type TokenScope } from '../../shared/api-tokens.js';
+
+/** Who sent a request: the token's non-secret id (videos record it as their owner) and its scope. */
+export interface ApiPrincipal {
+  id: string;
+  scope: TokenScope;
+}
 
 /**
  * Checks bearer tokens in constant time: every configured token is compared (no early exit),
@@ -6,19 +13,30 @@ import { createHash, timingSafeEqual } from 'node:crypto';
  * leaks through timing.
  */
 export class TokenVerifier {
-  private readonly digests: Buffer[];
+  private readonly entries: { digest: Buffer; principal: ApiPrincipal }[];
 
-  constructor(tokens: readonly string[]) {
+  /** Plain strings are tokens with every right (admin), as before scopes. */
+  constructor(tokens: readonly (string | ApiTokenEntry)[]) {
     if (tokens.length === 0) throw new RangeError('at least one API token is required');
-    this.digests = tokens.map(digest);
+    this.entries = tokens.map((entry) => {
+      const { token, scope } = typeof entry === 'string' ? { token: entry, scope: 'admin' as const } : entry;
+      return { digest: digest(token), principal: { id: tokenId(token), scope } };
+    });
+  }
+
+  /** The principal of a valid token, or null. */
+  identify(candidate: string | undefined): ApiPrincipal | null {
+    if (!candidate) return null;
+    const given = digest(candidate);
+    let found: ApiPrincipal | null = null;
+    for (const entry of this.entries) {
+      if (timingSafeEqual(given, entry.digest)) found = entry.principal;
+    }
+    return found;
   }
 
   verify(candidate: string | undefined): boolean {
-    if (!candidate) return false;
-    const given = digest(candidate);
-    let ok = false;
-    for (const expected of this.digests) ok = timingSafeEqual(given, expected) || ok;
-    return ok;
+    return this.identify(candidate) !== null;
   }
 }
 

@@ -1,7 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { scopeAllows } from '../../shared/api-tokens.js';
 import { HttpError } from '../../shared/errors/index.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import type { ApiContext } from '../api-context.js';
+import { OTHERS_VIDEOS_SCOPE } from '../auth/scope-policy.js';
+import type { ApiPrincipal } from '../auth/token-verifier.js';
 import type { ReceivedUpload } from '../repositories/upload.repository.js';
 import { assertVideoId } from '../services/video-query.service.js';
 import { resolveVideoOptions } from '../services/video-request-options.js';
@@ -24,6 +27,7 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
       },
     },
     async (request, reply) => {
+      await ctx.limits.countSubmission(principalOf(request));
       const result = request.isMultipart() ? await submitMultipart(request, ctx) : await submitJson(request, ctx);
       const video = await ctx.queries.get(result.id);
       return reply
@@ -68,6 +72,7 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
     async (request, reply) => {
       const { id } = request.params as { id: string };
       const view = await ctx.queries.get(id);
+      await assertMayChange(ctx, request, id, 'stop');
       if (!view.live) throw new HttpError(409, 'E_NOT_LIVE', `video ${id} is not a live source: it ends by itself (DELETE cancels it)`);
       await new LiveFrameLog(ctx.redis, ctx.config.frameTtlSeconds).requestStop(id);
       return reply.code(202).send({ id, stopping: true });
@@ -85,7 +90,9 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
     },
     async (request) => {
       const { id } = request.params as { id: string };
-      return ctx.cancels.cancel(assertVideoId(id));
+      assertVideoId(id);
+      await assertMayChange(ctx, request, id, 'cancel');
+      return ctx.cancels.cancel(id);
     },
   );
 }
@@ -97,7 +104,7 @@ async function submitJson(request: FastifyRequest, ctx: ApiContext) {
   }
   const { url, ...options } = body as Record<string, unknown>;
   if (typeof url !== 'string' || url.length === 0) throw new HttpError(400, 'E_BAD_REQUEST', 'JSON submissions need "url" (http, https, rtsp or udp)');
-  return ctx.submissions.submitUrl(url, resolveVideoOptions(options, ctx.modelPackage?.manifest));
+  return ctx.submissions.submitUrl(url, resolveVideoOptions(options, ctx.modelPackage?.manifest), principalOf(request));
 }
 
 async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
@@ -123,7 +130,7 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
     if (error instanceof Error && 'code' in error && error.code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(ctx);
     throw error;
   }
-  if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest));
+  if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest), principalOf(request));
   if (!upload) throw new HttpError(400, 'E_BAD_REQUEST', 'no "file" field in the upload');
   let options;
   try {
@@ -132,7 +139,25 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
     await ctx.uploads.discard(upload.file);
     throw error;
   }
-  return ctx.submissions.submitUpload(upload, options);
+  return ctx.submissions.submitUpload(upload, options, principalOf(request));
+}
+
+function principalOf(request: FastifyRequest): ApiPrincipal {
+  // The auth hook sets it on every route here; its absence is a wiring mistake, not a client's.
+  if (!request.principal) throw new Error('no principal on an authenticated route');
+  return request.principal;
+}
+
+/**
+ * Stop and cancel: a `submit` token may act on the videos it submitted, an `admin` token on any.
+ * A video submitted by the CLI (no owner recorded) is an operator's: admin only.
+ */
+async function assertMayChange(ctx: ApiContext, request: FastifyRequest, videoId: string, action: 'stop' | 'cancel'): Promise<void> {
+  const principal = principalOf(request);
+  if (scopeAllows(principal.scope, OTHERS_VIDEOS_SCOPE)) return;
+  const owner = await ctx.usage.owner(videoId);
+  if (owner === principal.id) return;
+  throw new HttpError(403, 'E_FORBIDDEN', `video ${videoId} was not submitted with this token: to ${action} another token's video, use a token with scope "${OTHERS_VIDEOS_SCOPE}"`);
 }
 
 function withoutUrl(fields: Record<string, string>): Record<string, string> {

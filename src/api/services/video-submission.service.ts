@@ -4,8 +4,11 @@ import type { VideoInput } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
 import { parseVideoUrl, type UrlDestinationPolicy } from '../../shared/url-policy.js';
 import { newVideoId, type VideoSubmitter } from '../../shared/video-submitter.js';
+import type { ApiPrincipal } from '../auth/token-verifier.js';
 import type { DedupRepository } from '../repositories/dedup.repository.js';
+import type { TokenUsageRepository } from '../repositories/token-usage.repository.js';
 import type { ReceivedUpload, UploadRepository } from '../repositories/upload.repository.js';
+import type { TokenLimitsService } from './token-limits.service.js';
 import { submissionHash, type ResolvedVideoOptions } from './video-request-options.js';
 
 export interface SubmissionResult {
@@ -26,6 +29,8 @@ export class VideoSubmissionService {
     private readonly outDir: string,
     private readonly logger: Logger,
     private readonly policy: UrlDestinationPolicy,
+    private readonly usage: TokenUsageRepository,
+    private readonly limits: TokenLimitsService,
   ) {}
 
   /**
@@ -33,21 +38,21 @@ export class VideoSubmissionService {
    * whitespace refused), it must be an http, https, rtsp or udp URL, and its host must pass the
    * destination policy. What was checked is what the producer opens: the API never takes a path.
    */
-  async submitUrl(url: string, options: ResolvedVideoOptions): Promise<SubmissionResult> {
+  async submitUrl(url: string, options: ResolvedVideoOptions, principal: ApiPrincipal): Promise<SubmissionResult> {
     await this.policy.check(parseVideoUrl(url, 'url'), 'url');
     if (options.live?.restreamUrl) await this.policy.check(parseVideoUrl(options.live.restreamUrl, 'live.restreamUrl'), 'live.restreamUrl');
     const input: VideoInput = { kind: 'url', url, restricted: true };
-    return this.submit(submissionHash({ url }, options), options, async () => input);
+    return this.submit(principal, submissionHash({ url }, options), options, async () => input);
   }
 
-  async submitUpload(upload: ReceivedUpload, options: ResolvedVideoOptions): Promise<SubmissionResult> {
+  async submitUpload(upload: ReceivedUpload, options: ResolvedVideoOptions, principal: ApiPrincipal): Promise<SubmissionResult> {
     if (upload.bytes === 0) {
       await this.uploads.discard(upload.file);
       throw new HttpError(400, 'E_BAD_REQUEST', 'the uploaded file is empty');
     }
     let kept: string | undefined;
     try {
-      return await this.submit(submissionHash({ upload: upload.sha256 }, options), options, async (id) => ({ kind: 'file', path: (kept = await this.uploads.keep(upload, id)) }));
+      return await this.submit(principal, submissionHash({ upload: upload.sha256 }, options), options, async (id) => ({ kind: 'file', path: (kept = await this.uploads.keep(upload, id)) }));
     } catch (error) {
       if (kept) await this.uploads.discard(kept);
       kept = undefined;
@@ -58,20 +63,25 @@ export class VideoSubmissionService {
     }
   }
 
-  private async submit(hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<VideoInput>): Promise<SubmissionResult> {
+  private async submit(principal: ApiPrincipal, hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<VideoInput>): Promise<SubmissionResult> {
     const id = newVideoId();
     if (this.dedup.enabled) {
       const existing = await this.dedup.claim(hash, id);
       if (existing) return { id: existing, deduplicated: true };
     }
+    let reserved = false;
     try {
+      await this.usage.setOwner(id, principal.id);
+      await this.limits.reserveVideo(principal, id);
+      reserved = true;
       const input = await inputFor(id);
       await this.submitter.submit(input, { videoId: id, outDir: path.join(this.outDir, id), ...options });
     } catch (error) {
       if (this.dedup.enabled) await this.dedup.release(id).catch(() => undefined);
+      if (reserved) await this.limits.releaseVideo(principal, id).catch(() => undefined);
       throw error;
     }
-    this.logger.info({ videoId: id }, 'video submitted');
+    this.logger.info({ videoId: id, token: principal.id }, 'video submitted');
     return { id, deduplicated: false };
   }
 }

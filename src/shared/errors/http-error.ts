@@ -10,16 +10,23 @@ export type HttpErrorCode =
   | 'E_RANGE'
   | 'E_NOT_LIVE'
   | 'E_UNAVAILABLE'
-  | 'E_ADAPTER_READ_ONLY';
+  | 'E_ADAPTER_READ_ONLY'
+  | 'E_FORBIDDEN'
+  | 'E_RATE_LIMITED'
+  | 'E_TOO_MANY_VIDEOS';
 
 /** A request the API refuses; `statusCode` is the HTTP status it answers with. */
 export class HttpError extends StreamsegError {
+  /** Sent as `Retry-After` (429, 503): when trying again may succeed. */
+  readonly retryAfterSeconds?: number;
+
   constructor(
     readonly statusCode: number,
     code: HttpErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(code, message, options);
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
 }
