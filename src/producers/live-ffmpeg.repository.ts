@@ -2,6 +2,7 @@ import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { FfmpegError } from '../shared/errors/index.js';
 import type { LiveOptions } from '../shared/job-schemas.js';
+import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import { liveInputSpec } from './live-source.js';
 import { readRawFrames } from './raw-frame-reader.js';
 
@@ -69,7 +70,7 @@ export class LiveConnection {
       for (const raw of lines) {
         const line = raw.trim();
         if (!line) continue;
-        if (!line.startsWith('frame=')) this.lastLine = line;
+        if (!line.startsWith('frame=')) this.lastLine = redactText(line);
         if (known) continue;
         if (line.startsWith('Output #0')) inOutput = true;
         const video = /Stream #0:\d+.*?: Video: ([\w-]+)/.exec(line);
@@ -141,7 +142,8 @@ export class LiveFfmpegRepository {
   }
 
   open(url: string, options: LiveOpenOptions = {}): LiveConnection {
-    return new LiveConnection(this.ffmpegPath, liveDecodeArgs(url, options), url, this.fallbackFps);
+    // The name goes into messages: never the credentials.
+    return new LiveConnection(this.ffmpegPath, liveDecodeArgs(url, options), redactUrl(url), this.fallbackFps);
   }
 }
 

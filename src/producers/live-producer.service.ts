@@ -13,6 +13,7 @@ import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { LiveConnection, LiveFfmpegRepository, LiveGeometry } from './live-ffmpeg.repository.js';
 import { LiveDropPolicy } from './live-drop-policy.js';
+import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import { liveSourceKind } from './live-source.js';
 import { isPermanentFailure, type DecodeJobHandle, type JobQueue } from './producer.service.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
@@ -30,7 +31,8 @@ export type LiveProducerSettings = Pick<
   | 'liveReconnectMinMs'
   | 'liveReconnectMaxMs'
   | 'liveEndAfterSeconds'
->;
+> &
+  Partial<Pick<StreamsegConfig, 'liveConnectTimeoutMs'>>;
 
 /** The frames queue as the live producer uses it: drop-oldest takes waiting jobs back. */
 export interface LiveJobQueue extends JobQueue {
@@ -97,19 +99,19 @@ export class LiveProducerService {
     if (data.input.kind !== 'url') {
       throw new StreamsegError('E_LIVE_INPUT', `video ${data.videoId}: a live video needs a URL input (stdin is relayed over loopback http by \`streamseg run -\`)`);
     }
-    const log = this.deps.logger.child({ videoId: data.videoId, live: true });
+    const log = this.deps.logger.child({ videoId: data.videoId, live: true, source: redactUrl(data.input.url) });
     try {
       return await new LiveRun(this.deps, this.tickMs, data, data.input.url, job, log, signal).execute();
     } catch (error) {
       // As for files: the video is failed only when nothing will retry it; a stop is no failure.
-      const stoppedEarly = error instanceof StreamsegError && error.code === 'E_LIVE_NO_VIDEO';
+      const stoppedEarly = error instanceof StreamsegError && (error.code === 'E_LIVE_NO_VIDEO' || error.code === 'E_LIVE_CONNECT');
       const final = stoppedEarly || isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!signal?.aborted) {
         jobFailures.inc({ queue: QueueName.Videos, code: error instanceof StreamsegError ? error.code : 'E_INTERNAL' });
         log.warn({ err: error, final }, 'live video failed');
         if (final) await this.deps.states.markFailed(data.videoId, errorLine(error)).catch(() => undefined);
       }
-      // Stopped before any video: final, the video says why; E_VIDEO_FAILED tells the queue not to retry.
+      // Stopped, or never connected, before any video: final, the video says why; E_VIDEO_FAILED tells the queue not to retry.
       if (stoppedEarly) throw new StreamsegError('E_VIDEO_FAILED', errorLine(error));
       throw error;
     }
@@ -143,6 +145,13 @@ class LiveRun {
   private keptAliveAt = Date.now();
   /** No frame for longer than STREAMSEG_LIVE_END_AFTER_SECONDS (checked by the ticker). */
   private idle = false;
+  /** The URL as messages and logs show it: credentials replaced (rtsp://user:***@host). */
+  private readonly shown: string;
+  private readonly startedAt = Date.now();
+  /** Never delivered video within STREAMSEG_LIVE_CONNECT_TIMEOUT_MS (checked by the ticker). */
+  private connectTimedOut = false;
+  /** The connect timeout applies to sources the producer dials or awaits on the network, not to a listener or a relay. */
+  private readonly connectTimeoutMs: number | undefined;
 
   constructor(
     private readonly deps: LiveProducerDependencies,
@@ -159,6 +168,10 @@ class LiveRun {
     this.requestedFps = data.options.fps ?? settings.fps;
     // An HLS playlist that reaches its ENDLIST ends cleanly; reopening it would replay its last segment.
     this.endsAtEof = data.options.live?.endOnEof ?? liveSourceKind(url) === 'hls';
+    this.shown = redactUrl(url);
+    const kind = liveSourceKind(url);
+    const dialed = (kind === 'rtsp' && !data.options.live?.listen) || kind === 'udp' || kind === 'hls';
+    this.connectTimeoutMs = dialed ? (settings.liveConnectTimeoutMs ?? 10_000) : undefined;
     this.detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
   }
 
@@ -181,7 +194,7 @@ class LiveRun {
     const ticker = setInterval(() => void this.tick(), this.tickMs);
     let connection: LiveConnection | undefined;
     // A stop or an idle source must also end a connection that waits (a listener with no publisher).
-    this.onTick = () => (this.stopReason || this.idle ? connection?.close() : undefined);
+    this.onTick = () => (this.stopReason || this.idle || this.connectTimedOut ? connection?.close() : undefined);
     try {
       let backoff = settings.liveReconnectMinMs;
       for (;;) {
@@ -205,7 +218,7 @@ class LiveRun {
           }
         } catch (error) {
           this.signal?.throwIfAborted();
-          if (!this.stopReason) this.log.warn({ reason: error instanceof Error ? error.message : String(error) }, 'live source read failed');
+          if (!this.stopReason) this.log.warn({ reason: redactText(error instanceof Error ? error.message : String(error)) }, 'live source read failed');
         } finally {
           this.signal?.removeEventListener('abort', abort);
           await connection.close();
@@ -213,6 +226,9 @@ class LiveRun {
         this.signal?.throwIfAborted();
         if (this.stopReason) break;
         const { code, lastLine } = await connection.exited;
+        if (!this.geometry && this.connectTimeoutMs !== undefined && (this.connectTimedOut || Date.now() - this.startedAt >= this.connectTimeoutMs)) {
+          throw this.connectFailure(lastLine);
+        }
         if (framesThisConnection > 0) backoff = settings.liveReconnectMinMs;
         if (this.endsAtEof && framesThisConnection > 0 && code === 0) {
           this.stopReason = 'source-ended';
@@ -220,15 +236,16 @@ class LiveRun {
         }
         if (this.idleTooLong()) {
           if (!this.geometry) {
-            throw new FfmpegError(`${this.url}: the live source delivered no video within ${settings.liveEndAfterSeconds} s (${lastLine || 'no message from ffmpeg'})`);
+            throw new FfmpegError(`${this.shown}: the live source delivered no video within ${settings.liveEndAfterSeconds} s (${redactText(lastLine) || 'no message from ffmpeg'})`);
           }
           this.stopReason = 'idle';
           break;
         }
-        this.log.info({ code, lastLine, frames: framesThisConnection, retryInMs: backoff }, 'live source dropped; reconnecting');
-        await sleep(backoff, this.signal, () => this.stopReason !== undefined);
+        this.log.info({ code, lastLine: redactText(lastLine), frames: framesThisConnection, retryInMs: backoff }, 'live source dropped; reconnecting');
+        await sleep(backoff, this.signal, () => this.stopReason !== undefined || this.connectTimedOut);
         backoff = Math.min(backoff * 2, settings.liveReconnectMaxMs);
         if (this.stopReason) break;
+        if (this.connectTimedOut && !this.geometry) throw this.connectFailure(lastLine);
         this.reconnects++;
         liveReconnects.inc();
       }
@@ -237,6 +254,14 @@ class LiveRun {
       clearInterval(ticker);
       await connection?.close();
     }
+  }
+
+  /** E_LIVE_CONNECT: final (no retry), and says what ffmpeg last said. */
+  private connectFailure(lastLine: string): StreamsegError {
+    return new StreamsegError(
+      'E_LIVE_CONNECT',
+      `${this.shown}: no video from the live source within ${(this.connectTimeoutMs ?? 0) / 1000} s (${redactText(lastLine) || 'no message from ffmpeg'}); check its address, port and credentials, or raise STREAMSEG_LIVE_CONNECT_TIMEOUT_MS`,
+    );
   }
 
   private onTick: () => unknown = () => undefined;
@@ -256,6 +281,7 @@ class LiveRun {
         this.log.info('live video stop requested');
         this.stopReason = 'stopped';
       }
+      if (!this.geometry && this.connectTimeoutMs !== undefined && now - this.startedAt >= this.connectTimeoutMs) this.connectTimedOut = true;
       if (!this.stopReason && this.idleTooLong()) {
         this.idle = true;
         if (this.geometry) this.stopReason = 'idle';
@@ -413,8 +439,8 @@ class LiveRun {
     }
     if (!this.geometry) {
       throw ended === 'stopped'
-        ? new StreamsegError('E_LIVE_NO_VIDEO', `${this.url}: stopped before the live source delivered any video; nothing was written`)
-        : new FfmpegError(`${this.url}: the live source ended before delivering any video`);
+        ? new StreamsegError('E_LIVE_NO_VIDEO', `${this.shown}: stopped before the live source delivered any video; nothing was written`)
+        : new FfmpegError(`${this.shown}: the live source ended before delivering any video`);
     }
     await states.markDecoded(this.videoId, this.nextIndex);
     await states.addStageTime(this.videoId, 'decode', this.activeMs);

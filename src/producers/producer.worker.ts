@@ -14,6 +14,8 @@ import { LiveFrameLog } from '../shared/live-frame-log.js';
 import { LiveFfmpegRepository } from './live-ffmpeg.repository.js';
 import { LiveProducerService, type LiveSummary } from './live-producer.service.js';
 import { isLiveJob } from './live-source.js';
+import { LiveFilePools } from './live-file-pools.js';
+import { redactText } from '../shared/redact-credentials.js';
 import type { ModelInputSpec } from '../shared/model-input-plan.js';
 
 export interface StartProducerOptions {
@@ -23,10 +25,12 @@ export interface StartProducerOptions {
   /** Model input size (manifest `input.width/height`). */
   modelInput: ModelInputSpec;
   /**
-   * Videos decoded at once by this process. Each runs one ffmpeg process; decoding is
+   * File videos decoded at once by this process. Each runs one ffmpeg process; decoding is
    * usually far faster than segmentation, so one is plenty. @defaultValue 1
    */
   concurrency?: number;
+  /** Live videos read at once, in their own pool. @defaultValue config.producerLiveConcurrency (2) */
+  liveConcurrency?: number;
   /** Defaults to the ffmpeg/ffprobe on PATH. */
   ffmpeg?: FfmpegRepository;
 }
@@ -42,6 +46,8 @@ export interface ProducerHandle {
 const SHUTDOWN = 'producer shutting down';
 /** An interrupted video waits this long before another producer (or this one, restarted) takes it. */
 const REQUEUE_DELAY_MS = 1000;
+/** A live video that finds the live pool full goes back to the queue for this long. */
+const LIVE_POOL_FULL_DELAY_MS = 2000;
 /** How often videos being decoded are checked for a cancel tombstone. */
 const CANCEL_POLL_MS = 250;
 
@@ -93,13 +99,25 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     logger,
   });
 
+  const pools = new LiveFilePools(options.concurrency ?? 1, options.liveConcurrency ?? config.producerLiveConcurrency ?? 2);
   const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary | LiveSummary> => {
     if (job.name !== JobName.DecodeVideo) throw new UnrecoverableError(`queue ${QueueName.Videos} has no handler for job "${job.name}"`);
     const watchId = job.id ?? '';
     if (await states.isCancelled(watchId)) throw new UnrecoverableError('E_CANCELLED: the video was cancelled before decoding started');
+    const live = isLiveJob(job.data);
+    if (live && !pools.tryTakeLive()) {
+      // The live pool is full: back to the queue (no attempt used) instead of holding a file slot.
+      await job.moveToDelayed(Date.now() + LIVE_POOL_FULL_DELAY_MS, token);
+      throw new DelayedError();
+    }
     watched.add(watchId);
+    let fileSlot = false;
     try {
-      return await (isLiveJob(job.data) ? liveService.run(job, signal) : service.decodeVideo(job, signal));
+      if (!live) {
+        await pools.takeFile(signal);
+        fileSlot = true;
+      }
+      return await (live ? liveService.run(job, signal) : service.decodeVideo(job, signal));
     } catch (error) {
       if (signal?.aborted && signal.reason === SHUTDOWN) {
         // Back to the queue without using an attempt; DelayedError tells BullMQ we moved it.
@@ -113,25 +131,28 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
         if (videoId.success) await states.markFailed(videoId.data, line).catch(() => undefined);
         throw new UnrecoverableError(line);
       }
-      // The failed reason is what `streamseg status` and the CLI show: keep the error code in it.
-      const line = errorLine(error);
+      // The failed reason is what `streamseg status` and the CLI show: keep the error code in it, never a URL's credentials.
+      const line = redactText(errorLine(error));
       throw isPermanentFailure(error) ? new UnrecoverableError(line) : new Error(line, { cause: error });
     } finally {
       watched.delete(watchId);
+      if (live) pools.releaseLive();
+      if (fileSlot) pools.releaseFile();
     }
   };
 
   const worker = new Worker(QueueName.Videos, processor, {
     connection: workerConnection,
     prefix: QUEUE_PREFIX,
-    concurrency: options.concurrency ?? 1,
+    // Both pools' slots; the processor keeps files and live videos each within their own.
+    concurrency: pools.total,
     // A long video keeps its job active for minutes; the lock is renewed in the background, and
     // a producer that dies loses it after lockDuration: the next stalled check requeues the video.
     ...jobLockOptions(config),
     autorun: false,
   });
   worker.on('error', (error) => logger.error({ err: error }, 'producer worker error'));
-  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, reason: error.message }, 'decode job failed'));
+  worker.on('failed', (job, error) => logger.warn({ jobId: job?.id, reason: redactText(error.message) }, 'decode job failed'));
   void worker.run().catch((error: unknown) => logger.error({ err: error }, 'producer worker stopped'));
   await worker.waitUntilReady();
   // A cancelled video aborts its job through the same signal as Worker.cancelJob (E_CANCELLED above).
@@ -144,7 +165,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     }
   }, CANCEL_POLL_MS);
   cancelWatch.unref();
-  logger.info({ concurrency: options.concurrency ?? 1 }, 'producer started');
+  logger.info({ concurrency: pools.fileSlots, liveConcurrency: pools.liveSlots }, 'producer started');
 
   let closing: Promise<void> | undefined;
   const close = () =>
