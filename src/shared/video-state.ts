@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { LetterboxRect } from './letterbox.js';
 import { VIDEO_INDEX_KEY, cancelledKey, videoKeys } from './redis-keys.js';
+import { redactText } from './redact-credentials.js';
 
 export type VideoStatus = 'queued' | 'decoding' | 'decoded' | 'done' | 'failed';
 
@@ -135,7 +136,7 @@ export class VideoStateStore {
   async addWarning(videoId: string, warning: string): Promise<void> {
     const { meta } = videoKeys(videoId);
     const current = await this.get(videoId);
-    await this.redis.hset(meta, 'warnings', JSON.stringify([...(current?.warnings ?? []), warning]));
+    await this.redis.hset(meta, 'warnings', JSON.stringify([...(current?.warnings ?? []), redactText(warning)]));
   }
 
   async markDone(videoId: string): Promise<void> {
@@ -148,7 +149,8 @@ export class VideoStateStore {
   }
 
   async markFailed(videoId: string, reason: string): Promise<void> {
-    await this.redis.hset(videoKeys(videoId).meta, { status: 'failed', error: reason, finishedAt: String(Date.now()) });
+    // What status, watch and the API show: never a URL's credentials.
+    await this.redis.hset(videoKeys(videoId).meta, { status: 'failed', error: redactText(reason), finishedAt: String(Date.now()) });
     await this.redis.expire(videoKeys(videoId).meta, this.ttlSeconds);
   }
 

@@ -83,6 +83,58 @@ describe('live sources: connect timeout and their own pool (issue 18)', () => {
   });
 });
 
+describe('credentials in source URLs are never shown (issue 18)', () => {
+  let stack: ApiStack;
+  const SECRET = 's3cret-pass';
+
+  beforeAll(async () => {
+    stack = await startApiStack({ urlAllow: '127.0.0.2', liveConnectTimeoutMs: 1000 });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('the API (video, list, bull-board job data) and `streamseg status` show rtsp://***@host, never the password', async () => {
+    const response = await fetch(`${stack.url}/v1/videos`, {
+      method: 'POST',
+      headers: auth({ 'content-type': 'application/json' }),
+      body: JSON.stringify({ url: `rtsp://camuser:${SECRET}@127.0.0.2:9/stream` }),
+    });
+    expect(response.status).toBe(201);
+    const { id } = (await response.json()) as { id: string };
+    const final = await eventually(async () => {
+      const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+      return v.status === 'failed' ? v : undefined;
+    }, 'the video to fail', 30_000);
+    expect(final.error).toMatch(/^E_LIVE_CONNECT: rtsp:\/\/\*\*\*@127\.0\.0\.2:9\/stream: no video/);
+    const bodies = [
+      await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).text(),
+      await (await fetch(`${stack.url}/v1/videos`, { headers: auth() })).text(),
+      await (await fetch(`${stack.url}/admin/queues/api/queues?activeQueue=videos&status=failed&page=1&jobsPerPage=50`, { headers: auth() })).text(),
+      await (await fetch(`${stack.url}/admin/queues/api/queues/videos/${id}`, { headers: auth() })).text(),
+    ];
+    expect(bodies[2]).toContain('rtsp://***@127.0.0.2:9/stream');
+    for (const body of bodies) expect(body).not.toContain(SECRET);
+    const status = await runCli(['status', id], { REDIS_URL: stack.redisUrl });
+    expect(status.stdout + status.stderr).toContain('rtsp://***@127.0.0.2:9/stream');
+    expect(status.stdout + status.stderr).not.toContain(SECRET);
+  });
+
+  it('`streamseg run rtsp://user:pass@…` at LOG_LEVEL=debug: no log line nor the error shows the password', async () => {
+    const result = await runCli(['run', `rtsp://camuser:${SECRET}@127.0.0.1:9/stream`, '--out', path.join(os.tmpdir(), `ss-never-written-${process.pid}`)], {
+      REDIS_URL: undefined,
+      STREAMSEG_MODEL: TEST_MODEL,
+      STREAMSEG_LIVE_CONNECT_TIMEOUT_MS: '1000',
+      LOG_LEVEL: 'debug',
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('rtsp://***@127.0.0.1:9/stream');
+    expect(result.stderr).toMatch(/E_LIVE_CONNECT/);
+    expect(result.stdout + result.stderr).not.toContain(SECRET);
+  }, 90_000);
+});
+
 describe('streamseg run of a dead live source (issue 18)', () => {
   it('`streamseg run udp://127.0.0.1:9` ends within seconds with one E_LIVE_CONNECT line', async () => {
     const started = Date.now();

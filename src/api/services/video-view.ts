@@ -1,3 +1,4 @@
+import { redactText } from '../../shared/redact-credentials.js';
 import type { VideoState, VideoStatus } from '../../shared/video-state.js';
 
 /** A stage's progress: frames done of the total (known once decoding ends, estimated before). */
@@ -44,7 +45,7 @@ export function videoView(state: VideoState): VideoView {
     id: state.videoId,
     status: state.status,
     live: state.live === true,
-    error: state.error ?? null,
+    error: state.error === undefined ? null : redactText(state.error),
     submittedAt: state.submittedAt ?? null,
     startedAt: state.startedAt ?? null,
     finishedAt: state.finishedAt ?? null,
@@ -56,7 +57,7 @@ export function videoView(state: VideoState): VideoView {
     totalIsEstimate: exact === undefined,
     stages: { decode: stage(state.decodedFrames), segment: stage(state.segmentedFrames), sink: stage(state.sinkFrames) },
     stageMs: state.stageMs,
-    warnings: state.warnings,
+    warnings: state.warnings.map(redactText),
     outputs: {
       annotated: `${base}/annotated.mp4`,
       masks: `${base}/masks.ndjson`,
