@@ -94,7 +94,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     redis,
     pipeline,
     queries,
-    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow), usage, limits),
+    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow), usage, limits, pipeline.states),
     cancels: new VideoCancelService({ redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger }, options.cancel),
     limits,
     usage,

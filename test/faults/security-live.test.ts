@@ -83,7 +83,7 @@ describe('live sources: connect timeout and their own pool (issue 18)', () => {
   });
 });
 
-describe('credentials in source URLs are never shown (issue 18)', () => {
+describe('credentials in source URLs are never shown; failed videos are not deduplicated (issue 18)', () => {
   let stack: ApiStack;
   const SECRET = 's3cret-pass';
 
@@ -119,6 +119,37 @@ describe('credentials in source URLs are never shown (issue 18)', () => {
     const status = await runCli(['status', id], { REDIS_URL: stack.redisUrl });
     expect(status.stdout + status.stderr).toContain('rtsp://***@127.0.0.2:9/stream');
     expect(status.stdout + status.stderr).not.toContain(SECRET);
+  });
+
+  it('6. resubmitting what failed creates a new video (URL and upload); a running or well-finished one is still reused', async () => {
+    const post = (body: unknown) => fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+    const failedOf = (id: string) =>
+      eventually(async () => {
+        const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+        return v.status === 'failed' ? v : undefined;
+      }, `video ${id} to fail`, 30_000);
+    const url = 'rtsp://127.0.0.2:9/dedup';
+    const first = (await (await post({ url })).json()) as { id: string; deduplicated: boolean };
+    const again = await post({ url });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { id: string }).id).toBe(first.id);
+    await failedOf(first.id);
+    const retry = await post({ url });
+    expect(retry.status).toBe(201);
+    const retried = (await retry.json()) as { id: string; deduplicated: boolean };
+    expect(retried.deduplicated).toBe(false);
+    expect(retried.id).not.toBe(first.id);
+
+    const garbage = () => {
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(4096).fill(7)]), 'clip.mp4');
+      return fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth(), body: form });
+    };
+    const upload = (await (await garbage()).json()) as { id: string };
+    expect((await failedOf(upload.id)).error).toMatch(/^E_INPUT/);
+    const reupload = await garbage();
+    expect(reupload.status).toBe(201);
+    expect(((await reupload.json()) as { id: string }).id).not.toBe(upload.id);
   });
 
   it('`streamseg run rtsp://user:pass@…` at LOG_LEVEL=debug: no log line nor the error shows the password', async () => {

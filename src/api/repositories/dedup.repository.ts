@@ -1,6 +1,13 @@
 import type { Redis } from 'ioredis';
 import { dedupKey, videoKeys } from '../../shared/redis-keys.js';
 
+/** SET the key to ARGV[2] (for ARGV[3] s) only while it holds ARGV[1]. */
+const REPLACE_HOLDER = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+return 1
+`;
+
 /**
  * Submission hash → video id, for the dedup window: the first submission claims the hash,
  * later ones within the window get its id. The video remembers its hash key, so a cancel can
@@ -31,6 +38,18 @@ export class DedupRepository {
       // Expired between SET and GET: try again.
     }
     return null;
+  }
+
+  /**
+   * Hands `hash` from `holder` (a video that failed) to `videoId`, only if `holder` still holds
+   * it; false when another submission took it first.
+   */
+  async replace(hash: string, holder: string, videoId: string): Promise<boolean> {
+    const key = dedupKey(hash);
+    const swapped = await this.redis.eval(REPLACE_HOLDER, 1, key, holder, videoId, this.windowSeconds);
+    if (swapped !== 1) return false;
+    await this.redis.set(videoKeys(videoId).dedup, key, 'EX', this.videoTtlSeconds);
+    return true;
   }
 
   /** Frees the hash a video holds (after a failed submit, or on cancel). */

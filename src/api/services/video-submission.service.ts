@@ -3,6 +3,7 @@ import { HttpError } from '../../shared/errors/index.js';
 import type { VideoInput } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
 import { parseVideoUrl, type UrlDestinationPolicy } from '../../shared/url-policy.js';
+import type { VideoStateStore } from '../../shared/video-state.js';
 import { newVideoId, type VideoSubmitter } from '../../shared/video-submitter.js';
 import type { ApiPrincipal } from '../auth/token-verifier.js';
 import type { DedupRepository } from '../repositories/dedup.repository.js';
@@ -31,6 +32,7 @@ export class VideoSubmissionService {
     private readonly policy: UrlDestinationPolicy,
     private readonly usage: TokenUsageRepository,
     private readonly limits: TokenLimitsService,
+    private readonly states: VideoStateStore,
   ) {}
 
   /**
@@ -66,7 +68,7 @@ export class VideoSubmissionService {
   private async submit(principal: ApiPrincipal, hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<VideoInput>): Promise<SubmissionResult> {
     const id = newVideoId();
     if (this.dedup.enabled) {
-      const existing = await this.dedup.claim(hash, id);
+      const existing = await this.claim(hash, id);
       if (existing) return { id: existing, deduplicated: true };
     }
     let reserved = false;
@@ -83,5 +85,20 @@ export class VideoSubmissionService {
     }
     this.logger.info({ videoId: id, token: principal.id }, 'video submitted');
     return { id, deduplicated: false };
+  }
+
+  /**
+   * Claims the submission's hash; an identical submission's video is reused only while it is
+   * running or finished well: a failed one gives the hash to this new video.
+   */
+  private async claim(hash: string, id: string): Promise<string | null> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await this.dedup.claim(hash, id);
+      if (!existing) return null;
+      if ((await this.states.get(existing))?.status !== 'failed') return existing;
+      if (await this.dedup.replace(hash, existing, id)) return null;
+    }
+    // Three other submissions raced for the same hash: take whichever holds it now.
+    return this.dedup.claim(hash, id);
   }
 }
