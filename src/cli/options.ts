@@ -37,7 +37,8 @@ export function addVideoOptions(command: Command): Command {
     .addOption(new Option('--classes <names>', 'comma-separated class names to segment (default: all)'))
     .addOption(new Option('--top-k <n>', 'most adapters merged per scene (default: STREAMSEG_RETRIEVAL_TOP_K or 2)'))
     .addOption(new Option('--merge <method>', 'how retrieved adapters are merged').choices([...MERGE_METHODS]))
-    .addOption(new Option('--no-adapters', 'segment with the base model only (no adapter retrieval)'));
+    .addOption(new Option('--no-adapters', 'segment with the base model only (no adapter retrieval)'))
+    .addOption(new Option('--no-audio', "leave the input's audio out of annotated.mp4 (kept by default)"));
 }
 
 export interface VideoFlags {
@@ -46,10 +47,12 @@ export interface VideoFlags {
   merge?: string;
   /** commander's `--no-adapters`: false when given. */
   adapters: boolean;
+  /** commander's `--no-audio`: false when given. @defaultValue true */
+  audio?: boolean;
 }
 
 /** The video's options from its flags; a bad value is a ConfigError naming the flag. */
-export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; retrieval?: RetrievalOverrides } {
+export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; retrieval?: RetrievalOverrides; audio?: false } {
   const raw: Record<string, unknown> = {};
   if (flags.topK !== undefined) raw.topK = Number(flags.topK);
   if (flags.merge !== undefined) raw.method = flags.merge;
@@ -68,7 +71,7 @@ export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; 
     );
   }
   const retrieval = Object.keys(parsed.data).length > 0 ? parsed.data : undefined;
-  return { classes: parseClassList(flags.classes), ...(retrieval ? { retrieval } : {}) };
+  return { classes: parseClassList(flags.classes), ...(retrieval ? { retrieval } : {}), ...(flags.audio === false ? { audio: false as const } : {}) };
 }
 
 /** Splits `--classes road,vehicle` into names. */

@@ -22,7 +22,7 @@ export const FILE_PROTOCOL_WHITELIST = 'file';
 /** One decoded frame: raw RGB24 at source size, row-major, no padding. */
 export interface DecodedFrame {
   index: number;
-  /** index × 1000 / fps: frames come out at a constant rate. */
+  /** startMs + index × 1000 / fps: frames come out at a constant rate, from the source's first frame on. */
   timestampMs: number;
   /** Reused between frames: valid until the next frame is requested. */
   data: Buffer;
@@ -36,6 +36,11 @@ export interface DecodeOptions {
   height: number;
   /** ffmpeg stream index of the video stream (probe.streamIndex). @defaultValue first video stream */
   streamIndex?: number;
+  /**
+   * Presentation time of the source's first frame (probe.startMs): timestamps start there, so a
+   * video whose first frame is at 0.042 s is not shifted to 0. @defaultValue 0
+   */
+  startMs?: number;
   /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
   signal?: AbortSignal;
   /**
@@ -188,12 +193,16 @@ export class FfmpegRepository {
       '-i', source.locator,
       '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
       '-an', '-sn', '-dn',
-      // scale pins the output size to the probed one: a stream that changes resolution midway
-      // would otherwise change the frame size under the reader's feet. The fps filter does
-      // the resampling (it rounds to the nearest frame and drops the tail cleanly); `-r` alone
-      // duplicates frames at the end (3 s at 5 fps gave 17 frames, the fps filter gives 15).
-      '-vf', `scale=${width}:${height},fps=${fps}`,
-      '-fps_mode', 'cfr', '-r', String(fps),
+      // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
+      // reach the model and the annotated video otherwise. scale pins the output size to the
+      // probed one: a stream that changes resolution midway would otherwise change the frame
+      // size under the reader's feet. The fps filter does the resampling (it rounds to the
+      // nearest frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s
+      // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
+      // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
+      // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
+      '-vf', `bwdif=mode=send_frame:deint=interlaced,scale=${width}:${height},fps=${fps}`,
+      '-fps_mode', 'passthrough',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24',
       'pipe:1',
     ];
@@ -204,10 +213,11 @@ export class FfmpegRepository {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
     signal?.addEventListener('abort', kill, { once: true });
+    const startMs = options.startMs ?? 0;
     let index = 0;
     try {
       for await (const data of readRawFrames(child.stdout!, width * height * 3, { name: source.name })) {
-        yield { index, timestampMs: (index * 1000) / fps, data };
+        yield { index, timestampMs: startMs + (index * 1000) / fps, data };
         index++;
       }
       const { code, spawnError } = await exit;

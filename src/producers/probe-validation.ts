@@ -22,12 +22,25 @@ export interface VideoProbe {
   streamIndex: number;
   /** Container as ffprobe names it (`mov,mp4,m4a,3gp,3g2,mj2`, `matroska,webm`…). */
   container: string;
+  /**
+   * Presentation time of the video stream's first frame, ms (its `start_time`; 0 when unknown
+   * or negative). An MKV whose first frame is at 0.042 s says 42: frame timestamps start there.
+   */
+  startMs: number;
+  /**
+   * Start of the whole input, ms (the earliest stream's `start_time`, may be negative): ffmpeg
+   * reads an input's timestamps relative to it, so muxing its audio keeps sync only when the
+   * video is placed at `startMs - formatStartMs`.
+   */
+  formatStartMs: number;
+  /** The input's first audio stream, if any. */
+  audio?: { streamIndex: number; codec: string };
 }
 
 /** The subset of `ffprobe -print_format json -show_format -show_streams` we read. */
 export interface FfprobeOutput {
   streams?: FfprobeStream[];
-  format?: { format_name?: string; duration?: string };
+  format?: { format_name?: string; duration?: string; start_time?: string };
 }
 
 export interface FfprobeStream {
@@ -40,6 +53,7 @@ export interface FfprobeStream {
   r_frame_rate?: string;
   nb_frames?: string;
   duration?: string;
+  start_time?: string;
   disposition?: { attached_pic?: number };
   tags?: { rotate?: string };
   side_data_list?: { rotation?: number }[];
@@ -62,8 +76,14 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
   const container = output.format?.format_name ?? 'unknown';
   // Cover art in audio files is a "video" stream too; it is one picture, not a video.
   const stream = output.streams?.find((s) => s.codec_type === 'video' && s.disposition?.attached_pic !== 1);
+  const formatStartMs = secondsToMs(output.format?.start_time) ?? 0;
+  const audioStream = output.streams?.find((s) => s.codec_type === 'audio');
+  const audio = audioStream ? { streamIndex: audioStream.index, codec: audioStream.codec_name ?? 'unknown' } : undefined;
   if (!stream) {
-    return { width: 0, height: 0, fps: Number.NaN, durationMs: 0, frameCountEstimate: 0, codec: '', hasVideo: false, streamIndex: -1, container };
+    return {
+      width: 0, height: 0, fps: Number.NaN, durationMs: 0, frameCountEstimate: 0, codec: '', hasVideo: false, streamIndex: -1, container,
+      startMs: 0, formatStartMs, ...(audio ? { audio } : {}),
+    };
   }
   const fps = Number.isNaN(parseRate(stream.avg_frame_rate)) ? parseRate(stream.r_frame_rate) : parseRate(stream.avg_frame_rate);
   const durationSeconds = Number.parseFloat(stream.duration ?? output.format?.duration ?? '');
@@ -89,7 +109,16 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
     hasVideo: true,
     streamIndex: stream.index,
     container,
+    startMs: Math.max(0, secondsToMs(stream.start_time) ?? 0),
+    formatStartMs,
+    ...(audio ? { audio } : {}),
   };
+}
+
+/** ffprobe's "0.042000" → 42; missing or "N/A" → undefined. */
+function secondsToMs(seconds: string | undefined): number | undefined {
+  const value = Number.parseFloat(seconds ?? '');
+  return Number.isFinite(value) ? value * 1000 : undefined;
 }
 
 export interface DecodableCheck {

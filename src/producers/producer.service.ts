@@ -20,6 +20,7 @@ import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { RgbImage } from './frame-histogram.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
+import { planOutputMedia } from './output-media-plan.js';
 
 /** The settings the producer reads; a full StreamsegConfig fits. */
 export type ProducerSettings = Pick<
@@ -122,7 +123,7 @@ export class ProducerService {
     log.info({ ...probe, outputFps: fps, expectedFrames, attempt: job.attemptsMade + 1 }, 'decoding video');
 
     // jobId = videoId: a retried decode finds the sink job already there, so one sink owns the video.
-    const sinkJob: AssembleVideoJob = { videoId, outDir: data.options.outDir };
+    const sinkJob: AssembleVideoJob = { videoId, outDir: data.options.outDir, ...planOutputMedia(data.input, probe, data.options.audio) };
     await queues.sink.add(JobName.AssembleVideo, sinkJob, { jobId: videoId, ...this.retryOptions(), removeOnComplete: { age: 24 * 3600, count: 1000 } });
 
     // An earlier attempt (a producer killed or stopped mid-decode) may have got far. Frames
@@ -179,7 +180,7 @@ export class ProducerService {
 
     let decodeErrors: { errorLines: number; firstLine: string } | undefined;
     const onDecodeErrors = (report: { errorLines: number; firstLine: string }) => (decodeErrors = report);
-    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, signal, onDecodeErrors })) {
+    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, startMs: probe.startMs, signal, onDecodeErrors })) {
       waitedMs += await gate.admit(frame.index, flush, signal);
       image.data = frame.data;
       if (detector.next(image)) {

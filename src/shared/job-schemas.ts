@@ -58,6 +58,8 @@ export const videoOptionsSchema = z.object({
   retrieval: retrievalOverridesSchema.optional(),
   /** Live source settings; see liveOptionsSchema. */
   live: liveOptionsSchema.optional(),
+  /** false: annotated.mp4 leaves out the input's audio (`--no-audio`). Live outputs are video-only anyway. @defaultValue true */
+  audio: z.boolean().optional(),
 });
 export type VideoOptions = z.infer<typeof videoOptionsSchema>;
 
@@ -91,9 +93,29 @@ export const segmentFramesJobSchema = z.object({
 });
 export type SegmentFramesJob = z.infer<typeof segmentFramesJobSchema>;
 
+/**
+ * What happens to the input's audio in annotated.mp4, decided by the producer from its probe:
+ * `copy` (a codec MP4 players take as it is), `aac` (transcoded), or `none` with the reason.
+ */
+export const audioPlanSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.enum(['copy', 'aac']),
+    /** The input file, read again by the sink when it joins the segments. */
+    path: z.string().min(1),
+    streamIndex: z.number().int().nonnegative(),
+    codec: z.string(),
+  }),
+  z.object({ action: z.literal('none'), reason: z.string() }),
+]);
+export type AudioPlan = z.infer<typeof audioPlanSchema>;
+
 export const assembleVideoJobSchema = z.object({
   videoId: videoIdSchema,
   outDir: z.string().min(1),
+  /** Where annotated.mp4's first frame is placed, ms: the source's, relative to the audio kept with it. @defaultValue 0 */
+  videoOffsetMs: z.number().nonnegative().optional(),
+  /** The input's audio for annotated.mp4. @defaultValue none */
+  audio: audioPlanSchema.optional(),
 });
 export type AssembleVideoJob = z.infer<typeof assembleVideoJobSchema>;
 

@@ -51,6 +51,8 @@ export interface SubmitOptions {
   videoId?: string;
   /** Live source settings (rtsp/udp/HLS URLs are live without them). */
   live?: LiveOptions;
+  /** false: annotated.mp4 without the input's audio. @defaultValue true */
+  audio?: boolean;
 }
 
 /** Queues a video for decoding and records its initial state; returns the video id. */
@@ -70,7 +72,7 @@ export class VideoSubmitter {
     const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
       videoId,
       input: typeof input === 'string' ? await resolveVideoInput(input) : input,
-      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval, live: options.live },
+      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval, live: options.live, audio: options.audio },
       submittedAt: Date.now(),
     });
     await this.states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });

@@ -155,7 +155,13 @@ describe('ProducerService on a real video and a real Redis', () => {
     expect(sinkJobs).toHaveLength(1);
     expect(sinkJobs[0]!.id).toBe('vid1');
     expect(sinkJobs[0]!.name).toBe(JobName.AssembleVideo);
-    expect(sinkJobs[0]!.data).toEqual({ videoId: 'vid1', outDir: data.options.outDir });
+    // With how annotated.mp4 is laid out: the source's start, and its audio (this video has none).
+    expect(sinkJobs[0]!.data).toEqual({
+      videoId: 'vid1',
+      outDir: data.options.outDir,
+      videoOffsetMs: 0,
+      audio: { action: 'none', reason: 'the input has no audio stream' },
+    });
 
     // video state
     const state = await states.get('vid1');

@@ -31,8 +31,8 @@ interface RunCase {
   expectedFrames: number | 'cfr';
   /** Index of the testsrc2 → mandelbrot cut among the decoded frames. */
   expectedCut: number;
-  /** Pixel format the sink encodes annotated.mp4 with (yuv444p keeps odd sizes exact). */
-  pixFmt: 'yuv420p' | 'yuv444p';
+  /** Pixel format the sink encodes annotated.mp4 with: always yuv420p (odd sizes are padded by one pixel). */
+  pixFmt: 'yuv420p';
 }
 
 const H264 = ['libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'];
@@ -90,13 +90,13 @@ const CASES: RunCase[] = [
     pixFmt: 'yuv420p',
   },
   {
-    // H.264 yuv420p needs even sizes: the sink keeps the exact odd size with yuv444p.
+    // H.264 yuv420p needs even sizes: annotated.mp4 is padded to 162x98, the masks stay 161x97.
     name: 'MP4 / H.264 4:4:4 at an odd size, 161x97',
     file: 'odd-161x97.mp4',
     spec: { width: 161, height: 97, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv444p'] },
     expectedFrames: 24,
     expectedCut: 12,
-    pixFmt: 'yuv444p',
+    pixFmt: 'yuv420p',
   },
 ];
 
@@ -106,6 +106,12 @@ const exec = promisify(execFile);
 async function cfrFrameCount(file: string, fps: number): Promise<number> {
   const { stdout } = await exec('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v:0', '-vf', `fps=${fps}`, '-f', 'framemd5', '-']);
   return stdout.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+}
+
+/** The video stream's start_time in ms: where the first frame's timestamp must be. */
+async function videoStartMs(file: string): Promise<number> {
+  const { stdout } = await exec('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=start_time', '-of', 'csv=p=0', file]);
+  return Math.max(0, Number.parseFloat(stdout) * 1000 || 0);
 }
 
 /** Gaps between consecutive video packet times, in whole milliseconds (one value: constant rate). */
@@ -155,17 +161,19 @@ describe('streamseg run <input> (own redis-server, fixture model)', () => {
       [1, c.expectedCut, expectedFrames, expectedFrames - c.expectedCut],
     ]);
 
-    // annotated.mp4: H.264 at the source size, one frame per decoded frame, at the output rate.
+    // annotated.mp4: H.264 at the source size (an odd side padded by one), one frame per decoded frame, at the output rate.
     const video = await probeVideo(annotated);
-    expect(video).toMatchObject({ codec: 'h264', width, height, frames: report.frames, pixFmt: c.pixFmt });
+    expect(video).toMatchObject({ codec: 'h264', width: width + (width % 2), height: height + (height % 2), frames: report.frames, pixFmt: c.pixFmt });
     expect(video.fps).toBeCloseTo(fps, 6);
 
-    // masks.ndjson: one line per frame, in order, scenes as reported, masks that decode.
+    // masks.ndjson: one line per frame, in order, scenes as reported, masks that decode, times
+    // from the source's first frame on (Opus in MKV/WebM puts the video at 0.007 s, not 0).
     expect(masks.map((m) => m.index)).toEqual([...Array(report.frames).keys()]);
+    const startMs = await videoStartMs(input);
     for (const line of masks) {
       expect(line.scene).toBe(line.index < c.expectedCut ? 0 : 1);
       expect(line.size).toEqual([height, width]);
-      expect(line.timestampMs).toBeCloseTo((line.index * 1000) / fps, 6);
+      expect(line.timestampMs).toBeCloseTo(startMs + (line.index * 1000) / fps, 6);
       expect(line.adapters).toEqual([]); // the fixture model has no adapters
       const areas = decodeFrameMasks(line, height, width);
       expect(Object.values(areas).reduce((a, b) => a + b, 0)).toBe(width * height);

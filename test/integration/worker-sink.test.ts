@@ -170,7 +170,7 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     expect(job!.progress).toEqual({ sinkFrames: FRAMES, totalFrames: FRAMES });
   });
 
-  it('keeps an odd frame size exact (yuv444p) and fails a frames job naming unknown classes', async () => {
+  it('pads an odd frame size by one pixel (yuv420p) and fails a frames job naming unknown classes', async () => {
     const videoId = 'odd-size';
     const outDir = path.join(dir, 'odd');
     const [width, height, frames] = [33, 21, 5];
@@ -194,7 +194,7 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     const state = await waitForStatus(states, videoId);
     expect(state.status).toBe('done');
     const video = await probeVideo(path.join(outDir, 'annotated.mp4'));
-    expect(video).toMatchObject({ codec: 'h264', width, height, frames });
+    expect(video).toMatchObject({ codec: 'h264', width: width + 1, height: height + 1, frames, pixFmt: 'yuv420p' });
 
     // Unknown class: refused at once (no retries), with the code in the reason.
     const failed = await framesQueue.getJob(bad.id!);

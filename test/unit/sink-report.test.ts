@@ -52,11 +52,14 @@ describe('masks.ndjson line', () => {
 });
 
 describe('encoder arguments', () => {
-  it('uses yuv420p for even sizes and yuv444p to keep odd sizes exact', () => {
+  it('always writes BT.709 yuv420p, padding an odd size by one pixel', () => {
     const even = encoderArgs({ width: 640, height: 360, fps: 25 }, 'out.mp4.partial');
-    expect(even).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-preset', 'superfast', '-crf', '20', '+faststart', 'yuv420p']));
+    expect(even).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-preset', 'superfast', '-crf', '20', '+faststart', '-colorspace', 'bt709']));
+    expect(even[even.indexOf('-vf') + 1]).toBe('scale=out_color_matrix=bt709:out_range=tv,format=yuv420p');
     expect(even.slice(-3)).toEqual(['-f', 'mp4', 'out.mp4.partial']);
-    expect(encoderArgs({ width: 33, height: 20, fps: 25 }, 'x')).toContain('yuv444p');
+    const odd = encoderArgs({ width: 33, height: 20, fps: 25 }, 'x');
+    expect(odd[odd.indexOf('-vf') + 1]).toMatch(/^pad=34:20:0:0,fillborders=right=1:bottom=0:mode=smear,.*format=yuv420p$/);
+    expect(odd).not.toContain('yuv444p');
   });
 
   it('passes the configured preset to x264', () => {

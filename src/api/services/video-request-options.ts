@@ -27,6 +27,8 @@ export const videoRequestOptionsSchema = z
     merge: z.enum(MERGE_METHODS).optional(),
     /** false: the base model only, no adapter retrieval. @defaultValue true */
     adapters: booleanish.optional(),
+    /** false: annotated.mp4 without the input's audio (`--no-audio`). @defaultValue true */
+    audio: booleanish.optional(),
     /** Live source settings (rtsp/udp/HLS URLs are live without them); a JSON string in multipart. */
     live: z.preprocess((v) => (typeof v === 'string' ? parseJson(v) : v), liveOptionsSchema).optional(),
   })
@@ -39,6 +41,8 @@ export interface ResolvedVideoOptions {
   live?: LiveOptions;
   classes?: string[];
   retrieval?: RetrievalOverrides;
+  /** false: annotated.mp4 without the input's audio. */
+  audio?: false;
 }
 
 /**
@@ -50,13 +54,14 @@ export function resolveVideoOptions(raw: unknown, manifest?: ModelManifest): Res
   if (!parsed.success) {
     throw new HttpError(400, 'E_BAD_REQUEST', `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
-  const { fps, classes, topK, merge, adapters, live } = parsed.data;
+  const { fps, classes, topK, merge, adapters, live, audio } = parsed.data;
   // The CLI's flag mapping, so --no-adapters and adapters=false mean exactly the same.
   const resolved = videoOptionsFromFlags({
     classes: Array.isArray(classes) ? classes.join(',') : classes,
     topK: topK === undefined ? undefined : String(topK),
     merge,
     adapters: adapters ?? true,
+    audio: audio ?? true,
   });
   if (manifest) assertClassesInModel(resolved.classes, manifest, 'classes');
   return { ...(fps === undefined ? {} : { fps }), ...resolved, ...(live ? { live } : {}) };
@@ -70,6 +75,8 @@ export function submissionHash(source: { upload: string } | { url: string }, opt
     classes: options.classes ? [...options.classes].sort() : null,
     retrieval: options.retrieval ? Object.fromEntries(Object.entries(options.retrieval).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
     live: options.live ? Object.fromEntries(Object.entries(options.live).sort(([a], [b]) => (a < b ? -1 : 1))) : null,
+    // Only when set, so the hash of every submission that keeps its audio stays what it was.
+    ...(options.audio === false ? { audio: false } : {}),
   };
   return createHash('sha256').update(JSON.stringify(canonical)).digest('hex');
 }

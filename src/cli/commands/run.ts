@@ -14,7 +14,7 @@ import { waitForVideo } from '../video-waiter.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import { isLiveJob } from '../../producers/live-source.js';
 import { addLiveOptions, liveOptionsFromFlags, type LiveFlags } from '../live-options.js';
-import { StdinRelay } from '../stdin-relay.js';
+import { openStdinSource, type StdinSource } from '../stdin-source.js';
 
 interface RunFlags extends PipelineFlags, VideoFlags, LiveFlags {
   progress: boolean;
@@ -25,7 +25,7 @@ export function registerRunCommand(program: Command): void {
     program
       .command('run')
       .description('segment one video in this process: producer, worker and sink (own redis-server unless REDIS_URL is set)')
-      .argument('<input>', 'video file path, an http/https/rtsp/udp URL, or - for a live stream on stdin')
+      .argument('<input>', 'video file path, an http/https/rtsp/udp URL, or - for stdin (an MP4/MOV is read to its end first; other streams are live)')
       .option('--out <dir>', 'output directory', 'out')
       .option('--no-progress', 'do not draw progress bars'),
   ))).action(async (input: string, flags: RunFlags) => {
@@ -48,7 +48,7 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
   let redis: EmbeddedRedis | undefined;
   let roles: RunningRoles | undefined;
   let client: PipelineClient | undefined;
-  let stdin: StdinRelay | undefined;
+  let stdin: StdinSource | undefined;
   // A live video asked to end (Ctrl-C, SIGTERM) is stopped gracefully first: outputs finished.
   let requestLiveStop: (() => Promise<void>) | undefined;
   let stopLive: (() => Promise<void>) | undefined;
@@ -89,10 +89,13 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
       roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
       client = await PipelineClient.connect(config, redisUrl);
       const outDir = path.resolve(flags.out ?? config.outDir);
-      // `-`: stdin is a live source, relayed to the producer over loopback HTTP, ended by its EOF.
-      if (input === '-') stdin = await StdinRelay.start(process.stdin);
-      const live = liveOptionsFromFlags(flags, stdin ? { endOnEof: true, nativeRate: true } : {});
-      const videoId = await client.submitter.submit(stdin?.url ?? input, { outDir, fps: config.fps, ...videoOptions, live });
+      // `-`: an MP4/MOV on stdin is spooled to a temporary file and processed as that file (its
+      // index is usually at the end); anything else is a live source, relayed to the producer
+      // over loopback HTTP and ended by its EOF.
+      if (input === '-') stdin = await openStdinSource(process.stdin);
+      const live = liveOptionsFromFlags(flags, stdin?.kind === 'live' ? { endOnEof: true, nativeRate: true } : {});
+      const source = stdin ? (stdin.kind === 'live' ? stdin.url : stdin.path) : input;
+      const videoId = await client.submitter.submit(source, { outDir, fps: config.fps, ...videoOptions, live });
       const isLive = isLiveJob((await client.queues.videos.getJob(videoId))?.data);
       if (isLive) {
         const liveClient = client;

@@ -11,12 +11,31 @@ export interface SceneReport {
   adapters: FrameResult['adapters'];
 }
 
+/** annotated.mp4 as written (videos, not live streams). */
+export interface OutputMediaReport {
+  /** Its video: always yuv420p and BT.709; an odd source size is padded by one pixel (masks stay at the source size). */
+  video?: {
+    width: number;
+    height: number;
+    pixelFormat: 'yuv420p';
+    colorMatrix: 'bt709';
+    /** Columns added on the right and rows at the bottom (copies of the last one), 0 or 1 each. */
+    padded: { right: number; bottom: number };
+    /** Says what was padded, when something was. */
+    note?: string;
+    /** Presentation time of the first frame, ms: the source's own start. */
+    startMs: number;
+  };
+  /** Its audio: the source's, copied or transcoded to AAC; or none, and why. */
+  audio?: { action: 'copy' | 'aac'; codec: string } | { action: 'none'; reason: string };
+}
+
 export interface VideoReport {
   videoId: string;
   /** The input as probed: its size, codec and own frame rate. */
   source: { width: number; height: number; fps: number; codec: string };
   /** What annotated.mp4 and masks.ndjson hold: the source rate, or the rate asked for (--fps). */
-  output: { fps: number };
+  output: { fps: number } & OutputMediaReport;
   frames: number;
   scenes: SceneReport[];
   timings: {
@@ -58,7 +77,14 @@ export class SceneTracker {
 }
 
 /** report.json of a finished video. */
-export function buildReport(input: { state: VideoState; frames: number; scenes: readonly SceneReport[]; finishedAt: number; warnings?: readonly string[] }): VideoReport {
+export function buildReport(input: {
+  state: VideoState;
+  frames: number;
+  scenes: readonly SceneReport[];
+  finishedAt: number;
+  warnings?: readonly string[];
+  media?: OutputMediaReport;
+}): VideoReport {
   const { state, frames, finishedAt } = input;
   const began = state.submittedAt ?? state.startedAt ?? finishedAt;
   const wallMs = Math.max(0, finishedAt - began);
@@ -68,7 +94,7 @@ export function buildReport(input: { state: VideoState; frames: number; scenes: 
   return {
     videoId: state.videoId,
     source: { width: state.sourceWidth ?? 0, height: state.sourceHeight ?? 0, fps: state.sourceFps ?? state.fps ?? 0, codec: state.codec ?? 'unknown' },
-    output: { fps: state.fps ?? 0 },
+    output: { fps: state.fps ?? 0, ...input.media },
     frames,
     scenes: input.scenes.map((s) => ({ ...s })),
     timings: { wallMs: round(wallMs), stageMs, framesPerSecond: wallMs > 0 ? Math.round((frames / (wallMs / 1000)) * 100) / 100 : 0 },

@@ -9,6 +9,7 @@ import type { VideoStateStore } from '../../shared/video-state.js';
 import type { FrameStreamRepository } from './frame-stream.repository.js';
 import type { OverlayRepository } from './overlay.repository.js';
 import type { SinkCheckpointStore } from './sink-checkpoint.store.js';
+import type { JoinMedia } from './segment-concat.repository.js';
 import { VideoAssembly } from './video-assembly.js';
 import { LiveAssembly, type LiveSinkSettings } from './live-assembly.js';
 
@@ -50,8 +51,8 @@ export interface SinkDependencies {
   checkpoints: SinkCheckpointStore;
   /** Encodes one segment of annotated.mp4 (its `file` is a segment file). */
   createEncoder(options: { file: string; width: number; height: number; fps: number }): FrameEncoder;
-  /** Joins the closed segments into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */
-  joinSegments?(segments: readonly string[], output: string): Promise<void>;
+  /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */
+  joinSegments?(segments: readonly string[], output: string, media?: JoinMedia): Promise<void>;
   /** Outputs are written only under this directory (STREAMSEG_OUT); unset: anywhere (tests). */
   outputRoot?: string;
   /** A dedicated connection per video: BLPOP holds its connection while it waits. */

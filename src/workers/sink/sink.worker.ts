@@ -76,7 +76,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
     ),
     checkpoints: new SinkCheckpointStore(dataConnection, config.frameTtlSeconds),
     createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, preset: config.encoderPreset, ffmpegPath: options.ffmpegPath }),
-    joinSegments: (segments, output) => concatSegments(segments, output, options.ffmpegPath),
+    joinSegments: (segments, output, media) => concatSegments(segments, output, options.ffmpegPath, media),
     outputRoot: path.resolve(options.outputRoot ?? config.outDir),
     openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-sink-wait' }),
     classNames: classes.map((c) => c.name),

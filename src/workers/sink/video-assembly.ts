@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { FrameError, StreamsegError } from '../../shared/errors/index.js';
+import { FfmpegError, FrameError, StreamsegError, errorLine } from '../../shared/errors/index.js';
+import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
+import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
@@ -11,8 +14,9 @@ import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/met
 import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { MaskWriter } from './mask-writer.js';
 import { ReorderBuffer } from './reorder-buffer.js';
-import { SceneTracker, buildReport, type VideoReport } from './report-builder.js';
-import { concatSegments } from './segment-concat.repository.js';
+import { evenSize } from './player-safe-format.js';
+import { SceneTracker, buildReport, type OutputMediaReport, type VideoReport } from './report-builder.js';
+import { concatSegments, type JoinMedia } from './segment-concat.repository.js';
 import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
@@ -46,6 +50,8 @@ export class VideoAssembly {
   private sinkFramesReported = 0;
   private lastProgressAt = 0;
   private lastStatusAt = 0;
+  /** Source frame size, known once the probe facts are in. */
+  private frameSize?: { width: number; height: number };
 
   constructor(
     private readonly deps: SinkDependencies,
@@ -73,6 +79,7 @@ export class VideoAssembly {
       return { videoId: this.videoId, frames: video.sinkFrames, scenes: 0, outDir: this.outDir };
     }
     const { sourceWidth: width, sourceHeight: height, fps } = video;
+    this.frameSize = { width, height };
     await mkdir(this.outDir, { recursive: true });
 
     const { checkpoint, previousOwner } = await checkpoints.claim(this.videoId, this.owner);
@@ -189,8 +196,9 @@ export class VideoAssembly {
     const checkpoint = this.checkpoint!;
     const started = performance.now();
     await this.assertOwner();
+    let media: OutputMediaReport | undefined;
     if (checkpoint.segments > 0) {
-      await (this.deps.joinSegments ?? concatSegments)(this.segments.list(checkpoint.segments), this.files.video);
+      media = await this.joinVideo(checkpoint.segments, warnings);
     } else {
       warnings.push('the video has no frames: annotated.mp4 was not written');
     }
@@ -202,7 +210,7 @@ export class VideoAssembly {
 
     const state = await states.get(this.videoId);
     if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis before its report was written`);
-    const report: VideoReport = buildReport({ state, frames: this.framesWritten, scenes: scenes.list, finishedAt: Date.now(), warnings });
+    const report: VideoReport = buildReport({ state, frames: this.framesWritten, scenes: scenes.list, finishedAt: Date.now(), warnings, media });
     const partial = `${this.files.report}.partial`;
     await writeFile(partial, `${JSON.stringify(report, null, 2)}\n`);
     await rename(partial, this.files.report);
@@ -216,6 +224,50 @@ export class VideoAssembly {
       'video assembled',
     );
     return { videoId: this.videoId, frames: this.framesWritten, scenes: report.scenes.length, outDir: this.outDir };
+  }
+
+  /**
+   * Joins the segments into annotated.mp4, placed at the source's start and with its audio
+   * when the producer planned it. Audio that cannot be kept (the input is not readable from
+   * this sink, or ffmpeg refuses it) costs a warning, not the video: it is joined without.
+   */
+  private async joinVideo(segments: number, warnings: string[]): Promise<OutputMediaReport> {
+    const job = parseJob(assembleVideoJobSchema, QueueName.Sink, this.job.data);
+    const join = this.deps.joinSegments ?? ((list: readonly string[], output: string, media?: JoinMedia) => concatSegments(list, output, undefined, media));
+    const list = this.segments.list(segments);
+    const videoOffsetMs = job.videoOffsetMs ?? 0;
+    const { width, height } = this.frameSize!;
+    const even = evenSize(width, height);
+    const video: NonNullable<OutputMediaReport['video']> = {
+      width: even.width,
+      height: even.height,
+      pixelFormat: 'yuv420p',
+      colorMatrix: 'bt709',
+      padded: { right: even.padRight, bottom: even.padBottom },
+      ...(even.padRight || even.padBottom
+        ? { note: `the source is ${width}x${height}; yuv420p needs even sizes, so annotated.mp4 is ${even.width}x${even.height} with the last column/row repeated; masks stay ${width}x${height}` }
+        : {}),
+      startMs: videoOffsetMs,
+    };
+    const plan = job.audio ?? { action: 'none', reason: 'the input has no audio stream' };
+    if (plan.action === 'none') {
+      await join(list, this.files.video, { videoOffsetMs });
+      return { video, audio: plan };
+    }
+    const readable = await access(plan.path, fsConstants.R_OK).then(() => true, () => false);
+    if (readable) {
+      try {
+        await join(list, this.files.video, { videoOffsetMs, audio: plan });
+        return { video, audio: { action: plan.action, codec: plan.codec } };
+      } catch (error) {
+        if (!(error instanceof FfmpegError)) throw error;
+        warnings.push(`the source's audio could not be kept (${errorLine(error)}); annotated.mp4 is video-only`);
+      }
+    } else {
+      warnings.push(`the source's audio could not be kept: ${plan.path} is not readable by this sink; annotated.mp4 is video-only`);
+    }
+    await join(list, this.files.video, { videoOffsetMs });
+    return { video, audio: { action: 'none', reason: 'the source audio could not be read (see warnings)' } };
   }
 
   /**

@@ -1,5 +1,6 @@
 import { rename, rm } from 'node:fs/promises';
 import type { StreamsegConfig } from '../../shared/config.js';
+import { BT709_TAGS, playerSafeFilter } from './player-safe-format.js';
 import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
 
 export type EncoderPreset = StreamsegConfig['encoderPreset'];
@@ -17,19 +18,18 @@ export interface VideoEncoderOptions {
 }
 
 /**
- * ffmpeg arguments for raw RGB24 on stdin → H.264 MP4. yuv420p (what every player decodes)
- * needs even sizes; an odd width or height keeps its exact size with yuv444p instead of
- * being scaled or cropped.
+ * ffmpeg arguments for raw RGB24 on stdin → H.264 MP4 that every player decodes: yuv420p,
+ * BT.709 tagged, an odd width or height padded by one pixel (see playerSafeFilter).
  */
 export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps' | 'preset'>, output: string): string[] {
-  const even = options.width % 2 === 0 && options.height % 2 === 0;
   return [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
     '-i', 'pipe:0',
     '-an',
+    '-vf', playerSafeFilter(options.width, options.height),
     '-c:v', 'libx264', '-preset', options.preset ?? 'superfast', '-crf', '20',
-    '-pix_fmt', even ? 'yuv420p' : 'yuv444p',
+    ...BT709_TAGS,
     '-movflags', '+faststart',
     // The output name ends in .partial: name the container explicitly.
     '-f', 'mp4',
