@@ -99,7 +99,7 @@ describe('streamseg serve', () => {
         });
         serve.once('exit', () => reject(new Error(stderr)));
       });
-      const url = /^streamseg: own redis-server at (redis:\/\/127\.0\.0\.1:\d+) while this runs/m.exec(stderr)?.[1];
+      const url = /^streamseg: own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+) while this runs/m.exec(stderr)?.[1];
       expect(url).toBeDefined();
       expect((await runCli(['status'], { REDIS_URL: url })).code).toBe(0);
     } finally {
@@ -204,7 +204,7 @@ describe('Ctrl-C and the embedded Redis, in a terminal', () => {
     const announced = new Promise<string>((resolve) => {
       terminal.stdout.on('data', (d: Buffer) => {
         screen += d.toString();
-        const url = /own redis-server at (redis:\/\/127\.0\.0\.1:\d+) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status\r?\n/.exec(screen)?.[1];
+        const url = /own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status\r?\n/.exec(screen)?.[1];
         if (url) resolve(url);
       });
     });
