@@ -16,6 +16,8 @@ export type { VideoProbe } from './probe-validation.js';
  * playlist listing `file:///…/secret.ts` would make the producer read (and segment) a local file.
  */
 export const URL_PROTOCOL_WHITELIST = 'http,https,tcp,tls,rtp,rtsp,udp,crypto';
+/** Smallest side bwdif takes (its chroma planes need 3 columns and 4 lines), with a margin. */
+const MIN_DEINTERLACE_SIDE = 16;
 /** Protocols ffmpeg may open for a local file input: the file itself, nothing it points to on the network. */
 export const FILE_PROTOCOL_WHITELIST = 'file';
 
@@ -194,14 +196,15 @@ export class FfmpegRepository {
       '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
       '-an', '-sn', '-dn',
       // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
-      // reach the model and the annotated video otherwise. scale pins the output size to the
+      // reach the model and the annotated video otherwise (it refuses tiny frames, which are
+      // never interlaced video). scale pins the output size to the
       // probed one: a stream that changes resolution midway would otherwise change the frame
       // size under the reader's feet. The fps filter does the resampling (it rounds to the
       // nearest frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s
       // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
       // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
       // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
-      '-vf', `bwdif=mode=send_frame:deint=interlaced,scale=${width}:${height},fps=${fps}`,
+      '-vf', `${Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? 'bwdif=mode=send_frame:deint=interlaced,' : ''}scale=${width}:${height},fps=${fps}`,
       '-fps_mode', 'passthrough',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24',
       'pipe:1',
