@@ -7,7 +7,7 @@
 Steps: synth stills (clear + each source condition; compositions are never
 rendered) -> train the base on clear -> train one LoRA adapter per source
 condition with the base frozen -> export model.onnx -> fit + export the
-retrieval embedder -> adapter index (centroids) -> model.json manifest.
+retrieval embedder (condition head) -> adapter index (centroids) -> model.json manifest.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import torch  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from streamseg_train import data as D  # noqa: E402
-from streamseg_train.embedder import Embedder, StyleFeatures, embed_np, export_embedder, fit_projection, raw_features  # noqa: E402
 from streamseg_train.export import export_segnet, lora_input_names  # noqa: E402
+from streamseg_train.retrieval_index import fit_retrieval  # noqa: E402
 from streamseg_train.model import CLASS_NAMES, SegNet, load_base, param_count  # noqa: E402
 from streamseg_train.safetensors_io import save_file  # noqa: E402
 from streamseg_train.train import train_adapter, train_base  # noqa: E402
@@ -47,11 +47,11 @@ STD = [0.229, 0.224, 0.225]
 PRESETS = {
     # ~75 min on 2 CPU cores (see training/README.md for the measured run)
     "full": dict(sources=D.TRAIN_SOURCES, n_clear=1800, n_cond=360, base_steps=2600, base_batch=16, base_lr=3e-3,
-                 ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=300, emb_dim=16,
+                 ad_steps=300, ad_batch=12, ad_lr=3e-3, rank=8, alpha=16.0, emb_per_cond=300,
                  base_budget=3000.0, ad_budget=240.0, out=os.path.join(REPO, "models", "default")),
     # a few minutes, for CI: same pipeline and contract, tiny data and steps
     "tiny": dict(sources=D.TINY_SOURCES, n_clear=48, n_cond=24, base_steps=30, base_batch=8, base_lr=3e-3,
-                 ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24, emb_dim=16,
+                 ad_steps=8, ad_batch=8, ad_lr=3e-3, rank=4, alpha=8.0, emb_per_cond=24,
                  base_budget=None, ad_budget=None, out=None),
 }
 
@@ -126,19 +126,12 @@ def main(argv=None):
 
     # ---- 1. data ---------------------------------------------------------
     # stills[cond]: one Stills per source size (each bucket one model input size)
-    stills = {}
-    for cond in D.TRAIN_CONDITIONS:
-        n = cfg["n_clear"] if cond == "clear" else cfg["n_cond"]
-        stills[cond] = []
-        for si, ((sw, sh), count) in enumerate(D.source_counts(n, cfg["sources"])):
-            if args.random_data:
-                stills[cond].append(D.random_stills(count, 128, seed=args.seed * 7919 + D.TRAIN_CONDITIONS.index(cond) * 31 + si, condition=cond))
-                continue
-            d = os.path.join(args.data_dir, f"train_fit{D.FIT_PIXELS}_s{args.seed}", cond, f"{sw}x{sh}")
-            seed = D.condition_seed(D.TRAIN_SEED_BASE, cond) + args.seed * 10_000 + si * 1_000
-            D.render_stills(d, count, seed, cond, (sw, sh), log=log)
-            stills[cond].append(D.load_stills(d, limit=count))
-        log(f"[data] {cond}: " + ", ".join(f"{s.images.shape[2]}x{s.images.shape[1]}:{len(s)}" for s in stills[cond]))
+    if args.random_data:
+        stills = {cond: [D.random_stills(count, 128, seed=args.seed * 7919 + D.TRAIN_CONDITIONS.index(cond) * 31 + si, condition=cond)
+                         for si, (_, count) in enumerate(D.source_counts(cfg["n_clear"] if cond == "clear" else cfg["n_cond"], cfg["sources"]))]
+                  for cond in D.TRAIN_CONDITIONS}
+    else:
+        stills = D.training_stills(args.data_dir, cfg["sources"], cfg["n_clear"], cfg["n_cond"], args.seed, log)
     end_stage("synth+load")
 
     # ---- 2. base on clear ------------------------------------------------
@@ -195,45 +188,7 @@ def main(argv=None):
     log("[export] model.onnx written")
 
     # ---- 5. embedder + index --------------------------------------------
-    feats = StyleFeatures(net)
-    rng = np.random.default_rng(args.seed + 17)
-    fs, labels = [], []
-    per_cond_idx = {}
-    for cond in D.TRAIN_CONDITIONS:
-        total = sum(len(s) for s in stills[cond])
-        for s in stills[cond]:
-            # each bucket in proportion, so every input shape shapes the centroids
-            k = max(1, int(round(cfg["emb_per_cond"] * len(s) / total)))
-            idx = np.sort(rng.choice(len(s), size=min(len(s), k), replace=False))
-            fs.append(raw_features(feats, s.images[idx], MEAN, STD))
-            labels += [cond] * len(idx)
-    f_all = np.concatenate(fs)
-    mu, sigma, w = fit_projection(f_all, labels, cfg["emb_dim"])
-    emb = embed_np(mu, sigma, w, f_all)
-    emb_mod = Embedder(feats, mu, sigma, w)
-    export_embedder(emb_mod, os.path.join(out, "embedder.onnx"), size=EXPORT_SIZE)
-    log(f"[embedder] raw dim {f_all.shape[1]} -> {w.shape[1]}; embedder.onnx written")
-    lab = np.array(labels)
-    centroids = {}
-    for cond in D.TRAIN_CONDITIONS:
-        c = emb[lab == cond].mean(0)
-        centroids[cond] = c / np.linalg.norm(c)
-    # training-set retrieval accuracy among adapter conditions (sanity only)
-    mask = lab != "clear"
-    cm = np.stack([centroids[c] for c in D.ADAPTER_CONDITIONS])
-    pred = np.array(D.ADAPTER_CONDITIONS)[np.argmax(emb[mask] @ cm.T, 1)]
-    log(f"[embedder] train retrieval acc (5 adapters) {np.mean(pred == lab[mask]):.3f}")
-    index = {
-        "embedding": {"size": int(w.shape[1]), "metric": "cosine"},
-        # the base model's own domain: a scene nearest to it runs without adapters
-        "base": {"condition": "clear", "centroids": [[round(float(v), 6) for v in centroids["clear"]]]},
-        "adapters": [
-            {"name": c, "path": c, "condition": c, "centroids": [[round(float(v), 6) for v in centroids[c]]]}
-            for c in D.ADAPTER_CONDITIONS
-        ],
-    }
-    with open(os.path.join(ad_root, "index.json"), "w") as f:
-        json.dump(index, f, indent=1)
+    retrieval = fit_retrieval(net, stills, cfg["emb_per_cond"], args.seed, MEAN, STD, out, EXPORT_SIZE, log)
 
     # ---- 6. manifest -----------------------------------------------------
     pal = read_palette(log)
@@ -254,7 +209,7 @@ def main(argv=None):
                 for n, cin, cout in targets
             ]
         },
-        "embedder": {"file": "embedder.onnx", "input": "image", "output": "embedding", "size": int(w.shape[1])},
+        "embedder": retrieval["manifest"],
         "adapters": {"dir": "adapters", "index": "adapters/index.json"},
         "model": "model.onnx",
     }
@@ -262,7 +217,7 @@ def main(argv=None):
         json.dump(manifest, f, indent=1)
     # base weights for torch (parity tests, evaluation, training more adapters later)
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-    sd.update({"embedder.mu": mu, "embedder.sigma": sigma, "embedder.proj": w})
+    sd.update(retrieval["constants"])
     save_file(sd, os.path.join(out, "base_model.safetensors"),
               metadata={"arch": "SegNet", "config": json.dumps(net.config), "preset": args.preset, "seed": str(args.seed)})
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -91,6 +91,20 @@ def render_stills(out_dir: str, count: int, seed: int, condition: str, size=(160
     if res.returncode != 0:
         raise RuntimeError(f"synth failed: {' '.join(cmd)}\n{res.stdout[-2000:]}\n{res.stderr[-4000:]}")
     log(f"[synth] {condition} x{count} seed={seed} -> {out_dir} ({time.time() - t:.1f}s)")
+
+
+def training_stills(data_dir: str, sources, n_clear: int, n_cond: int, seed: int, log=print) -> Dict[str, List["Stills"]]:
+    """Each training condition's stills, one Stills per source size: rendered into
+    ``data_dir`` (a cache, reused when complete) with training seeds, then loaded."""
+    stills: Dict[str, List[Stills]] = {}
+    for cond in TRAIN_CONDITIONS:
+        stills[cond] = []
+        for si, ((sw, sh), count) in enumerate(source_counts(n_clear if cond == "clear" else n_cond, sources)):
+            d = os.path.join(data_dir, f"train_fit{FIT_PIXELS}_s{seed}", cond, f"{sw}x{sh}")
+            render_stills(d, count, condition_seed(TRAIN_SEED_BASE, cond) + seed * 10_000 + si * 1_000, cond, (sw, sh), log=log)
+            stills[cond].append(load_stills(d, limit=count))
+        log(f"[data] {cond}: " + ", ".join(f"{s.images.shape[2]}x{s.images.shape[1]}:{len(s)}" for s in stills[cond]))
+    return stills
 
 
 @dataclass

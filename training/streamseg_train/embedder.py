@@ -4,9 +4,13 @@ raw features (all linear-ish in the image's "style"):
   image channel mean/std (6), image gradient energy |dx|,|dy| per channel (6),
   stem features mean/std (2*c0), stage-1 features mean/std (2*c1),
   stage-3 (deep) features spatial mean (c3)
-then z = (f - mu) / sigma (train-set statistics), e = z @ W (a fitted projection,
-regularised LDA over the training conditions + leading PCA directions), and
-L2 normalisation. Everything is baked into embedder.onnx as constants.
+then z = (f - mu) / sigma (train-set statistics) and a condition head: e = softmax((z @ W + b) / T),
+a multinomial logistic regression over the training conditions (clear + each adapter's), so
+the embedding is the probability of each condition and an adapter's centroid is close to its
+one-hot vector. Why not the earlier LDA projection + cosine: a composition (fog+night) is not
+in the training set, and in LDA space it landed near whichever single happened to be closest
+(often neither component); the head's probabilities put it on its components. Everything is
+baked into embedder.onnx as constants.
 """
 from __future__ import annotations
 
@@ -53,16 +57,20 @@ class StyleFeatures(nn.Module):
 
 
 class Embedder(nn.Module):
-    def __init__(self, feats: StyleFeatures, mu: np.ndarray, sigma: np.ndarray, proj: np.ndarray):
+    """Style features → condition probabilities, L2-normalised (retrieval is by cosine)."""
+
+    def __init__(self, feats: StyleFeatures, mu: np.ndarray, sigma: np.ndarray, proj: np.ndarray, bias: np.ndarray, temperature: float):
         super().__init__()
         self.feats = feats
         self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
         self.register_buffer("sigma", torch.tensor(sigma, dtype=torch.float32))
         self.register_buffer("proj", torch.tensor(proj, dtype=torch.float32))
+        self.register_buffer("bias", torch.tensor(bias, dtype=torch.float32))
+        self.temperature = float(temperature)
 
     def forward(self, image):
         z = (self.feats(image) - self.mu) / self.sigma
-        return F.normalize(z @ self.proj, dim=1)
+        return F.normalize(torch.softmax((z @ self.proj + self.bias) / self.temperature, dim=1), dim=1)
 
 
 @torch.no_grad()
@@ -73,45 +81,36 @@ def raw_features(feats: StyleFeatures, images: np.ndarray, mean, std, batch: int
     return np.concatenate(out).astype(np.float64)
 
 
-def fit_projection(f: np.ndarray, labels: List[str], dim: int, reg: float = 1e-1):
-    """z-score, then regularised LDA directions (K-1) followed by PCA directions of
-    the class means' complement, to ``dim`` columns. Returns mu, sigma, W."""
+def fit_condition_head(f: np.ndarray, labels: List[str], classes: List[str], l2: float = 1e-3, iters: int = 300):
+    """Multinomial logistic regression of the z-scored features on the conditions, classes
+    weighted equally (clear has five times the stills of each adapter condition), L2 on W.
+    Returns mu, sigma, W [d, K], b [K] (K = len(classes), in that order)."""
     mu = f.mean(0)
     sigma = f.std(0) + 1e-3
-    z = (f - mu) / sigma
-    classes = sorted(set(labels))
-    lab = np.array([classes.index(l) for l in labels])
-    d = z.shape[1]
-    means = np.stack([z[lab == k].mean(0) for k in range(len(classes))])
-    sw = np.zeros((d, d))
-    for k in range(len(classes)):
-        zk = z[lab == k] - means[k]
-        sw += zk.T @ zk
-    sw /= len(z)
-    sw += reg * np.eye(d)
-    gm = z.mean(0)
-    sb = sum((lab == k).mean() * np.outer(means[k] - gm, means[k] - gm) for k in range(len(classes)))
-    # generalized eigenproblem sb v = l sw v via whitening
-    ew, ev = np.linalg.eigh(sw)
-    wh = ev / np.sqrt(ew)[None, :]
-    m = wh.T @ sb @ wh
-    lw, lv = np.linalg.eigh(m)
-    order = np.argsort(lw)[::-1]
-    nl = min(len(classes) - 1, dim)
-    lda = wh @ lv[:, order[:nl]]  # [d, nl], whitened-LDA directions
-    cols = [lda]
-    if dim > nl:
-        # remaining columns: leading PCA directions (small weight), for spread
-        u, s, vt = np.linalg.svd(z - gm, full_matrices=False)
-        pca = vt[: dim - nl].T * 0.1 / np.sqrt(max(1.0, np.median(s[: dim - nl] ** 2) / len(z)))
-        cols.append(pca)
-    w = np.concatenate(cols, 1)
-    return mu.astype(np.float32), sigma.astype(np.float32), w.astype(np.float32)
+    z = torch.tensor((f - mu) / sigma, dtype=torch.float32)
+    y = torch.tensor([classes.index(l) for l in labels])
+    counts = np.bincount(y.numpy(), minlength=len(classes)).clip(1)
+    class_weight = torch.tensor(len(y) / (len(classes) * counts), dtype=torch.float32)
+    w = torch.zeros(z.shape[1], len(classes), requires_grad=True)
+    b = torch.zeros(len(classes), requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(z @ w + b, y, weight=class_weight) + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return mu.astype(np.float32), sigma.astype(np.float32), w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
-def embed_np(mu, sigma, w, f: np.ndarray) -> np.ndarray:
-    e = ((f - mu) / sigma) @ w
-    return e / np.linalg.norm(e, axis=1, keepdims=True).clip(1e-12)
+def embed_np(mu, sigma, w, f: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+    """What embedder.onnx computes, from raw features (numpy)."""
+    e = (((f - mu) / sigma) @ w + bias) / temperature
+    e = np.exp(e - e.max(1, keepdims=True))
+    e = e / e.sum(1, keepdims=True)
+    return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
 def export_embedder(emb: Embedder, path: str, size=(160, 160), opset: int = 17) -> None:
@@ -137,4 +136,5 @@ def load_embedder(path: str) -> Embedder:
     from .safetensors_io import load_file
 
     w = load_file(path)
-    return Embedder(StyleFeatures(load_base(path)), w["embedder.mu"], w["embedder.sigma"], w["embedder.proj"]).eval()
+    return Embedder(StyleFeatures(load_base(path)), w["embedder.mu"], w["embedder.sigma"], w["embedder.proj"], w["embedder.bias"],
+                    float(w["embedder.temperature"].reshape(-1)[0])).eval()

@@ -46,3 +46,11 @@ def load_file(path: str) -> Dict[str, np.ndarray]:
         s, e = info["data_offsets"]
         out[name] = np.frombuffer(body[s:e], dtype=_DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
     return out
+
+
+def read_metadata(path: str) -> Dict[str, str]:
+    """The header's ``__metadata__`` (string to string; empty when there is none)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n).decode("utf-8"))
+    return dict(header.get("__metadata__", {}))

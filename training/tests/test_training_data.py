@@ -67,19 +67,27 @@ class TrainingDataRulesTest(unittest.TestCase):
                 D.render_stills(os.path.join(td, "x"), 1, D.TRAIN_SEED_BASE, "fog+night", log=lambda m: None)
             self.assertFalse(os.path.exists(os.path.join(td, "x")))
 
-    def test_build_package_renders_only_train_conditions(self):
-        """build_package.py calls render_stills exactly once, inside `for cond in D.TRAIN_CONDITIONS` (per source size within it)."""
-        with open(os.path.join(TRAINING, "build_package.py")) as f:
+    def test_training_renders_only_train_conditions(self):
+        """Training stills are rendered in one place, data.training_stills, by one render_stills call
+        inside `for cond in TRAIN_CONDITIONS` (per source size within it); the build and the
+        retrieval refit render nothing themselves."""
+        with open(os.path.join(TRAINING, "streamseg_train", "data.py")) as f:
             tree = ast.parse(f.read())
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "render_stills"]
+        fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "training_stills")
+        calls = [n for n in ast.walk(fn) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "render_stills"]
         self.assertEqual(len(calls), 1)
-        loops = [n for n in ast.walk(tree) if isinstance(n, ast.For) and any(c is calls[0] for c in ast.walk(n))]
+        loops = [n for n in ast.walk(fn) if isinstance(n, ast.For) and any(c is calls[0] for c in ast.walk(n))]
         self.assertTrue(loops)
-        conditions = [l for l in loops if ast.unparse(l.iter) == "D.TRAIN_CONDITIONS"]
+        conditions = [l for l in loops if ast.unparse(l.iter) == "TRAIN_CONDITIONS"]
         self.assertEqual(len(conditions), 1, [ast.unparse(l.iter) for l in loops])
         self.assertEqual(ast.unparse(conditions[0].target), "cond")
         self.assertEqual(ast.unparse(calls[0].args[3]), "cond")
         self.assertNotIn("heldout", [k.arg for k in calls[0].keywords])
+        for script in ("build_package.py", "refit_retrieval.py"):
+            with open(os.path.join(TRAINING, script)) as f:
+                tree = ast.parse(f.read())
+            direct = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and "render_stills" in ast.unparse(n.func)]
+            self.assertEqual(direct, [], script)
 
     def test_seed_ranges_are_disjoint(self):
         # training: TRAIN_SEED_BASE + stride*condition + 10_000*seed; held-out from EVAL_SEED_BASE
