@@ -5,6 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
 import type { TokenUsageRepository } from './repositories/token-usage.repository.js';
 import type { UploadRepository } from './repositories/upload.repository.js';
+import type { ServerPathScrubber } from './server-path-scrubber.js';
 import type { TokenLimitsService } from './services/token-limits.service.js';
 import type { VideoCancelService } from './services/video-cancel.service.js';
 import type { VideoQueryService } from './services/video-query.service.js';
@@ -24,6 +25,8 @@ export interface ApiContext {
   /** Which token submitted which video. */
   usage: TokenUsageRepository;
   uploads: UploadRepository;
+  /** Takes server paths out of messages sent to clients. */
+  paths: ServerPathScrubber;
   /** The model package (adapter routes validate against it); null when it cannot be loaded here. */
   modelPackage: ModelPackage | null;
   logger: Logger;

@@ -14,6 +14,7 @@ import { createRedis } from '../shared/redis.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import type { ApiContext } from './api-context.js';
 import { TokenVerifier } from './auth/token-verifier.js';
+import { ServerPathScrubber } from './server-path-scrubber.js';
 import { parseApiTokens } from '../shared/api-tokens.js';
 import { TokenUsageRepository } from './repositories/token-usage.repository.js';
 import { TokenLimitsService } from './services/token-limits.service.js';
@@ -34,6 +35,7 @@ import { ClusterMetricsService } from './services/cluster-metrics.service.js';
 import { VideoCancelService, type CancelTuning } from './services/video-cancel.service.js';
 import { VideoQueryService } from './services/video-query.service.js';
 import { VideoSubmissionService } from './services/video-submission.service.js';
+import { UploadRetentionService } from './services/upload-retention.service.js';
 
 export interface ApiServerOptions {
   config: StreamsegConfig;
@@ -80,10 +82,12 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   const pipeline = await PipelineClient.connect(config, redisUrl);
   const redis = pipeline.redis;
   const outDir = path.resolve(config.outDir);
-  const uploads = new UploadRepository(path.resolve(config.uploadDir ?? path.join(outDir, 'uploads')));
   const dedup = new DedupRepository(redis, config.dedupSeconds, config.frameTtlSeconds);
   const index = new VideoIndexRepository(redis);
-  const queries = new VideoQueryService(pipeline.states, index);
+  const uploadDir = path.resolve(config.uploadDir ?? path.join(outDir, 'uploads'));
+  const paths = ServerPathScrubber.forServer({ outDir, uploadDir, modelDir: config.modelDir });
+  const uploads = new UploadRepository(uploadDir);
+  const queries = new VideoQueryService(pipeline.states, index, (text) => paths.scrub(text));
   const usage = new TokenUsageRepository(redis, config.frameTtlSeconds);
   const limits = new TokenLimitsService(usage, pipeline.states, { maxVideos: config.tokenMaxVideos, submissionsPerMinute: config.tokenSubmissionsPerMinute });
   const queues = Object.values(pipeline.queues);
@@ -99,6 +103,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     limits,
     usage,
     uploads,
+    paths,
     modelPackage,
     logger,
     openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-api-events' }),
@@ -130,7 +135,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     const { status, code } = classify(error);
     if (status >= 500) logger.error({ err: error, url: request.url, method: request.method }, 'request failed');
     if (error instanceof HttpError && error.retryAfterSeconds !== undefined) void reply.header('retry-after', String(error.retryAfterSeconds));
-    return reply.code(status).send({ error: { code, message: error instanceof StreamsegError ? error.message : errorLine(error) } });
+    // The log has the whole error; the client gets it without server paths.
+    return reply.code(status).send({ error: { code, message: paths.scrub(error instanceof StreamsegError ? error.message : errorLine(error)) } });
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
 
@@ -158,6 +164,12 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   // This process's own series (e.g. frames dropped by a cancel) reach the other API replicas' /metrics too.
+  const retention = new UploadRetentionService(
+    uploads,
+    pipeline.states,
+    { retentionSeconds: config.uploadRetentionSeconds, orphanSeconds: config.frameTtlSeconds, incomingSeconds: config.httpRequestTimeoutMs / 1000 + 60 },
+    logger,
+  ).start();
   const publisher = config.metricsPublishMs > 0 ? new MetricsPublisher({ redis, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start() : undefined;
 
   let closed: Promise<void> | undefined;
@@ -176,6 +188,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
         signalClosing();
         await app.close().catch((error: unknown) => logger.warn({ err: error }, 'error while closing the HTTP server'));
         await publisher?.close();
+        await retention.close();
         await pipeline.close();
       })()),
   };

@@ -21,6 +21,11 @@ export interface ReceivedUpload {
 export class UploadRepository {
   constructor(private readonly dir: string) {}
 
+  /** Where uploads are kept (the retention sweep reads it). */
+  get directory(): string {
+    return this.dir;
+  }
+
   async receive(stream: Readable, filename: string | undefined): Promise<ReceivedUpload> {
     await mkdir(this.dir, { recursive: true });
     const file = path.join(this.dir, `.incoming-${randomBytes(8).toString('hex')}`);

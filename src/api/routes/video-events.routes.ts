@@ -100,7 +100,7 @@ export function registerVideoEventRoutes(app: FastifyInstance, ctx: ApiContext):
         }
       } catch (error) {
         if (open) ctx.logger.warn({ err: error, videoId: id }, 'event stream failed');
-        send('error', { error: error instanceof Error ? error.message : String(error) });
+        send('error', { error: ctx.paths.scrub(error instanceof Error ? error.message : String(error)) });
       } finally {
         stop();
         raw.end();

@@ -9,6 +9,8 @@ export class VideoQueryService {
   constructor(
     private readonly states: VideoStateStore,
     private readonly index: VideoIndexRepository,
+    /** Takes server paths out of a video's error and warnings. @defaultValue none */
+    private readonly scrub: (text: string) => string = (text) => text,
   ) {}
 
   /** The video's view, or null when Redis has neither its state nor a cancel tombstone. */
@@ -16,6 +18,8 @@ export class VideoQueryService {
     const state = await this.states.get(videoId);
     if (state) {
       const view = videoView(state);
+      if (view.error !== null) view.error = this.scrub(view.error);
+      view.warnings = view.warnings.map(this.scrub);
       // Cancelled but not cleaned yet: the producer marked it failed with E_CANCELLED.
       if (state.status !== 'done' && (await this.states.cancelledAt(videoId)) !== null) view.status = 'cancelled';
       return view;
