@@ -3,8 +3,8 @@
  * logs, error messages, job data and status shown to anyone have them replaced.
  */
 
-/** `scheme://userinfo@` anywhere in a text; userinfo cannot hold `/`, `@`, whitespace or quotes. */
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s"'<>\\]+@/gi;
+/** `scheme://userinfo@` anywhere in a text; userinfo cannot hold `/`, `?`, `#`, `@`, whitespace or quotes. */
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#@\s"'<>\\]+@/gi;
 
 /** The URL with any user name and password replaced by `***` (rtsp://***@camera/stream). */
 export function redactUrl(url: string): string {
