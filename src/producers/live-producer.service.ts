@@ -14,6 +14,7 @@ import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.
 import type { LiveConnection, LiveFfmpegRepository, LiveGeometry } from './live-ffmpeg.repository.js';
 import { LiveDropPolicy } from './live-drop-policy.js';
 import { redactText, redactUrl } from '../shared/redact-credentials.js';
+import type { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { liveSourceKind } from './live-source.js';
 import { isPermanentFailure, type DecodeJobHandle, type JobQueue } from './producer.service.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
@@ -51,6 +52,11 @@ export interface LiveProducerDependencies {
   logger: Logger;
   /** How often the stop request, the idle timer and the sink's progress are checked. @defaultValue 250 */
   tickMs?: number;
+  /**
+   * Where URLs submitted through the API (`input.restricted`) may lead: checked again before every
+   * (re)connection, as the name may resolve elsewhere by then. Unset: not checked here.
+   */
+  urlPolicy?: UrlDestinationPolicy;
 }
 
 export interface LiveSummary {
@@ -200,6 +206,7 @@ class LiveRun {
       for (;;) {
         this.signal?.throwIfAborted();
         if (this.stopReason) break;
+        await this.checkDestination();
         connection = this.deps.ffmpeg.open(this.url, {
           live: this.data.options.live,
           size: this.geometry ? { width: this.geometry.width, height: this.geometry.height } : undefined,
@@ -254,6 +261,15 @@ class LiveRun {
       clearInterval(ticker);
       await connection?.close();
     }
+  }
+
+  /** An API submission's source (and restream target) must still pass the destination policy: E_INPUT_URL_DESTINATION otherwise (final). */
+  private async checkDestination(): Promise<void> {
+    const policy = this.deps.urlPolicy;
+    if (!policy || this.data.input.kind !== 'url' || !this.data.input.restricted) return;
+    await policy.check(new URL(this.url), this.shown);
+    const restreamUrl = this.data.options.live?.restreamUrl;
+    if (restreamUrl) await policy.check(new URL(restreamUrl), 'live.restreamUrl');
   }
 
   /** E_LIVE_CONNECT: final (no retry), and says what ffmpeg last said. */

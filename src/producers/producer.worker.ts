@@ -78,8 +78,9 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   const states = new VideoStateStore(queueConnection, config.frameTtlSeconds);
   // Videos being decoded here, watched for a cancel (DELETE /v1/videos/:id sets a tombstone).
   const watched = new Set<string>();
+  const urlPolicy = new UrlDestinationPolicy(config.urlAllow);
   const service = new ProducerService({
-    ffmpeg: options.ffmpeg ?? new FfmpegRepository({ urlPolicy: new UrlDestinationPolicy(config.urlAllow) }),
+    ffmpeg: options.ffmpeg ?? new FfmpegRepository({ urlPolicy }),
     frameStore: new FrameStore(queueConnection, config.frameTtlSeconds),
     states,
     queues: { frames: framesQueue, sink: sinkQueue },
@@ -97,6 +98,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     settings: config,
     modelInput,
     logger,
+    urlPolicy,
   });
 
   const pools = new LiveFilePools(options.concurrency ?? 1, options.liveConcurrency ?? config.producerLiveConcurrency ?? 2);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VideoView } from '../../src/api/services/video-view.js';
 import { findFreePort as freePort } from '../../src/shared/free-port.js';
 import os from 'node:os';
+import { PipelineClient } from '../../src/shared/pipeline-client.js';
 import { runCli } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
 import { auth, eventually, startApiStack, TEST_MODEL, type ApiStack } from '../api/stack.js';
@@ -49,6 +50,19 @@ describe('live sources: connect timeout and their own pool (issue 18)', () => {
       expect(took, url).toBeLessThan(15_000);
       const attempts = Number(await stack.redis.hget(`streamseg:videos:${id}`, 'atm'));
       expect(attempts, url).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('an API live source is checked against the destination policy again when the producer opens it', async () => {
+    // As if the name had resolved to a public address at submission and to loopback now.
+    const client = await PipelineClient.connect(stack.config, stack.redisUrl);
+    try {
+      const id = await client.submitter.submit({ kind: 'url', url: 'rtsp://127.0.0.1:9/rebound', restricted: true }, { outDir: path.join(stack.dir, 'rebound') });
+      const final = await finished(id, 30_000);
+      expect(final.status).toBe('failed');
+      expect(final.error).toMatch(/^E_INPUT_URL_DESTINATION: rtsp:\/\/127\.0\.0\.1:9\/rebound: 127\.0\.0\.1 is in the loopback range/);
+    } finally {
+      await client.close();
     }
   });
 
