@@ -179,25 +179,35 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     const outDir = path.join(dir, 'stdin');
     const started = Date.now();
     const result = await new Promise<CliResult>((resolve, reject) => {
+      // Its own process group, so the time limit takes cat, bash and streamseg down together
+      // (SIGTERM first: streamseg then stops its own redis-server).
       const child = spawn('bash', ['-c', 'cat "$1" | "$2" --import tsx "$3" run - --out "$4"', 'bash', input, process.execPath, MAIN, outDir], {
         cwd: REPO_ROOT,
         env: { ...process.env, ...ENV },
         stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
       });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+      const stop = (signal: NodeJS.Signals) => () => {
+        try {
+          process.kill(-child.pid!, signal);
+        } catch {
+          // already gone
+        }
+      };
+      const timers = [setTimeout(stop('SIGTERM'), 60_000), setTimeout(stop('SIGKILL'), 75_000)];
       child.once('error', reject);
       child.once('close', (code) => {
-        clearTimeout(timer);
+        timers.forEach(clearTimeout);
         resolve({ code, stdout, stderr });
       });
     });
+    expect(Date.now() - started, 'stopped after 60 s').toBeLessThan(60_000);
     expectCleanRun(result, outDir);
     // As a file: every frame (a live source read at its own rate may drop some), audio kept.
-    expect(Date.now() - started).toBeLessThan(60_000);
     const { report, masks, annotated } = await readOutputs(outDir);
     expect(report.frames).toBe(30);
     expect(masks.map((m) => m.index)).toEqual([...Array(30).keys()]);
