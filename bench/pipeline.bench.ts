@@ -8,14 +8,19 @@
  *   (d) a ceiling for (a): the CPU per frame of raw ORT plus that of ffmpeg decoding the video
  *       and encoding its frames again with the sink's settings, spread perfectly over every
  *       core. Any pipeline that decodes, segments and encodes every frame on this machine does
- *       at least this work, so (d)/(b) bounds the ratio (c) from above.
+ *       at least this work, so (d)/(b) bounds the ratio (c) from above;
+ *   (e) frames/s of the plain sequential loop a user would write instead (issue 16,
+ *       bench/sequential-loop.ts): ffmpeg decode → resize → ORT → overlay → ffmpeg encode and
+ *       masks.ndjson, one batch after another in one process, with raw ORT's feeds.
+ *       pipeline/sequential is what streamseg's pipelining buys over it.
  *
  *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE] [--rounds 2]
  *
  * Pipeline frames/s is counted from the first frame the sink writes to the last one (Redis
  * Stream entry ids are the server's clock at each append), i.e. steady-state throughput
  * without the start-up fill of the first batch; the end-to-end figure (submission to
- * report.json) is printed beside it. The bench runs rounds of [pipeline, raw ORT] and pairs
+ * report.json) is printed beside it. The bench runs rounds of [pipeline, raw ORT, ceiling,
+ * sequential loop] and pairs
  * each pipeline run with the raw sample right after it: on a shared machine the load moves
  * both figures, and the printed ratio is the median of the rounds' ratios. CPU time per frame
  * (this process and its ffmpeg children, from /proc) is printed too: it moves less with load.
@@ -45,6 +50,8 @@ import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js
 import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
 import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
 import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
+import { decode, decompress, type CocoRleString } from '../src/workers/sink/coco-rle.js';
+import { runSequentialLoop, type SequentialResult } from './sequential-loop.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -141,9 +148,9 @@ async function runPipeline(video: string, redisUrl: string, outDir: string): Pro
 }
 
 /** The LoRA feeds of the scene with the most frames, merged the way the worker merges them (one cached merge). */
-async function pipelineFeeds(pkg: ModelPackage, report: VideoReport | undefined): Promise<{ feeds: LoraFeeds; label: string }> {
+async function pipelineFeeds(pkg: ModelPackage, report: VideoReport | undefined): Promise<{ feeds: LoraFeeds; label: string; adapters: { name: string; weight: number }[] }> {
   const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
-  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters) return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)' };
+  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters) return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)', adapters: [] };
   const registry = await AdapterRegistry.open({ pkg });
   const options = resolveRetrievalOptions(retrievalDefaultsFromConfig(config));
   const cache = new MergedAdapterCache(pkg.manifest.lora.targets);
@@ -156,7 +163,11 @@ async function pipelineFeeds(pkg: ModelPackage, report: VideoReport | undefined)
   const { feeds, hit } = cache.lookup(request);
   if (!hit) throw new Error('merged adapter was not cached');
   await registry.close();
-  return { feeds, label: `${options.method} merge of ${scene.adapters.map((a) => `${a.name} ${a.weight}`).join(' + ')}` };
+  return {
+    feeds,
+    label: `${options.method} merge of ${scene.adapters.map((a) => `${a.name} ${a.weight}`).join(' + ')}`,
+    adapters: scene.adapters.map((a) => ({ name: a.name, weight: a.weight })),
+  };
 }
 
 interface RawResult {
@@ -235,6 +246,89 @@ async function runCeiling(video: string, size: { width: number; height: number; 
   return { fps: Math.min(raw.fps, (1000 * cores) / (raw.cpuMsPerFrame + codecCpuMsPerFrame)), codecCpuMsPerFrame };
 }
 
+interface SequentialRound extends SequentialResult {
+  /** CPU seconds of the whole call: this process (the loop, ORT, sharp) and its two ffmpeg children. */
+  cpu: { self: number; children: number };
+  check: OutputCheck;
+}
+
+/** Frames ffprobe decodes from a video (counted, not the container's claim). */
+async function countFrames(file: string): Promise<number> {
+  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file]);
+  return Number(stdout.trim());
+}
+
+async function ndjsonLines(file: string): Promise<string[]> {
+  return (await readFile(file, 'utf8')).split('\n').filter((line) => line.length > 0);
+}
+
+/** Each frame's class names per pixel (row-major), from a masks.ndjson line; `ids` numbers the names. */
+function classMap(line: string, ids: Map<string, number>): Uint8Array {
+  const { size, masks } = JSON.parse(line) as { size: [number, number]; masks: Record<string, CocoRleString> };
+  const map = new Uint8Array(size[0] * size[1]);
+  for (const [name, rle] of Object.entries(masks)) {
+    if (!ids.has(name)) ids.set(name, ids.size + 1);
+    const id = ids.get(name)!;
+    const bits = decode(decompress(rle));
+    for (let p = 0; p < bits.length; p++) if (bits[p]) map[p] = id;
+  }
+  return map;
+}
+
+interface OutputCheck {
+  videoFrames: { pipeline: number; sequential: number };
+  maskLines: { pipeline: number; sequential: number };
+  /** Share of pixels (all frames) whose class is the same in both masks.ndjson. */
+  agreement: number;
+  /** The same over the frames the pipeline segmented with the loop's adapters (should be ~1). */
+  sameAdapters: { frames: number; agreement: number };
+}
+
+/**
+ * The sequential loop must write what the pipeline writes: as many frames in annotated.mp4
+ * (decoded by ffprobe) and as many lines in masks.ndjson, or its frames/s mean nothing.
+ * Throws otherwise. Also measures how often the two agree on a pixel's class (they need not
+ * agree everywhere: the pipeline merges each scene's own adapters, the loop one merge for all).
+ */
+async function checkOutputs(pipelineDir: string, pipelineFrames: number, sequential: SequentialResult): Promise<OutputCheck> {
+  const videoFrames = { pipeline: await countFrames(path.join(pipelineDir, 'annotated.mp4')), sequential: await countFrames(sequential.files.video) };
+  const pipelineLines = await ndjsonLines(path.join(pipelineDir, 'masks.ndjson'));
+  const sequentialLines = await ndjsonLines(sequential.files.masks);
+  const maskLines = { pipeline: pipelineLines.length, sequential: sequentialLines.length };
+  const counts = [videoFrames.pipeline, videoFrames.sequential, maskLines.pipeline, maskLines.sequential, sequential.frames];
+  if (counts.some((n) => n !== pipelineFrames)) {
+    throw new Error(
+      `SEQUENTIAL LOOP OUTPUT DOES NOT MATCH THE PIPELINE'S: annotated.mp4 frames (ffprobe) pipeline ${videoFrames.pipeline}, sequential ${videoFrames.sequential}; ` +
+        `masks.ndjson lines pipeline ${maskLines.pipeline}, sequential ${maskLines.sequential}; frames pipeline report ${pipelineFrames}, sequential loop ${sequential.frames}`,
+    );
+  }
+  const ids = new Map<string, number>();
+  const all = { same: 0, pixels: 0 };
+  const matched = { same: 0, pixels: 0, frames: 0 };
+  pipelineLines.forEach((line, i) => {
+    const a = classMap(line, ids);
+    const b = classMap(sequentialLines[i]!, ids);
+    if (a.length !== b.length) throw new Error(`masks.ndjson line ${i}: pipeline mask has ${a.length} pixels, sequential ${b.length}`);
+    let same = 0;
+    for (let p = 0; p < a.length; p++) if (a[p] === b[p]) same++;
+    all.same += same;
+    all.pixels += a.length;
+    const adapters = (text: string) => JSON.stringify((JSON.parse(text) as { adapters: unknown }).adapters);
+    if (adapters(line) === adapters(sequentialLines[i]!)) {
+      matched.same += same;
+      matched.pixels += a.length;
+      matched.frames++;
+    }
+  });
+  // Same model, input and feeds: only float rounding (other batch neighbours) may flip a pixel.
+  if (matched.frames > 0 && matched.same / matched.pixels < 0.99) {
+    throw new Error(
+      `SEQUENTIAL LOOP MASKS DIFFER FROM THE PIPELINE'S: ${((matched.same / matched.pixels) * 100).toFixed(2)}% of pixels agree in the ${matched.frames} frames both segmented with the same adapters`,
+    );
+  }
+  return { videoFrames, maskLines, agreement: all.same / all.pixels, sameAdapters: { frames: matched.frames, agreement: matched.pixels ? matched.same / matched.pixels : NaN } };
+}
+
 const video = await benchVideo();
 const pkg = await loadModelPackage(config.modelDir);
 let redis: EmbeddedRedis | undefined;
@@ -256,22 +350,41 @@ try {
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
   // so each pipeline run is compared with the raw sample taken right after it (same feeds).
-  const rounds: { pipeline: PipelineResult; raw: RawResult; ceiling: CeilingResult; lora: string; load: number }[] = [];
+  const rounds: { pipeline: PipelineResult; raw: RawResult; ceiling: CeilingResult; sequential: SequentialRound; lora: string; load: number }[] = [];
   for (let r = 0; r < Number(values.rounds); r++) {
     const load = os.loadavg()[0]!;
-    const pipeline = await runPipeline(video, redis.url, path.join(tmp, `out-${r}`));
+    const pipelineDir = path.join(tmp, `out-${r}`);
+    const pipeline = await runPipeline(video, redis.url, pipelineDir);
     const lora = await pipelineFeeds(pkg, pipeline.report);
     const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
     const outputFps = config.fps ?? Number(rateNum) / Number(rateDen);
-    const ceiling = await runCeiling(video, { width: Number(probeWidth), height: Number(probeHeight), fps: outputFps }, raw);
-    rounds.push({ pipeline, raw, ceiling, lora: lora.label, load });
+    const size = { width: Number(probeWidth), height: Number(probeHeight), fps: outputFps };
+    const ceiling = await runCeiling(video, size, raw);
+    // (e): the plain loop, on raw ORT's session (the worker's options) and feeds.
+    const cpuBefore = await cpuSeconds();
+    const loop = await runSequentialLoop({
+      video,
+      ...size,
+      pkg,
+      session: rawSession,
+      lora: lora.feeds,
+      adapters: lora.adapters,
+      batchFrames: config.batchFrames,
+      preset: config.encoderPreset,
+      overlayAlpha: config.overlayAlpha,
+      outDir: path.join(tmp, `sequential-${r}`),
+    });
+    const cpuAfter = await cpuSeconds();
+    const check = await checkOutputs(pipelineDir, pipeline.frames, loop);
+    const sequential = { ...loop, cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children }, check };
+    rounds.push({ pipeline, raw, ceiling, sequential, lora: lora.label, load });
   }
   await rawSession.release();
 
   const row = (label: string, value: string, note = '') => console.log(`${label.padEnd(44)}${value.padStart(10)}  ${note}`);
   const fps = (x: number) => x.toFixed(2);
   console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
-  rounds.forEach(({ pipeline, raw, ceiling, load }, r) => {
+  rounds.forEach(({ pipeline, raw, ceiling, sequential, load }, r) => {
     const frames = pipeline.frames;
     const { timings } = pipeline.report;
     console.log('');
@@ -285,6 +398,26 @@ try {
       '(d) ceiling: CPU of ORT + ffmpeg decode→encode',
       fps(ceiling.fps),
       `ceiling/raw ${(ceiling.fps / raw.fps).toFixed(2)} (${raw.cpuMsPerFrame.toFixed(1)} + ${ceiling.codecCpuMsPerFrame.toFixed(1)} ms CPU/frame over ${os.cpus().length} cores)`,
+    );
+    row(
+      '(e) sequential loop, first→last encoded frame',
+      fps(sequential.steadyFps),
+      `${sequential.frames} frames in ${sequential.steadySeconds.toFixed(1)} s; end-to-end ${fps(sequential.endToEndFps)} (${sequential.wallSeconds.toFixed(1)} s wall)`,
+    );
+    row('    ratio pipeline/sequential', (pipeline.steadyFps / sequential.steadyFps).toFixed(2), `end-to-end: ${(timings.framesPerSecond / sequential.endToEndFps).toFixed(2)}`);
+    const seqSelf = (sequential.cpu.self * 1000) / sequential.frames;
+    const seqChildren = (sequential.cpu.children * 1000) / sequential.frames;
+    const step = (ms: number) => (ms / sequential.frames).toFixed(1);
+    console.log(
+      `sequential loop: CPU ${(seqSelf + seqChildren).toFixed(1)} ms/frame (${seqSelf.toFixed(1)} this process, ${seqChildren.toFixed(1)} ffmpeg); ` +
+        `wall ms/frame: decode wait ${step(sequential.stepMs.decode)}, resize ${step(sequential.stepMs.resize)}, ORT + argmax ${step(sequential.stepMs.infer)}, ` +
+        `upscale + blend + encode write + RLE ${step(sequential.stepMs.output)}`,
+    );
+    const { check } = sequential;
+    console.log(
+      `outputs checked: annotated.mp4 ${check.videoFrames.pipeline} = ${check.videoFrames.sequential} frames (ffprobe), masks.ndjson ${check.maskLines.pipeline} = ${check.maskLines.sequential} lines; ` +
+        `classes agree on ${(check.agreement * 100).toFixed(1)}% of pixels (the pipeline merges each scene's adapters, the loop one merge for all), ` +
+        `on ${(check.sameAdapters.agreement * 100).toFixed(2)}% in the ${check.sameAdapters.frames} frames the pipeline segmented with the loop's adapters`,
     );
     const self = (pipeline.cpu.self * 1000) / frames;
     const children = (pipeline.cpu.children * 1000) / frames;
@@ -313,6 +446,12 @@ try {
   console.log(
     `ceiling/raw = ${median(ceilings).toFixed(2)} (CPU of decode + inference + encode alone, on every core); pipeline/ceiling = ${median(reached).toFixed(2)} ` +
       `(medians of rounds ${ceilings.map((x) => x.toFixed(2)).join(', ')} and ${reached.map((x) => x.toFixed(2)).join(', ')})`,
+  );
+  const overSequential = rounds.map(({ pipeline, sequential }) => pipeline.steadyFps / sequential.steadyFps);
+  const sequentialCpu = rounds.map(({ sequential }) => ((sequential.cpu.self + sequential.cpu.children) * 1000) / sequential.frames);
+  console.log(
+    `pipeline/sequential = ${median(overSequential).toFixed(2)} (first→last frame frames/s of the pipeline over the plain loop's; median of rounds ${overSequential.map((x) => x.toFixed(2)).join(', ')}; ` +
+      `sequential loop ${fps(median(rounds.map((x) => x.sequential.steadyFps)))} frames/s, ${median(sequentialCpu).toFixed(1)} ms CPU/frame, medians)`,
   );
 } finally {
   await redis?.stop();
