@@ -13,7 +13,7 @@ describe('server paths and upload retention (issue 18)', () => {
   const uploadDir = () => path.join(stack.config.outDir, 'uploads');
   const upload = async (bytes: Uint8Array) => {
     const form = new FormData();
-    form.append('file', new Blob([bytes]), 'clip.mp4');
+    form.append('file', new Blob([new Uint8Array(bytes)]), 'clip.mp4');
     form.append('adapters', 'false');
     const response = await fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth(), body: form });
     expect(response.status).toBe(201);
