@@ -35,7 +35,7 @@ from streamseg_train import data as D  # noqa: E402
 from streamseg_train.export import export_segnet, lora_input_names  # noqa: E402
 from streamseg_train.retrieval_index import fit_retrieval  # noqa: E402
 from streamseg_train.model import CLASS_NAMES, SegNet, load_base, param_count  # noqa: E402
-from streamseg_train.safetensors_io import save_file  # noqa: E402
+from streamseg_train.safetensors_io import read_metadata, save_file  # noqa: E402
 from streamseg_train.train import train_adapter, train_base  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -92,9 +92,21 @@ def main(argv=None):
     ap.add_argument("--random-data", action="store_true", help="smoke test without the renderer (random stills)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--base-from", metavar="PKG", help="reuse the base weights of an existing package (skip base training)")
+    ap.add_argument("--base-continue", metavar="PKG", help="start the base from an existing package's weights and train it further "
+                    "(warm start: the preset's schedule at --base-lr, within --base-budget)")
+    ap.add_argument("--base-budget", type=float, metavar="SECONDS", help="base training time budget (default: the preset's)")
+    ap.add_argument("--base-lr", type=float, help="base peak learning rate (default: the preset's; a third of it with --base-continue)")
     args = ap.parse_args(argv)
 
     cfg = dict(PRESETS[args.preset])
+    if args.base_from and args.base_continue:
+        ap.error("--base-from and --base-continue exclude each other")
+    if args.base_budget is not None:
+        cfg["base_budget"] = args.base_budget
+    if args.base_lr is not None:
+        cfg["base_lr"] = args.base_lr
+    elif args.base_continue:
+        cfg["base_lr"] = cfg["base_lr"] / 3
     final_out = os.path.abspath(args.out or cfg["out"] or tempfile.mkdtemp(prefix=f"streamseg_{args.preset}_"))
     # the finished package replaces --out; refuse to delete a directory that is
     # neither empty nor a package (e.g. a mistyped --out /tmp)
@@ -135,15 +147,27 @@ def main(argv=None):
     end_stage("synth+load")
 
     # ---- 2. base on clear ------------------------------------------------
+    # every base training run behind the weights, oldest first (base_model.safetensors metadata)
+    base_history = []
+    if args.base_from or args.base_continue:
+        prior = read_metadata(os.path.join(args.base_from or args.base_continue, "base_model.safetensors"))
+        base_history = json.loads(prior.get("base_history", "[]"))
     if args.base_from:
         net = load_base(os.path.join(args.base_from, "base_model.safetensors"))
         log(f"[base] loaded from {args.base_from} (params={param_count(net)})")
     else:
-        net = SegNet(num_classes=len(CLASS_NAMES))
-        log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
+        if args.base_continue:
+            net = load_base(os.path.join(args.base_continue, "base_model.safetensors"))
+            log(f"[base] continuing from {args.base_continue} (params={param_count(net)}), peak lr {cfg['base_lr']:.2e}")
+        else:
+            net = SegNet(num_classes=len(CLASS_NAMES))
+            log(f"[base] SegNet params={param_count(net)} lora targets={len(net.lora_targets())}")
+        # a continued base draws other batches than the run it continues
         info = train_base(net, stills["clear"], cfg["base_steps"], cfg["base_batch"], cfg["base_lr"], MEAN, STD,
-                          seed=args.seed, log=log, time_budget=cfg["base_budget"])
+                          seed=args.seed + (1 if args.base_continue else 0), log=log, time_budget=cfg["base_budget"])
         log(f"[base] done: {info}")
+        base_history.append({"steps": info["steps"], "seconds": round(info["seconds"]), "peak_lr": cfg["base_lr"],
+                             "continued": bool(args.base_continue), "sources": [f"{w}x{h}" for (w, h), _ in cfg["sources"]]})
     end_stage("base")
 
     # ---- 3. adapters -----------------------------------------------------
@@ -219,7 +243,8 @@ def main(argv=None):
     sd = {k: v.detach().numpy() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
     sd.update(retrieval["constants"])
     save_file(sd, os.path.join(out, "base_model.safetensors"),
-              metadata={"arch": "SegNet", "config": json.dumps(net.config), "preset": args.preset, "seed": str(args.seed)})
+              metadata={"arch": "SegNet", "config": json.dumps(net.config), "preset": args.preset, "seed": str(args.seed),
+                        "base_history": json.dumps(base_history)})
     total = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(out) for fn in fns)
     if os.path.isdir(final_out):
         shutil.rmtree(final_out)

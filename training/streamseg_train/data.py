@@ -38,16 +38,23 @@ FIT_MAX_SIDE = 448
 MODEL_INPUT = f"fit:{FIT_PIXELS}:{FIT_STRIDE}:{FIT_MAX_SIDE}"
 
 # The source sizes training stills are rendered at, with their share of each condition's
-# stills: users' aspect ratios (16:9, 4:3, portrait, square). Effects scale with the frame
-# (src/synth/effects/pixel-unit.ts), so a 320x180 render and a 1280x720 one reach the model
-# alike; larger renders cost far more and are a minority.
+# stills: users' aspect ratios (16:9, 4:3, portrait, square) and their sizes. Effects scale
+# with the frame (src/synth/effects/pixel-unit.ts), but the scene's fine detail does not:
+# a 1280x720 or 768x576 render shrunk 4-6x to the model input is sharper than a small one,
+# and a base that never saw such frames scored 5-10 points lower on them (eval of
+# 2026-12-01), so every size `streamseg eval` scores is here.
+# Append new sizes at the end: a size's seed follows its index (data.training_stills).
 TRAIN_SOURCES = [
-    ((320, 180), 0.30),
-    ((640, 360), 0.15),
-    ((256, 192), 0.15),
-    ((384, 288), 0.10),
-    ((180, 320), 0.15),
-    ((208, 208), 0.15),
+    ((320, 180), 0.20),
+    ((640, 360), 0.10),
+    ((256, 192), 0.10),
+    ((384, 288), 0.05),
+    ((180, 320), 0.10),
+    ((208, 208), 0.10),
+    ((1280, 720), 0.10),
+    ((768, 576), 0.10),
+    ((360, 640), 0.05),
+    ((160, 160), 0.10),
 ]
 TINY_SOURCES = [((320, 180), 0.5), ((180, 320), 0.5)]
 
