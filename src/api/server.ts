@@ -5,7 +5,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { PipelineClient } from '../shared/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
-import { ConfigError, HttpError, InputError, ModelError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import { ConfigError, ErrorCode, errorLine, HttpError, InputError, ModelError, StreamsegError } from '../shared/errors/index.js';
 import type { Logger } from '../shared/logger.js';
 import { loadModelPackage, type ModelPackage } from '../shared/model-manifest.js';
 import { metricsRegistry } from '../shared/metrics.js';
@@ -138,7 +138,7 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     // The log has the whole error; the client gets it without server paths.
     return reply.code(status).send({ error: { code, message: paths.scrub(error instanceof StreamsegError ? error.message : errorLine(error)) } });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: 'E_NOT_FOUND', message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
 
   await app.register(swagger, {
     openapi: {
@@ -199,9 +199,9 @@ function classify(error: FastifyError | StreamsegError): { status: number; code:
   if (error instanceof InputError || error instanceof ConfigError) return { status: 400, code: error.code };
   // An uploaded adapter that does not fit the model package is the client's to fix.
   if (error instanceof ModelError && error.code.startsWith('E_ADAPTER_')) return { status: 400, code: error.code };
-  if (error instanceof StreamsegError) return { status: error.code === 'E_JOB_PAYLOAD' ? 400 : 500, code: error.code };
-  if ('validation' in error && error.validation) return { status: 400, code: 'E_BAD_REQUEST' };
+  if (error instanceof StreamsegError) return { status: error.code === ErrorCode.JOB_PAYLOAD ? 400 : 500, code: error.code };
+  if ('validation' in error && error.validation) return { status: 400, code: ErrorCode.BAD_REQUEST };
   const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
-  if (error.code === 'FST_REQ_FILE_TOO_LARGE') return { status: 413, code: 'E_UPLOAD_TOO_LARGE' };
-  return { status, code: status < 500 ? 'E_BAD_REQUEST' : 'E_INTERNAL' };
+  if (error.code === 'FST_REQ_FILE_TOO_LARGE') return { status: 413, code: ErrorCode.UPLOAD_TOO_LARGE };
+  return { status, code: status < 500 ? ErrorCode.BAD_REQUEST : ErrorCode.INTERNAL };
 }

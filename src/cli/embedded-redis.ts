@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import { findFreePort } from '../shared/free-port.js';
 
 /** The only address the embedded server listens on. */
@@ -61,7 +61,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
     if (spawnError) {
       await rm(dir, { recursive: true, force: true });
       throw new StreamsegError(
-        'E_REDIS_START',
+        ErrorCode.REDIS_START,
         `cannot start redis-server (${spawnError.message}): install it (apt-get install redis-server) or set REDIS_URL`,
       );
     }
@@ -74,7 +74,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
       if (Date.now() > deadline || child.exitCode !== null) {
         child.kill('SIGKILL');
         await rm(dir, { recursive: true, force: true });
-        throw new StreamsegError('E_REDIS_START', `redis-server did not answer on port ${port}; set REDIS_URL to use another server`);
+        throw new StreamsegError(ErrorCode.REDIS_START, `redis-server did not answer on port ${port}; set REDIS_URL to use another server`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -85,7 +85,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   if (bound !== LOOPBACK) {
     child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
-    throw new StreamsegError('E_REDIS_START', `redis-server is bound to "${bound ?? 'unknown'}", not ${LOOPBACK} only; set REDIS_URL to use another server`);
+    throw new StreamsegError(ErrorCode.REDIS_START, `redis-server is bound to "${bound ?? 'unknown'}", not ${LOOPBACK} only; set REDIS_URL to use another server`);
   }
 
   let stopping: Promise<void> | undefined;

@@ -1,4 +1,4 @@
-import { ConfigError, errorLine } from '../shared/errors/index.js';
+import { ConfigError, ErrorCode, errorLine } from '../shared/errors/index.js';
 
 /**
  * The lines a failed command prints: one reason, or one line per bad setting of a configuration
@@ -28,7 +28,7 @@ export function closeOnSignals(close: () => Promise<void>, graceMs?: number): vo
     process.stderr.write(`streamseg: ${signal}, shutting down\n`);
     if (graceMs !== undefined) {
       setTimeout(() => {
-        process.stderr.write(`streamseg: E_SHUTDOWN_GRACE: still busy after ${graceMs} ms (STREAMSEG_SHUTDOWN_GRACE_MS); exiting, unfinished jobs will be recovered as stalled\n`);
+        process.stderr.write(`streamseg: ${ErrorCode.SHUTDOWN_GRACE}: still busy after ${graceMs} ms (STREAMSEG_SHUTDOWN_GRACE_MS); exiting, unfinished jobs will be recovered as stalled\n`);
         process.exit(1);
       }, graceMs).unref();
     }

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import { IsoBmffBoxScanner, looksLikeIsoBmff } from './iso-bmff-boxes.js';
 import { StdinRelay } from './stdin-relay.js';
 
@@ -83,7 +83,7 @@ async function spool(input: Readable, head: Buffer, file: string): Promise<boole
 function spoolError(file: string, error: NodeJS.ErrnoException): StreamsegError {
   const full = error.code === 'ENOSPC' ? ' (the disk is full)' : '';
   return new StreamsegError(
-    'E_STDIN_SPOOL',
+    ErrorCode.STDIN_SPOOL,
     `stdin: an MP4/MOV needs seeking, so it is copied to ${file} first, and that failed${full}: ${error.message}; give the file's path instead of piping it, or set TMPDIR to a disk with room`,
     { cause: error },
   );

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, isErrorCode, StreamsegError } from '../shared/errors/index.js';
 import type { VideoState, VideoStateStore } from '../shared/video-state.js';
 
 export interface VideoWaitOptions {
@@ -27,7 +27,7 @@ export async function waitForVideo(
   const pollMs = options.pollMs ?? 250;
   for (;;) {
     const state = await states.get(videoId);
-    if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} in this Redis (expired or never submitted)`);
+    if (!state) throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} in this Redis (expired or never submitted)`);
     options.onUpdate?.(state);
     if (state.status === 'done') return state;
     if (state.status === 'failed') throw videoFailure(state.error ?? 'failed');
@@ -56,7 +56,7 @@ export async function waitForVideo(
  */
 function videoFailure(reason: string): StreamsegError {
   const coded = /^(E_[A-Z0-9_]+): (.*)$/s.exec(reason);
-  return coded ? new StreamsegError(coded[1]!, coded[2]!) : new StreamsegError('E_VIDEO_FAILED', reason);
+  return coded && isErrorCode(coded[1]!) ? new StreamsegError(coded[1], coded[2]!) : new StreamsegError(ErrorCode.VIDEO_FAILED, reason);
 }
 
 /**
@@ -70,5 +70,5 @@ async function failedFramesReason(videoId: string, frames: Queue): Promise<strin
   if (id === undefined) return undefined;
   const job = await frames.getJob(id);
   const reason = job?.failedReason || 'a frames job failed';
-  return /^E_[A-Z0-9_]+: /.test(reason) ? reason : `E_FRAMES_FAILED: segmenting frames failed: ${reason}`;
+  return /^E_[A-Z0-9_]+: /.test(reason) ? reason : `${ErrorCode.FRAMES_FAILED}: segmenting frames failed: ${reason}`;
 }

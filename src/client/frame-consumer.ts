@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { Redis } from 'ioredis';
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import type { FrameResult } from '../shared/frame-store.js';
 import { videoKeys } from '../shared/redis-keys.js';
 import { entriesOfFirstStream } from '../shared/stream-reply.js';
@@ -107,7 +107,7 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
         continue;
       }
       const state = await this.states.get(this.videoId);
-      if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} is gone from Redis (cancelled or expired)`);
+      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is gone from Redis (cancelled or expired)`);
       if (state.status === 'done' || state.status === 'failed') {
         // The sink appends every record before it marks the video done: one last read drains them.
         const rest = await this.read('>', false, false);
@@ -146,7 +146,7 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
       reply = await this.redis.call('xreadgroup', ...args);
     } catch (error) {
       if (error instanceof Error && error.message.startsWith('NOGROUP')) {
-        throw new StreamsegError('E_VIDEO_GONE', `the frame stream of video ${this.videoId} is gone (cancelled or expired)`, { cause: error });
+        throw new StreamsegError(ErrorCode.VIDEO_GONE, `the frame stream of video ${this.videoId} is gone (cancelled or expired)`, { cause: error });
       }
       throw error;
     }

@@ -1,6 +1,6 @@
 import { PipelineClient } from '../shared/pipeline-client.js';
 import { loadConfig, type StreamsegConfig } from '../shared/config.js';
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import { createRedis, waitForRedisReady } from '../shared/redis.js';
 import type { RetrievalOverrides } from '../shared/retrieval-options.js';
 import type { VideoState } from '../shared/video-state.js';
@@ -47,7 +47,7 @@ export class StreamsegClient {
 
   static async connect(options: StreamsegClientOptions = {}): Promise<StreamsegClient> {
     const config = loadConfig({ redisUrl: options.redisUrl, outDir: options.outDir, logLevel: 'silent' });
-    if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'no Redis URL: pass { redisUrl } or set REDIS_URL');
+    if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'no Redis URL: pass { redisUrl } or set REDIS_URL');
     return new StreamsegClient(await PipelineClient.connect(config, config.redisUrl), config, config.redisUrl);
   }
 

@@ -1,4 +1,4 @@
-import { StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 import { abortableSleep } from '../shared/abortable-sleep.js';
 
@@ -47,10 +47,10 @@ export class BackpressureGate {
       signal?.throwIfAborted();
       const state = await this.states.get(this.videoId);
       if (!state) {
-        throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis (deleted or expired) while decoding; decoding stopped`);
+        throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired) while decoding; decoding stopped`);
       }
       if (state.status === 'failed') {
-        throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed in another stage (${state.error ?? 'no reason'}); decoding stopped`);
+        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed in another stage (${state.error ?? 'no reason'}); decoding stopped`);
       }
       this.sinkFrames = Math.max(this.sinkFrames, state.sinkFrames);
       if (!this.mustWait(decodedFrames)) return performance.now() - started;

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { InputError, errorLine } from '../shared/errors/index.js';
+import { ErrorCode, errorLine, InputError } from '../shared/errors/index.js';
 import type { UrlDestinationPolicy } from '../shared/url-policy.js';
 
 /**
@@ -29,7 +29,7 @@ export class EgressProxy {
         const addresses = await policy.checkHost(host, what);
         return addresses[0] ?? host;
       } catch (error) {
-        proxy.refusal ??= error instanceof InputError ? error : new InputError('E_INPUT_URL_DESTINATION', `${what}: ${errorLine(error)}`);
+        proxy.refusal ??= error instanceof InputError ? error : new InputError(ErrorCode.INPUT_URL_DESTINATION, `${what}: ${errorLine(error)}`);
         return undefined;
       }
     };

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { FfmpegError, InputError } from '../shared/errors/index.js';
+import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
 import { readRawFrames } from './raw-frame-reader.js';
@@ -130,9 +130,9 @@ export class FfmpegRepository {
     const source = sourceOf(input);
     if (source.isFile) {
       const info = await stat(source.locator.slice('file:'.length)).catch(() => null);
-      if (!info) throw new InputError('E_INPUT_NOT_FOUND', `${source.name}: no such file on the producer's machine; check the path`);
-      if (info.isDirectory()) throw new InputError('E_INPUT_DIRECTORY', `${source.name}: is a directory on the producer's machine, not a video file`);
-      if (!info.isFile()) throw new InputError('E_INPUT_NOT_FILE', `${source.name}: not a regular file on the producer's machine`);
+      if (!info) throw new InputError(ErrorCode.INPUT_NOT_FOUND, `${source.name}: no such file on the producer's machine; check the path`);
+      if (info.isDirectory()) throw new InputError(ErrorCode.INPUT_DIRECTORY, `${source.name}: is a directory on the producer's machine, not a video file`);
+      if (!info.isFile()) throw new InputError(ErrorCode.INPUT_NOT_FILE, `${source.name}: not a regular file on the producer's machine`);
     }
     const egress = await this.egress(input, source);
     const args = [
@@ -161,7 +161,7 @@ export class FfmpegRepository {
       // A file ffprobe cannot parse will never parse; a URL may just be down for now.
       if (source.isFile || /invalid data/i.test(stderrLine)) {
         throw new InputError(
-          'E_INPUT_NOT_VIDEO',
+          ErrorCode.INPUT_NOT_VIDEO,
           `${source.name}: not a video ffprobe can read (${stderrLine || `exit code ${code}`}); give a video file such as .mp4, .mkv, .webm or .mov`,
         );
       }
@@ -228,10 +228,10 @@ export class FfmpegRepository {
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
       if (egress.proxy?.refusal) throw egress.proxy.refusal;
       if (code !== 0) {
-        throw new InputError('E_INPUT_DECODE', `${source.name}: ffmpeg failed after ${index} frames: ${stderr.lastLine() || `exit code ${code}`}`);
+        throw new InputError(ErrorCode.INPUT_DECODE, `${source.name}: ffmpeg failed after ${index} frames: ${stderr.lastLine() || `exit code ${code}`}`);
       }
       if (index === 0) {
-        throw new InputError('E_INPUT_EMPTY', `${source.name}: decoding produced no frames; check the file was written completely`);
+        throw new InputError(ErrorCode.INPUT_EMPTY, `${source.name}: decoding produced no frames; check the file was written completely`);
       }
       if (stderr.lines > 0) options.onDecodeErrors?.({ errorLines: stderr.lines, firstLine: stderr.firstLine() });
       return index;

@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { StreamsegConfig } from '../shared/config.js';
-import { FfmpegError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import { ErrorCode, errorCodeOf, errorLine, FfmpegError, isLastAttempt, StreamsegError } from '../shared/errors/index.js';
 import type { FrameStore } from '../shared/frame-store.js';
 import { decodeVideoJobSchema, parseJob, type AssembleVideoJob, type DecodeVideoJob, type SegmentFramesJob } from '../shared/job-schemas.js';
 import type { LiveFrameLog } from '../shared/live-frame-log.js';
@@ -16,7 +16,7 @@ import { LiveDropPolicy } from './live-drop-policy.js';
 import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import type { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { liveSourceKind } from './live-source.js';
-import { isPermanentFailure, type DecodeJobHandle, type JobQueue } from './producer.service.js';
+import type { DecodeJobHandle, JobQueue } from './producer.service.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 
 /** The settings the live producer reads; a full StreamsegConfig fits. */
@@ -103,22 +103,23 @@ export class LiveProducerService {
   async run(job: DecodeJobHandle, signal?: AbortSignal): Promise<LiveSummary> {
     const data = parseJob(decodeVideoJobSchema, QueueName.Videos, job.data);
     if (data.input.kind !== 'url') {
-      throw new StreamsegError('E_LIVE_INPUT', `video ${data.videoId}: a live video needs a URL input (stdin is relayed over loopback http by \`streamseg run -\`)`);
+      throw new StreamsegError(ErrorCode.LIVE_INPUT, `video ${data.videoId}: a live video needs a URL input (stdin is relayed over loopback http by \`streamseg run -\`)`);
     }
     const log = this.deps.logger.child({ videoId: data.videoId, live: true, source: redactUrl(data.input.url) });
     try {
       return await new LiveRun(this.deps, this.tickMs, data, data.input.url, job, log, signal).execute();
     } catch (error) {
       // As for files: the video is failed only when nothing will retry it; a stop is no failure.
-      const stoppedEarly = error instanceof StreamsegError && (error.code === 'E_LIVE_NO_VIDEO' || error.code === 'E_LIVE_CONNECT');
-      const final = stoppedEarly || isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const code = errorCodeOf(error);
+      const stoppedEarly = code === ErrorCode.LIVE_NO_VIDEO || code === ErrorCode.LIVE_CONNECT;
+      const final = isLastAttempt(error, job);
       if (!signal?.aborted) {
-        jobFailures.inc({ queue: QueueName.Videos, code: error instanceof StreamsegError ? error.code : 'E_INTERNAL' });
+        jobFailures.inc({ queue: QueueName.Videos, code });
         log.warn({ err: error, final }, 'live video failed');
         if (final) await this.deps.states.markFailed(data.videoId, errorLine(error)).catch(() => undefined);
       }
       // Stopped, or never connected, before any video: final, the video says why; E_VIDEO_FAILED tells the queue not to retry.
-      if (stoppedEarly) throw new StreamsegError('E_VIDEO_FAILED', errorLine(error));
+      if (stoppedEarly) throw new StreamsegError(ErrorCode.VIDEO_FAILED, errorLine(error));
       throw error;
     }
   }
@@ -186,7 +187,7 @@ class LiveRun {
     const before = await states.get(this.videoId);
     if (before?.status === 'done') return this.summary('stopped');
     if (before?.status === 'failed') {
-      throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${before.error ?? 'no reason'}); not reopening its live source`);
+      throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${before.error ?? 'no reason'}); not reopening its live source`);
     }
     // A producer that stopped mid-stream (shutdown, crash) hands over: indices continue after the
     // last one used, and the geometry stays that of the first connection (the sink is sized by it).
@@ -275,7 +276,7 @@ class LiveRun {
   /** E_LIVE_CONNECT: final (no retry), and says what ffmpeg last said. */
   private connectFailure(lastLine: string): StreamsegError {
     return new StreamsegError(
-      'E_LIVE_CONNECT',
+      ErrorCode.LIVE_CONNECT,
       `${this.shown}: no video from the live source within ${(this.connectTimeoutMs ?? 0) / 1000} s (${redactText(lastLine) || 'no message from ffmpeg'}); check its address, port and credentials, or raise STREAMSEG_LIVE_CONNECT_TIMEOUT_MS`,
     );
   }
@@ -387,8 +388,8 @@ class LiveRun {
   /** Frames enqueued and not yet emitted by the sink (dropped ones are not in flight). */
   private async inFlight(): Promise<number> {
     const raw = await this.deps.states.get(this.videoId);
-    if (!raw) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis (deleted or expired); live decoding stopped`);
-    if (raw.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed elsewhere (${raw.error ?? 'no reason'}); live decoding stopped`);
+    if (!raw) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); live decoding stopped`);
+    if (raw.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed elsewhere (${raw.error ?? 'no reason'}); live decoding stopped`);
     this.sinkFrames = Math.max(this.sinkFrames, raw.sinkFrames);
     while (this.queued.length > 0 && this.queued[0]! < this.sinkFrames) this.queued.shift();
     return this.queued.length;
@@ -455,7 +456,7 @@ class LiveRun {
     }
     if (!this.geometry) {
       throw ended === 'stopped'
-        ? new StreamsegError('E_LIVE_NO_VIDEO', `${this.shown}: stopped before the live source delivered any video; nothing was written`)
+        ? new StreamsegError(ErrorCode.LIVE_NO_VIDEO, `${this.shown}: stopped before the live source delivered any video; nothing was written`)
         : new FfmpegError(`${this.shown}: the live source ended before delivering any video`);
     }
     await states.markDecoded(this.videoId, this.nextIndex);

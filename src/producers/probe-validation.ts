@@ -1,4 +1,4 @@
-import { InputError } from '../shared/errors/index.js';
+import { ErrorCode, InputError } from '../shared/errors/index.js';
 
 /** The most pixels a side and frames per second a header may claim before we call it absurd. */
 export const MAX_DIMENSION = 8192;
@@ -136,25 +136,25 @@ export function assertDecodable(probe: VideoProbe, name: string, check: Decodabl
   const { requestedFps } = check;
   if (STILL_OR_TEXT_FORMATS.test(probe.container)) {
     throw new InputError(
-      'E_INPUT_NOT_VIDEO',
+      ErrorCode.INPUT_NOT_VIDEO,
       `${name}: ffprobe reads it as ${probe.container} (a still image or text), not a video; give a video file such as .mp4, .mkv, .webm or .mov`,
     );
   }
   if (!probe.hasVideo) {
-    throw new InputError('E_INPUT_NO_VIDEO_STREAM', `${name}: has no video stream (audio only?); give a file with a video track`);
+    throw new InputError(ErrorCode.INPUT_NO_VIDEO_STREAM, `${name}: has no video stream (audio only?); give a file with a video track`);
   }
   const { width, height, fps } = probe;
   const badSize = !(width >= 1 && width <= MAX_DIMENSION && height >= 1 && height <= MAX_DIMENSION);
   const badFps = requestedFps === undefined && !(fps > 0 && fps <= MAX_FPS);
   if (badSize || badFps) {
     throw new InputError(
-      'E_INPUT_DIMENSIONS',
+      ErrorCode.INPUT_DIMENSIONS,
       `${name}: header claims ${width}x${height} at ${Number.isNaN(fps) ? 'unknown' : Number(fps.toFixed(3))} fps; streamseg accepts 1-${MAX_DIMENSION} pixels a side and up to ${MAX_FPS} fps. ` +
         (badSize ? 'Re-encode it at a sane size (ffmpeg -vf scale=1920:-2).' : 'Pass --fps to resample it.'),
     );
   }
   if (check.isFile && probe.frameCountEstimate === 0) {
-    throw new InputError('E_INPUT_EMPTY', `${name}: the video stream has no frames; check the file was written completely`);
+    throw new InputError(ErrorCode.INPUT_EMPTY, `${name}: the video stream has no frames; check the file was written completely`);
   }
 }
 

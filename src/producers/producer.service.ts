@@ -1,6 +1,6 @@
 import type { JobsOptions } from 'bullmq';
 import type { StreamsegConfig } from '../shared/config.js';
-import { InputError, JobPayloadError, StreamsegError, errorLine } from '../shared/errors/index.js';
+import { ErrorCode, errorCodeOf, errorLine, isLastAttempt } from '../shared/errors/index.js';
 import type { FrameStore } from '../shared/frame-store.js';
 import {
   decodeVideoJobSchema,
@@ -68,15 +68,6 @@ export interface DecodeSummary {
 
 /** How often progress goes to the BullMQ job; the video state gets it at every batch. */
 const PROGRESS_INTERVAL_MS = 250;
-
-/**
- * Input errors and malformed jobs fail the same way on every attempt; a video that failed
- * elsewhere or vanished has nobody waiting. Retrying any of them only wastes time.
- */
-export function isPermanentFailure(error: unknown): boolean {
-  if (error instanceof InputError || error instanceof JobPayloadError) return true;
-  return error instanceof StreamsegError && (error.code === 'E_VIDEO_FAILED' || error.code === 'E_VIDEO_GONE');
-}
 
 /**
  * Handles one decode-video job: probe, hand the video to a sink, then decode, letterbox,
@@ -230,11 +221,11 @@ export class ProducerService {
    */
   private async recordFailure(videoId: string, job: DecodeJobHandle, error: unknown, log: Logger, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return;
-    const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
+    const code = errorCodeOf(error);
     jobFailures.inc({ queue: QueueName.Videos, code });
-    const final = isPermanentFailure(error) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const final = isLastAttempt(error, job);
     log.warn({ err: error, final }, 'decode failed');
-    if (!final || code === 'E_VIDEO_FAILED' || code === 'E_VIDEO_GONE') return;
+    if (!final || code === ErrorCode.VIDEO_FAILED || code === ErrorCode.VIDEO_GONE) return;
     await this.deps.states.markFailed(videoId, errorLine(error)).catch((cause: unknown) => log.error({ err: cause }, 'cannot mark video failed'));
   }
 

@@ -1,6 +1,6 @@
 import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { jobLockOptions, type StreamsegConfig } from '../shared/config.js';
-import { errorLine } from '../shared/errors/index.js';
+import { ErrorCode, errorLine, jobFailure } from '../shared/errors/index.js';
 import { FrameStore } from '../shared/frame-store.js';
 import { videoIdSchema } from '../shared/job-schemas.js';
 import type { Logger } from '../shared/logger.js';
@@ -9,7 +9,7 @@ import { createRedis } from '../shared/redis.js';
 import { VideoStateStore } from '../shared/video-state.js';
 import { FfmpegRepository } from './ffmpeg.repository.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
-import { ProducerService, isPermanentFailure, type DecodeSummary } from './producer.service.js';
+import { ProducerService, type DecodeSummary } from './producer.service.js';
 import { LiveFrameLog } from '../shared/live-frame-log.js';
 import { LiveFfmpegRepository } from './live-ffmpeg.repository.js';
 import { LiveProducerService, type LiveSummary } from './live-producer.service.js';
@@ -105,7 +105,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   const processor = async (job: Job<{ videoId?: string } | undefined>, token?: string, signal?: AbortSignal): Promise<DecodeSummary | LiveSummary> => {
     if (job.name !== JobName.DecodeVideo) throw new UnrecoverableError(`queue ${QueueName.Videos} has no handler for job "${job.name}"`);
     const watchId = job.id ?? '';
-    if (await states.isCancelled(watchId)) throw new UnrecoverableError('E_CANCELLED: the video was cancelled before decoding started');
+    if (await states.isCancelled(watchId)) throw new UnrecoverableError(`${ErrorCode.CANCELLED}: the video was cancelled before decoding started`);
     const live = isLiveJob(job.data);
     if (live && !pools.tryTakeLive()) {
       // The live pool is full: back to the queue (no attempt used) instead of holding a file slot.
@@ -128,14 +128,14 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
       }
       if (signal?.aborted) {
         // Cancelled on purpose (Worker.cancelJob): final, and the video says why.
-        const line = `E_CANCELLED: decoding cancelled (${String(signal.reason)})`;
+        const line = `${ErrorCode.CANCELLED}: decoding cancelled (${String(signal.reason)})`;
         const videoId = videoIdSchema.safeParse(job.data?.videoId);
         if (videoId.success) await states.markFailed(videoId.data, line).catch(() => undefined);
         throw new UnrecoverableError(line);
       }
       // The failed reason is what `streamseg status` and the CLI show: keep the error code in it, never a URL's credentials.
       const line = redactText(errorLine(error));
-      throw isPermanentFailure(error) ? new UnrecoverableError(line) : new Error(line, { cause: error });
+      throw jobFailure(error, line);
     } finally {
       watched.delete(watchId);
       if (live) pools.releaseLive();

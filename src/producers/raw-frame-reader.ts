@@ -1,4 +1,4 @@
-import { InputError } from '../shared/errors/index.js';
+import { ErrorCode, InputError } from '../shared/errors/index.js';
 
 /**
  * Cuts a byte stream of raw video (ffmpeg `-f rawvideo`) into whole frames of exactly
@@ -35,7 +35,7 @@ export async function* readRawFrames(
   if (filled > 0) {
     // Only a killed or crashed decoder leaves half a frame behind; rawvideo never does.
     throw new InputError(
-      'E_INPUT_DECODE',
+      ErrorCode.INPUT_DECODE,
       `${options.name ?? 'video'}: decoder output ended inside frame ${frames} (${filled} of ${frameBytes} bytes)`,
     );
   }

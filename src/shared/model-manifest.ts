@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ModelError } from './errors/index.js';
+import { ErrorCode, ModelError } from './errors/index.js';
 
 const rgb = z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]);
 const triple = z.tuple([z.number(), z.number(), z.number()]);
@@ -72,24 +72,24 @@ export async function loadModelPackage(dir: string): Promise<ModelPackage> {
   try {
     text = await readFile(file, 'utf8');
   } catch (cause) {
-    throw new ModelError('E_MODEL_MANIFEST', `cannot read ${file}: is --model (STREAMSEG_MODEL) a model package directory?`, { cause });
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `cannot read ${file}: is --model (STREAMSEG_MODEL) a model package directory?`, { cause });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (cause) {
-    throw new ModelError('E_MODEL_MANIFEST', `${file} is not valid JSON`, { cause });
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file} is not valid JSON`, { cause });
   }
   const parsed = modelManifestSchema.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new ModelError('E_MODEL_MANIFEST', `${file}: ${problems}`);
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file}: ${problems}`);
   }
   const manifest = parsed.data;
   for (const cls of manifest.classes) {
     if (cls.embedding.length !== manifest.classEmbeddings.dim) {
       throw new ModelError(
-        'E_MODEL_MANIFEST',
+        ErrorCode.MODEL_MANIFEST,
         `${file}: class "${cls.name}" embedding has ${cls.embedding.length} values, classEmbeddings.dim is ${manifest.classEmbeddings.dim}`,
       );
     }

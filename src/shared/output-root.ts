@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { StreamsegError } from './errors/index.js';
+import { ErrorCode, StreamsegError } from './errors/index.js';
 
 /** The real path of `target`, resolving symlinks of its longest existing ancestor (the rest may not exist yet). */
 async function realPathOfAncestor(target: string): Promise<string> {
@@ -27,7 +27,7 @@ export async function assertUnderOutputRoot(outDir: string, root: string): Promi
   const relative = path.relative(realRoot, realDir);
   if (relative.startsWith('..') || path.isAbsolute(relative)) {
     throw new StreamsegError(
-      'E_OUTPUT_DIR',
+      ErrorCode.OUTPUT_DIR,
       `output directory ${outDir} is outside the output root ${path.resolve(root)}: write under STREAMSEG_OUT or set it to a directory that contains ${outDir}`,
     );
   }

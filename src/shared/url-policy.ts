@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
-import { InputError } from './errors/index.js';
+import { ErrorCode, InputError } from './errors/index.js';
 
 /** Schemes a video URL may have. */
 export const VIDEO_URL_SCHEMES = ['http:', 'https:', 'rtsp:', 'udp:'] as const;
@@ -20,18 +20,18 @@ export function parseVideoUrl(raw: string, what = 'url'): URL {
   const bad = CONTROL_OR_SPACE.exec(raw);
   if (bad) {
     const code = bad[0].codePointAt(0)!.toString(16).padStart(4, '0');
-    throw new InputError('E_INPUT_URL_INVALID', `${what}: holds a control character or whitespace (U+${code.toUpperCase()} at position ${bad.index}); send the URL without spaces, tabs or line breaks (percent-encode them)`);
+    throw new InputError(ErrorCode.INPUT_URL_INVALID, `${what}: holds a control character or whitespace (U+${code.toUpperCase()} at position ${bad.index}); send the URL without spaces, tabs or line breaks (percent-encode them)`);
   }
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new InputError('E_INPUT_URL_INVALID', `${what}: not a URL; send an http, https, rtsp or udp URL (uploads go in the multipart "file" field)`);
+    throw new InputError(ErrorCode.INPUT_URL_INVALID, `${what}: not a URL; send an http, https, rtsp or udp URL (uploads go in the multipart "file" field)`);
   }
   if (!(VIDEO_URL_SCHEMES as readonly string[]).includes(url.protocol)) {
-    throw new InputError('E_INPUT_URL_SCHEME', `${what}: ${url.protocol} URLs are not accepted; send an http, https, rtsp or udp URL`);
+    throw new InputError(ErrorCode.INPUT_URL_SCHEME, `${what}: ${url.protocol} URLs are not accepted; send an http, https, rtsp or udp URL`);
   }
-  if (!url.hostname) throw new InputError('E_INPUT_URL_INVALID', `${what}: has no host; send a URL such as rtsp://camera.example/stream`);
+  if (!url.hostname) throw new InputError(ErrorCode.INPUT_URL_INVALID, `${what}: has no host; send a URL such as rtsp://camera.example/stream`);
   return url;
 }
 
@@ -100,10 +100,10 @@ export class UrlDestinationPolicy {
       try {
         addresses = await this.resolve(name);
       } catch {
-        throw new InputError('E_INPUT_URL_DESTINATION', `${what}: the host "${host}" does not resolve; check the name`);
+        throw new InputError(ErrorCode.INPUT_URL_DESTINATION, `${what}: the host "${host}" does not resolve; check the name`);
       }
     }
-    if (addresses.length === 0) throw new InputError('E_INPUT_URL_DESTINATION', `${what}: the host "${host}" does not resolve; check the name`);
+    if (addresses.length === 0) throw new InputError(ErrorCode.INPUT_URL_DESTINATION, `${what}: the host "${host}" does not resolve; check the name`);
     for (const text of addresses) {
       const address = ipaddr.process(text);
       if (this.entries.some((e) => e.kind === 'cidr' && e.range[0].kind() === address.kind() && address.match(e.range))) continue;
@@ -111,7 +111,7 @@ export class UrlDestinationPolicy {
       if (range !== 'unicast') {
         const named = text === host ? host : `${host} (${text})`;
         throw new InputError(
-          'E_INPUT_URL_DESTINATION',
+          ErrorCode.INPUT_URL_DESTINATION,
           `${what}: ${named} is in the ${range} range, which submitted URLs may not reach; an operator can open it with STREAMSEG_URL_ALLOW (CIDRs or host names)`,
         );
       }

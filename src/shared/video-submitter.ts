@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Queue } from 'bullmq';
-import { InputError } from './errors/index.js';
+import { ErrorCode, InputError } from './errors/index.js';
 import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type LiveOptions, type VideoInput } from './job-schemas.js';
 import { JobName } from './queues.js';
 import type { VideoStateStore } from './video-state.js';
@@ -23,7 +23,7 @@ export async function resolveVideoInput(input: string): Promise<VideoInput> {
   if (scheme && scheme.length > 1) {
     if (!ALLOWED_SCHEMES.includes(`${scheme}:`)) {
       throw new InputError(
-        'E_INPUT_URL_SCHEME',
+        ErrorCode.INPUT_URL_SCHEME,
         `${scheme}: URLs are not accepted; give a local file path or an http, https, rtsp or udp URL`,
       );
     }
@@ -31,12 +31,12 @@ export async function resolveVideoInput(input: string): Promise<VideoInput> {
   }
   const absolute = path.resolve(input);
   const info = await stat(absolute).catch(() => null);
-  if (!info) throw new InputError('E_INPUT_NOT_FOUND', `${input}: no such file; check the path`);
+  if (!info) throw new InputError(ErrorCode.INPUT_NOT_FOUND, `${input}: no such file; check the path`);
   if (info.isDirectory()) {
-    throw new InputError('E_INPUT_DIRECTORY', `${input}: is a directory, not a video file; give one video file (one command per video)`);
+    throw new InputError(ErrorCode.INPUT_DIRECTORY, `${input}: is a directory, not a video file; give one video file (one command per video)`);
   }
   if (!info.isFile()) {
-    throw new InputError('E_INPUT_NOT_FILE', `${input}: not a regular file; give a video file, or - to read a live stream from stdin`);
+    throw new InputError(ErrorCode.INPUT_NOT_FILE, `${input}: not a regular file; give a video file, or - to read a live stream from stdin`);
   }
   return { kind: 'file', path: absolute };
 }

@@ -1,13 +1,14 @@
 import type { ModelInputSpec } from '../shared/model-input-plan.js';
 import { CONDITIONS, parseCondition, type Condition } from './conditions.js';
 import { SynthError } from './synth-error.js';
+import { ErrorCode } from '../shared/errors/index.js';
 
 /**
  * Parsers for `streamseg synth` flags. Each failure names the flag, the bad value
  * and what would be accepted, as one line.
  */
 function bad(flag: string, value: string, expected: string): SynthError {
-  return new SynthError('E_SYNTH_OPTION', `${flag} ${JSON.stringify(value)}: ${expected}`);
+  return new SynthError(ErrorCode.SYNTH_OPTION, `${flag} ${JSON.stringify(value)}: ${expected}`);
 }
 
 export function parseSize(value: string, flag = '--size', opts: { even?: boolean } = {}): { width: number; height: number } {

@@ -8,6 +8,7 @@ import { writeStillBatch } from './still-batch.js';
 import type { StillWorkerData } from './still-worker.js';
 import type { StillMeta, StillSpec } from './still.js';
 import { SynthError } from './synth-error.js';
+import { ErrorCode } from '../shared/errors/index.js';
 
 export interface StillsOptions {
   dir: string;
@@ -48,7 +49,7 @@ export interface StillsSummary {
  * line per still, in id order). Each still is an independent random scene.
  */
 export async function renderStills(opts: StillsOptions): Promise<StillsSummary> {
-  if (opts.conditions.length === 0) throw new SynthError('E_SYNTH_OPTION', '--conditions: give at least one condition');
+  if (opts.conditions.length === 0) throw new SynthError(ErrorCode.SYNTH_OPTION, '--conditions: give at least one condition');
   const started = performance.now();
   await mkdir(path.join(opts.dir, 'images'), { recursive: true });
   await mkdir(path.join(opts.dir, 'masks'), { recursive: true });
@@ -90,12 +91,12 @@ export async function renderStills(opts: StillsOptions): Promise<StillsSummary> 
 function checkSizes(sizes: readonly { width: number; height: number }[], modelInput: ModelInputSpec | undefined): void {
   if (sizes.length <= 1) return;
   const list = sizes.map((s) => `${s.width}x${s.height}`).join(',');
-  if (!modelInput) throw new SynthError('E_SYNTH_OPTION', `--size ${list}: several sizes need --model-input, so that every still is written at one size`);
+  if (!modelInput) throw new SynthError(ErrorCode.SYNTH_OPTION, `--size ${list}: several sizes need --model-input, so that every still is written at one size`);
   const plans = sizes.map((s) => planModelInput(modelInput, s.width, s.height));
   const first = plans[0]!;
   if (plans.some((p) => p.width !== first.width || p.height !== first.height)) {
     const mapped = sizes.map((s, i) => `${s.width}x${s.height}→${plans[i]!.width}x${plans[i]!.height}`).join(', ');
-    throw new SynthError('E_SYNTH_OPTION', `--size ${list}: the sizes map to different model input sizes (${mapped}); give sizes of one aspect ratio`);
+    throw new SynthError(ErrorCode.SYNTH_OPTION, `--size ${list}: the sizes map to different model input sizes (${mapped}); give sizes of one aspect ratio`);
   }
 }
 
@@ -109,8 +110,8 @@ async function runWorkers(dir: string, specs: StillSpec[], n: number, onDone: (m
       new Promise<void>((resolve, reject) => {
         const worker = new Worker(source, { workerData: data });
         worker.on('message', (meta: StillMeta) => onDone(meta));
-        worker.once('error', (error) => reject(new SynthError('E_SYNTH_WORKER', `stills worker failed: ${error.message}`, { cause: error })));
-        worker.once('exit', (code) => (code === 0 ? resolve() : reject(new SynthError('E_SYNTH_WORKER', `stills worker exited with code ${code}`))));
+        worker.once('error', (error) => reject(new SynthError(ErrorCode.SYNTH_WORKER, `stills worker failed: ${error.message}`, { cause: error })));
+        worker.once('exit', (code) => (code === 0 ? resolve() : reject(new SynthError(ErrorCode.SYNTH_WORKER, `stills worker exited with code ${code}`))));
       }),
     );
   }

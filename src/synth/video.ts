@@ -10,6 +10,7 @@ import { renderFrame } from './render.js';
 import { colorHistogram, histogramDistance } from './cut-strength.js';
 import { MIN_SCENE_FRAMES, planScenes, type PlannedScene } from './scene-plan.js';
 import { SynthError } from './synth-error.js';
+import { ErrorCode } from '../shared/errors/index.js';
 
 /** Mask PNG writes in flight while the next frame renders. */
 const MASK_WRITES_IN_FLIGHT = 8;
@@ -70,7 +71,7 @@ export async function renderVideo(opts: VideoOptions): Promise<VideoResult> {
   const scenesPath = `${stem}.scenes.json`;
   const scenes = opts.sceneConditions && opts.sceneConditions.length > 0 ? opts.sceneConditions.length : opts.scenes;
   if (opts.frames < scenes * MIN_SCENE_FRAMES) {
-    throw new SynthError('E_SYNTH_OPTION', `${opts.frames} frames are too few for ${scenes} scenes: each scene needs >= ${MIN_SCENE_FRAMES} frames`);
+    throw new SynthError(ErrorCode.SYNTH_OPTION, `${opts.frames} frames are too few for ${scenes} scenes: each scene needs >= ${MIN_SCENE_FRAMES} frames`);
   }
   const plan = planScenes({ ...opts, scenes, cutDistance: cutMeter(opts) });
   await mkdir(path.dirname(opts.out), { recursive: true });

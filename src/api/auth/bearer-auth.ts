@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { scopeAllows } from '../../shared/api-tokens.js';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { requiredScope } from './scope-policy.js';
 import type { ApiPrincipal, TokenVerifier } from './token-verifier.js';
 
@@ -33,14 +33,14 @@ export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier
       if (cookie !== undefined && sameOriginOrSafe(request)) principal = verifier.identify(cookie);
     }
     if (!principal) {
-      const error = new HttpError(401, 'E_UNAUTHORIZED', 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+      const error = new HttpError(401, ErrorCode.UNAUTHORIZED, 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
       return reply.code(401).header('www-authenticate', 'Bearer realm="streamseg"').send({ error: { code: error.code, message: error.message } });
     }
     const needed = requiredScope(request.method, path);
     if (!scopeAllows(principal.scope, needed)) {
       const error = new HttpError(
         403,
-        'E_FORBIDDEN',
+        ErrorCode.FORBIDDEN,
         `this token has scope "${principal.scope}"; ${request.method} ${path} needs "${needed}" (an STREAMSEG_API_TOKENS entry <token>:${needed})`,
       );
       return reply.code(403).send({ error: { code: error.code, message: error.message } });

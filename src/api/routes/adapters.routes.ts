@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HttpError, ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError, ModelError } from '../../shared/errors/index.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { parseAdapter, readAdapterFiles } from '../../workers/adapters/adapter-loader.js';
 import { AdapterRegistry, addRuntimeAdapter, readAdapterIndex, removeAdapter, restorePackageAdapter } from '../../workers/adapters/adapter-registry.js';
@@ -53,17 +53,17 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const dir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-adapter-'));
       try {
         const fields = await receiveAdapter(request, dir);
-        if (!fields.name) throw new HttpError(400, 'E_BAD_REQUEST', 'field "name" is required');
-        if (!fields.centroid) throw new HttpError(400, 'E_BAD_REQUEST', 'field "centroid" (comma-separated numbers) is required: retrieval needs the adapter\'s domain centroid');
+        if (!fields.name) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "name" is required');
+        if (!fields.centroid) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "centroid" (comma-separated numbers) is required: retrieval needs the adapter\'s domain centroid');
         const centroid = fields.centroid.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v.trim())));
-        if (centroid.some((v) => !Number.isFinite(v))) throw new HttpError(400, 'E_BAD_REQUEST', 'field "centroid" must be comma-separated numbers');
+        if (centroid.some((v) => !Number.isFinite(v))) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "centroid" must be comma-separated numbers');
         const norm = Math.hypot(...centroid);
         if (!(norm >= CENTROID_NORM_RANGE[0] && norm <= CENTROID_NORM_RANGE[1])) {
-          throw new ModelError('E_ADAPTER_VALUES', `field "centroid": its L2 norm is ${norm}, outside ${CENTROID_NORM_RANGE[0]}..${CENTROID_NORM_RANGE[1]}; send the centroid in the embedder's space`);
+          throw new ModelError(ErrorCode.ADAPTER_VALUES, `field "centroid": its L2 norm is ${norm}, outside ${CENTROID_NORM_RANGE[0]}..${CENTROID_NORM_RANGE[1]}; send the centroid in the embedder's space`);
         }
         const shadows = (await packageAdapterNames(pkg)).has(fields.name);
         if (shadows && fields.shadow !== 'true') {
-          throw new HttpError(409, 'E_ADAPTER_READ_ONLY', `"${fields.name}" is a package adapter, read-only: pick another name, or send shadow=true to serve this one in its place (DELETE removes the shadow)`);
+          throw new HttpError(409, ErrorCode.ADAPTER_READ_ONLY, `"${fields.name}" is a package adapter, read-only: pick another name, or send shadow=true to serve this one in its place (DELETE removes the shadow)`);
         }
         assertWeightsBounded(parseAdapter(await readAdapterFiles(dir), pkg.manifest.lora.targets, fields.name));
         const added = await addRuntimeAdapter(ctx.redis, pkg, { dir, name: fields.name, centroids: [centroid], condition: fields.condition || undefined });
@@ -82,9 +82,9 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
       const pkg = requirePackage(ctx);
       if (await removeAdapter(ctx.redis, pkg, name, { runtimeOnly: true })) return { name, removed: true };
       if ((await packageAdapterNames(pkg)).has(name)) {
-        throw new HttpError(409, 'E_ADAPTER_READ_ONLY', `"${name}" is a package adapter, read-only: it ships with the model package (shadow it with a run-time adapter instead)`);
+        throw new HttpError(409, ErrorCode.ADAPTER_READ_ONLY, `"${name}" is a package adapter, read-only: it ships with the model package (shadow it with a run-time adapter instead)`);
       }
-      throw new HttpError(404, 'E_NOT_FOUND', `no adapter "${name}" is served`);
+      throw new HttpError(404, ErrorCode.NOT_FOUND, `no adapter "${name}" is served`);
     },
   );
 
@@ -94,7 +94,7 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
     async (request) => {
       const { name } = request.params as { name: string };
       const pkg = requirePackage(ctx);
-      if (!(await packageAdapterNames(pkg)).has(name)) throw new HttpError(404, 'E_NOT_FOUND', `the model package has no adapter "${name}"`);
+      if (!(await packageAdapterNames(pkg)).has(name)) throw new HttpError(404, ErrorCode.NOT_FOUND, `the model package has no adapter "${name}"`);
       const shadowRemoved = await removeAdapter(ctx.redis, pkg, name, { runtimeOnly: true });
       const tombstoneRemoved = await restorePackageAdapter(ctx.redis, name);
       return { name, restored: shadowRemoved || tombstoneRemoved };
@@ -113,7 +113,7 @@ function assertWeightsBounded(adapter: ReturnType<typeof parseAdapter>): void {
     for (const [label, values] of [['A', target.A], ['B', target.B]] as const) {
       for (const value of values) {
         if (!(Math.abs(value) <= MAX_ADAPTER_WEIGHT)) {
-          throw new ModelError('E_ADAPTER_VALUES', `adapter "${adapter.name}": ${target.module} lora_${label} holds ${value}, outside ±${MAX_ADAPTER_WEIGHT}; check the file is a trained LoRA adapter`);
+          throw new ModelError(ErrorCode.ADAPTER_VALUES, `adapter "${adapter.name}": ${target.module} lora_${label} holds ${value}, outside ±${MAX_ADAPTER_WEIGHT}; check the file is a trained LoRA adapter`);
         }
       }
     }
@@ -121,12 +121,12 @@ function assertWeightsBounded(adapter: ReturnType<typeof parseAdapter>): void {
 }
 
 function requirePackage(ctx: ApiContext): ModelPackage {
-  if (!ctx.modelPackage) throw new HttpError(503, 'E_UNAVAILABLE', `the model package (STREAMSEG_MODEL=${ctx.config.modelDir}) could not be loaded by the API: adapters need it`);
+  if (!ctx.modelPackage) throw new HttpError(503, ErrorCode.UNAVAILABLE, `the model package (STREAMSEG_MODEL=${ctx.config.modelDir}) could not be loaded by the API: adapters need it`);
   return ctx.modelPackage;
 }
 
 async function receiveAdapter(request: FastifyRequest, dir: string): Promise<Record<string, string>> {
-  if (!request.isMultipart()) throw new HttpError(400, 'E_BAD_REQUEST', 'send multipart/form-data with files "config" and "weights"');
+  if (!request.isMultipart()) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'send multipart/form-data with files "config" and "weights"');
   const fields: Record<string, string> = {};
   const seen = new Set<string>();
   for await (const part of request.parts()) {
@@ -134,7 +134,7 @@ async function receiveAdapter(request: FastifyRequest, dir: string): Promise<Rec
       const target = PEFT_FILES[part.fieldname];
       if (!target) {
         part.file.resume();
-        throw new HttpError(400, 'E_BAD_REQUEST', `unexpected file field "${part.fieldname}" (expected "config" and "weights")`);
+        throw new HttpError(400, ErrorCode.BAD_REQUEST, `unexpected file field "${part.fieldname}" (expected "config" and "weights")`);
       }
       await writeFile(path.join(dir, target), await part.toBuffer());
       seen.add(part.fieldname);
@@ -142,6 +142,6 @@ async function receiveAdapter(request: FastifyRequest, dir: string): Promise<Rec
       fields[part.fieldname] = part.value;
     }
   }
-  for (const name of Object.keys(PEFT_FILES)) if (!seen.has(name)) throw new HttpError(400, 'E_BAD_REQUEST', `file "${name}" (${PEFT_FILES[name]}) is missing`);
+  for (const name of Object.keys(PEFT_FILES)) if (!seen.has(name)) throw new HttpError(400, ErrorCode.BAD_REQUEST, `file "${name}" (${PEFT_FILES[name]}) is missing`);
   return fields;
 }

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import type { ApiContext } from '../api-context.js';
 import { FrameStreamReader, STREAM_ID } from '../repositories/frame-stream.reader.js';
 import { assertVideoId } from '../services/video-query.service.js';
@@ -31,7 +31,7 @@ export function registerVideoEventRoutes(app: FastifyInstance, ctx: ApiContext):
       const id = assertVideoId((request.params as { id: string }).id);
       const header = request.headers['last-event-id'];
       const lastEventId = (Array.isArray(header) ? header[0] : header) ?? (request.query as { lastEventId?: string }).lastEventId ?? '0-0';
-      if (!STREAM_ID.test(lastEventId)) throw new HttpError(400, 'E_BAD_REQUEST', `Last-Event-ID "${lastEventId}" is not a stream entry id (<ms>-<seq>)`);
+      if (!STREAM_ID.test(lastEventId)) throw new HttpError(400, ErrorCode.BAD_REQUEST, `Last-Event-ID "${lastEventId}" is not a stream entry id (<ms>-<seq>)`);
       const first = await ctx.queries.get(id);
 
       reply.hijack();
@@ -74,7 +74,7 @@ export function registerVideoEventRoutes(app: FastifyInstance, ctx: ApiContext):
         while (open) {
           const view = await ctx.queries.find(id);
           if (!view) {
-            send('failed', { id, status: 'unknown', error: `E_VIDEO_UNKNOWN: video ${id} expired or was removed` });
+            send('failed', { id, status: 'unknown', error: `${ErrorCode.VIDEO_UNKNOWN}: video ${id} expired or was removed` });
             break;
           }
           progress(view);

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { LIVE_OUTPUT_DIR } from '../../workers/sink/live-assembly.js';
 import { OUTPUT_FILES } from '../../workers/sink/sink.service.js';
 import type { ApiContext } from '../api-context.js';
@@ -54,19 +54,19 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
       const view = await ctx.queries.get(id);
       if (view.live) {
         // A live source's sink writes its own rolling low-latency HLS (playlist and .ts files).
-        if (!LIVE_HLS_FILE.test(file)) throw new HttpError(404, 'E_NOT_FOUND', `no HLS file ${file}`);
+        if (!LIVE_HLS_FILE.test(file)) throw new HttpError(404, ErrorCode.NOT_FOUND, `no HLS file ${file}`);
         const type = file.endsWith('.m3u8') ? 'application/vnd.apple.mpegurl' : 'video/mp2t';
         reply.header('cache-control', file.endsWith('.m3u8') ? 'no-cache' : 'max-age=60');
         return sendFile(ctx, request, reply, await outDirOf(ctx, id), path.join(LIVE_OUTPUT_DIR, file), type, id);
       }
-      if (view.status === 'done') throw new HttpError(404, 'E_NOT_FOUND', `video ${id} is finished: play ${view.outputs.annotated}`);
+      if (view.status === 'done') throw new HttpError(404, ErrorCode.NOT_FOUND, `video ${id} is finished: play ${view.outputs.annotated}`);
       const segments = await hls.segments(await outDirOf(ctx, id));
       if (file === 'index.m3u8') {
         return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache').send(hls.playlist(segments, view.status === 'failed' || view.status === 'cancelled'));
       }
       const match = /^seg-(\d{6})\.ts$/.exec(file);
       const segment = match ? segments[Number(match[1])] : undefined;
-      if (!segment) throw new HttpError(404, 'E_NOT_FOUND', `no HLS segment ${file} of video ${id} (yet)`);
+      if (!segment) throw new HttpError(404, ErrorCode.NOT_FOUND, `no HLS segment ${file} of video ${id} (yet)`);
       return reply.header('content-type', 'video/mp2t').header('cache-control', 'max-age=3600').send(hls.transportStream(segment));
     },
   );
@@ -94,8 +94,8 @@ async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: Fastify
   const info = confined ? await lstat(confined).catch(() => null) : null;
   if (!info?.isFile()) {
     const view = await ctx.queries.find(videoId);
-    if (view && view.status !== 'done') throw new HttpError(404, 'E_OUTPUT_NOT_READY', `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);
-    throw new HttpError(404, 'E_NOT_FOUND', `video ${videoId} has no ${path.basename(file)}`);
+    if (view && view.status !== 'done') throw new HttpError(404, ErrorCode.OUTPUT_NOT_READY, `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);
+    throw new HttpError(404, ErrorCode.NOT_FOUND, `video ${videoId} has no ${path.basename(file)}`);
   }
   const size = info.size;
   const etag = `"${size.toString(16)}-${Math.floor(info.mtimeMs).toString(16)}"`;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { scopeAllows } from '../../shared/api-tokens.js';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import type { ApiContext } from '../api-context.js';
 import { OTHERS_VIDEOS_SCOPE } from '../auth/scope-policy.js';
@@ -73,7 +73,7 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
       const { id } = request.params as { id: string };
       const view = await ctx.queries.get(id);
       await assertMayChange(ctx, request, id, 'stop');
-      if (!view.live) throw new HttpError(409, 'E_NOT_LIVE', `video ${id} is not a live source: it ends by itself (DELETE cancels it)`);
+      if (!view.live) throw new HttpError(409, ErrorCode.NOT_LIVE, `video ${id} is not a live source: it ends by itself (DELETE cancels it)`);
       await new LiveFrameLog(ctx.redis, ctx.config.frameTtlSeconds).requestStop(id);
       return reply.code(202).send({ id, stopping: true });
     },
@@ -100,10 +100,10 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
 async function submitJson(request: FastifyRequest, ctx: ApiContext) {
   const body = request.body;
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
-    throw new HttpError(400, 'E_BAD_REQUEST', 'send multipart/form-data with a "file" field, or JSON { "url": "https://…" }');
+    throw new HttpError(400, ErrorCode.BAD_REQUEST, 'send multipart/form-data with a "file" field, or JSON { "url": "https://…" }');
   }
   const { url, ...options } = body as Record<string, unknown>;
-  if (typeof url !== 'string' || url.length === 0) throw new HttpError(400, 'E_BAD_REQUEST', 'JSON submissions need "url" (http, https, rtsp or udp)');
+  if (typeof url !== 'string' || url.length === 0) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'JSON submissions need "url" (http, https, rtsp or udp)');
   return ctx.submissions.submitUrl(url, resolveVideoOptions(options, ctx.modelPackage?.manifest), principalOf(request));
 }
 
@@ -115,12 +115,12 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file' || upload) {
           part.file.resume();
-          throw new HttpError(400, 'E_BAD_REQUEST', `unexpected file field "${part.fieldname}": send one video as "file"`);
+          throw new HttpError(400, ErrorCode.BAD_REQUEST, `unexpected file field "${part.fieldname}": send one video as "file"`);
         }
         upload = await ctx.uploads.receive(part.file, part.filename);
         if (part.file.truncated) throw tooLarge(ctx);
       } else if (part.valueTruncated) {
-        throw new HttpError(400, 'E_BAD_REQUEST', `field "${part.fieldname}" is longer than 64 KiB`);
+        throw new HttpError(400, ErrorCode.BAD_REQUEST, `field "${part.fieldname}" is longer than 64 KiB`);
       } else if (typeof part.value === 'string') {
         fields[part.fieldname] = part.value;
       }
@@ -131,7 +131,7 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
     throw error;
   }
   if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest), principalOf(request));
-  if (!upload) throw new HttpError(400, 'E_BAD_REQUEST', 'no "file" field in the upload');
+  if (!upload) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'no "file" field in the upload');
   let options;
   try {
     options = resolveVideoOptions(fields, ctx.modelPackage?.manifest);
@@ -157,7 +157,7 @@ async function assertMayChange(ctx: ApiContext, request: FastifyRequest, videoId
   if (scopeAllows(principal.scope, OTHERS_VIDEOS_SCOPE)) return;
   const owner = await ctx.usage.owner(videoId);
   if (owner === principal.id) return;
-  throw new HttpError(403, 'E_FORBIDDEN', `video ${videoId} was not submitted with this token: to ${action} another token's video, use a token with scope "${OTHERS_VIDEOS_SCOPE}"`);
+  throw new HttpError(403, ErrorCode.FORBIDDEN, `video ${videoId} was not submitted with this token: to ${action} another token's video, use a token with scope "${OTHERS_VIDEOS_SCOPE}"`);
 }
 
 function withoutUrl(fields: Record<string, string>): Record<string, string> {
@@ -166,5 +166,5 @@ function withoutUrl(fields: Record<string, string>): Record<string, string> {
 }
 
 function tooLarge(ctx: ApiContext): HttpError {
-  return new HttpError(413, 'E_UPLOAD_TOO_LARGE', `the upload exceeds STREAMSEG_UPLOAD_MAX_BYTES (${ctx.config.uploadMaxBytes} bytes)`);
+  return new HttpError(413, ErrorCode.UPLOAD_TOO_LARGE, `the upload exceeds STREAMSEG_UPLOAD_MAX_BYTES (${ctx.config.uploadMaxBytes} bytes)`);
 }

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 
 /** The page's files live in src/api/web (also when running from dist/, which tsc does not copy them to). */
 const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/api/web');
@@ -22,7 +22,7 @@ export function registerWebRoutes(app: FastifyInstance): void {
   app.get('/web/*', { schema: { hide: true } }, async (request, reply) => {
     const name = (request.params as { '*': string })['*'] || 'index.html';
     const spec = Object.hasOwn(FILES, name) ? FILES[name] : undefined;
-    if (!spec) throw new HttpError(404, 'E_NOT_FOUND', `no page file ${name}`);
+    if (!spec) throw new HttpError(404, ErrorCode.NOT_FOUND, `no page file ${name}`);
     const body = await readFile(spec.file());
     return reply.header('content-type', spec.type).header('cache-control', 'no-cache').send(body);
   });

@@ -1,4 +1,4 @@
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
 import type { ApiPrincipal } from '../auth/token-verifier.js';
 import type { TokenUsageRepository } from '../repositories/token-usage.repository.js';
@@ -30,7 +30,7 @@ export class TokenLimitsService {
     const waitMs = await this.usage.countSubmission(principal.id, this.limits.submissionsPerMinute);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
-      throw new HttpError(429, 'E_RATE_LIMITED', `this token made ${this.limits.submissionsPerMinute} submissions in the last minute (STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE); try again in ${seconds} s`, {
+      throw new HttpError(429, ErrorCode.RATE_LIMITED, `this token made ${this.limits.submissionsPerMinute} submissions in the last minute (STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE); try again in ${seconds} s`, {
         retryAfterSeconds: seconds,
       });
     }
@@ -43,7 +43,7 @@ export class TokenLimitsService {
     if (!ok) {
       throw new HttpError(
         429,
-        'E_TOO_MANY_VIDEOS',
+        ErrorCode.TOO_MANY_VIDEOS,
         `this token already has ${this.limits.maxVideos} videos running (STREAMSEG_TOKEN_MAX_VIDEOS): wait for one to finish, or stop or cancel one`,
         { retryAfterSeconds: BUSY_RETRY_AFTER_SECONDS },
       );

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { framesDropped } from '../../shared/metrics.js';
@@ -63,7 +63,7 @@ export class VideoCancelService {
     const { states, queues, frames, dedup, index, uploads, logger } = this.deps;
     const state = await states.get(videoId);
     const decodeJob = await queues.videos.getJob(videoId);
-    if (!state && !decodeJob) throw new HttpError(404, 'E_VIDEO_UNKNOWN', `no video ${videoId} (never submitted, expired, or already cancelled)`);
+    if (!state && !decodeJob) throw new HttpError(404, ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (never submitted, expired, or already cancelled)`);
     const previousStatus = state?.status ?? 'unknown';
     const log = logger.child({ videoId });
     const deadline = Date.now() + this.waitMs;
@@ -71,7 +71,7 @@ export class VideoCancelService {
 
     if (previousStatus !== 'done') {
       await states.markCancelled(videoId);
-      if (state && state.status !== 'failed') await states.markFailed(videoId, 'E_CANCELLED: cancelled through the API');
+      if (state && state.status !== 'failed') await states.markFailed(videoId, `${ErrorCode.CANCELLED}: cancelled through the API`);
     }
     const input = decodeJob?.data as { input?: { kind?: string; path?: string } } | undefined;
     const uploaded = input?.input?.kind === 'file' && input.input.path && uploads.owns(input.input.path) ? input.input.path : undefined;

@@ -1,4 +1,4 @@
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { videoIdSchema } from '../../shared/job-schemas.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
 import type { VideoIndexRepository } from '../repositories/video-index.repository.js';
@@ -30,7 +30,7 @@ export class VideoQueryService {
 
   async get(videoId: string): Promise<VideoView> {
     const view = await this.find(assertVideoId(videoId));
-    if (!view) throw new HttpError(404, 'E_VIDEO_UNKNOWN', `no video ${videoId} (never submitted, or expired after STREAMSEG_FRAME_TTL_SECONDS)`);
+    if (!view) throw new HttpError(404, ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (never submitted, or expired after STREAMSEG_FRAME_TTL_SECONDS)`);
     return view;
   }
 
@@ -46,6 +46,6 @@ export class VideoQueryService {
 
 /** A video id from a URL, checked like every id (no separators, no traversal). */
 export function assertVideoId(videoId: string): string {
-  if (!videoIdSchema.safeParse(videoId).success) throw new HttpError(400, 'E_BAD_REQUEST', `"${videoId}" is not a video id`);
+  if (!videoIdSchema.safeParse(videoId).success) throw new HttpError(400, ErrorCode.BAD_REQUEST, `"${videoId}" is not a video id`);
   return videoId;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { videoOptionsFromFlags } from '../../cli/options.js';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { liveOptionsSchema, type LiveOptions } from '../../shared/job-schemas.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';
 import { assertClassesInModel } from '../../shared/video-classes.js';
@@ -52,7 +52,7 @@ export interface ResolvedVideoOptions {
 export function resolveVideoOptions(raw: unknown, manifest?: ModelManifest): ResolvedVideoOptions {
   const parsed = videoRequestOptionsSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    throw new HttpError(400, 'E_BAD_REQUEST', `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new HttpError(400, ErrorCode.BAD_REQUEST, `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   }
   const { fps, classes, topK, merge, adapters, live, audio } = parsed.data;
   // The CLI's flag mapping, so --no-adapters and adapters=false mean exactly the same.

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { HttpError } from '../../shared/errors/index.js';
+import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import type { VideoInput } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
 import { parseVideoUrl, type UrlDestinationPolicy } from '../../shared/url-policy.js';
@@ -50,7 +50,7 @@ export class VideoSubmissionService {
   async submitUpload(upload: ReceivedUpload, options: ResolvedVideoOptions, principal: ApiPrincipal): Promise<SubmissionResult> {
     if (upload.bytes === 0) {
       await this.uploads.discard(upload.file);
-      throw new HttpError(400, 'E_BAD_REQUEST', 'the uploaded file is empty');
+      throw new HttpError(400, ErrorCode.BAD_REQUEST, 'the uploaded file is empty');
     }
     let kept: string | undefined;
     try {

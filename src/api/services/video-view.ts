@@ -1,3 +1,4 @@
+import { ErrorCode } from '../../shared/errors/index.js';
 import { redactText } from '../../shared/redact-credentials.js';
 import type { VideoState, VideoStatus } from '../../shared/video-state.js';
 
@@ -76,7 +77,7 @@ export function cancelledView(videoId: string, cancelledAt: number): VideoView {
     id: videoId,
     status: 'cancelled',
     live: false,
-    error: 'E_CANCELLED: cancelled through the API',
+    error: `${ErrorCode.CANCELLED}: cancelled through the API`,
     submittedAt: null,
     startedAt: null,
     finishedAt: cancelledAt || null,

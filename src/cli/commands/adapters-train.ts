@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
-import { ModelError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
 import { loadModelPackage } from '../../shared/model-manifest.js';
 import { createRedis, waitForRedisReady } from '../../shared/redis.js';
 import { AdapterRegistry, addRuntimeAdapter } from '../../workers/adapters/adapter-registry.js';
@@ -49,7 +49,7 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   const config = configFromFlags({ model: flags.model, logLevel: 'warn' });
   const pkg = await loadModelPackage(config.modelDir);
   if (!pkg.manifest.adapters || !pkg.manifest.embedder) {
-    throw new ModelError('E_MODEL_MANIFEST', `${pkg.dir}/model.json has no "adapters" or "embedder": adapters train needs both (streamseg model import writes them)`);
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${pkg.dir}/model.json has no "adapters" or "embedder": adapters train needs both (streamseg model import writes them)`);
   }
   const args = ['--model', path.resolve(pkg.dir), '--from', path.resolve(flags.from), '--name', flags.name];
   const pass = (flag: string, value: string | undefined) => value !== undefined && args.push(flag, value);
@@ -76,8 +76,8 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   const registry = await AdapterRegistry.open({ pkg });
   await registry.close();
   const refused = registry.problems().find((p) => p.name === flags.name);
-  if (refused) throw new StreamsegError('E_ADAPTER_FILE', `the trained adapter is refused by the registry: ${refused.error}`);
-  if (!registry.entries().some((e) => e.name === flags.name)) throw new StreamsegError('E_ADAPTER_FILE', `adapter ${flags.name} is not in ${pkg.manifest.adapters.index}`);
+  if (refused) throw new StreamsegError(ErrorCode.ADAPTER_FILE, `the trained adapter is refused by the registry: ${refused.error}`);
+  if (!registry.entries().some((e) => e.name === flags.name)) throw new StreamsegError(ErrorCode.ADAPTER_FILE, `adapter ${flags.name} is not in ${pkg.manifest.adapters.index}`);
 
   let published = false;
   if (config.redisUrl && flags.publish !== false) {

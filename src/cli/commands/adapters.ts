@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { loadModelPackage, type ModelPackage } from '../../shared/model-manifest.js';
 import { createRedis, waitForRedisReady, type Redis } from '../../shared/redis.js';
 import { AdapterRegistry, addRuntimeAdapter, removeAdapter } from '../../workers/adapters/adapter-registry.js';
@@ -15,7 +15,7 @@ interface CommonFlags {
 function setup(flags: CommonFlags, needRedis: boolean): { modelDir: string; redisUrl?: string } {
   const config = configFromFlags({ model: flags.model, logLevel: 'warn' });
   if (needRedis && !config.redisUrl) {
-    throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: run-time adapters live in the cluster\'s Redis, where every worker picks them up');
+    throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: run-time adapters live in the cluster\'s Redis, where every worker picks them up');
   }
   return { modelDir: config.modelDir, redisUrl: config.redisUrl };
 }
@@ -32,7 +32,7 @@ async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Prom
 
 function parseCentroid(text: string): number[] {
   const values = text.split(',').map((v) => Number(v.trim()));
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new StreamsegError('E_CONFIG', `--centroid must be comma-separated numbers, got "${text}"`);
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new StreamsegError(ErrorCode.CONFIG, `--centroid must be comma-separated numbers, got "${text}"`);
   return values;
 }
 
@@ -64,7 +64,7 @@ export function registerAdaptersCommand(program: Command): void {
     .action(async (dir: string, flags: CommonFlags & { name?: string; centroidFrom?: string[]; centroid?: string; condition?: string; maxFrames: string }) => {
       try {
         const { modelDir, redisUrl } = setup(flags, true);
-        if (!flags.centroidFrom && !flags.centroid) throw new StreamsegError('E_CONFIG', 'give --centroid-from VIDEO|IMAGES (or --centroid v1,v2,…): retrieval needs the adapter\'s domain centroid');
+        if (!flags.centroidFrom && !flags.centroid) throw new StreamsegError(ErrorCode.CONFIG, 'give --centroid-from VIDEO|IMAGES (or --centroid v1,v2,…): retrieval needs the adapter\'s domain centroid');
         const pkg = await loadModelPackage(modelDir);
         let centroid: number[];
         if (flags.centroid) centroid = parseCentroid(flags.centroid);
@@ -116,7 +116,7 @@ export function registerAdaptersCommand(program: Command): void {
         const { modelDir, redisUrl } = setup(flags, true);
         const pkg = await loadModelPackage(modelDir);
         const removed = await withRedis(redisUrl!, (redis) => removeAdapter(redis, pkg, name));
-        if (!removed) throw new StreamsegError('E_ADAPTER_NOT_FOUND', `no adapter "${name}" is served (see streamseg adapters list)`);
+        if (!removed) throw new StreamsegError(ErrorCode.ADAPTER_NOT_FOUND, `no adapter "${name}" is served (see streamseg adapters list)`);
         process.stdout.write(`removed ${name}\n`);
         process.exit(0);
       } catch (error) {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
 import { loadModelPackage } from '../../shared/model-manifest.js';
 import { EVAL_METHODS, evaluateVideos, type EvalMethod } from '../../eval/evaluate.js';
@@ -35,7 +35,7 @@ interface EvalFlags {
 
 function positiveInt(value: string, flag: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new StreamsegError('E_CONFIG', `${flag} must be a positive integer, got "${value}"`);
+  if (!Number.isInteger(n) || n < 1) throw new StreamsegError(ErrorCode.CONFIG, `${flag} must be a positive integer, got "${value}"`);
   return n;
 }
 
@@ -78,10 +78,10 @@ export function registerEvalCommand(program: Command): void {
         });
         const methods = flags.methods ? list(flags.methods) : [...EVAL_METHODS];
         for (const m of methods) {
-          if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new StreamsegError('E_CONFIG', `--methods: unknown method "${m}" (one of ${EVAL_METHODS.join(', ')})`);
+          if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new StreamsegError(ErrorCode.CONFIG, `--methods: unknown method "${m}" (one of ${EVAL_METHODS.join(', ')})`);
         }
         const frames = positiveInt(flags.frames, '--frames');
-        if (frames < 8) throw new StreamsegError('E_CONFIG', `--frames must be at least 8 (a scene's shortest length), got ${frames}`);
+        if (frames < 8) throw new StreamsegError(ErrorCode.CONFIG, `--frames must be at least 8 (a scene's shortest length), got ${frames}`);
         const dir = flags.keep ? path.resolve(flags.keep) : (tempDir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-eval-')));
         const progress = (what: string) => (done: number, total: number) => {
           if (process.stderr.isTTY) process.stderr.write(`\r${what} ${done}/${total}${done === total ? '\n' : ''}`);

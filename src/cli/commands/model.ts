@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Option, type Command } from 'commander';
 import ort from 'onnxruntime-node';
-import { ModelError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
 import { loadModelPackage } from '../../shared/model-manifest.js';
 import { readAdapterIndex } from '../../workers/adapters/adapter-registry.js';
 import { compareModelInterface } from '../../workers/segmentation/model-interface.js';
@@ -35,7 +35,7 @@ export interface ImportFlags {
  */
 export async function importModel(file: string, flags: ImportFlags): Promise<Record<string, unknown>> {
   const classes = flags.classes.split(',').map((c) => c.trim()).filter(Boolean);
-  if (classes.length === 0) throw new StreamsegError('E_IMPORT_CLASSES', '--classes lists no class names (e.g. --classes sky,road,person)');
+  if (classes.length === 0) throw new StreamsegError(ErrorCode.IMPORT_CLASSES, '--classes lists no class names (e.g. --classes sky,road,person)');
   const args = [path.resolve(file), '--classes', classes.join(','), '--out', path.resolve(flags.out)];
   const pass = (flag: string, value: string | undefined) => value !== undefined && args.push(flag, value);
   pass('--name', flags.name);
@@ -60,11 +60,11 @@ export async function importModel(file: string, flags: ImportFlags): Promise<Rec
   try {
     session = await ort.InferenceSession.create(pkg.modelPath, { graphOptimizationLevel: 'all' });
   } catch (cause) {
-    throw new ModelError('E_MODEL_LOAD', `${pkg.modelPath}: ONNX Runtime (Node) cannot load the imported graph: ${(cause as Error).message.split('\n')[0]}`, { cause });
+    throw new ModelError(ErrorCode.MODEL_LOAD, `${pkg.modelPath}: ONNX Runtime (Node) cannot load the imported graph: ${(cause as Error).message.split('\n')[0]}`, { cause });
   }
   try {
     const problems = compareModelInterface(pkg.manifest, { inputs: session.inputMetadata, outputs: session.outputMetadata });
-    if (problems.length > 0) throw new ModelError('E_MODEL_MISMATCH', `${pkg.modelPath} does not match its model.json: ${problems.join('; ')}`);
+    if (problems.length > 0) throw new ModelError(ErrorCode.MODEL_MISMATCH, `${pkg.modelPath} does not match its model.json: ${problems.join('; ')}`);
   } finally {
     await session.release().catch(() => undefined);
   }

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, isErrorCode, StreamsegError } from '../../shared/errors/index.js';
 
 /** training/ at the repository (or package) root: three levels above src/cli/commands and dist/cli/commands. */
 export function trainingScript(name: string): string {
@@ -27,7 +27,7 @@ export interface PythonResult {
  */
 export function runPythonScript(script: string, args: readonly string[], options: { quiet?: boolean } = {}): Promise<PythonResult> {
   const file = trainingScript(script);
-  if (!existsSync(file)) return Promise.reject(new StreamsegError('E_PYTHON_SCRIPT', `${file} is missing (training/ must sit next to src/ or dist/)`));
+  if (!existsSync(file)) return Promise.reject(new StreamsegError(ErrorCode.PYTHON_SCRIPT, `${file} is missing (training/ must sit next to src/ or dist/)`));
   const python = pythonExecutable();
   return new Promise((resolve, reject) => {
     const child = spawn(python, [file, ...args], {
@@ -54,7 +54,7 @@ export function runPythonScript(script: string, args: readonly string[], options
       if (!options.quiet) process.stderr.write(`${line}\n`);
     };
     child.on('error', (error) =>
-      reject(new StreamsegError('E_PYTHON', `cannot run ${python} (${error.message}): install Python 3 with torch and onnx (Debian: python3-torch python3-onnx), or set STREAMSEG_PYTHON`)),
+      reject(new StreamsegError(ErrorCode.PYTHON, `cannot run ${python} (${error.message}): install Python 3 with torch and onnx (Debian: python3-torch python3-onnx), or set STREAMSEG_PYTHON`)),
     );
     child.on('close', (code) => {
       if (pending) handle(pending);
@@ -63,21 +63,23 @@ export function runPythonScript(script: string, args: readonly string[], options
         try {
           resolve({ json: line ? (JSON.parse(line) as Record<string, unknown>) : {} });
         } catch {
-          reject(new StreamsegError('E_PYTHON_FAILED', `${script} printed no result line`));
+          reject(new StreamsegError(ErrorCode.PYTHON_FAILED, `${script} printed no result line`));
         }
         return;
       }
       if (errorLine) {
         const at = errorLine.indexOf(': ');
-        reject(new StreamsegError(errorLine.slice(0, at), errorLine.slice(at + 2)));
+        const code = errorLine.slice(0, at);
+        // A code the catalogue does not know (a newer script?) keeps the whole line under E_PYTHON_FAILED.
+        reject(isErrorCode(code) ? new StreamsegError(code, errorLine.slice(at + 2)) : new StreamsegError(ErrorCode.PYTHON_FAILED, errorLine));
         return;
       }
       const missing = /No module named '([^']+)'/.exec(lastLine);
       if (missing) {
-        reject(new StreamsegError('E_PYTHON', `${python} has no module ${missing[1]}: install python3-torch, python3-torchvision and python3-onnx (or set STREAMSEG_PYTHON)`));
+        reject(new StreamsegError(ErrorCode.PYTHON, `${python} has no module ${missing[1]}: install python3-torch, python3-torchvision and python3-onnx (or set STREAMSEG_PYTHON)`));
         return;
       }
-      reject(new StreamsegError('E_PYTHON_FAILED', `${script} failed (exit ${code}): ${lastLine || 'no output'}`));
+      reject(new StreamsegError(ErrorCode.PYTHON_FAILED, `${script} failed (exit ${code}): ${lastLine || 'no output'}`));
     });
   });
 }

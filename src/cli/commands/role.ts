@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
 import { verifyRedis } from '../../shared/redis.js';
 import { closeOnSignals, exitWithError } from '../exit.js';
@@ -20,7 +20,7 @@ export function registerRoleCommands(program: Command): void {
         try {
           const config = configFromFlags(flags);
           if (!config.redisUrl) {
-            throw new StreamsegError('E_CONFIG', `REDIS_URL is not set: the ${role} role needs a shared Redis (e.g. redis://localhost:6379)`);
+            throw new StreamsegError(ErrorCode.CONFIG, `REDIS_URL is not set: the ${role} role needs a shared Redis (e.g. redis://localhost:6379)`);
           }
           // Wrong credentials, TLS trust or an unreachable server: one line and exit 1, not a retry loop.
           await verifyRedis(config.redisUrl);

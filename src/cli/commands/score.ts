@@ -17,6 +17,7 @@ import {
 } from '../../eval/score-output.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
+import { ErrorCode } from '../../shared/errors/index.js';
 
 interface ScoreFlags {
   truth?: string;
@@ -55,7 +56,7 @@ export function registerScoreCommand(program: Command): void {
       try {
         const masksFile = await masksOf(outDir, 'the run to score');
         if (!flags.truth) {
-          throw new ScoreError('E_SCORE_NOT_FOUND', 'no ground truth given; pass --truth FILE.masks (the masks directory `streamseg synth --out FILE.mp4` wrote)');
+          throw new ScoreError(ErrorCode.SCORE_NOT_FOUND, 'no ground truth given; pass --truth FILE.masks (the masks directory `streamseg synth --out FILE.mp4` wrote)');
         }
         const truthDir = flags.truth;
         await requireDir(truthDir, 'ground-truth masks', 'give --truth the FILE.masks directory `streamseg synth --out FILE.mp4` wrote');

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { assertApiConfig, createApiServer, type ApiServer } from '../../api/server.js';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { createLogger } from '../../shared/logger.js';
 import { verifyRedis } from '../../shared/redis.js';
 import { embeddedRedisNotice, startEmbeddedRedis, type EmbeddedRedis } from '../embedded-redis.js';
@@ -38,7 +38,7 @@ export function registerServeCommand(program: Command): void {
       const config = configFromFlags(flags, { port: flags.port, apiHost: flags.host });
       const wanted = parseRoles(flags.roles);
       if (!config.redisUrl && wanted.length === 0) {
-        throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: serve needs the cluster\'s Redis (or --roles all for a single-machine setup with its own redis-server)');
+        throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: serve needs the cluster\'s Redis (or --roles all for a single-machine setup with its own redis-server)');
       }
       // Everything that can be checked is checked before a server or a role starts.
       assertApiConfig(config);
@@ -68,7 +68,7 @@ function parseRoles(value: string | undefined): Role[] {
   if (value === 'all') return [...ROLES];
   const names = value.split(',').map((s) => s.trim()).filter(Boolean);
   for (const name of names) {
-    if (!(ROLES as readonly string[]).includes(name)) throw new StreamsegError('E_CONFIG', `--roles: unknown role "${name}" (expected ${ROLES.join(', ')} or all)`);
+    if (!(ROLES as readonly string[]).includes(name)) throw new StreamsegError(ErrorCode.CONFIG, `--roles: unknown role "${name}" (expected ${ROLES.join(', ')} or all)`);
   }
   return names as Role[];
 }

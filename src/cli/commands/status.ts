@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
 import { PipelineClient } from '../../shared/pipeline-client.js';
@@ -15,11 +15,11 @@ export function registerStatusCommand(program: Command): void {
       let failed = false;
       try {
         const config = configFromFlags({});
-        if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: status reads the cluster\'s Redis');
+        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: status reads the cluster\'s Redis');
         client = await PipelineClient.connect(config, config.redisUrl);
         if (videoId) {
           const state = await client.states.get(videoId);
-          if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired or never submitted)`);
+          if (!state) throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (expired or never submitted)`);
           failed = state.status === 'failed';
           if (flags.json) process.stdout.write(`${JSON.stringify(state)}\n`);
           else {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import { isLiveJob } from '../../producers/live-source.js';
 import { exitWithError } from '../exit.js';
@@ -27,10 +27,10 @@ export function registerStopCommand(program: Command): void {
       let client: PipelineClient | undefined;
       try {
         const config = configFromFlags({});
-        if (!config.redisUrl) throw new StreamsegError('E_CONFIG', "REDIS_URL is not set: stop needs the cluster's Redis");
+        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, "REDIS_URL is not set: stop needs the cluster's Redis");
         client = await PipelineClient.connect(config, config.redisUrl);
         const state = await client.states.get(videoId);
-        if (!state) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} in this Redis (expired or never submitted)`);
+        if (!state) throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} in this Redis (expired or never submitted)`);
         if (state.status === 'done' || state.status === 'failed') {
           process.stdout.write(`${videoId} ${state.status}\n`);
         } else if (state.live || isLiveJob((await client.queues.videos.getJob(videoId))?.data)) {
@@ -39,7 +39,7 @@ export function registerStopCommand(program: Command): void {
           process.stdout.write(`${videoId} ${flags.wait ? 'done' : 'stopping'}\n`);
         } else {
           await client.states.markCancelled(videoId);
-          await client.states.markFailed(videoId, 'E_CANCELLED: stopped with streamseg stop');
+          await client.states.markFailed(videoId, `${ErrorCode.CANCELLED}: stopped with streamseg stop`);
           process.stdout.write(`${videoId} cancelled\n`);
         }
         await client.close();

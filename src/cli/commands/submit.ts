@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { videoIdSchema } from '../../shared/job-schemas.js';
 import { loadModelPackage } from '../../shared/model-manifest.js';
 import { assertUnderOutputRoot } from '../../shared/output-root.js';
@@ -37,7 +37,7 @@ export function registerSubmitCommand(program: Command): void {
           exitWithError(error);
         }
       })();
-      if (!config.redisUrl) exitWithError(new StreamsegError('E_CONFIG', 'REDIS_URL is not set: submit needs the cluster\'s Redis'));
+      if (!config.redisUrl) exitWithError(new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: submit needs the cluster\'s Redis'));
       let client: PipelineClient | undefined;
       try {
         // Checked against the model package here when this machine has it (STREAMSEG_MODEL); the
@@ -47,7 +47,7 @@ export function registerSubmitCommand(program: Command): void {
         client = await PipelineClient.connect(config, config.redisUrl);
         const videoId = flags.id ?? newVideoId();
         const parsedId = videoIdSchema.safeParse(videoId);
-        if (!parsedId.success) throw new StreamsegError('E_VIDEO_ID', `--id ${JSON.stringify(videoId)}: ${parsedId.error.issues[0]?.message ?? 'invalid'}`);
+        if (!parsedId.success) throw new StreamsegError(ErrorCode.VIDEO_ID, `--id ${JSON.stringify(videoId)}: ${parsedId.error.issues[0]?.message ?? 'invalid'}`);
         // The sinks write only under their STREAMSEG_OUT: say so now rather than fail the video later.
         const outDir = await assertUnderOutputRoot(flags.out ?? path.join(config.outDir, videoId), config.outDir);
         // The decode job's id is the video id, so BullMQ keeps a second submission from running

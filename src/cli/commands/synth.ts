@@ -6,6 +6,7 @@ import { renderStills } from '../../synth/stills.js';
 import { SynthError } from '../../synth/synth-error.js';
 import { renderVideo } from '../../synth/video.js';
 import { exitWithError } from '../exit.js';
+import { ErrorCode } from '../../shared/errors/index.js';
 
 interface SynthFlags {
   out?: string;
@@ -47,7 +48,7 @@ export function registerSynthCommand(program: Command): void {
     .action(async (flags: SynthFlags) => {
       try {
         if (Boolean(flags.out) === Boolean(flags.stills)) {
-          throw new SynthError('E_SYNTH_OPTION', 'give exactly one of --out FILE.mp4 (video) or --stills DIR (training stills)');
+          throw new SynthError(ErrorCode.SYNTH_OPTION, 'give exactly one of --out FILE.mp4 (video) or --stills DIR (training stills)');
         }
         const seed = parseIntFlag(flags.seed, '--seed', 0, 0xffffffff);
         const conditions = flags.conditions ? parseConditions(flags.conditions) : ALL;
@@ -85,12 +86,12 @@ async function stills(dir: string, flags: SynthFlags, common: Common): Promise<v
 }
 
 async function video(out: string, flags: SynthFlags, common: Common): Promise<void> {
-  if (flags.modelInput !== undefined) throw new SynthError('E_SYNTH_OPTION', '--model-input applies to --stills only (a video is served at its own size; the producer resizes it)');
+  if (flags.modelInput !== undefined) throw new SynthError(ErrorCode.SYNTH_OPTION, '--model-input applies to --stills only (a video is served at its own size; the producer resizes it)');
   const frames = parseIntFlag(flags.frames, '--frames', 8, 1_000_000);
   const sceneConditions = flags.sceneConditions === undefined ? undefined : parseConditions(flags.sceneConditions, '--scene-conditions');
   const scenes = sceneConditions ? sceneConditions.length : parseIntFlag(flags.scenes, '--scenes', 1, 100_000);
   if (frames < scenes * 8) {
-    throw new SynthError('E_SYNTH_OPTION', `--frames ${frames} is too few for --scenes ${scenes}: each scene needs >= 8 frames, so use --frames >= ${scenes * 8} or fewer --scenes`);
+    throw new SynthError(ErrorCode.SYNTH_OPTION, `--frames ${frames} is too few for --scenes ${scenes}: each scene needs >= 8 frames, so use --frames >= ${scenes * 8} or fewer --scenes`);
   }
   const { width, height } = parseSize(flags.size ?? '256x256', '--size', { even: true });
   const fps = parseFps(flags.fps);

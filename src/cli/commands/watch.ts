@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { exitWithError } from '../exit.js';
 import { configFromFlags } from '../options.js';
 import { PipelineClient } from '../../shared/pipeline-client.js';
@@ -16,9 +16,9 @@ export function registerWatchCommand(program: Command): void {
       let client: PipelineClient | undefined;
       try {
         const config = configFromFlags({});
-        if (!config.redisUrl) throw new StreamsegError('E_CONFIG', 'REDIS_URL is not set: watch reads the cluster\'s Redis');
+        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: watch reads the cluster\'s Redis');
         client = await PipelineClient.connect(config, config.redisUrl);
-        if (!(await client.states.get(videoId))) throw new StreamsegError('E_VIDEO_UNKNOWN', `no video ${videoId} (expired, cancelled or never submitted)`);
+        if (!(await client.states.get(videoId))) throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (expired, cancelled or never submitted)`);
         const view = new ProgressView(videoId);
         let final;
         try {

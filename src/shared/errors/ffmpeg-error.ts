@@ -1,8 +1,9 @@
 import { StreamsegError } from './streamseg-error.js';
+import { ErrorCode } from './error-codes.js';
 
 /** ffmpeg or ffprobe failed or is missing; the message quotes its last stderr line. */
 export class FfmpegError extends StreamsegError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('E_FFMPEG', message, options);
+    super(ErrorCode.FFMPEG, message, options);
   }
 }

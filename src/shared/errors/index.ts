@@ -1,4 +1,6 @@
+export { ERROR_CATALOGUE, ErrorCode, isErrorCode, type ErrorCodeInfo } from './error-codes.js';
 export { StreamsegError, errorLine } from './streamseg-error.js';
+export { errorCodeOf, isRetryable, isLastAttempt, jobFailure } from './job-failure.js';
 export { ConfigError } from './config-error.js';
 export { InputError, type InputErrorCode } from './input-error.js';
 export { ModelError, type ModelErrorCode } from './model-error.js';

@@ -1,11 +1,14 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
- * Base of every error streamseg raises on purpose. `code` is stable (tests, metrics,
- * job failure reasons key on it); `message` is one line a user can act on.
+ * Base of every error streamseg raises on purpose. `code` is one of the catalogue's
+ * (error-codes.ts), stable: tests, metrics and job failure reasons key on it; `message` is one
+ * line a user can act on.
  */
 export class StreamsegError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

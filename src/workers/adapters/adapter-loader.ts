@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import { parseSafetensors } from './safetensors.js';
 
@@ -70,7 +70,7 @@ export async function readAdapterFiles(dir: string): Promise<AdapterFiles> {
     try {
       return await readFile(full);
     } catch (cause) {
-      throw new ModelError('E_ADAPTER_FILE', `${full}: cannot read (${(cause as Error).message}); an adapter directory holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, { cause });
+      throw new ModelError(ErrorCode.ADAPTER_FILE, `${full}: cannot read (${(cause as Error).message}); an adapter directory holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, { cause });
     }
   };
   const [config, weights] = await Promise.all([read(ADAPTER_CONFIG_FILE), read(ADAPTER_WEIGHTS_FILE)]);
@@ -104,19 +104,19 @@ function parseConfig(files: AdapterFiles): AdapterConfig {
   try {
     json = JSON.parse(files.config.toString('utf8'));
   } catch (cause) {
-    throw new ModelError('E_ADAPTER_FILE', `${file}: not valid JSON`, { cause });
+    throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: not valid JSON`, { cause });
   }
   const parsed = adapterConfigSchema.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw new ModelError('E_ADAPTER_FILE', `${file}: ${problems}`);
+    throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: ${problems}`);
   }
   const config = parsed.data;
   if (config.peft_type !== undefined && config.peft_type.toUpperCase() !== 'LORA') {
-    throw new ModelError('E_ADAPTER_FILE', `${file}: peft_type is ${config.peft_type}; only LORA adapters can be merged`);
+    throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: peft_type is ${config.peft_type}; only LORA adapters can be merged`);
   }
-  if (config.use_dora) throw new ModelError('E_ADAPTER_FILE', `${file}: use_dora adapters are not supported (their magnitude vector cannot be fed as LoRA inputs)`);
-  if (config.fan_in_fan_out) throw new ModelError('E_ADAPTER_FILE', `${file}: fan_in_fan_out (Conv1D-style transposed) adapters are not supported`);
+  if (config.use_dora) throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: use_dora adapters are not supported (their magnitude vector cannot be fed as LoRA inputs)`);
+  if (config.fan_in_fan_out) throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: fan_in_fan_out (Conv1D-style transposed) adapters are not supported`);
   return config;
 }
 
@@ -140,7 +140,7 @@ export function parseAdapter(files: AdapterFiles, targets: readonly LoraTarget[]
   const weightsFile = path.join(files.source, ADAPTER_WEIGHTS_FILE);
   const st = parseSafetensors(files.weights, weightsFile);
   const byModule = new Map(targets.map((t) => [t.module, t]));
-  const shapeError = (message: string) => new ModelError('E_ADAPTER_SHAPE', `${weightsFile}: ${message}`);
+  const shapeError = (message: string) => new ModelError(ErrorCode.ADAPTER_SHAPE, `${weightsFile}: ${message}`);
 
   const pairs = new Map<string, { A?: { shape: number[]; data: Float32Array }; B?: { shape: number[]; data: Float32Array } }>();
   for (const [key, tensor] of st.tensors) {

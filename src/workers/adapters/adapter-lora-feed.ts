@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type ort from 'onnxruntime-node';
-import { ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import type { LoraTarget, ModelPackage } from '../../shared/model-manifest.js';
@@ -129,7 +129,7 @@ export function packageHasAdapters(pkg: ModelPackage): boolean {
 export async function createAdapterLoraFeedProvider(options: CreateAdapterLoraFeedOptions): Promise<AdapterLoraFeedProvider> {
   const { pkg } = options;
   if (!packageHasAdapters(pkg)) {
-    throw new ModelError('E_MODEL_MANIFEST', `${pkg.dir}/model.json has no "embedder" or no "adapters": per-scene adapters need both (use the base feeds instead)`);
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${pkg.dir}/model.json has no "embedder" or no "adapters": per-scene adapters need both (use the base feeds instead)`);
   }
   const logger = options.logger?.child({ part: 'adapters' });
   const registry = await AdapterRegistry.open({ pkg, redis: options.redis, subscriber: options.subscriber, logger });

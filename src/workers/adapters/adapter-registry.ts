@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { ModelError, errorLine } from '../../shared/errors/index.js';
+import { ErrorCode, errorLine, ModelError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { parseAdapter, readAdapterFiles, type AdapterFiles, type LoadedAdapter } from './adapter-loader.js';
@@ -96,7 +96,7 @@ export interface AdapterRegistryOptions {
 
 function toCentroids(lists: number[][], size: number, where: string): Float32Array[] {
   for (const c of lists) {
-    if (c.length !== size) throw new ModelError('E_ADAPTER_SHAPE', `${where}: centroid has ${c.length} values, the embedding has ${size}`);
+    if (c.length !== size) throw new ModelError(ErrorCode.ADAPTER_SHAPE, `${where}: centroid has ${c.length} values, the embedding has ${size}`);
   }
   return lists.map((c) => Float32Array.from(c));
 }
@@ -114,15 +114,15 @@ export async function readAdapterIndex(pkg: ModelPackage): Promise<AdapterIndex 
   try {
     json = JSON.parse(await readFile(file, 'utf8'));
   } catch (cause) {
-    throw new ModelError('E_MODEL_MANIFEST', `${file}: cannot read the adapter index (${(cause as Error).message})`, { cause });
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file}: cannot read the adapter index (${(cause as Error).message})`, { cause });
   }
   const parsed = adapterIndexSchema.safeParse(json);
   if (!parsed.success) {
-    throw new ModelError('E_MODEL_MANIFEST', `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const size = pkg.manifest.embedder?.size;
   if (size !== undefined && parsed.data.embedding.size !== size) {
-    throw new ModelError('E_MODEL_MISMATCH', `${file}: embedding.size ${parsed.data.embedding.size} differs from the embedder's size ${size} in model.json`);
+    throw new ModelError(ErrorCode.MODEL_MISMATCH, `${file}: embedding.size ${parsed.data.embedding.size} differs from the embedder's size ${size} in model.json`);
   }
   return parsed.data;
 }
@@ -228,7 +228,7 @@ export class AdapterRegistry {
     for (const item of this.index.adapters) {
       const dir = path.join(adaptersDir, item.path ?? item.name);
       try {
-        if (seen.has(item.name)) throw new ModelError('E_MODEL_MANIFEST', `${this.pkg.manifest.adapters.index}: adapter "${item.name}" is listed twice`);
+        if (seen.has(item.name)) throw new ModelError(ErrorCode.MODEL_MANIFEST, `${this.pkg.manifest.adapters.index}: adapter "${item.name}" is listed twice`);
         seen.add(item.name);
         const centroids = toCentroids(item.centroids, size, `${path.join(this.pkg.dir, this.pkg.manifest.adapters.index)} adapter "${item.name}"`);
         const adapter = parseAdapter(await readAdapterFiles(dir), this.pkg.manifest.lora.targets, item.name);
@@ -285,7 +285,7 @@ export class AdapterRegistry {
 async function readRuntimeFiles(redis: Redis, name: string, version: string): Promise<AdapterFiles> {
   const key = adapterRegistryKeys.files(name, version);
   const [config, weights] = await redis.hmgetBuffer(key, 'config', 'weights');
-  if (!config || !weights) throw new ModelError('E_ADAPTER_FILE', `redis ${key}: the adapter's files are missing (removed while loading?)`);
+  if (!config || !weights) throw new ModelError(ErrorCode.ADAPTER_FILE, `redis ${key}: the adapter's files are missing (removed while loading?)`);
   return { config, weights, source: `redis:${name}` };
 }
 
@@ -306,7 +306,7 @@ export interface AddAdapterInput {
 export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: AddAdapterInput): Promise<{ name: string; version: string; replaced: boolean }> {
   const name = input.name ?? path.basename(path.resolve(input.dir));
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
-    throw new ModelError('E_ADAPTER_FILE', `adapter name "${name}" must be 1-64 letters, digits, '.', '_' or '-' (use --name)`);
+    throw new ModelError(ErrorCode.ADAPTER_FILE, `adapter name "${name}" must be 1-64 letters, digits, '.', '_' or '-' (use --name)`);
   }
   const files = await readAdapterFiles(input.dir);
   const adapter = parseAdapter(files, pkg.manifest.lora.targets, name);

@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { FfmpegError, InputError } from '../../shared/errors/index.js';
+import { ErrorCode, FfmpegError, InputError } from '../../shared/errors/index.js';
 import { planModelInput } from '../../shared/model-input-plan.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { OnnxEmbedder, meanEmbedding } from './embedder.js';
@@ -22,7 +22,7 @@ async function collectImages(inputs: readonly string[], workDir: string, options
   const files: string[] = [];
   for (const input of inputs) {
     const info = await stat(input).catch((cause: unknown) => {
-      throw new InputError('E_INPUT_NOT_FOUND', `${input}: not found (--centroid-from takes a video, image files or a directory of images)`, { cause });
+      throw new InputError(ErrorCode.INPUT_NOT_FOUND, `${input}: not found (--centroid-from takes a video, image files or a directory of images)`, { cause });
     });
     if (info.isDirectory()) {
       const names = (await readdir(input)).filter((n) => IMAGE_EXTENSIONS.has(path.extname(n).toLowerCase())).sort();
@@ -33,7 +33,7 @@ async function collectImages(inputs: readonly string[], workDir: string, options
       files.push(...(await sampleVideo(input, workDir, options)));
     }
   }
-  if (files.length === 0) throw new InputError('E_INPUT_EMPTY', `no images found in ${inputs.join(', ')}`);
+  if (files.length === 0) throw new InputError(ErrorCode.INPUT_EMPTY, `no images found in ${inputs.join(', ')}`);
   return files.slice(0, options.maxFrames);
 }
 
@@ -51,11 +51,11 @@ function sampleVideo(file: string, workDir: string, options: Required<CentroidOp
         child.on('close', async (code) => {
           if (code !== 0) {
             const last = stderr.trim().split('\n').at(-1) ?? `exit ${code}`;
-            reject(new InputError('E_INPUT_NOT_VIDEO', `${file}: not an image or a decodable video (${last})`));
+            reject(new InputError(ErrorCode.INPUT_NOT_VIDEO, `${file}: not an image or a decodable video (${last})`));
             return;
           }
           const names = (await readdir(dir)).sort();
-          if (names.length === 0) reject(new InputError('E_INPUT_EMPTY', `${file}: no frames decoded`));
+          if (names.length === 0) reject(new InputError(ErrorCode.INPUT_EMPTY, `${file}: no frames decoded`));
           else resolve(names.map((n) => path.join(dir, n)));
         });
       }, reject);
@@ -77,7 +77,7 @@ export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly stri
     for (const file of files) {
       const image = sharp(file, { failOn: 'error' });
       const meta = await image.metadata();
-      if (!meta.width || !meta.height) throw new InputError('E_INPUT_DECODE', `${file}: cannot read its size`);
+      if (!meta.width || !meta.height) throw new InputError(ErrorCode.INPUT_DECODE, `${file}: cannot read its size`);
       const plan = planModelInput(pkg.manifest.input, meta.width, meta.height);
       const { width, height, rect } = plan;
       let scaled = image.removeAlpha().resize(rect.width, rect.height, { fit: 'fill' });

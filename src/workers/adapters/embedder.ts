@@ -1,6 +1,6 @@
 import path from 'node:path';
 import ort from 'onnxruntime-node';
-import { ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { LetterboxRect } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
@@ -83,7 +83,7 @@ export class OnnxEmbedder implements FrameEmbedder {
 
   static async create(pkg: ModelPackage, options: EmbedderOptions = {}): Promise<OnnxEmbedder> {
     const spec = pkg.manifest.embedder;
-    if (!spec) throw new ModelError('E_MODEL_MANIFEST', `${path.join(pkg.dir, 'model.json')} has no "embedder": adapter retrieval needs one`);
+    if (!spec) throw new ModelError(ErrorCode.MODEL_MANIFEST, `${path.join(pkg.dir, 'model.json')} has no "embedder": adapter retrieval needs one`);
     const file = path.join(pkg.dir, spec.file);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
@@ -102,11 +102,11 @@ export class OnnxEmbedder implements FrameEmbedder {
         session = await ort.InferenceSession.create(file, sessionOptions);
       }
     } catch (cause) {
-      throw new ModelError('E_MODEL_LOAD', `${file}: cannot load the embedder (${(cause as Error).message})`, { cause });
+      throw new ModelError(ErrorCode.MODEL_LOAD, `${file}: cannot load the embedder (${(cause as Error).message})`, { cause });
     }
     if (!session.inputNames.includes(spec.input) || !session.outputNames.includes(spec.output)) {
       throw new ModelError(
-        'E_MODEL_MISMATCH',
+        ErrorCode.MODEL_MISMATCH,
         `${file}: expected input "${spec.input}" and output "${spec.output}", the graph has inputs [${session.inputNames.join(', ')}] and outputs [${session.outputNames.join(', ')}]`,
       );
     }
@@ -123,7 +123,7 @@ export class OnnxEmbedder implements FrameEmbedder {
     const output = result[spec.output]!;
     const values = output.data as Float32Array;
     if (output.dims.length !== 2 || output.dims[0] !== frames.length || output.dims[1] !== this.size) {
-      throw new ModelError('E_MODEL_MISMATCH', `embedder output "${spec.output}" has dims [${output.dims.join(', ')}], expected [${frames.length}, ${this.size}]`);
+      throw new ModelError(ErrorCode.MODEL_MISMATCH, `embedder output "${spec.output}" has dims [${output.dims.join(', ')}], expected [${frames.length}, ${this.size}]`);
     }
     return Array.from({ length: frames.length }, (_, i) => values.slice(i * this.size, (i + 1) * this.size));
   }

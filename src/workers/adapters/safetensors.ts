@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 
 /**
  * Reader (and a small writer, for tests and `adapters add`) of the safetensors format:
@@ -40,7 +40,7 @@ export interface ReadSafetensorsOptions {
 }
 
 function fail(file: string, message: string, cause?: unknown): never {
-  throw new ModelError('E_ADAPTER_FILE', `${file}: ${message}`, cause === undefined ? undefined : { cause });
+  throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
 /** IEEE 754 half → float. */

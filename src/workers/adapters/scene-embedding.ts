@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { LetterboxRect } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
@@ -150,7 +150,7 @@ export class SceneEmbeddingService {
       frames = (await this.frameStore.getInputs(ref.videoId, own)).filter((f): f is Buffer => f !== null);
     }
     if (frames.length === 0) {
-      throw new StreamsegError('E_SCENE_EMBEDDING', `video ${ref.videoId} scene ${ref.scene}: none of its frames' model inputs are in Redis (expired?)`);
+      throw new StreamsegError(ErrorCode.SCENE_EMBEDDING, `video ${ref.videoId} scene ${ref.scene}: none of its frames' model inputs are in Redis (expired?)`);
     }
     const crop = this.options.cropLetterbox ? await this.letterbox(ref.videoId, ref.input) : undefined;
     return meanEmbedding(await this.embedder.embedFrames(frames, ref.input, crop));
@@ -178,7 +178,7 @@ export function encodeEmbedding(embedding: Float32Array): Buffer {
 
 export function decodeEmbedding(bytes: Buffer, size: number, key: string): Float32Array {
   if (bytes.length !== size * 4) {
-    throw new StreamsegError('E_SCENE_EMBEDDING', `${key} holds ${bytes.length} bytes, expected ${size * 4} (an embedder of another size wrote it?)`);
+    throw new StreamsegError(ErrorCode.SCENE_EMBEDDING, `${key} holds ${bytes.length} bytes, expected ${size * 4} (an embedder of another size wrote it?)`);
   }
   const out = new Float32Array(size);
   for (let i = 0; i < size; i++) out[i] = bytes.readFloatLE(i * 4);

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import { ModelError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { compareModelInterface } from './model-interface.js';
@@ -110,13 +110,13 @@ export class OnnxSessionRepository {
         session = await ort.InferenceSession.create(pkg.modelPath, { ...base, executionProviders: ['cpu'] });
       } catch (cause) {
         const detail = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
-        throw new ModelError('E_MODEL_LOAD', `cannot load ${pkg.modelPath} with ONNX Runtime: ${detail}`, { cause });
+        throw new ModelError(ErrorCode.MODEL_LOAD, `cannot load ${pkg.modelPath} with ONNX Runtime: ${detail}`, { cause });
       }
     }
     const problems = compareModelInterface(pkg.manifest, { inputs: session.inputMetadata, outputs: session.outputMetadata });
     if (problems.length > 0) {
       await session.release().catch(() => undefined);
-      throw new ModelError('E_MODEL_MISMATCH', `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
+      throw new ModelError(ErrorCode.MODEL_MISMATCH, `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
     }
     const spec = engineSpecOf(pkg.manifest);
     let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
@@ -145,7 +145,7 @@ export class OnnxSessionRepository {
 
   /** Segments a batch of frames in one run; batches of concurrent callers queue in call order. */
   async segment(request: SegmentRequest): Promise<SegmentationOutput> {
-    if (this.released) throw new ModelError('E_MODEL_LOAD', 'segmentation session already released');
+    if (this.released) throw new ModelError(ErrorCode.MODEL_LOAD, 'segmentation session already released');
     const { frames, size } = request;
     const plane = size.width * size.height;
     const frameBytes = plane * 3;
@@ -207,8 +207,8 @@ class ThreadRunner implements InferenceRunner {
       for (const waiter of this.pending.values()) waiter.reject(this.exitError);
       this.pending.clear();
     };
-    worker.on('error', (error) => fail(new StreamsegError('E_INFERENCE_THREAD', `inference thread failed: ${error.message}`, { cause: error })));
-    worker.on('exit', (code) => fail(new StreamsegError('E_INFERENCE_THREAD', `inference thread exited (code ${code})`)));
+    worker.on('error', (error) => fail(new StreamsegError(ErrorCode.INFERENCE_THREAD, `inference thread failed: ${error.message}`, { cause: error })));
+    worker.on('exit', (code) => fail(new StreamsegError(ErrorCode.INFERENCE_THREAD, `inference thread exited (code ${code})`)));
   }
 
   static start(init: InferenceThreadInit): Promise<ThreadRunner> {
@@ -221,12 +221,12 @@ class ThreadRunner implements InferenceRunner {
         } else if (reply.kind === 'load-failed') {
           cleanup();
           void worker.terminate();
-          reject(new ModelError('E_MODEL_LOAD', `cannot load ${init.modelPath} with ONNX Runtime (inference thread): ${reply.message}`));
+          reject(new ModelError(ErrorCode.MODEL_LOAD, `cannot load ${init.modelPath} with ONNX Runtime (inference thread): ${reply.message}`));
         }
       };
       const onError = (error: Error) => {
         cleanup();
-        reject(new ModelError('E_MODEL_LOAD', `inference thread failed to start: ${error.message}`, { cause: error }));
+        reject(new ModelError(ErrorCode.MODEL_LOAD, `inference thread failed to start: ${error.message}`, { cause: error }));
       };
       const cleanup = () => {
         worker.off('message', onMessage);
@@ -241,7 +241,7 @@ class ThreadRunner implements InferenceRunner {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
-      if (tensor.type !== 'float32') return Promise.reject(new ModelError('E_MODEL_MISMATCH', `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
+      if (tensor.type !== 'float32') return Promise.reject(new ModelError(ErrorCode.MODEL_MISMATCH, `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
       // Cloned by postMessage (not transferred): callers keep cached LoRA and class tensors.
       wire[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
     }

@@ -1,5 +1,5 @@
 import ort from 'onnxruntime-node';
-import { ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';
 import { argmaxMasks, meanConfidence } from './argmax.js';
 import { Preprocessor } from './preprocess.js';
@@ -96,7 +96,7 @@ export class SegmentationEngine {
     const results = await this.session.run({ ...feeds, [this.spec.input.name]: image }, [this.spec.outputName]);
     const inferenceMs = performance.now() - started;
     const logits = results[this.spec.outputName];
-    if (!logits || logits.type !== 'float32') throw new ModelError('E_MODEL_MISMATCH', `model output "${this.spec.outputName}" is missing or not float32`);
+    if (!logits || logits.type !== 'float32') throw new ModelError(ErrorCode.MODEL_MISMATCH, `model output "${this.spec.outputName}" is missing or not float32`);
     const plane = preprocessor.width * preprocessor.height;
     if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
     const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);

@@ -1,4 +1,4 @@
-import { FrameError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, FrameError, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult, FrameStore } from '../../shared/frame-store.js';
 import { parseJob, segmentFramesJobSchema, type SegmentFramesJob } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
@@ -74,7 +74,7 @@ export class SegmentationService {
     inputs.forEach((input, slot) => {
       if (input.length !== inputBytes) {
         throw new FrameError(
-          'E_FRAME_SIZE',
+          ErrorCode.FRAME_SIZE,
           `frame ${frames[slot]!.index} of video ${data.videoId} has ${input.length} input bytes; its job says ${size.width}x${size.height} RGB (${inputBytes})`,
         );
       }
@@ -158,14 +158,14 @@ export class SegmentationService {
     const missing = data.frames.filter((_, i) => !inputs[i]);
     if (missing.length === 0) return { frames: data.frames, inputs: inputs as Buffer[] };
     const state = await this.deps.states.get(data.videoId);
-    if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${data.videoId} is no longer in Redis (deleted or expired)`);
+    if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${data.videoId} is no longer in Redis (deleted or expired)`);
     if (state.status === 'failed') {
-      throw new StreamsegError('E_VIDEO_FAILED', `video ${data.videoId} failed elsewhere (${state.error ?? 'no reason'}); frames not segmented`);
+      throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${data.videoId} failed elsewhere (${state.error ?? 'no reason'}); frames not segmented`);
     }
     const lost = missing.filter((f) => f.index >= state.sinkFrames);
     if (lost.length > 0) {
       throw new FrameError(
-        'E_FRAME_MISSING',
+        ErrorCode.FRAME_MISSING,
         `video ${data.videoId}: input of frame(s) ${lost.map((f) => f.index).join(', ')} missing from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS, or deleted)`,
       );
     }

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { jobLockOptions, type StreamsegConfig } from '../../shared/config.js';
-import { StreamsegError, errorLine } from '../../shared/errors/index.js';
+import { errorCodeOf, jobFailure } from '../../shared/errors/index.js';
 import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { jobFailures } from '../../shared/metrics.js';
@@ -33,9 +33,6 @@ export interface SegmentationWorkerHandle {
   /** Execution provider the session actually runs on. */
   readonly provider: 'cpu' | 'cuda';
 }
-
-/** Codes no retry can fix: the job's data, the model, or the video itself is the problem. */
-const PERMANENT_CODES = new Set(['E_JOB_PAYLOAD', 'E_MODEL_MISMATCH', 'E_MODEL_LOAD', 'E_FRAME_SIZE', 'E_VIDEO_FAILED', 'E_VIDEO_GONE']);
 
 /**
  * Starts a segmentation worker: loads the model once (one ONNX Runtime session for every
@@ -73,11 +70,9 @@ export async function startSegmentationWorker(options: StartSegmentationWorkerOp
     try {
       return await service.segment(job);
     } catch (error) {
-      const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
-      jobFailures.inc({ queue: QueueName.Frames, code });
-      // The failed reason is what operators see: keep the code in it.
-      const line = errorLine(error);
-      throw PERMANENT_CODES.has(code) ? new UnrecoverableError(line) : new Error(line, { cause: error });
+      jobFailures.inc({ queue: QueueName.Frames, code: errorCodeOf(error) });
+      // Retried unless the catalogue says no attempt can fix it; the failed reason keeps the code.
+      throw jobFailure(error);
     }
   };
 

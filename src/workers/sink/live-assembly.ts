@@ -1,7 +1,7 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { FrameError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, FrameError, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
@@ -156,7 +156,7 @@ export class LiveAssembly {
           continue;
         }
         if (item.mask.length !== maskBytes) {
-          throw new FrameError('E_FRAME_SIZE', `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
+          throw new FrameError(ErrorCode.FRAME_SIZE, `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
         }
         const [source, [captureTimeMs = null]] = await Promise.all([frameStore.getSource(this.videoId, index), liveLog.captureTimes(this.videoId, [index])]);
         if (!source) {
@@ -200,8 +200,8 @@ export class LiveAssembly {
       if (buffer.next > from && now - lastStatusAt < statusCheckMs) continue;
       lastStatusAt = now;
       const state = await states.get(this.videoId);
-      if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
-      if (state.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
+      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
+      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
       totalFrames = state.totalFrames;
       decodedFrames = state.decodedFrames;
       if (totalFrames !== undefined && buffer.next >= totalFrames) break;
@@ -226,7 +226,7 @@ export class LiveAssembly {
     await states.addStageTime(this.videoId, 'sink', activeMs);
     stageSeconds.observe({ stage: 'sink' }, activeMs / 1000);
     const state = await states.get(this.videoId);
-    if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis before its report was written`);
+    if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis before its report was written`);
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const pct = (q: number) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
     const report = {
@@ -269,8 +269,8 @@ export class LiveAssembly {
     for (;;) {
       this.signal?.throwIfAborted();
       const state = await this.deps.states.get(this.videoId);
-      if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
+      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
+      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
       if (
         state.sourceWidth !== undefined && state.sourceHeight !== undefined && state.fps !== undefined &&
         state.inputWidth !== undefined && state.inputHeight !== undefined && state.letterbox !== undefined

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
 
 export interface LiveOutputOptions {
@@ -62,7 +62,7 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
   }
   for (const [what, value] of [['output directory', playlist], ['restream URL', options.restreamUrl]] as const) {
     // The tee muxer splits on these characters; such names are refused rather than half-escaped.
-    if (/[|[\]\\']/.test(value)) throw new StreamsegError('E_LIVE_OUTPUT', `${what} ${value} holds one of | [ ] \\ ' which the live outputs cannot carry`);
+    if (/[|[\]\\']/.test(value)) throw new StreamsegError(ErrorCode.LIVE_OUTPUT, `${what} ${value} holds one of | [ ] \\ ' which the live outputs cannot carry`);
   }
   const restream = /^rtsp:/i.test(options.restreamUrl)
     ? `[f=rtsp:rtsp_transport=tcp:onfail=ignore]${options.restreamUrl}`

@@ -1,5 +1,5 @@
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { encodeClasses, toString } from './coco-rle.js';
 
@@ -82,7 +82,7 @@ export class MaskWriter {
     const size = (await stat(partial).catch(() => null))?.size ?? -1;
     if (size < resumeBytes) {
       throw new StreamsegError(
-        'E_SINK_RESUME',
+        ErrorCode.SINK_RESUME,
         `${partial} holds ${Math.max(size, 0)} bytes, the checkpoint ${resumeBytes}: sinks taking videos over must share the output directory (STREAMSEG_OUT)`,
       );
     }

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 
 const SEGMENT_NAME = /^seg-(\d{6})\.mp4$/;
 
@@ -35,7 +35,7 @@ export class SegmentFiles {
       const info = await stat(this.path(k)).catch(() => null);
       if (!info?.isFile() || info.size === 0) {
         throw new StreamsegError(
-          'E_SINK_RESUME',
+          ErrorCode.SINK_RESUME,
           `segment ${k} of the checkpointed output is missing from ${this.dir}: sinks taking videos over must share the output directory (STREAMSEG_OUT)`,
         );
       }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { StreamsegError, errorLine } from '../../shared/errors/index.js';
+import { ErrorCode, errorCodeOf, errorLine, isLastAttempt } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
@@ -72,9 +72,6 @@ export interface SinkSummary {
   outDir: string;
 }
 
-/** Codes after which another attempt cannot succeed. */
-export const PERMANENT_SINK_CODES = new Set(['E_JOB_PAYLOAD', 'E_VIDEO_FAILED', 'E_VIDEO_GONE', 'E_SINK_RESUME', 'E_FRAME_SIZE', 'E_OUTPUT_DIR']);
-
 /**
  * Assembles one video (one owner: the sink job id is the video id): takes the results in
  * frame order, overlays each on its source frame, encodes annotated.mp4 in checkpointed
@@ -134,12 +131,12 @@ export class SinkService {
    * checkpoint. The video is marked failed only when no attempt is left.
    */
   private async failure(videoId: string, job: SinkJobHandle, error: unknown, log: Logger, signal?: AbortSignal): Promise<{ error: unknown; final: boolean }> {
-    const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
-    if (code === 'E_VIDEO_FAILED' || code === 'E_VIDEO_GONE') {
+    const code = errorCodeOf(error);
+    if (code === ErrorCode.VIDEO_FAILED || code === ErrorCode.VIDEO_GONE) {
       log.warn({ reason: errorLine(error) }, 'video failed elsewhere; sink stopped');
       return { error, final: true };
     }
-    if (code === 'E_SINK_OWNER_LOST') {
+    if (code === ErrorCode.SINK_OWNER_LOST) {
       log.warn({ reason: errorLine(error) }, 'video taken over by another sink');
       return { error, final: false };
     }
@@ -147,7 +144,7 @@ export class SinkService {
       log.info({ reason: String(signal.reason) }, 'sink stopped; the video resumes from its last checkpoint');
       return { error, final: false };
     }
-    const lastAttempt = PERMANENT_SINK_CODES.has(code) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    const lastAttempt = isLastAttempt(error, job);
     log.warn({ err: error, lastAttempt }, 'sink failed');
     if (lastAttempt) {
       await this.deps.states.markFailed(videoId, errorLine(error)).catch((cause: unknown) => log.error({ err: cause }, 'cannot mark video failed'));

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { jobLockOptions, type StreamsegConfig } from '../../shared/config.js';
-import { StreamsegError, errorLine } from '../../shared/errors/index.js';
+import { errorCodeOf, jobFailure } from '../../shared/errors/index.js';
 import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { jobFailures } from '../../shared/metrics.js';
@@ -13,7 +13,7 @@ import { FrameStreamRepository } from './frame-stream.repository.js';
 import { OverlayRepository } from './overlay.repository.js';
 import { concatSegments } from './segment-concat.repository.js';
 import { SinkCheckpointStore } from './sink-checkpoint.store.js';
-import { PERMANENT_SINK_CODES, SinkService, type SinkSettings, type SinkSummary } from './sink.service.js';
+import { SinkService, type SinkSettings, type SinkSummary } from './sink.service.js';
 import { VideoEncoderRepository } from './video-encoder.repository.js';
 
 export interface StartSinkOptions {
@@ -90,15 +90,13 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
     try {
       return await service.assemble(job, signal);
     } catch (error) {
-      const code = error instanceof StreamsegError ? error.code : 'E_INTERNAL';
       if (signal?.aborted && signal.reason === SHUTDOWN) {
         // Back to the queue without using an attempt; the next sink resumes from the checkpoint.
         await job.moveToDelayed(Date.now() + REQUEUE_DELAY_MS, token);
         throw new DelayedError();
       }
-      jobFailures.inc({ queue: QueueName.Sink, code });
-      const line = errorLine(error);
-      throw PERMANENT_SINK_CODES.has(code) ? new UnrecoverableError(line) : new Error(line, { cause: error });
+      jobFailures.inc({ queue: QueueName.Sink, code: errorCodeOf(error) });
+      throw jobFailure(error);
     }
   };
 

@@ -4,7 +4,7 @@ import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { FfmpegError, FrameError, StreamsegError, errorLine } from '../../shared/errors/index.js';
+import { ErrorCode, errorLine, FfmpegError, FrameError, StreamsegError } from '../../shared/errors/index.js';
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
@@ -120,11 +120,11 @@ export class VideoAssembly {
       for (const { index, item } of buffer.drain()) {
         const started = performance.now();
         if (item.mask.length !== maskBytes) {
-          throw new FrameError('E_FRAME_SIZE', `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
+          throw new FrameError(ErrorCode.FRAME_SIZE, `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
         }
         const source = await frameStore.getSource(this.videoId, index);
         if (!source) {
-          throw new FrameError('E_FRAME_MISSING', `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`);
+          throw new FrameError(ErrorCode.FRAME_MISSING, `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`);
         }
         unletterbox.apply(item.mask, sourceMask);
         const annotated = await overlay.annotate(source, sourceMask, width, height);
@@ -150,9 +150,9 @@ export class VideoAssembly {
       await this.reportProgress(totalFrames ?? video.expectedFrames);
       this.lastStatusAt = now;
       const state = await states.get(this.videoId);
-      if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
+      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
       if (state.status === 'failed') {
-        throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
+        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
       }
       totalFrames = state.totalFrames;
       if (totalFrames !== undefined && buffer.next >= totalFrames) break;
@@ -209,7 +209,7 @@ export class VideoAssembly {
     stageSeconds.observe({ stage: 'sink' }, activeMs / 1000);
 
     const state = await states.get(this.videoId);
-    if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} vanished from Redis before its report was written`);
+    if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis before its report was written`);
     const report: VideoReport = buildReport({ state, frames: this.framesWritten, scenes: scenes.list, finishedAt: Date.now(), warnings, media });
     const partial = `${this.files.report}.partial`;
     await writeFile(partial, `${JSON.stringify(report, null, 2)}\n`);
@@ -291,7 +291,7 @@ export class VideoAssembly {
   }
 
   private ownerLost(): StreamsegError {
-    return new StreamsegError('E_SINK_OWNER_LOST', `another sink took video ${this.videoId} over (this one lost its job lock); this sink stops writing it`);
+    return new StreamsegError(ErrorCode.SINK_OWNER_LOST, `another sink took video ${this.videoId} over (this one lost its job lock); this sink stops writing it`);
   }
 
   private closeBlocking(): void {
@@ -316,8 +316,8 @@ export class VideoAssembly {
     for (;;) {
       this.signal?.throwIfAborted();
       const state = await this.deps.states.get(this.videoId);
-      if (!state) throw new StreamsegError('E_VIDEO_GONE', `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed') throw new StreamsegError('E_VIDEO_FAILED', `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
+      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
+      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
       if (hasProbeFacts(state)) return state;
       await abortableSleep(100, this.signal);
     }
