@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { scopeAllows } from '../../shared/api-tokens.js';
 import { ErrorCode, HttpError } from '../../shared/errors/index.js';
+import { sendAuthError } from './auth-error-reply.js';
 import { requiredScope } from './scope-policy.js';
 import type { ApiPrincipal, TokenVerifier } from './token-verifier.js';
 
@@ -34,7 +35,7 @@ export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier
     }
     if (!principal) {
       const error = new HttpError(401, ErrorCode.UNAUTHORIZED, 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
-      return reply.code(401).header('www-authenticate', 'Bearer realm="streamseg"').send({ error: { code: error.code, message: error.message } });
+      return sendAuthError(request, reply, error);
     }
     const needed = requiredScope(request.method, path);
     if (!scopeAllows(principal.scope, needed)) {
@@ -43,7 +44,7 @@ export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier
         ErrorCode.FORBIDDEN,
         `this token has scope "${principal.scope}"; ${request.method} ${path} needs "${needed}" (an STREAMSEG_API_TOKENS entry <token>:${needed})`,
       );
-      return reply.code(403).send({ error: { code: error.code, message: error.message } });
+      return sendAuthError(request, reply, error, principal.scope);
     }
     request.principal = principal;
   });
