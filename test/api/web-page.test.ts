@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
@@ -11,6 +11,21 @@ import { startApiStack, TOKEN, type ApiStack } from './stack.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUTPUT_DIR = path.join(REPO_ROOT, '.tmp/test-output');
+/** A second token, scoped to reading: enough for the page, not for bull-board. */
+const READ_TOKEN = 'read-token-0123456789abcdef';
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(OUTPUT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT_DIR, name), fullPage: true });
+}
+
+async function uploadVideo(url: string, file: string): Promise<string> {
+  const form = new FormData();
+  form.append('file', new Blob([new Uint8Array(await readFile(file))], { type: 'video/mp4' }), path.basename(file));
+  const response = await fetch(`${url}/v1/videos`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form });
+  expect(response.status).toBeLessThan(300);
+  return ((await response.json()) as { id: string }).id;
+}
 
 describe('web page in headless Chromium', () => {
   let stack: ApiStack;
@@ -18,6 +33,21 @@ describe('web page in headless Chromium', () => {
   let browser: BrowserContext;
   let profile: string;
   let video: string;
+  let otherVideos: [string, string];
+
+  /** The browser's one page, with no token stored (no localStorage entry, no cookie). */
+  async function freshPage(): Promise<Page> {
+    const page = browser.pages()[0] ?? (await browser.newPage());
+    await browser.clearCookies();
+    await page.goto(`${stack.url}/healthz`);
+    await page.evaluate(() => localStorage.clear());
+    return page;
+  }
+
+  async function enterToken(page: Page, value: string): Promise<void> {
+    await page.getByTestId('token').fill(value);
+    await page.locator('#token-form button[type=submit]').click();
+  }
 
   beforeAll(async () => {
     // Never skipped: a machine without Chromium fails here with what to do.
@@ -33,9 +63,12 @@ describe('web page in headless Chromium', () => {
     const indexFile = path.join(modelDir, 'adapters/index.json');
     const { base: _base, ...index } = JSON.parse(await readFile(indexFile, 'utf8')) as Record<string, unknown>;
     await writeFile(indexFile, JSON.stringify(index));
-    stack = await startApiStack({ modelDir, retrievalMaxDistance: 2 });
+    stack = await startApiStack({ modelDir, retrievalMaxDistance: 2, apiTokens: `${TOKEN},${READ_TOKEN}:read` });
     video = path.join(stack.dir, 'street.mp4');
     await makeTestVideo(video, { width: 96, height: 64, fps: 10, framesPerScene: [12, 12], video: ['libx264', '-pix_fmt', 'yuv420p'] });
+    otherVideos = [path.join(stack.dir, 'other-a.mp4'), path.join(stack.dir, 'other-b.mp4')];
+    await makeTestVideo(otherVideos[0], { width: 96, height: 64, fps: 10, framesPerScene: [4, 4], video: ['libx264', '-pix_fmt', 'yuv420p'] });
+    await makeTestVideo(otherVideos[1], { width: 96, height: 64, fps: 10, framesPerScene: [3, 3], video: ['libx264', '-pix_fmt', 'yuv420p'] });
     profile = await mkdtemp(path.join(os.tmpdir(), 'ss-chromium-'));
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -52,14 +85,126 @@ describe('web page in headless Chromium', () => {
     if (modelRoot) await rm(modelRoot, { recursive: true, force: true });
   });
 
-  it('uploads through the page, shows it finish with the player and the scene timeline', async () => {
-    const page = browser.pages()[0] ?? (await browser.newPage());
+  it('says plainly that an API token is needed, and where to enter it, instead of empty tables', async () => {
+    const page = await freshPage();
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
     await page.goto(`${stack.url}/web/`);
 
-    await page.getByTestId('token').fill(TOKEN);
-    await page.locator('#token-form button[type=submit]').click();
+    const notice = page.getByTestId('auth-notice');
+    await notice.waitFor({ state: 'visible' });
+    const needed = (await notice.innerText()).replace(/\s+/g, ' ');
+    expect(needed).toContain('API token');
+    expect(needed).toContain('STREAMSEG_API_TOKENS');
+    expect(needed).toMatch(/API token field at the top/);
+    // The tables say why they are empty.
+    await expect.poll(() => page.getByTestId('videos').locator('tbody').innerText()).toMatch(/API token/);
+    await expect.poll(() => page.getByTestId('queues').locator('tbody').innerText()).toMatch(/API token/);
+    // The notice's link puts the cursor in the token field.
+    await notice.getByText('API token field').click();
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('token');
+    await screenshot(page, 'web-no-token.png');
+
+    // A wrong token: the server answers 401 and the page says the token was refused.
+    await enterToken(page, 'not-one-of-the-tokens-0000');
+    await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token refused');
+    await expect.poll(async () => (await notice.innerText()).replace(/\s+/g, ' ')).toMatch(/refused.*401/);
+    expect(await notice.innerText()).toContain('STREAMSEG_API_TOKENS');
+    await expect.poll(() => page.getByTestId('videos').locator('tbody').innerText()).toMatch(/API token/);
+    await screenshot(page, 'web-token-refused.png');
+
+    // The right one: the notice goes, the queues appear.
+    await enterToken(page, TOKEN);
+    await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token accepted');
+    await expect.poll(() => notice.isVisible()).toBe(false);
+    await expect.poll(() => page.getByTestId('queue-row').count()).toBe(3);
+    expect(problems).toEqual([]);
+  });
+
+  it('/admin/queues in a browser without a token answers an HTML page that says how to give one; API clients keep the JSON error', async () => {
+    const page = await freshPage();
+    const response = await page.goto(`${stack.url}/admin/queues`);
+    expect(response?.status()).toBe(401);
+    expect(response?.headers()['content-type']).toMatch(/^text\/html/);
+    const text = (await page.locator('body').innerText()).replace(/\s+/g, ' ');
+    expect(text).toContain('API token');
+    expect(text).toContain('STREAMSEG_API_TOKENS');
+    expect(text).toContain('admin');
+    await screenshot(page, 'admin-queues-401.png');
+
+    // Its link leads to the web page; a token entered there (an admin one) opens bull-board.
+    await page.getByRole('link', { name: /web page/ }).click();
+    await page.waitForURL(/\/web\//);
+    await enterToken(page, TOKEN);
+    await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token accepted');
+    await page.getByTestId('auth-notice').getByRole('link', { name: '/admin/queues' }).click();
+    await page.waitForURL(`${stack.url}/admin/queues`);
+    await expect.poll(() => page.title()).toBe('streamseg queues');
+
+    // A read-only token: 403, as a page that names the scope needed.
+    await page.goto(`${stack.url}/web/`);
+    await enterToken(page, READ_TOKEN);
+    await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token accepted');
+    const forbidden = await page.goto(`${stack.url}/admin/queues`);
+    expect(forbidden?.status()).toBe(403);
+    expect(forbidden?.headers()['content-type']).toMatch(/^text\/html/);
+    const why = (await page.locator('body').innerText()).replace(/\s+/g, ' ');
+    expect(why).toContain('"read"');
+    expect(why).toContain(':admin');
+    await screenshot(page, 'admin-queues-403.png');
+
+    // Programs keep the JSON answers.
+    for (const headers of [{ accept: 'application/json' }, {}, { accept: 'application/json, text/html;q=0.5' }] as Record<string, string>[]) {
+      const none = await fetch(`${stack.url}/admin/queues`, { headers });
+      expect(none.status).toBe(401);
+      expect(none.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(((await none.json()) as { error: { code: string } }).error.code).toBe('E_UNAUTHORIZED');
+    }
+    const readOnly = await fetch(`${stack.url}/admin/queues`, { headers: { accept: 'application/json', authorization: `Bearer ${READ_TOKEN}` } });
+    expect(readOnly.status).toBe(403);
+    expect(((await readOnly.json()) as { error: { code: string } }).error.code).toBe('E_FORBIDDEN');
+  });
+
+  it('opens a video from a click anywhere on its row, and from the keyboard (Tab to the row, Enter)', async () => {
+    const first = await uploadVideo(stack.url, otherVideos[0]);
+    const second = await uploadVideo(stack.url, otherVideos[1]);
+    expect(second).not.toBe(first);
+    const page = await freshPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${stack.url}/web/`);
+    await enterToken(page, TOKEN);
+    const row = (id: string) => page.locator(`tr[data-testid=video-row][data-id="${id}"]`);
+    await row(second).waitFor();
+    await row(first).waitFor();
+
+    // A click on the status cell, away from the id link.
+    await row(first).getByTestId('video-status').click();
+    await expect.poll(() => page.getByTestId('detail-id').textContent()).toBe(first);
+    expect(await page.getByTestId('detail').isVisible()).toBe(true);
+    expect(new URL(page.url()).hash).toBe(`#${first}`);
+    await expect.poll(() => row(first).getAttribute('aria-current')).toBe('true');
+
+    // The keyboard: the row takes focus, keeps it across the list's refreshes, and Enter opens it.
+    await page.getByTestId('token').focus();
+    for (let i = 0; i < 20 && (await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)) !== second; i++) await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)).toBe(second);
+    await page.waitForTimeout(2500);
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)).toBe(second);
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('detail-id').textContent()).toBe(second);
+    await expect.poll(() => row(second).getAttribute('aria-current')).toBe('true');
+    await screenshot(page, 'web-row-selected.png');
+    expect(problems).toEqual([]);
+  });
+
+  it('uploads through the page, shows it finish with the player and the scene timeline', async () => {
+    const page = await freshPage();
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${stack.url}/web/`);
+
+    await enterToken(page, TOKEN);
     await expect.poll(() => page.getByTestId('token-state').textContent()).toBe('token accepted');
 
     await page.getByTestId('file').setInputFiles(video);
@@ -102,8 +247,7 @@ describe('web page in headless Chromium', () => {
     // Queue health lists the three queues.
     await expect.poll(() => page.getByTestId('queue-row').count()).toBe(3);
 
-    await mkdir(OUTPUT_DIR, { recursive: true });
-    await page.screenshot({ path: path.join(OUTPUT_DIR, 'web-page.png'), fullPage: true });
+    await screenshot(page, 'web-page.png');
     expect(problems).toEqual([]);
   });
 

@@ -5,24 +5,80 @@ const TOKEN_KEY = 'streamseg_token';
 const $ = (selector) => document.querySelector(selector);
 
 let token = localStorage.getItem(TOKEN_KEY) ?? '';
+// What the page knows of the token: 'missing' (none entered), 'unchecked', 'refused' (the API answered 401), 'accepted'.
+let tokenStatus = token ? 'unchecked' : 'missing';
 let selected = null;
+let videosHtml = null;
 let events = null;
 let hls = null;
 const liveScenes = new Map();
 
+// A same-origin path to go back to once a token is accepted (/web/?return=/admin/queues, as the
+// server's "token needed" page links here); anything else is ignored.
+const returnTo = (() => {
+  const value = new URLSearchParams(location.search).get('return');
+  if (!value) return null;
+  try {
+    const url = new URL(value, location.origin);
+    return url.origin === location.origin && url.pathname !== location.pathname ? url.pathname + url.search : null;
+  } catch {
+    return null;
+  }
+})();
+
+const TOKEN_FIELD = '<label for="token" class="to-field">API token field at the top</label>';
+const NOTICES = {
+  missing: `<h2>An API token is needed</h2>
+    <p>This server shows videos and queues only to requests that carry one of the tokens in its
+    <code>STREAMSEG_API_TOKENS</code> setting; ask whoever runs <code>streamseg serve</code> for one.
+    Enter it in the ${TOKEN_FIELD} and press <strong>Use</strong>. This browser keeps it for your next visit.</p>`,
+  refused: `<h2>The token was refused (401)</h2>
+    <p>The server answered 401: the token entered is not one of the tokens in its <code>STREAMSEG_API_TOKENS</code>
+    setting. Check it for typos, or ask whoever runs <code>streamseg serve</code> for one, and enter it in the
+    ${TOKEN_FIELD}.</p>`,
+};
+
+/** Shows what the token's state means: the notice above the tables, and why the tables are empty. */
+function showTokenStatus(status) {
+  tokenStatus = status;
+  $('#token-state').textContent = { refused: 'token refused', accepted: 'token accepted' }[status] ?? '';
+  const notice = $('#auth-notice');
+  if (status === 'missing' || status === 'refused') {
+    notice.innerHTML = NOTICES[status];
+    notice.hidden = false;
+    videosHtml = null;
+    $('#videos tbody').innerHTML = '<tr class="empty"><td colspan="6">Enter an API token (at the top of the page) to list the videos.</td></tr>';
+    $('#queues tbody').innerHTML = '<tr class="empty"><td colspan="7">Enter an API token (at the top of the page) to see the queues.</td></tr>';
+  } else if (status === 'accepted' && returnTo) {
+    notice.innerHTML = `<p>Token accepted. Back to <a href="${escapeHtml(returnTo)}">${escapeHtml(returnTo)}</a>.</p>`;
+    notice.hidden = false;
+  } else {
+    notice.hidden = true;
+  }
+}
+
 function setToken(value) {
   token = value.trim();
-  localStorage.setItem(TOKEN_KEY, token);
-  document.cookie = `${TOKEN_KEY}=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+  if (token) {
+    localStorage.setItem(TOKEN_KEY, token);
+    document.cookie = `${TOKEN_KEY}=${encodeURIComponent(token)}; path=/; SameSite=Strict`;
+  } else {
+    localStorage.removeItem(TOKEN_KEY);
+    document.cookie = `${TOKEN_KEY}=; path=/; SameSite=Strict; max-age=0`;
+  }
+  showTokenStatus(token ? 'unchecked' : 'missing');
 }
+
+/** Whether the page may call the API: a token is entered and the server has not refused it. */
+const tokenUsable = () => tokenStatus === 'unchecked' || tokenStatus === 'accepted';
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { ...(options.headers ?? {}), authorization: `Bearer ${token}` } });
   if (response.status === 401) {
-    $('#token-state').textContent = 'token refused';
+    showTokenStatus('refused');
     throw new Error('unauthorized');
   }
-  $('#token-state').textContent = 'token accepted';
+  if (tokenStatus !== 'accepted') showTokenStatus('accepted');
   const body = response.headers.get('content-type')?.includes('json') ? await response.json() : await response.text();
   if (!response.ok) throw new Error(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${response.status}`);
   return body;
@@ -39,20 +95,33 @@ function escapeHtml(text) {
 }
 
 async function refreshVideos() {
-  if (!token) return;
+  if (!tokenUsable()) return;
   const { videos } = await api('/v1/videos?limit=25');
+  // Each row opens its video: a click anywhere on it, or Enter / Space when it has the focus (one
+  // Tab stop per row: the id link is for screen readers' link lists and middle-click).
   const rows = videos.map((v) => `
-    <tr data-id="${escapeHtml(v.id)}" data-testid="video-row" data-status="${v.status}" class="${v.id === selected ? 'selected' : ''}">
-      <td><a href="#${escapeHtml(v.id)}">${escapeHtml(v.id)}</a></td>
+    <tr data-id="${escapeHtml(v.id)}" data-testid="video-row" data-status="${v.status}" tabindex="0" class="${v.id === selected ? 'selected' : ''}"${v.id === selected ? ' aria-current="true"' : ''}>
+      <td><a href="#${escapeHtml(v.id)}" tabindex="-1">${escapeHtml(v.id)}</a></td>
       <td class="status-${v.status}" data-testid="video-status">${v.status}${v.error ? ` <small title="${escapeHtml(v.error)}">(${escapeHtml(v.error.split(':')[0])})</small>` : ''}</td>
       <td>${bar(v.stages.decode)}</td><td>${bar(v.stages.segment)}</td><td>${bar(v.stages.sink)}</td>
       <td>${v.status === 'done' || v.status === 'failed' || v.status === 'cancelled' ? '' : `${v.live ? `<button data-stop="${escapeHtml(v.id)}">stop</button> ` : ''}<button data-cancel="${escapeHtml(v.id)}">cancel</button>`}</td>
     </tr>`);
-  $('#videos tbody').innerHTML = rows.join('');
+  const html = rows.length ? rows.join('') : '<tr class="empty"><td colspan="6">No videos yet: submit one above.</td></tr>';
+  if (html === videosHtml) return;
+  videosHtml = html;
+  // The list is redrawn while someone may be on it with the keyboard: keep the focus where it was.
+  const focused = document.activeElement?.closest?.('#videos tbody tr[data-id]') ? document.activeElement : null;
+  const focusedId = focused?.closest('tr').dataset.id;
+  const focusedButton = focused?.dataset.stop ? 'data-stop' : focused?.dataset.cancel ? 'data-cancel' : null;
+  $('#videos tbody').innerHTML = html;
+  if (focusedId !== undefined) {
+    const row = [...document.querySelectorAll('#videos tbody tr[data-id]')].find((r) => r.dataset.id === focusedId);
+    (focusedButton ? row?.querySelector(`button[${focusedButton}]`) : null)?.focus({ preventScroll: true }) ?? row?.focus({ preventScroll: true });
+  }
 }
 
 async function refreshQueues() {
-  if (!token) return;
+  if (!tokenUsable()) return;
   const { queues } = await api('/v1/queues');
   $('#queues tbody').innerHTML = queues
     .map((q) => `<tr data-testid="queue-row"><td>${escapeHtml(q.name)}${q.paused ? ' (paused)' : ''}</td><td>${q.counts.waiting + q.counts.prioritized}</td><td>${q.counts.active}</td><td>${q.counts.delayed}</td><td>${q.counts.completed}</td><td>${q.counts.failed}</td><td>${q.workers.length}</td></tr>`)
@@ -117,11 +186,12 @@ async function showReport(view) {
 }
 
 function select(id) {
-  if (!token || !id) return;
+  if (!tokenUsable() || !id) return;
   selected = id;
   events?.close();
   liveScenes.clear();
   $('#detail').hidden = false;
+  $('#detail').scrollIntoView({ block: 'nearest' });
   $('#detail-id').textContent = id;
   $('#timeline').innerHTML = '';
   $('#scenes tbody').innerHTML = '';
@@ -153,7 +223,7 @@ function select(id) {
 }
 
 $('#token').value = token;
-if (token) setToken(token);
+setToken(token);
 $('#token-form').addEventListener('submit', (e) => {
   e.preventDefault();
   setToken($('#token').value);
@@ -204,8 +274,24 @@ $('#videos').addEventListener('click', async (e) => {
     cancel.disabled = true;
     await api(`/v1/videos/${encodeURIComponent(cancel.dataset.cancel)}`, { method: 'DELETE' }).catch((error) => alert(error.message));
     refreshVideos().catch(() => undefined);
+    return;
   }
+  if (e.target.closest('a, button, input, select, textarea')) return;
+  const row = e.target.closest('tbody tr[data-id]');
+  if (row) openVideo(row.dataset.id);
 });
+$('#videos').addEventListener('keydown', (e) => {
+  // Only on the row itself: Enter on its buttons keeps their meaning.
+  if ((e.key !== 'Enter' && e.key !== ' ') || !e.target.matches?.('tbody tr[data-id]')) return;
+  e.preventDefault();
+  openVideo(e.target.dataset.id);
+});
+
+/** Opens a video from the list: through the URL's hash, so the back button and links work alike. */
+function openVideo(id) {
+  if (location.hash.slice(1) !== id) location.hash = id;
+  else select(id);
+}
 
 window.addEventListener('hashchange', () => select(location.hash.slice(1)));
 if (location.hash.length > 1) select(location.hash.slice(1));
