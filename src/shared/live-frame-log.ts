@@ -1,23 +1,5 @@
 import type { Redis } from 'ioredis';
-import { videoKeys } from './redis-keys.js';
-
-/**
- * Redis keys of a live video, beside the other keys of the video (same `{videoId}` hash tag,
- * same cleanup pattern).
- */
-export function liveKeys(videoId: string) {
-  const base = `ss:{${videoId}}:live`;
-  return {
-    /** Hash: frame index → capture time (ms since the epoch) of frames not yet emitted. */
-    capture: `${base}:capture`,
-    /** Sorted set (score = index) of frames the producer dropped and the sink has not passed yet. */
-    dropped: `${base}:dropped`,
-    /** String: `streamseg stop` asked the live video to end (the producer finishes it gracefully). */
-    stop: `${base}:stop`,
-    /** JSON: the live outputs the submitter asked for (restream URL), for the sink. */
-    outputs: `${base}:outputs`,
-  };
-}
+import { liveKeys, videoKeys } from './redis-keys.js';
 
 /** The live outputs a video asked for besides HLS. */
 export interface LiveOutputRequest {

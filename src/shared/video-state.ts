@@ -167,6 +167,17 @@ export class VideoStateStore {
       .sort((a, b) => a.index - b.index);
   }
 
+  /** The letterboxed content's rectangle in the video's model input; undefined before the probe or when unreadable. */
+  async getLetterbox(videoId: string): Promise<LetterboxRect | undefined> {
+    const raw = await this.redis.hget(videoKeys(videoId).meta, 'letterbox');
+    if (!raw) return undefined;
+    try {
+      return JSON.parse(raw) as LetterboxRect;
+    } catch {
+      return undefined;
+    }
+  }
+
   async get(videoId: string): Promise<VideoState | null> {
     const raw = await this.redis.hgetall(videoKeys(videoId).meta);
     if (Object.keys(raw).length === 0) return null;

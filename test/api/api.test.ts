@@ -7,7 +7,7 @@ import type { VideoView } from '../../src/api/services/video-view.js';
 import { createLogger } from '../../src/shared/logger.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import { QUEUE_PREFIX, QueueName } from '../../src/shared/queues.js';
-import { liveKeys } from '../../src/shared/live-frame-log.js';
+import { liveKeys } from '../../src/shared/redis-keys.js';
 import { cancelledKey } from '../../src/shared/redis-keys.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
 import { makeTestVideo } from '../helpers/media.js';

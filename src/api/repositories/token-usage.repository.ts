@@ -1,18 +1,9 @@
 import type { Redis } from 'ioredis';
-
-/** Keys of one token's usage, by its non-secret id (api-tokens.ts tokenId). */
-function tokenKeys(tokenId: string) {
-  return {
-    /** Set: ids of the token's videos not known to be finished. */
-    active: `ss:token:{${tokenId}}:active`,
-    /** Sorted set: submission times (ms) within the last minute, member = `<ms>-<random>`. */
-    recent: `ss:token:{${tokenId}}:recent`,
-  };
-}
+import { tokenKeys, videoKeys } from '../../shared/redis-keys.js';
 
 /** String: the id of the token that submitted a video. Inside the video's key pattern, so a cancel deletes it. */
 export function videoOwnerKey(videoId: string): string {
-  return `ss:{${videoId}}:owner`;
+  return videoKeys(videoId).owner;
 }
 
 /**

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { ErrorCode, errorLine, ModelError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
+import { ADAPTER_REGISTRY_KEYS } from '../../shared/redis-keys.js';
 import { parseAdapter, readAdapterFiles, type AdapterFiles, type LoadedAdapter } from './adapter-loader.js';
 import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
 
@@ -17,17 +18,8 @@ import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
  * while the others keep serving.
  */
 
-/** Redis keys of the run-time registry; the `{adapters}` hash tag keeps them in one cluster slot. */
-export const adapterRegistryKeys = {
-  /** Hash: adapter name → JSON RuntimeAdapterRecord. */
-  registry: 'ss:{adapters}:registry',
-  /** Counter bumped on every change; workers compare it to reload. */
-  version: 'ss:{adapters}:version',
-  /** Pub/sub channel announcing a change (the message is the new version). */
-  channel: 'ss:{adapters}:changed',
-  /** Hash with fields `config` and `weights`: the adapter's files, by content version. */
-  files: (name: string, version: string) => `ss:{adapters}:files:${name}:${version}`,
-} as const;
+/** The run-time registry's Redis keys (defined in shared/redis-keys.ts). */
+export const adapterRegistryKeys = ADAPTER_REGISTRY_KEYS;
 
 const centroidList = z.array(z.array(z.number().finite()).min(1)).min(1);
 

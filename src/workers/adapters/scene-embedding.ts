@@ -5,13 +5,14 @@ import type { FrameStore } from '../../shared/frame-store.js';
 import type { LetterboxRect } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
 import { videoKeys } from '../../shared/redis-keys.js';
+import { VideoStateStore } from '../../shared/video-state.js';
 import { sceneEmbeddings } from './adapter-metrics.js';
 import { meanEmbedding, type FrameEmbedder } from './embedder.js';
 
-/** Redis keys of a scene's embedding, under the video's hash tag (deleted with the video). */
+/** Redis keys of a scene's embedding, under the video's hash tag (deleted with the video; see redis-keys.ts). */
 export function sceneEmbeddingKeys(videoId: string, scene: number) {
-  const embedding = `ss:{${videoId}}:emb:${scene}`;
-  return { embedding, lock: `${embedding}:lock` };
+  const keys = videoKeys(videoId);
+  return { embedding: keys.sceneEmbedding(scene), lock: keys.sceneEmbeddingLock(scene) };
 }
 
 /** The scene a frames job belongs to (a subset of the worker's LoRA feed context). */
@@ -40,6 +41,8 @@ export interface SceneEmbeddingOptions {
   cropLetterbox?: boolean;
   /** Scene embeddings remembered in this process. @defaultValue 1024 */
   localEntries?: number;
+  /** Where the video's letterbox is read. @defaultValue a VideoStateStore on the same connection */
+  states?: VideoStateStore;
   logger?: Logger;
 }
 
@@ -59,7 +62,8 @@ const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis
  * embeddings it has seen, so the next batches of a scene cost no round trip.
  */
 export class SceneEmbeddingService {
-  private readonly options: Required<Omit<SceneEmbeddingOptions, 'logger'>>;
+  private readonly options: Required<Omit<SceneEmbeddingOptions, 'logger' | 'states'>>;
+  private readonly states: VideoStateStore;
   private readonly local = new Map<string, Promise<Float32Array>>();
   private readonly logger: Logger | undefined;
 
@@ -70,6 +74,7 @@ export class SceneEmbeddingService {
     options: SceneEmbeddingOptions = {},
   ) {
     this.logger = options.logger;
+    this.states = options.states ?? new VideoStateStore(redis, options.ttlSeconds ?? 3600);
     this.options = {
       frames: options.frames ?? 4,
       ttlSeconds: options.ttlSeconds ?? 3600,
@@ -157,16 +162,11 @@ export class SceneEmbeddingService {
   }
 
   private async letterbox(videoId: string, input: { width: number; height: number }): Promise<LetterboxRect | undefined> {
-    const raw = await this.redis.hget(videoKeys(videoId).meta, 'letterbox');
-    if (!raw) return undefined;
-    try {
-      const rect = JSON.parse(raw) as LetterboxRect;
-      const { width, height } = input;
-      const valid = [rect.x, rect.y, rect.width, rect.height].every(Number.isInteger) && rect.width >= 8 && rect.height >= 8 && rect.x + rect.width <= width && rect.y + rect.height <= height;
-      return valid ? rect : undefined;
-    } catch {
-      return undefined;
-    }
+    const rect = await this.states.getLetterbox(videoId);
+    if (!rect) return undefined;
+    const { width, height } = input;
+    const valid = [rect.x, rect.y, rect.width, rect.height].every(Number.isInteger) && rect.width >= 8 && rect.height >= 8 && rect.x + rect.width <= width && rect.y + rect.height <= height;
+    return valid ? rect : undefined;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { videoKeys } from '../../shared/redis-keys.js';
 import type { SceneReport } from './report-builder.js';
 
 /**
@@ -19,9 +20,9 @@ export interface SinkCheckpoint {
 
 export const EMPTY_CHECKPOINT: SinkCheckpoint = { frames: 0, segments: 0, masksBytes: 0, scenes: [], activeMs: 0 };
 
-/** Same layout as redis-keys.ts: inside the video's key pattern, so deleting the video removes it. */
+/** Inside the video's key pattern (redis-keys.ts), so deleting the video removes it. */
 function checkpointKey(videoId: string): string {
-  return `ss:{${videoId}}:sink`;
+  return videoKeys(videoId).sinkCheckpoint;
 }
 
 // Writes the checkpoint only while the caller still owns the video (fencing): a sink that lost
