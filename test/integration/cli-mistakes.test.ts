@@ -87,25 +87,8 @@ describe('streamseg serve', () => {
     expect(result.stderr).toMatch(/^streamseg: E_CONFIG: STREAMSEG_API_TOKENS is empty: [^\n]+\n$/);
   });
 
-  it('--roles all without REDIS_URL prints its own redis-server\'s URL at start', async () => {
-    const serve = spawnCli(['serve', '--roles', 'all', '--port', '0', '--host', '127.0.0.1'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: TOKEN, STREAMSEG_MODEL: TEST_MODEL, LOG_LEVEL: 'warn' });
-    let stderr = '';
-    serve.stdout!.resume();
-    try {
-      await new Promise<void>((resolve, reject) => {
-        serve.stderr!.on('data', (d: Buffer) => {
-          stderr += d.toString();
-          if (stderr.includes('streamseg API on')) resolve();
-        });
-        serve.once('exit', () => reject(new Error(stderr)));
-      });
-      const url = /^streamseg: own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+) while this runs/m.exec(stderr)?.[1];
-      expect(url).toBeDefined();
-      expect((await runCli(['status'], { REDIS_URL: url })).code).toBe(0);
-    } finally {
-      await stopProcess(serve);
-    }
-  });
+  // serve --roles all printing its own redis-server's URL (with the password) and `status`
+  // working with it: test/faults/security-embedded-redis.test.ts.
 
   it('--help does not claim REDIS_URL is needed with --roles', async () => {
     const result = await runCli(['serve', '--help']);
