@@ -6,7 +6,7 @@ import path from 'node:path';
 import { createApiServer, type ApiServer } from '../../src/api/server.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { loadModelPackage } from '../../src/shared/model-manifest.js';
-import { encodeSafetensors } from '../../src/workers/adapters/safetensors.js';
+import { encodeSafetensors } from '../../src/shared/adapters/safetensors.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VideoView } from '../../src/api/services/video-view.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelPackage } from '../../src/shared/model-manifest.js';
-import { loadAdapter } from '../../src/workers/adapters/adapter-loader.js';
+import { loadAdapter } from '../../src/shared/adapters/adapter-loader.js';
 import { AdapterRegistry } from '../../src/workers/adapters/adapter-registry.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { startRedisServer } from '../helpers/redis-server.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { metricsRegistry } from '../../src/shared/metrics.js';
-import type { AdapterTarget, LoadedAdapter } from '../../src/workers/adapters/adapter-loader.js';
+import type { AdapterTarget, LoadedAdapter } from '../../src/shared/adapters/adapter-loader.js';
 import { MergedAdapterCache, feedsFromMerge, zeroFeeds } from '../../src/workers/adapters/merged-adapter-cache.js';
 import { denseDelta, relativeError } from '../../src/workers/adapters/merge.js';
 import { TEST_TARGETS, randomMatrix, rng } from '../fixtures/adapters/adapter-fixtures.js';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/shared/errors/index.js';
-import { loadAdapter } from '../../src/workers/adapters/adapter-loader.js';
+import { loadAdapter } from '../../src/shared/adapters/adapter-loader.js';
 import { TEST_TARGETS, writeFixtureAdapter } from '../fixtures/adapters/adapter-fixtures.js';
 
 describe('adapter loader', () => {
@@ -94,7 +94,7 @@ describe('adapter loader', () => {
     const half = await writeFixtureAdapter(path.join(dir, 'half'), { targets: [TEST_TARGETS[0]!] });
     await writeFile(
       path.join(half.dir, 'adapter_model.safetensors'),
-      (await import('../../src/workers/adapters/safetensors.js')).encodeSafetensors({
+      (await import('../../src/shared/adapters/safetensors.js')).encodeSafetensors({
         'base_model.model.enc.s1.b0.pw.lora_A.weight': { shape: [4, 12], data: new Float32Array(48) },
       }),
     );

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../../src/cli/embedded-redis.js';
 import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { AdapterRegistry, addRuntimeAdapter, adapterRegistryKeys, removeAdapter, restorePackageAdapter } from '../../src/workers/adapters/adapter-registry.js';
-import { encodeSafetensors } from '../../src/workers/adapters/safetensors.js';
+import { encodeSafetensors } from '../../src/shared/adapters/safetensors.js';
+import { listAdapters } from '../../src/shared/adapters/adapter-store.js';
 import { writeFixtureAdapter, writeFixturePackage } from '../fixtures/adapters/adapter-fixtures.js';
 
 describe('adapter registry', () => {
@@ -119,5 +120,27 @@ describe('adapter registry', () => {
     expect((await addRuntimeAdapter(redis, pkg, { dir: rain.dir, centroids: [[0, 0, 1]] })).replaced).toBe(true);
     await registry.refresh();
     expect(registry.entries().map((e) => e.name)).toEqual(['dusk', 'fog', 'night', 'rain']);
+  });
+
+  it('lists the served adapters from the index and Redis without reading weights (GET /v1/adapters)', async () => {
+    await redis.flushall();
+    await addRuntimeAdapter(redis, pkg, { dir: path.join(dir, 'pkg', 'adapters', 'fog'), name: 'rain', centroids: [[0, 0, 1]], condition: 'rain' });
+    await removeAdapter(redis, pkg, 'night');
+    await redis.hset(adapterRegistryKeys.registry, 'mangled', '{not json');
+    const listed = await listAdapters(redis, pkg);
+    // 'broken' is listed: its weights are not read here (workers refuse it when they load it).
+    expect(listed.adapters.map((a) => [a.name, a.source, a.centroids])).toEqual([
+      ['broken', 'package', 1],
+      ['fog', 'package', 1],
+      ['rain', 'runtime', 1],
+    ]);
+    expect(listed.adapters.find((a) => a.name === 'rain')).toMatchObject({ condition: 'rain', version: expect.any(String) });
+    expect(listed.problems).toEqual([{ name: 'mangled', source: 'runtime', error: expect.stringMatching(/^E_ADAPTER_FILE: /) }]);
+    // A worker's registry refuses the unreadable record the same way and keeps serving the rest.
+    const registry = await AdapterRegistry.open({ pkg, redis });
+    expect(registry.problems().filter((p) => p.source === 'runtime')).toEqual([{ name: 'mangled', source: 'runtime', error: expect.stringMatching(/^E_ADAPTER_FILE: /) }]);
+    expect(registry.entries().map((e) => e.name)).toEqual(['fog', 'rain']);
+    await registry.close();
+    await redis.flushall();
   });
 });

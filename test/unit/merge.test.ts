@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LoraTarget } from '../../src/shared/model-manifest.js';
-import type { AdapterTarget, LoadedAdapter } from '../../src/workers/adapters/adapter-loader.js';
+import type { AdapterTarget, LoadedAdapter } from '../../src/shared/adapters/adapter-loader.js';
 import { denseDelta, mergeAdapters, mergedDelta, relativeError, type WeightedAdapter } from '../../src/workers/adapters/merge.js';
 import { TEST_TARGETS, randomMatrix, rng } from '../fixtures/adapters/adapter-fixtures.js';
 

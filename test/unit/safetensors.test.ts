@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/shared/errors/index.js';
-import { encodeSafetensors, parseSafetensors, readSafetensors } from '../../src/workers/adapters/safetensors.js';
+import { encodeSafetensors, parseSafetensors, readSafetensors } from '../../src/shared/adapters/safetensors.js';
 
 function header(json: object, body: Buffer = Buffer.alloc(0)): Buffer {
   const text = Buffer.from(JSON.stringify(json), 'utf8');

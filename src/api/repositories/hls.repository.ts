@@ -4,10 +4,9 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { FfmpegError } from '../../shared/errors/index.js';
-import { SegmentFiles } from '../../workers/sink/segment-files.js';
+import { SEGMENT_FILE, segmentFileName, segmentsDir } from '../../shared/output-layout.js';
 
 const run = promisify(execFile);
-const SEGMENT = /^seg-(\d{6})\.mp4$/;
 
 export interface HlsSegment {
   index: number;
@@ -31,13 +30,13 @@ export class HlsRepository {
 
   /** The consecutive whole segments written so far, from the first. */
   async segments(outDir: string): Promise<HlsSegment[]> {
-    const dir = new SegmentFiles(outDir).dir;
+    const dir = segmentsDir(outDir);
     const names = await readdir(dir).catch(() => [] as string[]);
-    const indices = new Set(names.map((n) => SEGMENT.exec(n)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])));
+    const indices = new Set(names.map((n) => SEGMENT_FILE.exec(n)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])));
     const out: HlsSegment[] = [];
     let start = 0;
     for (let index = 0; indices.has(index); index++) {
-      const file = path.join(dir, `seg-${String(index).padStart(6, '0')}.mp4`);
+      const file = path.join(dir, segmentFileName(index));
       const durationSeconds = await this.duration(file).catch(() => null);
       if (durationSeconds === null) break;
       out.push({ index, file, durationSeconds, startSeconds: start });

@@ -4,8 +4,8 @@ import path from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorCode, HttpError, ModelError } from '../../shared/errors/index.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
-import { parseAdapter, readAdapterFiles } from '../../workers/adapters/adapter-loader.js';
-import { AdapterRegistry, addRuntimeAdapter, readAdapterIndex, removeAdapter, restorePackageAdapter } from '../../workers/adapters/adapter-registry.js';
+import { parseAdapter, readAdapterFiles } from '../../shared/adapters/adapter-loader.js';
+import { addRuntimeAdapter, listAdapters, readAdapterIndex, removeAdapter, restorePackageAdapter } from '../../shared/adapters/adapter-store.js';
 import type { ApiContext } from '../api-context.js';
 
 const TAGS = ['adapters'];
@@ -19,23 +19,8 @@ const nameParams = { type: 'object', properties: { name: { type: 'string' } }, r
 
 /** GET/POST/DELETE /v1/adapters: the adapters every worker retrieves from (package + run-time, in Redis). */
 export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/adapters', { schema: { tags: TAGS, summary: 'Adapters served to the workers (package and run-time), and any refused with the reason' } }, async () => {
-    const pkg = requirePackage(ctx);
-    const registry = await AdapterRegistry.open({ pkg, redis: ctx.redis });
-    await registry.close();
-    return {
-      adapters: registry.entries().map((e) => ({
-        name: e.name,
-        source: e.source,
-        condition: e.condition ?? null,
-        version: e.adapter.version,
-        r: e.adapter.r,
-        alpha: e.adapter.alpha,
-        targets: e.adapter.targets.size,
-        centroids: e.centroids.length,
-      })),
-      problems: registry.problems(),
-    };
+  app.get('/v1/adapters', { schema: { tags: TAGS, summary: 'Adapters served to the workers (package and run-time), from the index and Redis without loading weights, and any record that cannot be read' } }, async () => {
+    return listAdapters(ctx.redis, requirePackage(ctx));
   });
 
   app.post(

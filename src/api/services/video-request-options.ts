@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { videoOptionsFromFlags } from '../../cli/options.js';
+import { videoOptionsFromFlags } from '../../shared/video-options.js';
 import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import { liveOptionsSchema, type LiveOptions } from '../../shared/job-schemas.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';

@@ -1,12 +1,18 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { ErrorCode, errorLine, ModelError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { ADAPTER_REGISTRY_KEYS } from '../../shared/redis-keys.js';
-import { parseAdapter, readAdapterFiles, type AdapterFiles, type LoadedAdapter } from './adapter-loader.js';
+import { parseAdapter, readAdapterFiles, type LoadedAdapter } from '../../shared/adapters/adapter-loader.js';
+import {
+  embeddingSize,
+  readAdapterIndex,
+  readRuntimeFiles,
+  parseRuntimeRecord,
+  toCentroids,
+  type AdapterIndex,
+} from '../../shared/adapters/adapter-store.js';
 import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
 
 /**
@@ -21,41 +27,17 @@ import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
 /** The run-time registry's Redis keys (defined in shared/redis-keys.ts). */
 export const adapterRegistryKeys = ADAPTER_REGISTRY_KEYS;
 
-const centroidList = z.array(z.array(z.number().finite()).min(1)).min(1);
-
-/** `adapters/index.json` of a model package. */
-export const adapterIndexSchema = z.object({
-  embedding: z.object({ size: z.number().int().min(1), metric: z.enum(['cosine', 'l2']).default('cosine') }),
-  adapters: z.array(
-    z.object({
-      name: z.string().min(1),
-      /** Directory relative to the package's adapters dir. @defaultValue the name */
-      path: z.string().min(1).optional(),
-      condition: z.string().optional(),
-      centroids: centroidList,
-    }),
-  ),
-  /**
-   * The base model's own domain (what it was trained on): retrieval ranks it with the adapters,
-   * and a scene nearest to it runs the base model (see RetrievalCandidate.base).
-   */
-  base: z.object({ condition: z.string().optional(), centroids: centroidList }).optional(),
-});
-export type AdapterIndex = z.infer<typeof adapterIndexSchema>;
-
-const runtimeRecordSchema = z.union([
-  z.object({
-    name: z.string().min(1),
-    version: z.string().min(1),
-    centroids: centroidList,
-    condition: z.string().optional(),
-    /** Directory it was added from (informational). */
-    from: z.string().optional(),
-    addedAt: z.number(),
-  }),
-  z.object({ name: z.string().min(1), removed: z.literal(true), removedAt: z.number() }),
-]);
-export type RuntimeAdapterRecord = z.infer<typeof runtimeRecordSchema>;
+// Storage (index, run-time records, admin writes) lives in src/shared, where the API and the CLI use it too.
+export {
+  addRuntimeAdapter,
+  adapterIndexSchema,
+  readAdapterIndex,
+  removeAdapter,
+  restorePackageAdapter,
+  type AddAdapterInput,
+  type AdapterIndex,
+  type RuntimeAdapterRecord,
+} from '../../shared/adapters/adapter-store.js';
 
 export interface AdapterEntry {
   name: string;
@@ -84,39 +66,6 @@ export interface AdapterRegistryOptions {
   logger?: Logger;
   /** Least time between two version checks in `maybeRefresh()`. @defaultValue 1000 */
   refreshIntervalMs?: number;
-}
-
-function toCentroids(lists: number[][], size: number, where: string): Float32Array[] {
-  for (const c of lists) {
-    if (c.length !== size) throw new ModelError(ErrorCode.ADAPTER_SHAPE, `${where}: centroid has ${c.length} values, the embedding has ${size}`);
-  }
-  return lists.map((c) => Float32Array.from(c));
-}
-
-/** Embedding size the package's embedder produces (manifest), else the index's. */
-function embeddingSize(pkg: ModelPackage, index?: AdapterIndex): number | undefined {
-  return pkg.manifest.embedder?.size ?? index?.embedding.size;
-}
-
-export async function readAdapterIndex(pkg: ModelPackage): Promise<AdapterIndex | undefined> {
-  const spec = pkg.manifest.adapters;
-  if (!spec) return undefined;
-  const file = path.join(pkg.dir, spec.index);
-  let json: unknown;
-  try {
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (cause) {
-    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file}: cannot read the adapter index (${(cause as Error).message})`, { cause });
-  }
-  const parsed = adapterIndexSchema.safeParse(json);
-  if (!parsed.success) {
-    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  const size = pkg.manifest.embedder?.size;
-  if (size !== undefined && parsed.data.embedding.size !== size) {
-    throw new ModelError(ErrorCode.MODEL_MISMATCH, `${file}: embedding.size ${parsed.data.embedding.size} differs from the embedder's size ${size} in model.json`);
-  }
-  return parsed.data;
 }
 
 export class AdapterRegistry {
@@ -245,7 +194,9 @@ export class AdapterRegistry {
     const problems: AdapterProblem[] = [];
     for (const [name, text] of Object.entries(raw)) {
       try {
-        const record = runtimeRecordSchema.parse(JSON.parse(text));
+        const parsed = parseRuntimeRecord(text);
+        if (!parsed.success) throw new ModelError(ErrorCode.ADAPTER_FILE, `run-time adapter "${name}": its record in Redis is not readable (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+        const record = parsed.data;
         if ('removed' in record) {
           nextTombstones.add(name);
           continue;
@@ -274,84 +225,3 @@ export class AdapterRegistry {
   }
 }
 
-async function readRuntimeFiles(redis: Redis, name: string, version: string): Promise<AdapterFiles> {
-  const key = adapterRegistryKeys.files(name, version);
-  const [config, weights] = await redis.hmgetBuffer(key, 'config', 'weights');
-  if (!config || !weights) throw new ModelError(ErrorCode.ADAPTER_FILE, `redis ${key}: the adapter's files are missing (removed while loading?)`);
-  return { config, weights, source: `redis:${name}` };
-}
-
-export interface AddAdapterInput {
-  /** A PEFT adapter directory (adapter_config.json + adapter_model.safetensors). */
-  dir: string;
-  /** @defaultValue the directory's base name */
-  name?: string;
-  /** Domain centroid(s) in the embedder's space. */
-  centroids: number[][];
-  condition?: string;
-}
-
-/**
- * Validates an adapter against the package and publishes it to every worker. A bad adapter is
- * refused (ModelError naming file and tensor) and nothing is written.
- */
-export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: AddAdapterInput): Promise<{ name: string; version: string; replaced: boolean }> {
-  const name = input.name ?? path.basename(path.resolve(input.dir));
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
-    throw new ModelError(ErrorCode.ADAPTER_FILE, `adapter name "${name}" must be 1-64 letters, digits, '.', '_' or '-' (use --name)`);
-  }
-  const files = await readAdapterFiles(input.dir);
-  const adapter = parseAdapter(files, pkg.manifest.lora.targets, name);
-  const index = await readAdapterIndex(pkg).catch(() => undefined);
-  const size = embeddingSize(pkg, index);
-  if (size !== undefined) toCentroids(input.centroids, size, `adapter "${name}"`);
-  const record: RuntimeAdapterRecord = {
-    name,
-    version: adapter.version,
-    centroids: input.centroids,
-    ...(input.condition ? { condition: input.condition } : {}),
-    from: path.resolve(input.dir),
-    addedAt: Date.now(),
-  };
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  const filesKey = adapterRegistryKeys.files(name, adapter.version);
-  const tx = redis.multi().hset(filesKey, { config: files.config, weights: files.weights }).hset(adapterRegistryKeys.registry, name, JSON.stringify(record));
-  const old = previous ? runtimeRecordSchema.safeParse(JSON.parse(previous)) : undefined;
-  if (old?.success && !('removed' in old.data) && old.data.version !== adapter.version) tx.del(adapterRegistryKeys.files(name, old.data.version));
-  const results = await tx.incr(adapterRegistryKeys.version).exec();
-  const version = results?.at(-1)?.[1];
-  await redis.publish(adapterRegistryKeys.channel, String(version));
-  return { name, version: adapter.version, replaced: Boolean(old?.success && !('removed' in old.data)) };
-}
-
-/**
- * Stops serving an adapter everywhere: deletes a run-time adapter, or records a tombstone for
- * a package adapter. Returns false when no adapter of that name is served.
- */
-export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: string, options: { runtimeOnly?: boolean } = {}): Promise<boolean> {
-  const index = await readAdapterIndex(pkg).catch(() => undefined);
-  const inPackage = Boolean(index?.adapters.some((a) => a.name === name));
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  const old = previous ? runtimeRecordSchema.safeParse(JSON.parse(previous)) : undefined;
-  const runtime = Boolean(old?.success && !('removed' in old.data));
-  // runtimeOnly: a run-time adapter goes (a package adapter it shadowed is served again); package adapters stay.
-  if (options.runtimeOnly && !runtime) return false;
-  const served = runtime || (inPackage && !(old?.success && 'removed' in old.data));
-  if (!served) return false;
-  const tx = redis.multi();
-  if (old?.success && !('removed' in old.data)) tx.del(adapterRegistryKeys.files(name, old.data.version));
-  if (inPackage && !options.runtimeOnly) tx.hset(adapterRegistryKeys.registry, name, JSON.stringify({ name, removed: true, removedAt: Date.now() }));
-  else tx.hdel(adapterRegistryKeys.registry, name);
-  const results = await tx.incr(adapterRegistryKeys.version).exec();
-  await redis.publish(adapterRegistryKeys.channel, String(results?.at(-1)?.[1]));
-  return true;
-}
-
-/** Undoes the removal of a package adapter (drops its tombstone). */
-export async function restorePackageAdapter(redis: Redis, name: string): Promise<boolean> {
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  if (!previous || !('removed' in JSON.parse(previous))) return false;
-  await redis.multi().hdel(adapterRegistryKeys.registry, name).incr(adapterRegistryKeys.version).exec();
-  await redis.publish(adapterRegistryKeys.channel, 'restore');
-  return true;
-}

@@ -1,6 +1,6 @@
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import type { MergeMethod } from '../../shared/retrieval-options.js';
-import type { LoadedAdapter } from './adapter-loader.js';
+import type { LoadedAdapter } from '../../shared/adapters/adapter-loader.js';
 
 /**
  * Merging LoRA adapters into one, on typed arrays (DESIGN "Merging").

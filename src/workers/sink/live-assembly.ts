@@ -6,6 +6,7 @@ import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import type { Logger } from '../../shared/logger.js';
+import { LIVE_OUTPUT_DIR, LIVE_PLAYLIST, OUTPUT_FILES } from '../../shared/output-layout.js';
 import { framesDropped, framesProcessed, liveLatencySeconds, stageSeconds } from '../../shared/metrics.js';
 import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { LiveOutputRepository, type LiveOutput, type LiveOutputOptions } from './live-output.repository.js';
@@ -40,9 +41,6 @@ export interface LiveSinkSettings {
   createOutput?(options: LiveOutputOptions): LiveOutput;
 }
 
-export const LIVE_OUTPUT_DIR = 'live';
-const REPORT = 'report.json';
-const MASKS = 'masks.ndjson';
 /** Latencies kept for the report's percentiles (the most recent ones). */
 const LATENCY_SAMPLES = 10_000;
 
@@ -103,7 +101,7 @@ export class LiveAssembly {
     const { restreamUrl } = await liveLog.getOutputs(this.videoId);
     const outputOptions: LiveOutputOptions = { dir: this.dir, width, height, fps, listSize: live.hlsListSize, restreamUrl };
     this.output = live.createOutput ? live.createOutput(outputOptions) : new LiveOutputRepository(outputOptions);
-    const masksFile = path.join(this.outDir, MASKS);
+    const masksFile = path.join(this.outDir, OUTPUT_FILES.masks);
     // A sink taking a live video over appends to what the previous one wrote.
     this.masks = await LiveMaskFile.open(masksFile, this.deps.classNames, video.sinkFrames > 0);
     this.log.info({ width, height, fps, dir: this.dir, restreamUrl, from: video.sinkFrames }, 'assembling live video');
@@ -239,10 +237,10 @@ export class LiveAssembly {
         lostFrames: this.lost,
         gaps: this.gaps,
         latencyMs: { p50: pct(0.5), p95: pct(0.95), max: sorted.at(-1) ?? null, samples: sorted.length },
-        playlist: path.join(LIVE_OUTPUT_DIR, 'index.m3u8'),
+        playlist: path.join(LIVE_OUTPUT_DIR, LIVE_PLAYLIST),
       },
     };
-    const file = path.join(this.outDir, REPORT);
+    const file = path.join(this.outDir, OUTPUT_FILES.report);
     await writeFile(`${file}.partial`, `${JSON.stringify(report, null, 2)}\n`);
     await rename(`${file}.partial`, file);
     await states.markDone(this.videoId);

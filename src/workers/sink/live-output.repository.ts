@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
+import { LIVE_PLAYLIST } from '../../shared/output-layout.js';
 import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
 
 export interface LiveOutputOptions {
@@ -24,7 +25,6 @@ export interface LiveOutput {
   abort(): Promise<void>;
 }
 
-export const LIVE_PLAYLIST = 'index.m3u8';
 /** Segment length of the live playlist, seconds; keyframes are forced on this grid. */
 const HLS_TIME = 1;
 

@@ -1,8 +1,7 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
-
-const SEGMENT_NAME = /^seg-(\d{6})\.mp4$/;
+import { SEGMENT_FILE, segmentFileName, segmentsDir } from '../../shared/output-layout.js';
 
 /**
  * The closed segments of one video's annotated.mp4, in `<outDir>/.annotated.segments/`:
@@ -13,11 +12,11 @@ export class SegmentFiles {
   readonly dir: string;
 
   constructor(outDir: string) {
-    this.dir = path.join(outDir, '.annotated.segments');
+    this.dir = segmentsDir(outDir);
   }
 
   path(segment: number): string {
-    return path.join(this.dir, `seg-${String(segment).padStart(6, '0')}.mp4`);
+    return path.join(this.dir, segmentFileName(segment));
   }
 
   /**
@@ -28,7 +27,7 @@ export class SegmentFiles {
   async recover(segments: number): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     for (const name of await readdir(this.dir)) {
-      const match = SEGMENT_NAME.exec(name);
+      const match = SEGMENT_FILE.exec(name);
       if (!match || Number(match[1]) >= segments) await rm(path.join(this.dir, name), { force: true });
     }
     for (let k = 0; k < segments; k++) {

@@ -13,7 +13,7 @@ import type { JoinMedia } from './segment-concat.repository.js';
 import { VideoAssembly } from './video-assembly.js';
 import { LiveAssembly, type LiveSinkSettings } from './live-assembly.js';
 
-export { OUTPUT_FILES } from './video-assembly.js';
+export { OUTPUT_FILES } from '../../shared/output-layout.js';
 
 /** What the sink needs of an encoder (VideoEncoderRepository in production). */
 export interface FrameEncoder {

@@ -10,6 +10,7 @@ import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
+import { OUTPUT_FILES } from '../../shared/output-layout.js';
 import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/metrics.js';
 import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { MaskWriter } from './mask-writer.js';
@@ -22,7 +23,6 @@ import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
 import { abortableSleep } from '../../shared/abortable-sleep.js';
 
-export const OUTPUT_FILES = { video: 'annotated.mp4', masks: 'masks.ndjson', report: 'report.json' } as const;
 
 type ProbedState = VideoState & VideoProbeFacts;
 

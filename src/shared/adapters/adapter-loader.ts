@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { ErrorCode, ModelError } from '../../shared/errors/index.js';
-import type { LoraTarget } from '../../shared/model-manifest.js';
+import { ErrorCode, ModelError } from '../errors/index.js';
+import type { LoraTarget } from '../model-manifest.js';
 import { parseSafetensors } from './safetensors.js';
 
 /** File names of a HuggingFace PEFT LoRA adapter directory. */

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { ErrorCode, ModelError } from '../../shared/errors/index.js';
+import { ErrorCode, ModelError } from '../errors/index.js';
 
 /**
  * Reader (and a small writer, for tests and `adapters add`) of the safetensors format:
