@@ -74,6 +74,8 @@ export class StreamsegClient {
    * had not acknowledged first. See FrameConsumer for the delivery guarantee.
    */
   frames(videoId: string, options: FrameConsumerOptions = {}): AsyncIterable<FrameDelivery> {
+    // The async generator below has its own `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const client = this;
     return {
       async *[Symbol.asyncIterator]() {

@@ -6,6 +6,7 @@ import { ErrorCode, InputError } from './errors/index.js';
 export const VIDEO_URL_SCHEMES = ['http:', 'https:', 'rtsp:', 'udp:'] as const;
 
 /** Control characters (C0, DEL, C1) and every kind of whitespace: never part of a URL streamseg accepts. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_OR_SPACE = /[\u0000-\u0020\u007f-\u00a0\u1680\u180e\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]/u;
 
 /** A host name as DNS spells it (letters, digits, hyphens, dots), optionally with a leading dot (a suffix). */

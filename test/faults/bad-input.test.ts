@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JobName } from '../../src/shared/queues.js';
 import { runCli } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
-import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { type FaultStack, startFaultStack } from './helpers/fault-stack.js';
 import { failedJob, ffmpegProcessesOn, finalState, indices, keysWithoutTtl, readOutputs } from './helpers/pipeline.js';
 import { TEST_MODEL } from './helpers/roles.js';
 

@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SegmentFramesJob } from '../../src/shared/job-schemas.js';
 import { SinkCheckpointStore } from '../../src/workers/sink/sink-checkpoint.store.js';
-import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { type FaultStack, startFaultStack } from './helpers/fault-stack.js';
 import { ffmpegProcessesOn, finalState, indices, keysWithoutTtl, maskContent, readOutputs, waitUntil, type VideoOutputs } from './helpers/pipeline.js';
 
 // SIGKILL each role mid-work; the video must come out exactly as an undisturbed run made it.

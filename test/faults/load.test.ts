@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SegmentFramesJob } from '../../src/shared/job-schemas.js';
 import { runCli } from '../helpers/cli.js';
-import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { type FaultStack, startFaultStack } from './helpers/fault-stack.js';
 import { finalState, indices, keysWithoutTtl, readOutputs } from './helpers/pipeline.js';
 
 const VIDEOS = 10;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { type FaultStack, startFaultStack } from './helpers/fault-stack.js';
 import { finalState, indices, maskContent, readOutputs, waitUntil } from './helpers/pipeline.js';
 
 const FRAMES = 80;

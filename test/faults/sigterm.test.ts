@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SegmentFramesJob } from '../../src/shared/job-schemas.js';
 import { SinkCheckpointStore } from '../../src/workers/sink/sink-checkpoint.store.js';
 import { REPO_ROOT } from '../helpers/cli.js';
-import { FaultStack, startFaultStack } from './helpers/fault-stack.js';
+import { type FaultStack, startFaultStack } from './helpers/fault-stack.js';
 import { finalState, indices, readOutputs, waitUntil } from './helpers/pipeline.js';
 
 const FRAMES = 64;

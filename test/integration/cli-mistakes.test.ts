@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
 import type { VideoReport } from '../../src/workers/sink/report-builder.js';
-import { REPO_ROOT, runCli, spawnCli, stopProcess, type CliResult } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
 

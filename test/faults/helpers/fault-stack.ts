@@ -6,7 +6,7 @@ import type { PipelineClient } from '../../../src/shared/pipeline-client.js';
 import { makeTestVideo } from '../../helpers/media.js';
 import { connectClient } from './pipeline.js';
 import { RedisProcess, type RedisProcessOptions } from './redis-process.js';
-import { RoleProcess, faultEnv, startRoles } from './roles.js';
+import { type RoleProcess, faultEnv, startRoles } from './roles.js';
 
 export interface FaultStackOptions {
   /** Names the temporary directory: `ss-faults-<prefix>-XXXXXX`. */
