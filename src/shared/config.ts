@@ -71,7 +71,7 @@ export const configSchema = z.object({
   retrievalWeighting: z.enum(['softmax', 'inverse', 'uniform']).optional(),
   /** `STREAMSEG_RETRIEVAL_TAU`: temperature of softmax weighting. @defaultValue 0.02 */
   retrievalTemperature: numberFrom(1e-6, 1e6).optional(),
-  /** `STREAMSEG_RETRIEVAL_MAX_DISTANCE`: adapters farther than this are not used; unset: no threshold. */
+  /** `STREAMSEG_RETRIEVAL_MAX_DISTANCE`: adapters farther than this are not used; unset: the default in retrieval-options.ts (0.5). */
   retrievalMaxDistance: numberFrom(0, 1e6).optional(),
   /** `STREAMSEG_RETRIEVAL_GUARD_MARGIN`: confidence guard margin (see retrieval-options.ts guardMargin); unset: the default there. */
   retrievalGuardMargin: numberFrom(-1, 1).optional(),

@@ -86,11 +86,6 @@ export class AdapterLoraFeedProvider implements LoraFeedProvider {
     };
   }
 
-  /** Forgets per-video state kept in this process (call when a video is done). */
-  forgetVideo(videoId: string): void {
-    this.deps.embeddings.forgetVideo(videoId);
-  }
-
   /** Closes what the provider owns (registry subscription, embedder session); idempotent. */
   close(): Promise<void> {
     this.closed ??= (async () => {

@@ -1,6 +1,7 @@
 import ort from 'onnxruntime-node';
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import { adapterCacheBytes, adapterCacheEvictions, adapterCacheHits, adapterCacheMisses, adapterMergeSeconds } from './adapter-metrics.js';
+import { baseModelFeeds, rankOneZeros } from '../segmentation/lora-feed.js';
 import { mergeAdapters, type MergeMethod, type MergedTarget, type WeightedAdapter } from './merge.js';
 
 export type LoraFeeds = Record<string, ort.Tensor>;
@@ -15,8 +16,7 @@ export function feedsFromMerge(merged: ReadonlyMap<string, MergedTarget>, target
   for (const target of targets) {
     const m = merged.get(target.module);
     if (!m || m.r === 0) {
-      feeds[target.inputA] = new ort.Tensor('float32', new Float32Array(target.in), [1, target.in]);
-      feeds[target.inputB] = new ort.Tensor('float32', new Float32Array(target.out), [target.out, 1]);
+      Object.assign(feeds, rankOneZeros(target));
       byteLength += 4 * (target.in + target.out);
     } else {
       feeds[target.inputA] = new ort.Tensor('float32', m.A, [m.r, target.in]);
@@ -27,10 +27,8 @@ export function feedsFromMerge(merged: ReadonlyMap<string, MergedTarget>, target
   return { feeds, byteLength };
 }
 
-/** Base-model feeds: rank-1 zeros for every target. */
-export function zeroFeeds(targets: readonly LoraTarget[]): LoraFeeds {
-  return feedsFromMerge(new Map(), targets).feeds;
-}
+/** Base-model feeds: rank-1 zeros for every target (built in one place: segmentation/lora-feed.ts). */
+export const zeroFeeds: (targets: readonly LoraTarget[]) => LoraFeeds = baseModelFeeds;
 
 export interface MergeRequest {
   adapters: readonly WeightedAdapter[];
@@ -116,32 +114,12 @@ export class MergedAdapterCache {
     return { key, feeds, hit: false, mergeMs };
   }
 
-  has(request: MergeRequest): boolean {
-    return this.entries.has(MergedAdapterCache.keyOf(request));
-  }
-
-  /** Drops every merge that used an adapter of this name (it was removed or replaced). */
-  invalidateAdapter(name: string): number {
-    let dropped = 0;
-    for (const key of [...this.entries.keys()]) {
-      if (key.split('|').slice(1).some((part) => part.startsWith(`${name}@`))) {
-        this.drop(key);
-        dropped++;
-      }
-    }
-    return dropped;
-  }
-
   get size(): number {
     return this.entries.size;
   }
 
   get bytes(): number {
     return this.heldBytes;
-  }
-
-  clear(): void {
-    for (const key of [...this.entries.keys()]) this.drop(key);
   }
 
   private evict(): void {

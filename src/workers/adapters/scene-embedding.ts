@@ -110,11 +110,6 @@ export class SceneEmbeddingService {
     return { embedding, source };
   }
 
-  /** Forgets this process's copies of a video's scene embeddings (Redis keeps its own TTL). */
-  forgetVideo(videoId: string): void {
-    for (const key of [...this.local.keys()]) if (key.startsWith(`${videoId}\0`)) this.local.delete(key);
-  }
-
   private async fetchOrCompute(ref: SceneRef): Promise<SceneEmbedding> {
     const keys = sceneEmbeddingKeys(ref.videoId, ref.scene);
     const deadline = Date.now() + this.options.waitMs;

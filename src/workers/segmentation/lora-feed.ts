@@ -38,19 +38,27 @@ export interface LoraFeedProvider {
 }
 
 /**
- * The base model: rank-1 zero A and B for every target, created once. Rank 1 rather than
- * 0 because ORT's MatMul over an empty inner dimension does not reliably produce zeros.
+ * A target's LoRA inputs for "no adapter": rank-1 zero A and B. Rank 1 rather than 0 because
+ * ORT's MatMul over an empty inner dimension does not reliably produce zeros (training/model.py).
  */
+export function rankOneZeros(target: LoraTarget): Record<string, ort.Tensor> {
+  return {
+    [target.inputA]: new ort.Tensor('float32', new Float32Array(target.in), [1, target.in]),
+    [target.inputB]: new ort.Tensor('float32', new Float32Array(target.out), [target.out, 1]),
+  };
+}
+
+/** The base model's LoRA inputs: rank-1 zeros for every target. */
+export function baseModelFeeds(targets: readonly LoraTarget[]): Record<string, ort.Tensor> {
+  return Object.assign({}, ...targets.map(rankOneZeros)) as Record<string, ort.Tensor>;
+}
+
+/** The base model: rank-1 zero A and B for every target, created once. */
 export class BaseModelLoraFeeds implements LoraFeedProvider {
   private readonly choice: LoraFeedChoice;
 
   constructor(targets: readonly LoraTarget[]) {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const t of targets) {
-      feeds[t.inputA] = new ort.Tensor('float32', new Float32Array(t.in), [1, t.in]);
-      feeds[t.inputB] = new ort.Tensor('float32', new Float32Array(t.out), [t.out, 1]);
-    }
-    this.choice = { feeds, adapters: [], cacheHit: null };
+    this.choice = { feeds: baseModelFeeds(targets), adapters: [], cacheHit: null };
   }
 
   feedsFor(): Promise<LoraFeedChoice> {
