@@ -68,4 +68,27 @@ describe('import rules between the src folders', () => {
     }
     expect(violations).toEqual([]);
   });
+
+  it('src has no import cycle (the sink\'s parts share sink-types.ts instead of importing the orchestrator)', async () => {
+    const graph = new Map<string, string[]>();
+    for (const edge of await importEdges()) {
+      const to = edge.to.replace(/\.js$/, '.ts');
+      graph.set(edge.from, [...(graph.get(edge.from) ?? []), to]);
+    }
+    const cycles: string[] = [];
+    const state = new Map<string, 'open' | 'done'>();
+    const stack: string[] = [];
+    const visit = (file: string): void => {
+      state.set(file, 'open');
+      stack.push(file);
+      for (const next of graph.get(file) ?? []) {
+        if (state.get(next) === 'open') cycles.push(stack.slice(stack.indexOf(next)).concat(next).map((f) => path.relative(SRC, f)).join(' -> '));
+        else if (!state.has(next)) visit(next);
+      }
+      stack.pop();
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) if (!state.has(file)) visit(file);
+    expect(cycles).toEqual([]);
+  });
 });

@@ -13,7 +13,7 @@ import { LiveOutputRepository, type LiveOutput, type LiveOutputOptions } from '.
 import { LiveMaskFile } from './live-mask-file.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { SceneTracker, buildReport } from './report-builder.js';
-import type { SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
+import type { LiveSinkSettings, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 
 /** A frame record of a live video: the worker's record plus when and what around it. */
 export interface LiveFrameRecord extends FrameResult {
@@ -25,20 +25,6 @@ export interface LiveFrameRecord extends FrameResult {
   latencyMs: number | null;
   /** Frames dropped (workers behind, or lost) right before this one: the gap is explicit. */
   droppedBefore: number;
-}
-
-/** Tuning of live videos in the sink; the defaults suit production. */
-export interface LiveSinkSettings {
-  /** Segments in the rolling playlist (STREAMSEG_LIVE_HLS_LIST_SIZE). @defaultValue 6 */
-  hlsListSize?: number;
-  /**
-   * A frame neither emitted nor dropped this long after the sink started waiting for it, while
-   * later frames exist, is given up as lost (a failed frames job): the stream never stalls on it.
-   * @defaultValue 10000
-   */
-  lostAfterMs?: number;
-  /** Builds the live outputs. @defaultValue LiveOutputRepository (ffmpeg from PATH) */
-  createOutput?(options: LiveOutputOptions): LiveOutput;
 }
 
 /** Latencies kept for the report's percentiles (the most recent ones). */
@@ -92,7 +78,7 @@ export class LiveAssembly {
     this.blocking = this.deps.openBlockingConnection();
     for (const connection of [this.redis, this.blocking]) connection.on('error', (error) => this.log.warn({ err: error }, 'sink live connection error'));
     // The sink only reads and forgets what the producer logged; the TTL applies to writes.
-    const liveLog = new LiveFrameLog(this.redis, 3600);
+    const liveLog = new LiveFrameLog(this.redis, this.deps.live?.frameTtlSeconds ?? 3600);
 
     const video = await this.waitForProbe();
     if (video.status === 'done') return { videoId: this.videoId, frames: video.sinkFrames, scenes: 0, outDir: this.outDir };
@@ -279,3 +265,4 @@ export class LiveAssembly {
     }
   }
 }
+

@@ -1,76 +1,14 @@
-import type { Redis } from 'ioredis';
 import { ErrorCode, errorCodeOf, errorLine, isLastAttempt } from '../../shared/errors/index.js';
-import type { FrameStore } from '../../shared/frame-store.js';
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
 import { assertUnderOutputRoot } from '../../shared/output-root.js';
 import { QueueName } from '../../shared/queues.js';
-import type { VideoStateStore } from '../../shared/video-state.js';
-import type { FrameStreamRepository } from './frame-stream.repository.js';
-import type { OverlayRepository } from './overlay.repository.js';
-import type { SinkCheckpointStore } from './sink-checkpoint.store.js';
-import type { JoinMedia } from './segment-concat.repository.js';
 import { VideoAssembly } from './video-assembly.js';
-import { LiveAssembly, type LiveSinkSettings } from './live-assembly.js';
+import { LiveAssembly } from './live-assembly.js';
+import type { SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 
 export { OUTPUT_FILES } from '../../shared/output-layout.js';
-
-/** What the sink needs of an encoder (VideoEncoderRepository in production). */
-export interface FrameEncoder {
-  write(frame: Uint8Array): Promise<void>;
-  finish(): Promise<void>;
-  abort(): Promise<void>;
-}
-
-export interface SinkJobHandle {
-  data: unknown;
-  attemptsMade: number;
-  opts: { attempts?: number };
-  updateProgress(progress: number | object): Promise<void>;
-}
-
-export interface SinkSettings {
-  /** Results fetched ahead of the next frame in one round of requests. @defaultValue 16 */
-  lookahead?: number;
-  /** `sinkFrames` (the producer's backpressure signal) is written at least this often. @defaultValue 4 */
-  sinkFramesEvery?: number;
-  /** Seconds one BLPOP waits for workers before the sink re-checks the video. @defaultValue 1 */
-  waitSeconds?: number;
-  /** How often the video's status is re-read while frames keep coming. @defaultValue 1000 */
-  statusCheckMs?: number;
-  /** Frames per encoded segment, each closed with a checkpoint (STREAMSEG_SINK_SEGMENT_FRAMES). @defaultValue 64 */
-  segmentFrames?: number;
-}
-
-export interface SinkDependencies {
-  frameStore: FrameStore;
-  states: VideoStateStore;
-  stream: FrameStreamRepository;
-  overlay: OverlayRepository;
-  /** Where each video's outputs are durably written up to (shared by every sink). */
-  checkpoints: SinkCheckpointStore;
-  /** Encodes one segment of annotated.mp4 (its `file` is a segment file). */
-  createEncoder(options: { file: string; width: number; height: number; fps: number }): FrameEncoder;
-  /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */
-  joinSegments?(segments: readonly string[], output: string, media?: JoinMedia): Promise<void>;
-  /** Outputs are written only under this directory (STREAMSEG_OUT); unset: anywhere (tests). */
-  outputRoot?: string;
-  /** A dedicated connection per video: BLPOP holds its connection while it waits. */
-  openBlockingConnection(): Redis;
-  /** Mask value → class name (manifest.classes order). */
-  classNames: readonly string[];
-  settings?: SinkSettings;
-  /** Live videos' outputs (see LiveAssembly). @defaultValue LiveSinkSettings defaults */
-  live?: LiveSinkSettings;
-  logger: Logger;
-}
-
-export interface SinkSummary {
-  videoId: string;
-  frames: number;
-  scenes: number;
-  outDir: string;
-}
+export type { FrameEncoder, LiveSinkSettings, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 
 /**
  * Assembles one video (one owner: the sink job id is the video id): takes the results in

@@ -81,7 +81,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
     openBlockingConnection: () => createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-sink-wait' }),
     classNames: classes.map((c) => c.name),
     settings: { segmentFrames: config.sinkSegmentFrames, ...options.settings },
-    live: { hlsListSize: config.liveHlsListSize },
+    live: { hlsListSize: config.liveHlsListSize, frameTtlSeconds: config.frameTtlSeconds },
     logger,
   });
 

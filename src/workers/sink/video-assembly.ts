@@ -20,7 +20,7 @@ import { SceneTracker, buildReport, type OutputMediaReport, type VideoReport } f
 import { concatSegments, type JoinMedia } from './segment-concat.repository.js';
 import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
-import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink.service.js';
+import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 import { abortableSleep } from '../../shared/abortable-sleep.js';
 
 

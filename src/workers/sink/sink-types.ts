@@ -1,0 +1,88 @@
+import type { Redis } from 'ioredis';
+import type { FrameStore } from '../../shared/frame-store.js';
+import type { Logger } from '../../shared/logger.js';
+import type { VideoStateStore } from '../../shared/video-state.js';
+import type { FrameStreamRepository } from './frame-stream.repository.js';
+import type { LiveOutput, LiveOutputOptions } from './live-output.repository.js';
+import type { OverlayRepository } from './overlay.repository.js';
+import type { JoinMedia } from './segment-concat.repository.js';
+import type { SinkCheckpointStore } from './sink-checkpoint.store.js';
+
+/**
+ * What the sink's parts share: the orchestrator (SinkService) and the two assemblies (VideoAssembly
+ * for files, LiveAssembly for live sources) all import these, and none imports another's module
+ * for them, so the sink's files import each other in one direction only.
+ */
+
+/** What the sink needs of an encoder (VideoEncoderRepository in production). */
+export interface FrameEncoder {
+  write(frame: Uint8Array): Promise<void>;
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface SinkJobHandle {
+  data: unknown;
+  attemptsMade: number;
+  opts: { attempts?: number };
+  updateProgress(progress: number | object): Promise<void>;
+}
+
+export interface SinkSettings {
+  /** Results fetched ahead of the next frame in one round of requests. @defaultValue 16 */
+  lookahead?: number;
+  /** `sinkFrames` (the producer's backpressure signal) is written at least this often. @defaultValue 4 */
+  sinkFramesEvery?: number;
+  /** Seconds one BLPOP waits for workers before the sink re-checks the video. @defaultValue 1 */
+  waitSeconds?: number;
+  /** How often the video's status is re-read while frames keep coming. @defaultValue 1000 */
+  statusCheckMs?: number;
+  /** Frames per encoded segment, each closed with a checkpoint (STREAMSEG_SINK_SEGMENT_FRAMES). @defaultValue 64 */
+  segmentFrames?: number;
+}
+
+export interface SinkDependencies {
+  frameStore: FrameStore;
+  states: VideoStateStore;
+  stream: FrameStreamRepository;
+  overlay: OverlayRepository;
+  /** Where each video's outputs are durably written up to (shared by every sink). */
+  checkpoints: SinkCheckpointStore;
+  /** Encodes one segment of annotated.mp4 (its `file` is a segment file). */
+  createEncoder(options: { file: string; width: number; height: number; fps: number }): FrameEncoder;
+  /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */
+  joinSegments?(segments: readonly string[], output: string, media?: JoinMedia): Promise<void>;
+  /** Outputs are written only under this directory (STREAMSEG_OUT); unset: anywhere (tests). */
+  outputRoot?: string;
+  /** A dedicated connection per video: BLPOP holds its connection while it waits. */
+  openBlockingConnection(): Redis;
+  /** Mask value → class name (manifest.classes order). */
+  classNames: readonly string[];
+  settings?: SinkSettings;
+  /** Live videos' outputs (see LiveAssembly). @defaultValue LiveSinkSettings defaults */
+  live?: LiveSinkSettings;
+  logger: Logger;
+}
+
+export interface SinkSummary {
+  videoId: string;
+  frames: number;
+  scenes: number;
+  outDir: string;
+}
+
+/** Tuning of live videos in the sink; the defaults suit production. */
+export interface LiveSinkSettings {
+  /** Segments in the rolling playlist (STREAMSEG_LIVE_HLS_LIST_SIZE). @defaultValue 6 */
+  hlsListSize?: number;
+  /**
+   * A frame neither emitted nor dropped this long after the sink started waiting for it, while
+   * later frames exist, is given up as lost (a failed frames job): the stream never stalls on it.
+   * @defaultValue 10000
+   */
+  lostAfterMs?: number;
+  /** Lifetime of the live keys the sink writes (lost-frame counts), seconds (STREAMSEG_FRAME_TTL_SECONDS). @defaultValue 3600 */
+  frameTtlSeconds?: number;
+  /** Builds the live outputs. @defaultValue LiveOutputRepository (ffmpeg from PATH) */
+  createOutput?(options: LiveOutputOptions): LiveOutput;
+}
