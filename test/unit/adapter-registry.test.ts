@@ -143,4 +143,18 @@ describe('adapter registry', () => {
     await registry.close();
     await redis.flushall();
   });
+
+  it('keeps one consistent record and one set of files when writers race on the same name', async () => {
+    await redis.flushall();
+    const dirs = await Promise.all([21, 22, 23, 24].map((seed) => writeFixtureAdapter(path.join(dir, `race-${seed}`), { seed })));
+    const results = await Promise.all(dirs.map((d) => addRuntimeAdapter(redis, pkg, { dir: d.dir, name: 'race', centroids: [[0, 0, 1]] })));
+    expect(results.filter((r) => !r.replaced)).toHaveLength(1);
+    const record = JSON.parse((await redis.hget(adapterRegistryKeys.registry, 'race'))!) as { version: string };
+    expect(await redis.keys(adapterRegistryKeys.files('race', '*'))).toEqual([adapterRegistryKeys.files('race', record.version)]);
+    const removals = await Promise.all([1, 2, 3].map(() => removeAdapter(redis, pkg, 'race')));
+    expect(removals.filter(Boolean)).toHaveLength(1);
+    expect(await redis.keys(adapterRegistryKeys.files('race', '*'))).toEqual([]);
+    expect(await restorePackageAdapter(redis, 'race')).toBe(false);
+    await redis.flushall();
+  });
 });

@@ -111,6 +111,55 @@ export interface AddAdapterInput {
   condition?: string;
 }
 
+// Admin writes read the current record and write the new one in one step (Lua), so two writers
+// cannot interleave between the read and the write (the API shares one connection between
+// requests, so WATCH/MULTI would not isolate them). A record is run-time when it has a string
+// version and no `removed`; ARGV's files prefix + version is the key of its files.
+const RECORD_OF = `
+local function recordOf(text)
+  if not text then return nil end
+  local ok, record = pcall(cjson.decode, text)
+  if ok and type(record) == 'table' then return record end
+  return nil
+end
+local function isRuntime(record) return record ~= nil and record.removed ~= true and type(record.version) == 'string' end
+`;
+
+// KEYS: registry, version counter, new files key. ARGV: name, record JSON, config, weights, new version, files prefix.
+// Returns { replaced (0|1), version counter }.
+const ADD_ADAPTER = `${RECORD_OF}
+local old = recordOf(redis.call('HGET', KEYS[1], ARGV[1]))
+local replaced = 0
+if isRuntime(old) then
+  replaced = 1
+  if old.version ~= ARGV[5] then redis.call('DEL', ARGV[6] .. old.version) end
+end
+redis.call('HSET', KEYS[3], 'config', ARGV[3], 'weights', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return { replaced, redis.call('INCR', KEYS[2]) }
+`;
+
+// KEYS: registry, version counter. ARGV: name, in package (1|0), run-time only (1|0), tombstone JSON, files prefix.
+// Returns the version counter, or 0 when nothing of that name is served (nothing written).
+const REMOVE_ADAPTER = `${RECORD_OF}
+local old = recordOf(redis.call('HGET', KEYS[1], ARGV[1]))
+local runtime = isRuntime(old)
+local tombstone = old ~= nil and old.removed == true
+if ARGV[3] == '1' and not runtime then return 0 end
+if not (runtime or (ARGV[2] == '1' and not tombstone)) then return 0 end
+if runtime then redis.call('DEL', ARGV[5] .. old.version) end
+if ARGV[2] == '1' and ARGV[3] ~= '1' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+return redis.call('INCR', KEYS[2])
+`;
+
+// KEYS: registry, version counter. ARGV: name. Drops a tombstone; 0 when there is none.
+const RESTORE_ADAPTER = `${RECORD_OF}
+local old = recordOf(redis.call('HGET', KEYS[1], ARGV[1]))
+if old == nil or old.removed ~= true then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return redis.call('INCR', KEYS[2])
+`;
+
 /**
  * Validates an adapter against the package and publishes it to every worker. A bad adapter is
  * refused (ModelError naming file and tensor) and nothing is written.
@@ -133,15 +182,21 @@ export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: 
     from: path.resolve(input.dir),
     addedAt: Date.now(),
   };
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  const filesKey = adapterRegistryKeys.files(name, adapter.version);
-  const tx = redis.multi().hset(filesKey, { config: files.config, weights: files.weights }).hset(adapterRegistryKeys.registry, name, JSON.stringify(record));
-  const old = previous ? parseRuntimeRecord(previous) : undefined;
-  if (old?.success && !('removed' in old.data) && old.data.version !== adapter.version) tx.del(adapterRegistryKeys.files(name, old.data.version));
-  const results = await tx.incr(adapterRegistryKeys.version).exec();
-  const version = results?.at(-1)?.[1];
+  const [replaced, version] = (await redis.eval(
+    ADD_ADAPTER,
+    3,
+    adapterRegistryKeys.registry,
+    adapterRegistryKeys.version,
+    adapterRegistryKeys.files(name, adapter.version),
+    name,
+    JSON.stringify(record),
+    files.config,
+    files.weights,
+    adapter.version,
+    adapterRegistryKeys.files(name, ''),
+  )) as [number, number];
   await redis.publish(adapterRegistryKeys.channel, String(version));
-  return { name, version: adapter.version, replaced: Boolean(old?.success && !('removed' in old.data)) };
+  return { name, version: adapter.version, replaced: replaced === 1 };
 }
 
 /**
@@ -151,28 +206,27 @@ export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: 
 export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: string, options: { runtimeOnly?: boolean } = {}): Promise<boolean> {
   const index = await readAdapterIndex(pkg).catch(() => undefined);
   const inPackage = Boolean(index?.adapters.some((a) => a.name === name));
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  const old = previous ? parseRuntimeRecord(previous) : undefined;
-  const runtime = Boolean(old?.success && !('removed' in old.data));
   // runtimeOnly: a run-time adapter goes (a package adapter it shadowed is served again); package adapters stay.
-  if (options.runtimeOnly && !runtime) return false;
-  const served = runtime || (inPackage && !(old?.success && 'removed' in old.data));
-  if (!served) return false;
-  const tx = redis.multi();
-  if (old?.success && !('removed' in old.data)) tx.del(adapterRegistryKeys.files(name, old.data.version));
-  if (inPackage && !options.runtimeOnly) tx.hset(adapterRegistryKeys.registry, name, JSON.stringify({ name, removed: true, removedAt: Date.now() }));
-  else tx.hdel(adapterRegistryKeys.registry, name);
-  const results = await tx.incr(adapterRegistryKeys.version).exec();
-  await redis.publish(adapterRegistryKeys.channel, String(results?.at(-1)?.[1]));
+  const version = (await redis.eval(
+    REMOVE_ADAPTER,
+    2,
+    adapterRegistryKeys.registry,
+    adapterRegistryKeys.version,
+    name,
+    inPackage ? '1' : '0',
+    options.runtimeOnly ? '1' : '0',
+    JSON.stringify({ name, removed: true, removedAt: Date.now() }),
+    adapterRegistryKeys.files(name, ''),
+  )) as number;
+  if (version === 0) return false;
+  await redis.publish(adapterRegistryKeys.channel, String(version));
   return true;
 }
 
 /** Undoes the removal of a package adapter (drops its tombstone). */
 export async function restorePackageAdapter(redis: Redis, name: string): Promise<boolean> {
-  const previous = await redis.hget(adapterRegistryKeys.registry, name);
-  const old = previous ? parseRuntimeRecord(previous) : undefined;
-  if (!old?.success || !('removed' in old.data)) return false;
-  await redis.multi().hdel(adapterRegistryKeys.registry, name).incr(adapterRegistryKeys.version).exec();
+  const version = (await redis.eval(RESTORE_ADAPTER, 2, adapterRegistryKeys.registry, adapterRegistryKeys.version, name)) as number;
+  if (version === 0) return false;
   await redis.publish(adapterRegistryKeys.channel, 'restore');
   return true;
 }
