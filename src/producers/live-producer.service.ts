@@ -1,12 +1,11 @@
-import type { JobsOptions } from 'bullmq';
 import type { StreamsegConfig } from '../shared/config.js';
-import { ErrorCode, errorCodeOf, errorLine, FfmpegError, isLastAttempt, StreamsegError } from '../shared/errors/index.js';
+import { ErrorCode, FfmpegError, StreamsegError } from '../shared/errors/index.js';
 import type { FrameStore } from '../shared/frame-store.js';
-import { decodeVideoJobSchema, parseJob, type AssembleVideoJob, type DecodeVideoJob, type SegmentFramesJob } from '../shared/job-schemas.js';
+import { decodeVideoJobSchema, parseJob, type DecodeVideoJob } from '../shared/job-schemas.js';
 import type { LiveFrameLog } from '../shared/live-frame-log.js';
 import type { Logger } from '../shared/logger.js';
-import { framesDropped, framesProcessed, jobFailures, liveReconnects, stageSeconds } from '../shared/metrics.js';
-import { JobName, QueueName } from '../shared/queues.js';
+import { framesDropped, framesProcessed, liveReconnects, stageSeconds } from '../shared/metrics.js';
+import { QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 import type { RgbImage } from './frame-histogram.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
@@ -16,7 +15,7 @@ import { LiveDropPolicy } from './live-drop-policy.js';
 import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import type { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { liveSourceKind } from './live-source.js';
-import type { DecodeJobHandle, JobQueue } from './producer.service.js';
+import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 
 /** The settings the live producer reads; a full StreamsegConfig fits. */
@@ -110,16 +109,9 @@ export class LiveProducerService {
       return await new LiveRun(this.deps, this.tickMs, data, data.input.url, job, log, signal).execute();
     } catch (error) {
       // As for files: the video is failed only when nothing will retry it; a stop is no failure.
-      const code = errorCodeOf(error);
-      const stoppedEarly = code === ErrorCode.LIVE_NO_VIDEO || code === ErrorCode.LIVE_CONNECT;
-      const final = isLastAttempt(error, job);
-      if (!signal?.aborted) {
-        jobFailures.inc({ queue: QueueName.Videos, code });
-        log.warn({ err: error, final }, 'live video failed');
-        if (final) await this.deps.states.markFailed(data.videoId, errorLine(error)).catch(() => undefined);
-      }
-      // Stopped, or never connected, before any video: final, the video says why; E_VIDEO_FAILED tells the queue not to retry.
-      if (stoppedEarly) throw new StreamsegError(ErrorCode.VIDEO_FAILED, errorLine(error));
+      // Stopped, or never connected, before any video (E_LIVE_NO_VIDEO, E_LIVE_CONNECT) is final
+      // by the catalogue: the video says why, and the queue does not retry.
+      await recordDecodeFailure({ states: this.deps.states, log }, data.videoId, job, error, 'live video', signal);
       throw error;
     }
   }
@@ -343,8 +335,7 @@ class LiveRun {
     const restreamUrl = this.data.options.live?.restreamUrl;
     await this.deps.liveLog.setOutputs(this.videoId, restreamUrl ? { restreamUrl } : {});
     this.log.info({ ...geometry, policy: this.policy.policy, maxInFlight: this.policy.maxInFlight }, 'live source open');
-    const sinkJob: AssembleVideoJob = { videoId: this.videoId, outDir: this.data.options.outDir };
-    await queues.sink.add(JobName.AssembleVideo, sinkJob, { jobId: this.videoId, ...this.retryOptions(), removeOnComplete: { age: 24 * 3600, count: 1000 } });
+    await addSinkJob(queues.sink, { videoId: this.videoId, outDir: this.data.options.outDir }, this.deps.settings.jobAttempts);
   }
 
   private async onFrame(frame: Buffer, capturedAtMs: number): Promise<void> {
@@ -399,23 +390,14 @@ class LiveRun {
     const { frameStore, liveLog, queues } = this.deps;
     const input = await this.resizer!.resize(source);
     await Promise.all([frameStore.putFrame(this.videoId, index, source, input), liveLog.recordCapture(this.videoId, index, capturedAtMs)]);
-    const framesJob: SegmentFramesJob = {
-      videoId: this.videoId,
-      scene: Math.max(scene, 0),
-      sceneStartFrame,
-      frames: [{ index, timestampMs: this.timestampOf(index) }],
-      input: { width: this.resizer!.inputWidth, height: this.resizer!.inputHeight },
-      ...(this.data.options.classes ? { classes: this.data.options.classes } : {}),
-      ...(this.data.options.retrieval ? { retrieval: this.data.options.retrieval } : {}),
-    };
+    const job = framesJob(
+      this.data,
+      { index: Math.max(scene, 0), startFrame: sceneStartFrame },
+      [{ index, timestampMs: this.timestampOf(index) }],
+      { width: this.resizer!.inputWidth, height: this.resizer!.inputHeight },
+    );
     // One frame per job: a batch would hold the first frame back until the last one arrives.
-    await queues.frames.add(JobName.SegmentFrames, framesJob, {
-      jobId: this.jobId(index),
-      attempts: this.deps.settings.jobAttempts,
-      backoff: { type: 'fixed', delay: 100 },
-      removeOnComplete: { age: 600, count: 1000 },
-      removeOnFail: { age: 24 * 3600 },
-    });
+    await addFramesJob(queues.frames, job, this.deps.settings.jobAttempts, 'live');
     this.queued.push(index);
   }
 
@@ -480,9 +462,6 @@ class LiveRun {
     return `${this.videoId}-${index}`;
   }
 
-  private retryOptions(): JobsOptions {
-    return { attempts: this.deps.settings.jobAttempts, backoff: { type: 'exponential', delay: 1000 }, removeOnFail: { age: 7 * 24 * 3600 } };
-  }
 }
 
 /** Waits `ms`, or less when aborted (throws) or when `done()` turns true (checked every 50 ms). */

@@ -1,24 +1,16 @@
-import type { JobsOptions } from 'bullmq';
 import type { StreamsegConfig } from '../shared/config.js';
-import { ErrorCode, errorCodeOf, errorLine, isLastAttempt } from '../shared/errors/index.js';
 import type { FrameStore } from '../shared/frame-store.js';
-import {
-  decodeVideoJobSchema,
-  parseJob,
-  type AssembleVideoJob,
-  type DecodeVideoJob,
-  type FrameRef,
-  type SegmentFramesJob,
-} from '../shared/job-schemas.js';
+import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type FrameRef } from '../shared/job-schemas.js';
 import type { Logger } from '../shared/logger.js';
-import { framesProcessed, jobFailures, stageSeconds } from '../shared/metrics.js';
-import { JobName, QueueName } from '../shared/queues.js';
+import { framesProcessed, stageSeconds } from '../shared/metrics.js';
+import { QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 import { BackpressureGate } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
 import type { RgbImage } from './frame-histogram.js';
+import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 import { planOutputMedia } from './output-media-plan.js';
 
@@ -28,23 +20,7 @@ export type ProducerSettings = Pick<
   'fps' | 'batchFrames' | 'sceneThreshold' | 'minSceneFrames' | 'highWaterFrames' | 'highWaterBytes' | 'jobAttempts'
 >;
 
-/** The part of a BullMQ Job the producer uses (tests can hand in a plain object). */
-export interface DecodeJobHandle {
-  data: unknown;
-  attemptsMade: number;
-  opts: { attempts?: number };
-  updateProgress(progress: DecodeProgress): Promise<void>;
-}
-
-export interface DecodeProgress {
-  decodedFrames: number;
-  expectedFrames: number;
-}
-
-/** The part of a BullMQ Queue the producer uses. */
-export interface JobQueue {
-  add(name: string, data: unknown, opts?: JobsOptions): Promise<unknown>;
-}
+export type { DecodeJobHandle, DecodeProgress, JobQueue } from './producer-jobs.js';
 
 export interface ProducerDependencies {
   ffmpeg: FfmpegRepository;
@@ -84,7 +60,7 @@ export class ProducerService {
     try {
       return await this.run(data, job, log, signal);
     } catch (error) {
-      await this.recordFailure(data.videoId, job, error, log, signal);
+      await recordDecodeFailure({ states: this.deps.states, log }, data.videoId, job, error, 'decode', signal);
       throw error;
     }
   }
@@ -113,9 +89,7 @@ export class ProducerService {
     });
     log.info({ ...probe, outputFps: fps, expectedFrames, attempt: job.attemptsMade + 1 }, 'decoding video');
 
-    // jobId = videoId: a retried decode finds the sink job already there, so one sink owns the video.
-    const sinkJob: AssembleVideoJob = { videoId, outDir: data.options.outDir, ...planOutputMedia(data.input, probe, data.options.audio) };
-    await queues.sink.add(JobName.AssembleVideo, sinkJob, { jobId: videoId, ...this.retryOptions(), removeOnComplete: { age: 24 * 3600, count: 1000 } });
+    await addSinkJob(queues.sink, { videoId, outDir: data.options.outDir, ...planOutputMedia(data.input, probe, data.options.audio) }, settings.jobAttempts);
 
     // An earlier attempt (a producer killed or stopped mid-decode) may have got far. Frames
     // below `decodedFrames` are stored and enqueued already (it is written right after each
@@ -150,21 +124,7 @@ export class ProducerService {
       if (batch.length === 0) return;
       const frames = batch;
       batch = [];
-      const framesJob: SegmentFramesJob = {
-        videoId,
-        scene,
-        sceneStartFrame,
-        frames,
-        input: { width: plan.width, height: plan.height },
-        ...(data.options.classes ? { classes: data.options.classes } : {}),
-        ...(data.options.retrieval ? { retrieval: data.options.retrieval } : {}),
-      };
-      // Deterministic id: a retried decode re-adding this batch is a no-op while the job is kept.
-      await queues.frames.add(JobName.SegmentFrames, framesJob, {
-        jobId: `${videoId}-${frames[0]!.index}`,
-        ...this.retryOptions(),
-        removeOnComplete: { age: 3600, count: 10_000 },
-      });
+      await addFramesJob(queues.frames, framesJob(data, { index: scene, startFrame: sceneStartFrame }, frames, { width: plan.width, height: plan.height }), settings.jobAttempts, 'file');
       framesJobs++;
       await states.setDecodedFrames(videoId, frames[frames.length - 1]!.index + 1);
     };
@@ -212,29 +172,6 @@ export class ProducerService {
     const summary = { videoId, totalFrames: decodedFrames, scenes: scene + 1, framesJobs, resumedFrom };
     log.info({ ...summary, decodeMs: Math.round(activeMs), waitedMs: Math.round(waitedMs) }, 'video decoded');
     return summary;
-  }
-
-  /**
-   * Marks the video failed only when nothing will retry it, so a watcher does not report a
-   * failure that the next attempt fixes. A failure elsewhere keeps its own reason; a stop
-   * requested through the signal (shutdown) is no failure at all.
-   */
-  private async recordFailure(videoId: string, job: DecodeJobHandle, error: unknown, log: Logger, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return;
-    const code = errorCodeOf(error);
-    jobFailures.inc({ queue: QueueName.Videos, code });
-    const final = isLastAttempt(error, job);
-    log.warn({ err: error, final }, 'decode failed');
-    if (!final || code === ErrorCode.VIDEO_FAILED || code === ErrorCode.VIDEO_GONE) return;
-    await this.deps.states.markFailed(videoId, errorLine(error)).catch((cause: unknown) => log.error({ err: cause }, 'cannot mark video failed'));
-  }
-
-  private retryOptions(): JobsOptions {
-    return {
-      attempts: this.deps.settings.jobAttempts,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    };
   }
 }
 
