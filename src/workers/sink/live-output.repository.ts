@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { LIVE_PLAYLIST } from '../../shared/output-layout.js';
-import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
+import { RawFrameFfmpeg } from '../../shared/media/raw-frame-ffmpeg.js';
 
 export interface LiveOutputOptions {
   /** Directory of the rolling playlist (`index.m3u8`) and its segments. */

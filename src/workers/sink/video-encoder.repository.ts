@@ -1,7 +1,7 @@
 import { rename, rm } from 'node:fs/promises';
 import type { StreamsegConfig } from '../../shared/config.js';
 import { BT709_TAGS, playerSafeFilter } from './player-safe-format.js';
-import { RawFrameFfmpeg } from './raw-frame-ffmpeg.js';
+import { RawFrameFfmpeg } from '../../shared/media/raw-frame-ffmpeg.js';
 
 export type EncoderPreset = StreamsegConfig['encoderPreset'];
 

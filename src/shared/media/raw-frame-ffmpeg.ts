@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { FfmpegError } from '../../shared/errors/index.js';
+import { FfmpegError } from '../errors/index.js';
 
 export interface RawFrameFfmpegOptions {
   /** ffmpeg arguments, reading raw RGB24 frames from `pipe:0`. */
@@ -14,7 +14,8 @@ export interface RawFrameFfmpegOptions {
 }
 
 /**
- * One ffmpeg process fed raw RGB24 frames on stdin: the part the sink's encoders share.
+ * One ffmpeg process fed raw RGB24 frames on stdin: what the sink's encoders (annotated.mp4
+ * segments, the live HLS output) and synth's video encoder share.
  * `write` resolves when ffmpeg can take more, so a slow encoder slows the sink instead of
  * growing its memory; `end` closes stdin and waits for a clean exit; `kill` stops it at once.
  * Errors quote ffmpeg's last stderr line.
