@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
@@ -7,6 +7,7 @@ import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from 
 import { readRawFrames } from './raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
+import { startMediaReader } from '../shared/media/media-process.js';
 
 export type { VideoProbe } from './probe-validation.js';
 
@@ -209,7 +210,7 @@ export class FfmpegRepository {
       '-f', 'rawvideo', '-pix_fmt', 'rgb24',
       'pipe:1',
     ];
-    const child = spawn(this.ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(egress.env ? { env: egress.env } : {}) });
+    const child = startMediaReader(this.ffmpegPath, args, egress.env);
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
     const kill = () => {
@@ -259,7 +260,7 @@ export class FfmpegRepository {
     timeoutMs: number,
     env?: NodeJS.ProcessEnv,
   ): Promise<{ code: number | null; stdout: string; stderrLine: string; stderrFirstLine: string; spawnError?: Error; timedOut: boolean }> {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+    const child = startMediaReader(command, args, env);
     const stderr = new StderrTail(child);
     const chunks: Buffer[] = [];
     child.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk));

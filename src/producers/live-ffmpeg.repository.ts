@@ -1,10 +1,11 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { FfmpegError } from '../shared/errors/index.js';
 import type { LiveOptions } from '../shared/job-schemas.js';
 import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import { liveInputSpec } from './live-source.js';
 import { readRawFrames } from './raw-frame-reader.js';
+import { startMediaReader } from '../shared/media/media-process.js';
 
 /** What ffmpeg reports about a live source once it has opened it and set up decoding. */
 export interface LiveGeometry {
@@ -47,7 +48,7 @@ export class LiveConnection {
   private killed = false;
 
   constructor(ffmpegPath: string, args: readonly string[], private readonly name: string, fallbackFps: number) {
-    this.child = spawn(ffmpegPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = startMediaReader(ffmpegPath, args);
     // stdout stays paused until the geometry is known: frames wait in the pipe meanwhile.
     this.child.stdout.pause();
     let resolveReady!: (g: LiveGeometry) => void;

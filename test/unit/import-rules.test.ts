@@ -91,4 +91,18 @@ describe('import rules between the src folders', () => {
     for (const file of graph.keys()) if (!state.has(file)) visit(file);
     expect(cycles).toEqual([]);
   });
+
+  it('only src/shared/media starts processes, besides redis-server and the Python scripts of the CLI', async () => {
+    const allowed = new Set(['src/cli/embedded-redis.ts', 'src/cli/commands/python-script.ts']);
+    const entries = await readdir(SRC, { recursive: true, withFileTypes: true });
+    const starters: string[] = [];
+    for (const entry of entries) {
+      if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+      const file = path.relative(REPO_ROOT, path.join(entry.parentPath, entry.name)).split(path.sep).join('/');
+      const text = await readFile(path.join(REPO_ROOT, file), 'utf8');
+      // A value import of node:child_process (type-only imports start nothing).
+      if (/^import\s+(?!type\b)[^;]*from\s*['"](node:)?child_process['"]/m.test(text) && !file.startsWith('src/shared/media/') && !allowed.has(file)) starters.push(file);
+    }
+    expect(starters).toEqual([]);
+  });
 });

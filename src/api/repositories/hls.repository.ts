@@ -1,12 +1,9 @@
-import { execFile, spawn } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import { FfmpegError } from '../../shared/errors/index.js';
+import { startMediaStream, runMedia } from '../../shared/media/media-process.js';
 import { SEGMENT_FILE, segmentFileName, segmentsDir } from '../../shared/output-layout.js';
-
-const run = promisify(execFile);
 
 export interface HlsSegment {
   index: number;
@@ -55,15 +52,11 @@ export class HlsRepository {
 
   /** The segment as MPEG-TS (stream copy), its timestamps starting at `startSeconds`. */
   transportStream(segment: HlsSegment): Readable {
-    const child = spawn(
-      this.ffmpegPath,
-      ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', segment.file, '-c', 'copy', '-bsf:v', 'h264_mp4toannexb', '-output_ts_offset', segment.startSeconds.toFixed(3), '-f', 'mpegts', 'pipe:1'],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
-    );
+    const child = startMediaStream(this.ffmpegPath, [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-i', segment.file, '-c', 'copy', '-bsf:v', 'h264_mp4toannexb',
+      '-output_ts_offset', segment.startSeconds.toFixed(3), '-f', 'mpegts', 'pipe:1',
+    ]);
     child.once('error', (error) => child.stdout.destroy(new FfmpegError(`cannot run ffmpeg (${error.message})`, { cause: error })));
-    child.stdout.once('close', () => {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    });
     return child.stdout;
   }
 
@@ -72,8 +65,9 @@ export class HlsRepository {
     const key = `${file}:${info.size}:${info.mtimeMs}`;
     const known = this.durations.get(key);
     if (known !== undefined) return known;
-    const { stdout } = await run(this.ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
-    const seconds = Number(stdout.trim());
+    const probe = await runMedia(this.ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
+    if (probe.spawnError || probe.code !== 0) throw new FfmpegError(`ffprobe failed on ${file}: ${probe.spawnError?.message ?? probe.lastLine}`, { cause: probe.spawnError });
+    const seconds = Number(probe.stdout.trim());
     if (!(seconds > 0)) throw new FfmpegError(`ffprobe found no duration in ${file}`);
     if (this.durations.size > 10_000) this.durations.clear();
     this.durations.set(key, seconds);

@@ -1,6 +1,7 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { FfmpegError } from '../errors/index.js';
+import { startMediaWriter } from './media-process.js';
 
 export interface RawFrameFfmpegOptions {
   /** ffmpeg arguments, reading raw RGB24 frames from `pipe:0`. */
@@ -30,7 +31,7 @@ export class RawFrameFfmpeg {
 
   constructor(private readonly options: RawFrameFfmpegOptions) {
     this.frameBytes = options.width * options.height * 3;
-    this.child = spawn(options.ffmpegPath ?? 'ffmpeg', options.args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    this.child = startMediaWriter(options.ffmpegPath ?? 'ffmpeg', options.args);
     let stderrTail = '';
     this.child.stderr.setEncoding('utf8');
     this.child.stderr.on('data', (chunk: string) => {

@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { ErrorCode, FfmpegError, InputError } from '../../shared/errors/index.js';
+import { runMedia } from '../../shared/media/media-process.js';
 import { planModelInput } from '../../shared/model-input-plan.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { OnnxEmbedder, meanEmbedding } from './embedder.js';
@@ -37,29 +37,16 @@ async function collectImages(inputs: readonly string[], workDir: string, options
   return files.slice(0, options.maxFrames);
 }
 
-function sampleVideo(file: string, workDir: string, options: Required<CentroidOptions>): Promise<string[]> {
+async function sampleVideo(file: string, workDir: string, options: Required<CentroidOptions>): Promise<string[]> {
   const dir = path.join(workDir, `v${Math.random().toString(36).slice(2)}`);
-  return new Promise((resolve, reject) => {
-    const args = ['-v', 'error', '-nostdin', '-i', file, '-vf', `fps=${options.videoFps}`, '-frames:v', String(options.maxFrames), path.join(dir, '%05d.png')];
-    import('node:fs/promises')
-      .then((fs) => fs.mkdir(dir, { recursive: true }))
-      .then(() => {
-        const child = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        child.on('error', (error) => reject(new FfmpegError(`cannot run ffmpeg (${error.message}): install it to compute centroids from videos`)));
-        child.on('close', async (code) => {
-          if (code !== 0) {
-            const last = stderr.trim().split('\n').at(-1) ?? `exit ${code}`;
-            reject(new InputError(ErrorCode.INPUT_NOT_VIDEO, `${file}: not an image or a decodable video (${last})`));
-            return;
-          }
-          const names = (await readdir(dir)).sort();
-          if (names.length === 0) reject(new InputError(ErrorCode.INPUT_EMPTY, `${file}: no frames decoded`));
-          else resolve(names.map((n) => path.join(dir, n)));
-        });
-      }, reject);
-  });
+  const args = ['-v', 'error', '-nostdin', '-i', file, '-vf', `fps=${options.videoFps}`, '-frames:v', String(options.maxFrames), path.join(dir, '%05d.png')];
+  await mkdir(dir, { recursive: true });
+  const { code, lastLine, spawnError } = await runMedia('ffmpeg', args);
+  if (spawnError) throw new FfmpegError(`cannot run ffmpeg (${spawnError.message}): install it to compute centroids from videos`, { cause: spawnError });
+  if (code !== 0) throw new InputError(ErrorCode.INPUT_NOT_VIDEO, `${file}: not an image or a decodable video (${lastLine || `exit ${code}`})`);
+  const names = (await readdir(dir)).sort();
+  if (names.length === 0) throw new InputError(ErrorCode.INPUT_EMPTY, `${file}: no frames decoded`);
+  return names.map((n) => path.join(dir, n));
 }
 
 /**

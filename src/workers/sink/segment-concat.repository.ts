@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FfmpegError } from '../../shared/errors/index.js';
+import { runMedia } from '../../shared/media/media-process.js';
 
 /** What goes into annotated.mp4 besides the segments' video. */
 export interface JoinMedia {
@@ -36,18 +36,10 @@ export async function concatSegments(segments: readonly string[], output: string
     partial,
   ];
   try {
-    const { code, stderr, spawnError } = await new Promise<{ code: number | null; stderr: string; spawnError?: Error }>((resolve) => {
-      const child = spawn(ffmpegPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8');
-      child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
-      child.once('error', (error) => resolve({ code: null, stderr, spawnError: error }));
-      child.once('close', (exitCode) => resolve({ code: exitCode, stderr }));
-    });
+    const { code, lastLine, spawnError } = await runMedia(ffmpegPath, args);
     if (spawnError) throw new FfmpegError(`cannot run ffmpeg (${spawnError.message}): install it (apt-get install ffmpeg)`, { cause: spawnError });
     if (code !== 0) {
-      const last = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop();
-      throw new FfmpegError(`ffmpeg joining ${segments.length} segment(s)${audio ? ` and the audio of ${audio.path}` : ''} into ${output} exited with ${code}: ${last ?? 'no message'}`);
+      throw new FfmpegError(`ffmpeg joining ${segments.length} segment(s)${audio ? ` and the audio of ${audio.path}` : ''} into ${output} exited with ${code}: ${lastLine || 'no message'}`);
     }
     await rename(partial, output);
   } finally {
