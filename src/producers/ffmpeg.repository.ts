@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
-import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
+import { assertDecodable, readProbe, type FfprobeOutput, type HdrSignal, type VideoProbe } from './probe-validation.js';
 import { readRawFrames } from './raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
@@ -46,6 +46,8 @@ export interface DecodeOptions {
   startMs?: number;
   /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
   signal?: AbortSignal;
+  /** The stream is HDR (probe.hdr): frames are tone-mapped to SDR BT.709 (see hdrToSdrFilter). */
+  hdr?: HdrSignal;
   /**
    * Called once at the end when ffmpeg decoded the stream but reported errors on the way (a
    * corrupted or truncated file: damaged frames are concealed, missing ones are not produced).
@@ -205,7 +207,15 @@ export class FfmpegRepository {
       // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
       // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
       // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
-      '-vf', `${Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? 'bwdif=mode=send_frame:deint=interlaced,' : ''}scale=${width}:${height},fps=${fps}`,
+      //
+      // HDR (PQ or HLG, BT.2020) is tone-mapped to SDR BT.709 after deinterlacing: read as SDR
+      // it would reach the model and annotated.mp4 washed out, with shifted colours.
+      '-vf', [
+        ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
+        ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
+        `scale=${width}:${height}`,
+        `fps=${fps}`,
+      ].join(','),
       '-fps_mode', 'passthrough',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24',
       'pipe:1',
@@ -274,6 +284,26 @@ export class FfmpegRepository {
       return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), stderrFirstLine: stderr.firstLine(), spawnError, timedOut };
     });
   }
+}
+
+/**
+ * ffmpeg filters that tone-map an HDR stream to SDR BT.709 (8-bit RGB): to linear light (the
+ * input's transfer, primaries, matrix and range named explicitly, so a stream whose frames carry
+ * fewer tags than its header still converts), to BT.709 primaries, hable tone mapping without
+ * desaturation, then the BT.709 transfer. npl=100: SDR reference white at 100 nits. Out-of-gamut
+ * colours are clipped in RGB, as a player does.
+ */
+export function hdrToSdrFilter(hdr: HdrSignal): string {
+  return [
+    // p= too: zscale would otherwise give the output the frame's own primaries, unspecified in
+    // a stream tagged with its transfer only ("no path between colorspaces" in the next step).
+    `zscale=tin=${hdr.transfer}:pin=${hdr.primaries}:min=${hdr.matrix}:rin=${hdr.range}:t=linear:npl=100:p=${hdr.primaries}`,
+    'format=gbrpf32le',
+    'zscale=p=bt709',
+    'tonemap=hable:desat=0',
+    'zscale=t=bt709',
+    'format=gbrp',
+  ].join(',');
 }
 
 /** Resolves once the process is gone, whether it ran or failed to start. */

@@ -148,7 +148,11 @@ export class LiveFfmpegRepository {
   }
 }
 
-/** ffmpeg arguments: live input → raw RGB24 frames on stdout, as they arrive. */
+/**
+ * ffmpeg arguments: live input → raw RGB24 frames on stdout, as they arrive. HDR is not
+ * tone-mapped here (unlike a file, see hdrToSdrFilter): a live source is not probed before
+ * ffmpeg opens it, so its transfer is unknown when the filters are chosen.
+ */
 export function liveDecodeArgs(url: string, options: LiveOpenOptions = {}): string[] {
   const spec = liveInputSpec(url, options.live);
   const filters: string[] = [];

@@ -35,6 +35,45 @@ export interface VideoProbe {
   formatStartMs: number;
   /** The input's first audio stream, if any. */
   audio?: { streamIndex: number; codec: string };
+  /** Set when the video stream is HDR (a PQ or HLG transfer): the decoder tone-maps it to SDR BT.709. */
+  hdr?: HdrSignal;
+}
+
+/**
+ * The colour description of an HDR video stream, as zscale takes it. Primaries, matrix and range
+ * come from the stream when it names them (and zscale knows the name), else HDR's usual
+ * BT.2020, non-constant-luminance, limited range.
+ */
+export interface HdrSignal {
+  /** `smpte2084` (PQ, HDR10) or `arib-std-b67` (HLG). */
+  transfer: 'smpte2084' | 'arib-std-b67';
+  primaries: string;
+  matrix: string;
+  range: 'tv' | 'pc';
+}
+
+/** Transfer names ffprobe gives HDR streams. */
+const HDR_TRANSFERS: ReadonlySet<string> = new Set(['smpte2084', 'arib-std-b67']);
+/** Primaries and matrices ffprobe names the way zscale spells them (others fall back to BT.2020). */
+const ZSCALE_PRIMARIES: ReadonlySet<string> = new Set(['bt709', 'bt470m', 'bt470bg', 'smpte170m', 'smpte240m', 'film', 'bt2020', 'smpte428', 'smpte431', 'smpte432', 'ebu3213']);
+const ZSCALE_MATRICES: ReadonlySet<string> = new Set(['bt709', 'fcc', 'bt470bg', 'smpte170m', 'smpte240m', 'ycgco', 'bt2020nc', 'bt2020c', 'ictcp']);
+
+/** The HDR description of a video stream, or undefined for SDR (or an unknown transfer). */
+export function readHdr(stream: Pick<FfprobeStream, 'color_transfer' | 'color_primaries' | 'color_space' | 'color_range'>): HdrSignal | undefined {
+  const transfer = stream.color_transfer;
+  if (transfer === undefined || !HDR_TRANSFERS.has(transfer)) return undefined;
+  return {
+    transfer: transfer as HdrSignal['transfer'],
+    primaries: stream.color_primaries !== undefined && ZSCALE_PRIMARIES.has(stream.color_primaries) ? stream.color_primaries : 'bt2020',
+    matrix: stream.color_space !== undefined && ZSCALE_MATRICES.has(stream.color_space) ? stream.color_space : 'bt2020nc',
+    range: stream.color_range === 'pc' ? 'pc' : 'tv',
+  };
+}
+
+/** What report.json says about an HDR input: "HDR (PQ) input tone-mapped to SDR BT.709 ...". */
+export function hdrNote(hdr: HdrSignal): string {
+  const name = hdr.transfer === 'smpte2084' ? 'PQ' : 'HLG';
+  return `HDR (${name}) input tone-mapped to SDR BT.709 (hable): the model and annotated.mp4 see an SDR rendering of the source`;
 }
 
 /** The subset of `ffprobe -print_format json -show_format -show_streams` we read. */
@@ -55,6 +94,10 @@ export interface FfprobeStream {
   duration?: string;
   start_time?: string;
   disposition?: { attached_pic?: number };
+  color_transfer?: string;
+  color_primaries?: string;
+  color_space?: string;
+  color_range?: string;
   tags?: { rotate?: string };
   side_data_list?: { rotation?: number }[];
 }
@@ -99,6 +142,7 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
   const quarterTurn = Math.abs(Math.round(rotation / 90)) % 2 === 1;
   const width = stream.width ?? 0;
   const height = stream.height ?? 0;
+  const hdr = readHdr(stream);
   return {
     width: quarterTurn ? height : width,
     height: quarterTurn ? width : height,
@@ -112,6 +156,7 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
     startMs: Math.max(0, secondsToMs(stream.start_time) ?? 0),
     formatStartMs,
     ...(audio ? { audio } : {}),
+    ...(hdr ? { hdr } : {}),
   };
 }
 

@@ -13,6 +13,7 @@ import type { RgbImage } from './frame-histogram.js';
 import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 import { planOutputMedia } from './output-media-plan.js';
+import { hdrNote } from './probe-validation.js';
 
 /** The settings the producer reads; a full StreamsegConfig fits. */
 export type ProducerSettings = Pick<
@@ -131,7 +132,7 @@ export class ProducerService {
 
     let decodeErrors: { errorLines: number; firstLine: string } | undefined;
     const onDecodeErrors = (report: { errorLines: number; firstLine: string }) => (decodeErrors = report);
-    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, startMs: probe.startMs, signal, onDecodeErrors })) {
+    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, startMs: probe.startMs, hdr: probe.hdr, signal, onDecodeErrors })) {
       waitedMs += await gate.admit(frame.index, flush, signal);
       image.data = frame.data;
       if (detector.next(image)) {
@@ -156,6 +157,11 @@ export class ProducerService {
       }
     }
     await flush();
+    if (probe.hdr) {
+      const note = hdrNote(probe.hdr);
+      log.info({ hdr: probe.hdr }, note);
+      await states.addWarning(videoId, note);
+    }
     // A corrupted or truncated file that still decodes: keep the frames that decoded and say
     // what happened in report.json (the video is not failed; see docs/RELIABILITY.md).
     for (const warning of decodeWarnings(decodeErrors, decodedFrames, expectedFrames)) {

@@ -34,6 +34,8 @@ interface ProbedStream {
   height?: number;
   pix_fmt?: string;
   color_space?: string;
+  color_transfer?: string;
+  color_primaries?: string;
   start_time?: string;
   duration?: string;
   nb_read_frames?: string;
@@ -310,6 +312,33 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     expect(written.length, matrix).toBe(source.length);
     expect(meanAbsDiff(source, written), matrix).toBeLessThan(3);
   });
+
+  it.each([
+    // Flat colours that stay inside BT.709 after tone mapping (nothing clips), where reading the
+    // HDR signal as SDR is off by 15-40 levels on some channel.
+    { name: 'PQ', trc: 'smpte2084', colour: '0x807060' },
+    { name: 'HLG', trc: 'arib-std-b67', colour: '0xA07060' },
+  ])('HDR ($name, BT.2020, 10-bit HEVC) is tone-mapped to SDR BT.709, and report.json says so', async ({ name, trc, colour }) => {
+    const input = path.join(dir, `hdr-${trc}.mkv`);
+    await ffmpeg([
+      '-f', 'lavfi', '-i', `color=c=${colour}:size=192x144:rate=10:duration=1.5`,
+      '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p10le',
+      '-color_primaries', 'bt2020', '-color_trc', trc, '-colorspace', 'bt2020nc', '-color_range', 'tv', input,
+    ]);
+    expect(await videoStream(input)).toMatchObject({ codec_name: 'hevc', pix_fmt: 'yuv420p10le', color_transfer: trc, color_primaries: 'bt2020' });
+    const { report, annotated } = await readOutputs(await run(input, `hdr-${trc}`));
+    expect(report.frames).toBe(15);
+    expect(await videoStream(annotated)).toMatchObject({ pix_fmt: 'yuv420p', color_space: 'bt709', nb_read_frames: '15' });
+    // ffmpeg's own SDR rendering of the input (zscale reads the frames' colour tags), and the
+    // same frames read as if they were SDR (what a decoder without tone mapping hands on).
+    const toneMapped = meanRgb(await decodeRaw(input, 'rgb24', 'zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709,format=gbrp'));
+    const untouched = meanRgb(await decodeRaw(input, 'rgb24'));
+    const written = meanRgb(await decodeRaw(annotated, 'rgb24'));
+    expect(maxChannelDiff(toneMapped, untouched), 'the input tells tone-mapped from untouched apart').toBeGreaterThan(15);
+    expect(maxChannelDiff(written, toneMapped), `annotated.mp4 ${written.join(',')} vs tone-mapped ${toneMapped.join(',')}`).toBeLessThan(3);
+    expect(maxChannelDiff(written, untouched), `annotated.mp4 ${written.join(',')} vs untouched ${untouched.join(',')}`).toBeGreaterThan(12);
+    expect(report.warnings).toContainEqual(expect.stringContaining(`HDR (${name}) input tone-mapped to SDR BT.709`));
+  });
 });
 
 describe('the audio option', () => {
@@ -332,6 +361,19 @@ function meanAbsDiff(a: Buffer, b: Buffer): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
   return sum / a.length;
+}
+
+/** Mean R, G and B of packed RGB24 frames. */
+function meanRgb(rgb: Buffer): [number, number, number] {
+  const sums = [0, 0, 0];
+  for (let i = 0; i < rgb.length; i++) sums[i % 3]! += rgb[i]!;
+  const pixels = rgb.length / 3;
+  return [sums[0]! / pixels, sums[1]! / pixels, sums[2]! / pixels];
+}
+
+/** Largest per-channel difference of two mean colours. */
+function maxChannelDiff(a: readonly number[], b: readonly number[]): number {
+  return Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
 }
 
 /** How far each odd row sits from the mean of its neighbours, averaged: high where fields are combed. */
