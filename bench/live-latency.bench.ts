@@ -64,6 +64,7 @@ try {
   // The publisher retries until the producer's listener is up, then streams for `seconds`.
   const publish = () => {
     if (stopped) return;
+    // prettier-ignore
     sender = spawn('ffmpeg', [
       '-hide_banner', '-loglevel', 'error', '-nostdin',
       '-re', '-f', 'lavfi', '-i', `testsrc2=size=${values.size}:rate=${fps}`, '-t', String(seconds),

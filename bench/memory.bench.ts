@@ -74,6 +74,7 @@ function sampleMemory(pids: Record<'producer' | 'worker' | 'sink', number>, redi
 async function measure(minutes: number, dir: string) {
   const video = path.join(dir, `clip-${minutes}m.mp4`);
   // testsrc2 moves every frame, so the decoder and the scene detector do real work.
+  // prettier-ignore
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${fps}:duration=${minutes * 60}`,
     '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', video]);
   const redis = await startEmbeddedRedis();

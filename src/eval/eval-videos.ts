@@ -12,6 +12,7 @@ import { renderVideo } from '../synth/video.js';
  */
 export const DEFAULT_EVAL_SEED = 7_300_001;
 
+// prettier-ignore
 export const DEFAULT_EVAL_CONDITIONS = [
   'clear', 'fog', 'night', 'rain', 'snow', 'dusk',
   'fog+night', 'rain+dusk', 'snow+night', 'fog+dusk', 'rain+night', 'snow+dusk',

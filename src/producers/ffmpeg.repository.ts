@@ -138,6 +138,7 @@ export class FfmpegRepository {
       if (!info.isFile()) throw new InputError(ErrorCode.INPUT_NOT_FILE, `${source.name}: not a regular file on the producer's machine`);
     }
     const egress = await this.egress(input, source);
+    // prettier-ignore
     const args = [
       '-v', 'error',
       '-protocol_whitelist', egress.protocols,
@@ -192,6 +193,7 @@ export class FfmpegRepository {
     }
     signal?.throwIfAborted();
     const egress = await this.egress(input, source);
+    // prettier-ignore
     const args = [
       '-hide_banner', '-nostdin', '-loglevel', 'error',
       '-protocol_whitelist', egress.protocols,

@@ -158,6 +158,7 @@ export function liveDecodeArgs(url: string, options: LiveOpenOptions = {}): stri
   const filters: string[] = [];
   if (options.size) filters.push(`scale=${options.size.width}:${options.size.height}`);
   if (options.fps) filters.push(`fps=${options.fps}`);
+  // prettier-ignore
   return [
     // info level: the output stream's description (size, rate) is read from stderr.
     '-hide_banner', '-nostdin', '-nostats', '-loglevel', 'info',

@@ -19,6 +19,7 @@ export class RawVideoEncoder {
 
   constructor(opts: EncoderOptions) {
     const gop = String(Math.max(1, Math.round(opts.fps)));
+    // prettier-ignore
     const args = [
       '-hide_banner', '-loglevel', 'error', '-y',
       '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${opts.width}x${opts.height}`, '-r', String(opts.fps), '-i', '-',

@@ -21,6 +21,7 @@ export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<
   // lavfi test sources round odd sizes down to even; render even, then scale to the exact size.
   const size = `${spec.width + (spec.width % 2)}x${spec.height + (spec.height % 2)}`;
   const [a, b] = spec.framesPerScene;
+  // prettier-ignore
   const inputs = [
     '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${spec.fps}:duration=${a / spec.fps}`,
     '-t', String(b / spec.fps), '-f', 'lavfi', '-i', `mandelbrot=size=${size}:rate=${spec.fps}`,
@@ -31,6 +32,7 @@ export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<
       // settb first: in the 1/fps time base the half-frame offsets would round away
       `,settb=AVTB,setpts='(N*1.0+0.5*mod(N\\,2))/(${spec.fps}*TB)'`
     : '';
+  // prettier-ignore
   const args = [
     '-hide_banner', '-loglevel', 'error', '-y',
     ...inputs,
@@ -57,6 +59,7 @@ export interface ProbedVideo {
 
 /** Counts decoded frames exactly (ffprobe -count_frames) and reads size, codec, rate and pixel format. */
 export async function probeVideo(file: string): Promise<ProbedVideo> {
+  // prettier-ignore
   const { stdout } = await run('ffprobe', [
     '-v', 'error', '-select_streams', 'v:0', '-count_frames',
     '-show_entries', 'stream=codec_name,width,height,nb_read_frames,avg_frame_rate,pix_fmt',

@@ -117,6 +117,7 @@ describe.skipIf(!hasTorch)('streamseg model import + adapters train (LRASPP, ran
   });
 
   it('self-trains an adapter without labels: loss falls, the registry loads it, it changes the output, the next run retrieves it', async () => {
+    // prettier-ignore
     const result = await cli(['adapters', 'train', '--model', pkgDir, '--from', video, '--name', 'fog-cam', '--condition', 'fog',
       '--steps', '8', '--batch', '2', '--max-frames', '6', '--lr', '0.01', '--json']);
     expect(result.code, result.stderr).toBe(0);

@@ -151,6 +151,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
   it('start offset: an MKV whose first frame is at 0.042 s keeps its 119 frames and their times, audio in sync', async () => {
     // Audio (PCM, transcoded to AAC on output) from 0; video from 0.042 s at 24 fps.
     const input = path.join(dir, 'offset.mkv');
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=24', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=5',
       '-frames:v', '119', '-vf', 'setpts=PTS+0.042/TB', ...X264, '-pix_fmt', 'yuv420p', '-c:a', 'pcm_s16le', input,
@@ -254,6 +255,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
 
   it('10-bit HEVC (yuv420p10le) comes out as 8-bit yuv420p H.264 with every frame', async () => {
     const input = path.join(dir, 'hevc10.mkv');
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', 'testsrc2=size=192x144:rate=10:duration=1.5',
       '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p10le', input,
@@ -268,6 +270,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
   it('interlaced input is deinterlaced: no combing in annotated.mp4, same frame count', async () => {
     // 50 fields/s of a scrolling picture woven into 25 top-field-first frames: every moving edge combs.
     const input = path.join(dir, 'interlaced.mp4');
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=50:duration=1.6,scroll=horizontal=0.02',
       '-vf', 'tinterlace=mode=interleave_top,fieldorder=tff', ...X264, '-flags', '+ilme+ildct', '-x264opts', 'tff=1', '-pix_fmt', 'yuv420p', input,
@@ -284,6 +287,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
 
   it('a video stream that is not the first stream (audio first) is found, and the audio kept', async () => {
     const input = path.join(dir, 'audio-first.mp4');
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10:duration=1.5', '-f', 'lavfi', '-i', 'sine=duration=1.5',
       '-map', '1:a', '-map', '0:v', ...X264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', input,
@@ -301,6 +305,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
   ])('colour matrix $matrix: annotated.mp4 is BT.709-tagged and its colours match the source', async ({ matrix, tags, scale }) => {
     const input = path.join(dir, `colour-${scale}.mp4`);
     // Saturated bars, where a matrix mix-up shifts colours by 10+ levels.
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', 'smptehdbars=size=320x180:rate=10:duration=1',
       '-vf', `scale=out_color_matrix=${scale}:out_range=tv,format=yuv420p`, ...tags, '-color_range', 'tv', ...X264, '-qp', '0', input,
@@ -320,6 +325,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     { name: 'HLG', trc: 'arib-std-b67', colour: '0xA07060' },
   ])('HDR ($name, BT.2020, 10-bit HEVC) is tone-mapped to SDR BT.709, and report.json says so', async ({ name, trc, colour }) => {
     const input = path.join(dir, `hdr-${trc}.mkv`);
+    // prettier-ignore
     await ffmpeg([
       '-f', 'lavfi', '-i', `color=c=${colour}:size=192x144:rate=10:duration=1.5`,
       '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-pix_fmt', 'yuv420p10le',

@@ -241,6 +241,7 @@ describe('live streams', () => {
     const hlsDir = path.join(dir, 'hls-source');
     await mkdir(hlsDir, { recursive: true });
     // A live HLS source: ffmpeg writes a rolling playlist at real-time rate; a tiny HTTP server serves it.
+    // prettier-ignore
     const writer = spawn('ffmpeg', [
       '-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10',
       '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p',
@@ -275,6 +276,7 @@ describe('live streams', () => {
     const hlsDir = path.join(dir, 'hls-vod');
     await mkdir(hlsDir, { recursive: true });
     await new Promise<void>((resolve, reject) => {
+      // prettier-ignore
       const writer = spawn('ffmpeg', [
         '-hide_banner', '-loglevel', 'error', '-nostdin', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10', '-t', '3',
         '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '10', '-pix_fmt', 'yuv420p',

@@ -38,6 +38,7 @@ describe('error catalogue', () => {
 
   it('marks final every code one of the stages used to treat as permanent', () => {
     // The union of the producer's, segmentation worker's, sink's and live producer's old sets.
+    // prettier-ignore
     const permanent = [
       'E_JOB_PAYLOAD', 'E_VIDEO_FAILED', 'E_VIDEO_GONE', 'E_MODEL_MISMATCH', 'E_MODEL_LOAD', 'E_FRAME_SIZE',
       'E_SINK_RESUME', 'E_OUTPUT_DIR', 'E_LIVE_NO_VIDEO', 'E_LIVE_CONNECT', 'E_CANCELLED',

@@ -52,6 +52,7 @@ export class HlsRepository {
 
   /** The segment as MPEG-TS (stream copy), its timestamps starting at `startSeconds`. */
   transportStream(segment: HlsSegment): Readable {
+    // prettier-ignore
     const child = startMediaStream(this.ffmpegPath, [
       '-hide_banner', '-loglevel', 'error', '-nostdin', '-i', segment.file, '-c', 'copy', '-bsf:v', 'h264_mp4toannexb',
       '-output_ts_offset', segment.startSeconds.toFixed(3), '-f', 'mpegts', 'pipe:1',

@@ -42,6 +42,7 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
   // it finds (numbering goes on, a discontinuity marks the restart) instead of replacing it
   // under players that are following it.
   const hlsFlags = 'delete_segments+independent_segments+append_list';
+  // prettier-ignore
   const args = [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
@@ -54,6 +55,7 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
     '-flush_packets', '1',
   ];
   if (!options.restreamUrl) {
+    // prettier-ignore
     return [
       ...args,
       '-f', 'hls', '-hls_time', String(HLS_TIME), '-hls_list_size', listSize, '-hls_flags', hlsFlags,

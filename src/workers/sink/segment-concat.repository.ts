@@ -24,6 +24,7 @@ export async function concatSegments(segments: readonly string[], output: string
   await writeFile(list, `ffconcat version 1.0\n${segments.map((s) => `file '${s.replace(/'/g, "'\\''")}'\n`).join('')}`);
   const offset = media.videoOffsetMs ? ['-itsoffset', (media.videoOffsetMs / 1000).toFixed(6)] : [];
   const { audio } = media;
+  // prettier-ignore
   const args = [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'concat', '-safe', '0', '-protocol_whitelist', 'file',

@@ -22,6 +22,7 @@ export interface VideoEncoderOptions {
  * BT.709 tagged, an odd width or height padded by one pixel (see playerSafeFilter).
  */
 export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps' | 'preset'>, output: string): string[] {
+  // prettier-ignore
   return [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
     '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),

@@ -52,6 +52,7 @@ export class RedisProcess {
 
   private async startProcess(): Promise<void> {
     const { appendOnly, password, tls } = this.options;
+    // prettier-ignore
     const args = [
       '--bind', '127.0.0.1', '--dir', this.dir, '--save', '',
       '--appendonly', appendOnly ? 'yes' : 'no', '--appendfsync', 'everysec',
