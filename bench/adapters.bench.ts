@@ -62,7 +62,10 @@ const request = (method: MergeMethod) => ({ adapters: adapters.map((e, i) => ({ 
 const session = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: threads, logger, inThread: false });
 const { width, height } = manifest.input;
 const frames = [new Uint8Array(3 * width * height).map(() => Math.floor(Math.random() * 256))];
-const classes = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
+const classes = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [
+  manifest.classes.length,
+  manifest.classEmbeddings.dim,
+]);
 const classOf = Uint8Array.from(manifest.classes.map((_, i) => i));
 const fixed = { [manifest.classEmbeddings.input]: classes };
 const segmentFrame = (lora: LoraFeeds) => session.segment({ frames, size: { width, height }, feeds: { ...fixed, ...lora }, classOf });
@@ -143,9 +146,15 @@ await registry.close();
 if (tmp) await rm(tmp, { recursive: true, force: true });
 
 const rank = adapters.reduce((s, a) => s + a.adapter.r, 0);
-console.log(`model ${manifest.name}@${manifest.version}, input ${width}x${height}, ${targets.length} LoRA targets, top-${adapters.length} (${adapters.map((a) => a.name).join(', ')}), cat rank ${rank}, ORT threads ${threads || 'auto'}, ${os.cpus().length} CPUs`);
-console.log(`one frame's inference (batch 1):      ${frameMs.toFixed(2)} ms with the merged adapter fed (${median(inferBaseMs).toFixed(2)} ms with base zeros)`);
-console.log(`feed a cached merged adapter (hit):   ${(median(hitMs) * 1000).toFixed(1)} µs  ratio ${((100 * median(hitMs)) / frameMs).toFixed(3)}% of a frame (target ≤ 1%)`);
+console.log(
+  `model ${manifest.name}@${manifest.version}, input ${width}x${height}, ${targets.length} LoRA targets, top-${adapters.length} (${adapters.map((a) => a.name).join(', ')}), cat rank ${rank}, ORT threads ${threads || 'auto'}, ${os.cpus().length} CPUs`,
+);
+console.log(
+  `one frame's inference (batch 1):      ${frameMs.toFixed(2)} ms with the merged adapter fed (${median(inferBaseMs).toFixed(2)} ms with base zeros)`,
+);
+console.log(
+  `feed a cached merged adapter (hit):   ${(median(hitMs) * 1000).toFixed(1)} µs  ratio ${((100 * median(hitMs)) / frameMs).toFixed(3)}% of a frame (target ≤ 1%)`,
+);
 for (const [method, ms] of Object.entries(missMs)) {
   console.log(`cache miss, merge ${method.padEnd(6)}:           ${ms.toFixed(2)} ms  ratio ${(ms / frameMs).toFixed(3)} of a frame (target ≤ 1)`);
 }

@@ -98,8 +98,12 @@ try {
   const totalIndices = final.totalFrames ?? 0;
   const dropped = final.droppedFrames ?? 0;
   const f1 = (x: number) => x.toFixed(1);
-  console.log(`live latency bench: model ${config.modelDir}, testsrc2 ${values.size} @ ${fps} fps, RTSP (${transport}) on loopback for ${seconds} s, policy ${config.liveDropPolicy}, max in flight ${config.liveMaxInFlight}, ${os.cpus().length} cores`);
-  console.log(`frames: captured ${totalIndices}, emitted ${records.length}, dropped ${dropped} (${f1((100 * dropped) / Math.max(1, totalIndices))}%); measured after ${warmupMs / 1000} s warm-up: ${steady.length} emitted, ${steady.reduce((n, r) => n + r.droppedBefore, 0)} dropped before them`);
+  console.log(
+    `live latency bench: model ${config.modelDir}, testsrc2 ${values.size} @ ${fps} fps, RTSP (${transport}) on loopback for ${seconds} s, policy ${config.liveDropPolicy}, max in flight ${config.liveMaxInFlight}, ${os.cpus().length} cores`,
+  );
+  console.log(
+    `frames: captured ${totalIndices}, emitted ${records.length}, dropped ${dropped} (${f1((100 * dropped) / Math.max(1, totalIndices))}%); measured after ${warmupMs / 1000} s warm-up: ${steady.length} emitted, ${steady.reduce((n, r) => n + r.droppedBefore, 0)} dropped before them`,
+  );
   console.log(`end-to-end latency (capture -> output), ms: p50 ${f1(p50)}  p95 ${f1(p95)}  max ${f1(latency.at(-1) ?? NaN)}`);
   console.log(`inference per frame (same run), ms: p50 ${f1(inferP50)}  p95 ${f1(pct(inference, 0.95))}`);
   // Where the time goes: the frames jobs are kept after completion (removeOnComplete), with

@@ -122,7 +122,9 @@ try {
   console.log('largest sample (every 2 s) in the first / second half of each run, MiB (RSS; Redis used_memory):');
   for (const r of rows) {
     const pair = (key: keyof Series) => `${r.halves.first[key].toFixed(0)} / ${r.halves.second[key].toFixed(0)}`;
-    console.log(`${`${r.minutes} min`.padEnd(10)} producer ${pair('producer')}, worker ${pair('worker')}, sink ${pair('sink')}, redis ${pair('redis')} (${r.halves.samples} samples)`);
+    console.log(
+      `${`${r.minutes} min`.padEnd(10)} producer ${pair('producer')}, worker ${pair('worker')}, sink ${pair('sink')}, redis ${pair('redis')} (${r.halves.samples} samples)`,
+    );
   }
   console.log('');
   if (rows.length >= 2) {

@@ -83,12 +83,31 @@ async function benchVideo(): Promise<string> {
   const started = performance.now();
   if (source === 'synth') {
     const main = path.resolve('src/cli/main.ts');
-    await run(process.execPath, ['--import', 'tsx', main, 'synth', '--out', file, '--frames', frames, '--scenes', scenes, '--size', size, '--fps', fps, '--seed', seed], {
-      maxBuffer: 64 * 2 ** 20,
-    });
+    await run(
+      process.execPath,
+      ['--import', 'tsx', main, 'synth', '--out', file, '--frames', frames, '--scenes', scenes, '--size', size, '--fps', fps, '--seed', seed],
+      {
+        maxBuffer: 64 * 2 ** 20,
+      },
+    );
   } else if (source === 'testsrc2') {
     const duration = Number(frames) / Number(fps);
-    await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}:duration=${duration}`, '-c:v', 'libx264', '-preset', 'fast', '-pix_fmt', 'yuv420p', file]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${size}:rate=${fps}:duration=${duration}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'fast',
+      '-pix_fmt',
+      'yuv420p',
+      file,
+    ]);
   } else {
     throw new Error(`--source must be synth or testsrc2, got ${source}`);
   }
@@ -112,7 +131,10 @@ interface PipelineResult {
 async function cpuSeconds(): Promise<{ self: number; children: number }> {
   // Fields after the command name: utime stime cutime cstime are the 12th..15th, in clock ticks (100/s on Linux).
   const stat = await readFile('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   const tick = 100;
   return { self: (fields[11]! + fields[12]!) / tick, children: (fields[13]! + fields[14]!) / tick };
 }
@@ -137,7 +159,11 @@ async function runPipeline(video: string, redisUrl: string, outDir: string): Pro
     const ms = (entries: [string, string[]][]) => Number(entries[0]![0].split('-')[0]);
     const steadySeconds = (ms(last) - ms(first)) / 1000;
     const fromDecodeSeconds = (ms(last) - (final.startedAt ?? 0)) / 1000;
-    return { frames: report.frames, steadyFps: (report.frames - 1) / steadySeconds, steadySeconds, fromDecodeFps: report.frames / fromDecodeSeconds,
+    return {
+      frames: report.frames,
+      steadyFps: (report.frames - 1) / steadySeconds,
+      steadySeconds,
+      fromDecodeFps: report.frames / fromDecodeSeconds,
       cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children },
       report,
     };
@@ -148,9 +174,13 @@ async function runPipeline(video: string, redisUrl: string, outDir: string): Pro
 }
 
 /** The LoRA feeds of the scene with the most frames, merged the way the worker merges them (one cached merge). */
-async function pipelineFeeds(pkg: ModelPackage, report: VideoReport | undefined): Promise<{ feeds: LoraFeeds; label: string; adapters: { name: string; weight: number }[] }> {
+async function pipelineFeeds(
+  pkg: ModelPackage,
+  report: VideoReport | undefined,
+): Promise<{ feeds: LoraFeeds; label: string; adapters: { name: string; weight: number }[] }> {
   const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
-  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters) return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)', adapters: [] };
+  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters)
+    return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)', adapters: [] };
   const registry = await AdapterRegistry.open({ pkg });
   const options = resolveRetrievalOptions(retrievalDefaultsFromConfig(config));
   const cache = new MergedAdapterCache(pkg.manifest.lora.targets);
@@ -232,9 +262,27 @@ function finished(child: ReturnType<typeof spawn>, name: string): Promise<void> 
  */
 async function runCeiling(video: string, size: { width: number; height: number; fps: number }, raw: RawResult): Promise<CeilingResult> {
   const before = await cpuSeconds();
-  const decoder = spawn('ffmpeg', ['-v', 'error', '-nostdin', '-i', video, '-an', '-vf', `scale=${size.width}:${size.height},fps=${size.fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const decoder = spawn(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-nostdin',
+      '-i',
+      video,
+      '-an',
+      '-vf',
+      `scale=${size.width}:${size.height},fps=${size.fps}`,
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      'pipe:1',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const encoder = spawn('ffmpeg', encoderArgs({ ...size, preset: config.encoderPreset }, path.join(tmp, 'ceiling.mp4')), { stdio: ['pipe', 'ignore', 'pipe'] });
   let bytes = 0;
   decoder.stdout!.on('data', (chunk: Buffer) => (bytes += chunk.length));
@@ -254,7 +302,18 @@ interface SequentialRound extends SequentialResult {
 
 /** Frames ffprobe decodes from a video (counted, not the container's claim). */
 async function countFrames(file: string): Promise<number> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_frames', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file]);
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-count_frames',
+    '-show_entries',
+    'stream=nb_read_frames',
+    '-of',
+    'csv=p=0',
+    file,
+  ]);
   return Number(stdout.trim());
 }
 
@@ -326,14 +385,30 @@ async function checkOutputs(pipelineDir: string, pipelineFrames: number, sequent
       `SEQUENTIAL LOOP MASKS DIFFER FROM THE PIPELINE'S: ${((matched.same / matched.pixels) * 100).toFixed(2)}% of pixels agree in the ${matched.frames} frames both segmented with the same adapters`,
     );
   }
-  return { videoFrames, maskLines, agreement: all.same / all.pixels, sameAdapters: { frames: matched.frames, agreement: matched.pixels ? matched.same / matched.pixels : NaN } };
+  return {
+    videoFrames,
+    maskLines,
+    agreement: all.same / all.pixels,
+    sameAdapters: { frames: matched.frames, agreement: matched.pixels ? matched.same / matched.pixels : NaN },
+  };
 }
 
 const video = await benchVideo();
 const pkg = await loadModelPackage(config.modelDir);
 let redis: EmbeddedRedis | undefined;
 try {
-  const probe = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-count_packets', '-show_entries', 'stream=width,height,r_frame_rate,nb_read_packets', '-of', 'csv=p=0', video]);
+  const probe = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-count_packets',
+    '-show_entries',
+    'stream=width,height,r_frame_rate,nb_read_packets',
+    '-of',
+    'csv=p=0',
+    video,
+  ]);
   console.log(`video ${path.basename(video)}: ${probe.stdout.trim()} (width,height,rate,frames)`);
   const [probeWidth, probeHeight, rate] = probe.stdout.trim().split(',');
   const [rateNum, rateDen = '1'] = rate!.split('/');
@@ -345,7 +420,10 @@ try {
   redis = await startEmbeddedRedis();
   // The worker's session options (threads, no spinning, optimisation level), on this thread:
   // nothing but ORT itself between the feeds and the logits.
-  const rawSession = await ort.InferenceSession.create(pkg.modelPath, { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] });
+  const rawSession = await ort.InferenceSession.create(pkg.modelPath, {
+    ...segmentationSessionOptions(config),
+    executionProviders: [config.executionProvider],
+  });
   await runRaw(rawSession, pkg, (await pipelineFeeds(pkg, undefined)).feeds, 5, 1); // page the model in before anything is timed
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
@@ -404,7 +482,11 @@ try {
       fps(sequential.steadyFps),
       `${sequential.frames} frames in ${sequential.steadySeconds.toFixed(1)} s; end-to-end ${fps(sequential.endToEndFps)} (${sequential.wallSeconds.toFixed(1)} s wall)`,
     );
-    row('    ratio pipeline/sequential', (pipeline.steadyFps / sequential.steadyFps).toFixed(2), `end-to-end: ${(timings.framesPerSecond / sequential.endToEndFps).toFixed(2)}`);
+    row(
+      '    ratio pipeline/sequential',
+      (pipeline.steadyFps / sequential.steadyFps).toFixed(2),
+      `end-to-end: ${(timings.framesPerSecond / sequential.endToEndFps).toFixed(2)}`,
+    );
     const seqSelf = (sequential.cpu.self * 1000) / sequential.frames;
     const seqChildren = (sequential.cpu.children * 1000) / sequential.frames;
     const step = (ms: number) => (ms / sequential.frames).toFixed(1);

@@ -83,7 +83,10 @@ function exited(child: ChildProcess, name: string): Promise<void> {
 /** Writes and waits for room, as any stream consumer should (fails if the process behind it died). */
 async function write(stream: Writable, data: Uint8Array | string, child?: Promise<void>): Promise<void> {
   if (stream.write(data)) return;
-  await Promise.race([once(stream, 'drain'), ...(child ? [child.then(() => Promise.reject(new Error('ffmpeg exited while the loop was writing to it')))] : [])]);
+  await Promise.race([
+    once(stream, 'drain'),
+    ...(child ? [child.then(() => Promise.reject(new Error('ffmpeg exited while the loop was writing to it')))] : []),
+  ]);
 }
 
 export async function runSequentialLoop(options: SequentialLoopOptions): Promise<SequentialResult> {
@@ -107,9 +110,28 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
   await mkdir(options.outDir, { recursive: true });
   const files = { video: path.join(options.outDir, 'annotated.mp4'), masks: path.join(options.outDir, 'masks.ndjson') };
   const started = performance.now();
-  const decoder = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', video, '-an', '-vf', `scale=${width}:${height},fps=${fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const decoder = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-nostdin',
+      '-i',
+      video,
+      '-an',
+      '-vf',
+      `scale=${width}:${height},fps=${fps}`,
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      'rgb24',
+      'pipe:1',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const encoder = spawn('ffmpeg', encoderArgs({ width, height, fps, preset: options.preset }, files.video), { stdio: ['pipe', 'ignore', 'pipe'] });
   const decoded = exited(decoder, 'ffmpeg decode');
   const encoded = exited(encoder, 'ffmpeg encode');
@@ -133,7 +155,11 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
     // ORT wants the data length to equal the shape: a short last batch gets a view.
     const data = count === batchFrames ? floats : floats.subarray(0, count * pre.frameFloats);
     const results = await session.run(
-      { ...lora, [manifest.input.name]: new ort.Tensor('float32', data, [count, 3, plan.height, plan.width]), [manifest.classEmbeddings.input]: vocabulary.embeddings },
+      {
+        ...lora,
+        [manifest.input.name]: new ort.Tensor('float32', data, [count, 3, plan.height, plan.width]),
+        [manifest.classEmbeddings.input]: vocabulary.embeddings,
+      },
       [manifest.output.name],
     );
     const logits = results[manifest.output.name]!;
@@ -148,7 +174,15 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
       unletterbox.apply(mask, sourceMask);
       await write(encoder.stdin!, await overlay.annotate(batch[slot]!, sourceMask, width, height), encoded);
       const index = frames++;
-      const record = { index, timestampMs: (index * 1000) / fps, scene: 0, adapters: options.adapters, cacheHit: options.adapters.length > 0 ? true : null, inferenceMs: 0, workerId: 'sequential' };
+      const record = {
+        index,
+        timestampMs: (index * 1000) / fps,
+        scene: 0,
+        adapters: options.adapters,
+        cacheHit: options.adapters.length > 0 ? true : null,
+        inferenceMs: 0,
+        workerId: 'sequential',
+      };
       lines += `${JSON.stringify(maskLine(record, sourceMask, height, width, classNames, unletterbox.columnOffsets))}\n`;
       lastWrite = performance.now();
       if (index === 0) firstWrite = lastWrite;

@@ -8,7 +8,8 @@ export interface NamedRoot {
 }
 
 /** Absolute paths under the usual filesystem roots, where a message starts, or after a space, quote, bracket or `=`. */
-const FILESYSTEM_PATH = /(^|[\s'"([=])\/(?:tmp|var|home|root|etc|usr|opt|srv|mnt|media|data|work|proc|dev|run|private|Users|nix)(?=$|[/\s'"()[\],;:])(?:\/[^\s'"()[\],;]*)?/g;
+const FILESYSTEM_PATH =
+  /(^|[\s'"([=])\/(?:tmp|var|home|root|etc|usr|opt|srv|mnt|media|data|work|proc|dev|run|private|Users|nix)(?=$|[/\s'"()[\],;:])(?:\/[^\s'"()[\],;]*)?/g;
 
 /**
  * Takes server paths out of what the API says (error messages, a video's error and warnings):

@@ -58,7 +58,9 @@ export interface ApiServer {
 /** Refuses to serve without a token; `serve` calls it first, before it starts anything. */
 export function assertApiConfig(config: StreamsegConfig): void {
   if (config.apiTokens.length === 0) {
-    throw new ConfigError(['STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each, optionally :read, :submit or :admin), e.g. `openssl rand -hex 24`']);
+    throw new ConfigError([
+      'STREAMSEG_API_TOKENS is empty: set one or more comma-separated tokens (at least 16 characters each, optionally :read, :submit or :admin), e.g. `openssl rand -hex 24`',
+    ]);
   }
 }
 
@@ -98,8 +100,21 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     redis,
     pipeline,
     queries,
-    submissions: new VideoSubmissionService(pipeline.submitter, dedup, uploads, outDir, logger, new UrlDestinationPolicy(config.urlAllow), usage, limits, pipeline.states),
-    cancels: new VideoCancelService({ redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger }, options.cancel),
+    submissions: new VideoSubmissionService(
+      pipeline.submitter,
+      dedup,
+      uploads,
+      outDir,
+      logger,
+      new UrlDestinationPolicy(config.urlAllow),
+      usage,
+      limits,
+      pipeline.states,
+    ),
+    cancels: new VideoCancelService(
+      { redis, states: pipeline.states, frames: pipeline.frames, queues: pipeline.queues, dedup, index, uploads, logger },
+      options.cancel,
+    ),
     limits,
     usage,
     uploads,
@@ -138,12 +153,18 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     // The log has the whole error; the client gets it without server paths.
     return reply.code(status).send({ error: { code, message: paths.scrub(error instanceof StreamsegError ? error.message : errorLine(error)) } });
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: ErrorCode.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}` } }));
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ error: { code: ErrorCode.NOT_FOUND, message: `no route ${request.method} ${request.url.split('?')[0]}` } }),
+  );
 
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'streamseg API', version: '1', description: 'Submit videos, follow their progress and frame records, fetch the segmented outputs, manage adapters.' },
+      info: {
+        title: 'streamseg API',
+        version: '1',
+        description: 'Submit videos, follow their progress and frame records, fetch the segmented outputs, manage adapters.',
+      },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -170,7 +191,8 @@ export async function createApiServer(options: ApiServerOptions): Promise<ApiSer
     { retentionSeconds: config.uploadRetentionSeconds, orphanSeconds: config.frameTtlSeconds, incomingSeconds: config.httpRequestTimeoutMs / 1000 + 60 },
     logger,
   ).start();
-  const publisher = config.metricsPublishMs > 0 ? new MetricsPublisher({ redis, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start() : undefined;
+  const publisher =
+    config.metricsPublishMs > 0 ? new MetricsPublisher({ redis, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start() : undefined;
 
   let closed: Promise<void> | undefined;
   return {

@@ -85,7 +85,10 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions = {}): Pr
   if (bound !== LOOPBACK) {
     child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
-    throw new StreamsegError(ErrorCode.REDIS_START, `redis-server is bound to "${bound ?? 'unknown'}", not ${LOOPBACK} only; set REDIS_URL to use another server`);
+    throw new StreamsegError(
+      ErrorCode.REDIS_START,
+      `redis-server is bound to "${bound ?? 'unknown'}", not ${LOOPBACK} only; set REDIS_URL to use another server`,
+    );
   }
 
   let stopping: Promise<void> | undefined;

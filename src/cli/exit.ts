@@ -28,7 +28,9 @@ export function closeOnSignals(close: () => Promise<void>, graceMs?: number): vo
     process.stderr.write(`streamseg: ${signal}, shutting down\n`);
     if (graceMs !== undefined) {
       setTimeout(() => {
-        process.stderr.write(`streamseg: ${ErrorCode.SHUTDOWN_GRACE}: still busy after ${graceMs} ms (STREAMSEG_SHUTDOWN_GRACE_MS); exiting, unfinished jobs will be recovered as stalled\n`);
+        process.stderr.write(
+          `streamseg: ${ErrorCode.SHUTDOWN_GRACE}: still busy after ${graceMs} ms (STREAMSEG_SHUTDOWN_GRACE_MS); exiting, unfinished jobs will be recovered as stalled\n`,
+        );
         process.exit(1);
       }, graceMs).unref();
     }

@@ -18,10 +18,7 @@ export interface RunningRoles {
 }
 
 /** Starts the given roles in this process against one Redis; the model package is loaded once. */
-export async function startRoles(
-  roles: readonly Role[],
-  context: { config: StreamsegConfig; redisUrl: string; logger: Logger },
-): Promise<RunningRoles> {
+export async function startRoles(roles: readonly Role[], context: { config: StreamsegConfig; redisUrl: string; logger: Logger }): Promise<RunningRoles> {
   const { config, redisUrl, logger } = context;
   const modelPackage = await loadModelPackage(config.modelDir);
   const started: { close(): Promise<void> }[] = [];
@@ -29,7 +26,9 @@ export async function startRoles(
     for (const role of roles) {
       const roleLogger = logger.child({ role });
       if (role === 'producer') {
-        started.push(await startProducer({ config, redisUrl, logger: roleLogger, modelInput: modelPackage.manifest.input, concurrency: config.producerConcurrency }));
+        started.push(
+          await startProducer({ config, redisUrl, logger: roleLogger, modelInput: modelPackage.manifest.input, concurrency: config.producerConcurrency }),
+        );
       } else if (role === 'worker') {
         // Closed after the worker (started in reverse): the worker may still ask for feeds while draining.
         const lora = await createLoraFeedsForPackage({
@@ -56,7 +55,12 @@ export async function startRoles(
     const connection = createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-metrics' });
     connection.on('error', (error) => logger.debug({ err: error }, 'metrics connection error'));
     const publisher = new MetricsPublisher({ redis: connection, registry: metricsRegistry, intervalMs: config.metricsPublishMs }).start();
-    started.push({ close: async () => { await publisher.close(); connection.disconnect(); } });
+    started.push({
+      close: async () => {
+        await publisher.close();
+        connection.disconnect();
+      },
+    });
   }
   let closing: Promise<void> | undefined;
   return {

@@ -14,9 +14,7 @@ import { StdinRelay } from './stdin-relay.js';
  * boxes: made to be streamed) and everything else (MPEG-TS, Matroska…) stays a live source,
  * relayed to the producer as it comes (StdinRelay).
  */
-export type StdinSource =
-  | { kind: 'file'; path: string; close(): Promise<void> }
-  | { kind: 'live'; url: string; close(): Promise<void> };
+export type StdinSource = { kind: 'file'; path: string; close(): Promise<void> } | { kind: 'live'; url: string; close(): Promise<void> };
 
 export interface StdinSourceOptions {
   /** Where the spool directory is made. @defaultValue os.tmpdir() (TMPDIR) */

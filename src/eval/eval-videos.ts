@@ -73,7 +73,8 @@ function parseSizeText(text: string): { width: number; height: number } {
   if (!m) throw new InputError('E_INPUT_DECODE', `size "${text}": expected WIDTHxHEIGHT, e.g. 640x360`);
   const width = Number(m[1]);
   const height = Number(m[2]);
-  if (width % 2 !== 0 || height % 2 !== 0 || width < 32 || height < 32) throw new InputError('E_INPUT_DECODE', `size "${text}": even sides of at least 32 pixels (H.264)`);
+  if (width % 2 !== 0 || height % 2 !== 0 || width < 32 || height < 32)
+    throw new InputError('E_INPUT_DECODE', `size "${text}": even sides of at least 32 pixels (H.264)`);
   return { width, height };
 }
 

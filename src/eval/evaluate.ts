@@ -109,7 +109,10 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
   const embedder = await OnnxEmbedder.create(pkg, { intraOpThreads: options.intraOpThreads });
   const cache = new MergedAdapterCache(manifest.lora.targets, { maxBytes: 256 * 1024 * 1024 });
   const base = zeroFeeds(manifest.lora.targets);
-  const classFeed = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [manifest.classes.length, manifest.classEmbeddings.dim]);
+  const classFeed = new ort.Tensor('float32', Float32Array.from(manifest.classes.flatMap((c) => c.embedding)), [
+    manifest.classes.length,
+    manifest.classEmbeddings.dim,
+  ]);
   const identity = Uint8Array.from(manifest.classes.map((_, i) => i));
   const modelClass = classRemapByName(manifest.classes.map((c) => c.name));
 
@@ -118,7 +121,9 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
   let frames = 0;
 
   const merged = (adapters: readonly { name: string; weight: number }[], method: MergeMethod): LoraFeeds =>
-    adapters.length === 0 ? base : cache.lookup({ adapters: adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })), method }).feeds;
+    adapters.length === 0
+      ? base
+      : cache.lookup({ adapters: adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })), method }).feeds;
 
   try {
     for (const [vi, video] of options.videos.entries()) {
@@ -152,7 +157,13 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         const feedsBy = new Map<EvalMethod, LoraFeeds>();
         feedsBy.set('base', base);
         if (nearest) feedsBy.set('top1', merged([{ name: nearest, weight: 1 }], 'cat'));
-        feedsBy.set('uniform', merged(top.map((t) => ({ name: t.name, weight: 1 / top.length })), 'linear'));
+        feedsBy.set(
+          'uniform',
+          merged(
+            top.map((t) => ({ name: t.name, weight: 1 / top.length })),
+            'linear',
+          ),
+        );
         feedsBy.set('weighted', merged(product.selected, 'linear'));
         feedsBy.set('weightedCat', merged(product.selected, retrieval.method));
         if (!truth.composition && own) feedsBy.set('oracle', merged([{ name: own.name, weight: 1 }], 'cat'));
@@ -163,7 +174,13 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
             // as the worker judges: on the scene's first batch
             const probe = scene.inputs.slice(0, batchFrames);
             const sure = async (feeds: LoraFeeds) => {
-              const { confidence } = await session.segment({ frames: probe, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity, confidence: true });
+              const { confidence } = await session.segment({
+                frames: probe,
+                size: plan,
+                feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds },
+                classOf: identity,
+                confidence: true,
+              });
               return confidence!.reduce((a, b) => a + b, 0) / confidence!.length;
             };
             keep = (await sure(merge)) >= (await sure(base)) + (options.guardMargin ?? 0);
@@ -172,14 +189,30 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         }
         const components = truth.components.map((c) => byCondition.get(c)).filter((e) => e !== undefined);
         if (truth.composition && components.length === truth.components.length) {
-          feedsBy.set('componentOracle', merged(components.map((e) => ({ name: e.name, weight: 1 / components.length })), 'cat'));
+          feedsBy.set(
+            'componentOracle',
+            merged(
+              components.map((e) => ({ name: e.name, weight: 1 / components.length })),
+              'cat',
+            ),
+          );
         }
 
         const cellKey = `${sizeKey}|${truth.label}`;
         let entry = cells.get(cellKey);
         if (!entry) {
           entry = {
-            cell: { size: sizeKey, input: `${plan.width}x${plan.height}`, condition: truth.label, composition: truth.composition, style: truth.style, scenes: 0, frames: 0, miou: {}, mix: {} },
+            cell: {
+              size: sizeKey,
+              input: `${plan.width}x${plan.height}`,
+              condition: truth.label,
+              composition: truth.composition,
+              style: truth.style,
+              scenes: 0,
+              frames: 0,
+              miou: {},
+              mix: {},
+            },
             confusion: new Map(),
             singles: new Map(),
             mix: new Map(),
@@ -198,7 +231,12 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         const score = async (feeds: LoraFeeds, confusion: Confusion) => {
           for (let start = 0; start < scene.inputs.length; start += batchFrames) {
             const inputs = scene.inputs.slice(start, start + batchFrames);
-            const { masks } = await session.segment({ frames: inputs, size: plan, feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds }, classOf: identity });
+            const { masks } = await session.segment({
+              frames: inputs,
+              size: plan,
+              feeds: { [manifest.classEmbeddings.input]: classFeed, ...feeds },
+              classOf: identity,
+            });
             for (const [i, mask] of masks.entries()) confusion.add(truthMasks[start + i]!, unletterbox.apply(mask, upscaled));
           }
         };
@@ -257,7 +295,10 @@ async function decodeScenes(
   const detector = new SceneCutDetector(cuts);
   const scenes: SceneFrames[] = [];
   const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
-  for await (const frame of ffmpeg.decodeFrames({ kind: 'file', path: file }, { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex })) {
+  for await (const frame of ffmpeg.decodeFrames(
+    { kind: 'file', path: file },
+    { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex },
+  )) {
     image.data = frame.data;
     if (detector.next(image)) scenes.push({ inputs: [], indices: [] });
     const scene = scenes[scenes.length - 1]!;
@@ -278,4 +319,3 @@ function classRemapByName(modelClasses: readonly string[]): (synthName: string) 
 function round4(x: number): number {
   return Math.round(x * 10_000) / 10_000;
 }
-

@@ -20,7 +20,11 @@ function mean(values: readonly number[]): number | undefined {
 
 function table(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(header.map((_, i) => '-'.repeat(widths[i]!))), ...rows.map(line)];
 }
 
@@ -42,12 +46,21 @@ export interface QualityChecks {
 export function qualityChecks(report: EvalReport): QualityChecks {
   const bySize = new Map<string, EvalCell[]>();
   for (const c of report.cells) bySize.set(c.size, [...(bySize.get(c.size) ?? []), c]);
-  const checks: QualityChecks = { clearBase: {}, minOwnGain: {}, compositionsNotBeatingBase: {}, compositionsVsTop1: {}, stylesVsBase: {}, retrievalAccuracy: null };
+  const checks: QualityChecks = {
+    clearBase: {},
+    minOwnGain: {},
+    compositionsNotBeatingBase: {},
+    compositionsVsTop1: {},
+    stylesVsBase: {},
+    retrievalAccuracy: null,
+  };
   for (const [size, cells] of bySize) {
     const plain = cells.filter((c) => !c.style);
     const clear = plain.find((c) => c.condition === 'clear');
     if (clear?.miou.base !== undefined) checks.clearBase[size] = clear.miou.base;
-    const gains = plain.filter((c) => !c.composition && c.condition !== 'clear' && c.miou.oracle !== undefined).map((c) => 100 * (c.miou.oracle! - c.miou.base!));
+    const gains = plain
+      .filter((c) => !c.composition && c.condition !== 'clear' && c.miou.oracle !== undefined)
+      .map((c) => 100 * (c.miou.oracle! - c.miou.base!));
     if (gains.length > 0) checks.minOwnGain[size] = Math.min(...gains);
     const comps = plain.filter((c) => c.composition);
     if (comps.length > 0) {
@@ -76,7 +89,10 @@ export function formatEvalReport(report: EvalReport): string {
     const rows = cells.map((c) => [
       c.condition,
       ...used.map(([m]) => pct(c.miou[m])),
-      Object.entries(c.mix).slice(0, 3).map(([a, w]) => `${a} ${w.toFixed(2)}`).join(', '),
+      Object.entries(c.mix)
+        .slice(0, 3)
+        .map(([a, w]) => `${a} ${w.toFixed(2)}`)
+        .join(', '),
     ]);
     const comps = cells.filter((c) => c.composition && !c.style);
     if (comps.length > 0) {
@@ -85,12 +101,19 @@ export function formatEvalReport(report: EvalReport): string {
     out.push('', `source ${size} (model input)`, ...table(['condition', ...used.map(([, h]) => h), 'retrieved (product)'], rows));
   }
   const checks = qualityChecks(report);
-  const sizeLine = (rec: Record<string, number>, digits = 1) => Object.entries(rec).map(([k, v]) => `${k} ${v.toFixed(digits)}`).join(', ');
+  const sizeLine = (rec: Record<string, number>, digits = 1) =>
+    Object.entries(rec)
+      .map(([k, v]) => `${k} ${v.toFixed(digits)}`)
+      .join(', ');
   out.push(
     '',
     `base on clear: ${sizeLine(Object.fromEntries(Object.entries(checks.clearBase).map(([k, v]) => [k, 100 * v])))}`,
     `own adapter gain over base, worst condition (points): ${sizeLine(checks.minOwnGain)}`,
-    `compositions where weighted-cat does not beat base: ${Object.entries(checks.compositionsNotBeatingBase).map(([k, v]) => `${k} ${v.length === 0 ? 'none' : v.join('/')}`).join(', ') || '—'}`,
+    `compositions where weighted-cat does not beat base: ${
+      Object.entries(checks.compositionsNotBeatingBase)
+        .map(([k, v]) => `${k} ${v.length === 0 ? 'none' : v.join('/')}`)
+        .join(', ') || '—'
+    }`,
     `weighted-cat minus top-1 on compositions, mean (points): ${sizeLine(checks.compositionsVsTop1) || '—'}`,
     `unseen styles, weighted-cat minus base (points): ${sizeLine(checks.stylesVsBase) || '—'}`,
     `retrieval accuracy (single adverse conditions, nearest adapter = own): ${checks.retrievalAccuracy === null ? '—' : `${(100 * checks.retrievalAccuracy).toFixed(1)}% (${report.retrieval.hits}/${report.retrieval.total})`}`,

@@ -155,7 +155,10 @@ export async function readTruthMask(truthDir: string, index: number, height: num
     );
   }
   if (info.width !== width || info.height !== height) {
-    throw new ScoreError('E_SCORE_INPUT', `${file} is ${info.width}x${info.height}, the frame's masks are ${width}x${height}; --truth must belong to the video that was run`);
+    throw new ScoreError(
+      'E_SCORE_INPUT',
+      `${file} is ${info.width}x${info.height}, the frame's masks are ${width}x${height}; --truth must belong to the video that was run`,
+    );
   }
   const out = new Uint8Array(width * height);
   for (let i = 0, o = 0; i < out.length; i++, o += info.channels) out[i] = lut[data[o]!]!;
@@ -229,7 +232,10 @@ export async function scoreRun(options: {
   }
   if (lines === 0) throw new ScoreError('E_SCORE_INPUT', `${masksFile} holds no frames; did streamseg run finish?`);
   if (result.frames.every((f) => f === 0)) {
-    throw new ScoreError('E_SCORE_INPUT', `no frame of ${masksFile} falls in a scene of the ground truth; --truth/--scenes must belong to the video that was run`);
+    throw new ScoreError(
+      'E_SCORE_INPUT',
+      `no frame of ${masksFile} falls in a scene of the ground truth; --truth/--scenes must belong to the video that was run`,
+    );
   }
   return result;
 }
@@ -382,8 +388,18 @@ export function formatScoreTable(report: ScoreReport): string {
   rows.push(cells(report.whole, 'whole video', ''));
   const left = new Set([0, 1, 3]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (c: string[]) => c.map((v, i) => (left.has(i) ? v.padEnd(widths[i]!) : v.padStart(widths[i]!))).join('  ').trimEnd();
-  const out = [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.slice(0, -1).map(line), line(widths.map((w) => '-'.repeat(w))), line(rows[rows.length - 1]!)];
+  const line = (c: string[]) =>
+    c
+      .map((v, i) => (left.has(i) ? v.padEnd(widths[i]!) : v.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const out = [
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.slice(0, -1).map(line),
+    line(widths.map((w) => '-'.repeat(w))),
+    line(rows[rows.length - 1]!),
+  ];
   const notes = [
     `mIoU over the classes present in ground truth or prediction; scored: ${report.classes.join(', ')}`,
     ...(report.unscoredTruthClasses.length > 0 ? [`not scored (the model has no class of that name): ${report.unscoredTruthClasses.join(', ')}`] : []),
@@ -459,7 +475,10 @@ export async function writeScenePictures(options: {
     const sourcePanel =
       source.width === w && source.height === h
         ? rgb
-        : await sharp(rgb, { raw: { width: source.width, height: source.height, channels: 3 } }).resize(w, h, { fit: 'fill' }).raw().toBuffer();
+        : await sharp(rgb, { raw: { width: source.width, height: source.height, channels: 3 } })
+            .resize(w, h, { fit: 'fill' })
+            .raw()
+            .toBuffer();
     const truth = await readTruthMask(options.truthDir, index, h, w, mapping.lut);
     const raw = { width: w, height: h, channels: 3 as const };
     const file = path.join(dir, pictureName(scene));

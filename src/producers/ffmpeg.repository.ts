@@ -341,11 +341,19 @@ class StderrTail {
   }
 
   firstLine(): string {
-    return this.first.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+    return (
+      this.first
+        .split('\n')
+        .map((l) => l.trim())
+        .find(Boolean) ?? ''
+    );
   }
 
   lastLine(): string {
-    const lines = this.text.split('\n').map((l) => l.trim()).filter(Boolean);
+    const lines = this.text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
     return lines[lines.length - 1] ?? '';
   }
 }

@@ -47,7 +47,12 @@ export class LiveConnection {
   private lastLine = '';
   private killed = false;
 
-  constructor(ffmpegPath: string, args: readonly string[], private readonly name: string, fallbackFps: number) {
+  constructor(
+    ffmpegPath: string,
+    args: readonly string[],
+    private readonly name: string,
+    fallbackFps: number,
+  ) {
     this.child = startMediaReader(ffmpegPath, args);
     // stdout stays paused until the geometry is known: frames wait in the pipe meanwhile.
     this.child.stdout.pause();

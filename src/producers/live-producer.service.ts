@@ -102,7 +102,10 @@ export class LiveProducerService {
   async run(job: DecodeJobHandle, signal?: AbortSignal): Promise<LiveSummary> {
     const data = parseJob(decodeVideoJobSchema, QueueName.Videos, job.data);
     if (data.input.kind !== 'url') {
-      throw new StreamsegError(ErrorCode.LIVE_INPUT, `video ${data.videoId}: a live video needs a URL input (stdin is relayed over loopback http by \`streamseg run -\`)`);
+      throw new StreamsegError(
+        ErrorCode.LIVE_INPUT,
+        `video ${data.videoId}: a live video needs a URL input (stdin is relayed over loopback http by \`streamseg run -\`)`,
+      );
     }
     const log = this.deps.logger.child({ videoId: data.videoId, live: true, source: redactUrl(data.input.url) });
     try {
@@ -236,7 +239,9 @@ class LiveRun {
         }
         if (this.idleTooLong()) {
           if (!this.geometry) {
-            throw new FfmpegError(`${this.shown}: the live source delivered no video within ${settings.liveEndAfterSeconds} s (${redactText(lastLine) || 'no message from ffmpeg'})`);
+            throw new FfmpegError(
+              `${this.shown}: the live source delivered no video within ${settings.liveEndAfterSeconds} s (${redactText(lastLine) || 'no message from ffmpeg'})`,
+            );
           }
           this.stopReason = 'idle';
           break;
@@ -380,7 +385,8 @@ class LiveRun {
   private async inFlight(): Promise<number> {
     const raw = await this.deps.states.get(this.videoId);
     if (!raw) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); live decoding stopped`);
-    if (raw.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed elsewhere (${raw.error ?? 'no reason'}); live decoding stopped`);
+    if (raw.status === 'failed')
+      throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed elsewhere (${raw.error ?? 'no reason'}); live decoding stopped`);
     this.sinkFrames = Math.max(this.sinkFrames, raw.sinkFrames);
     while (this.queued.length > 0 && this.queued[0]! < this.sinkFrames) this.queued.shift();
     return this.queued.length;
@@ -390,12 +396,10 @@ class LiveRun {
     const { frameStore, liveLog, queues } = this.deps;
     const input = await this.resizer!.resize(source);
     await Promise.all([frameStore.putFrame(this.videoId, index, source, input), liveLog.recordCapture(this.videoId, index, capturedAtMs)]);
-    const job = framesJob(
-      this.data,
-      { index: Math.max(scene, 0), startFrame: sceneStartFrame },
-      [{ index, timestampMs: this.timestampOf(index) }],
-      { width: this.resizer!.inputWidth, height: this.resizer!.inputHeight },
-    );
+    const job = framesJob(this.data, { index: Math.max(scene, 0), startFrame: sceneStartFrame }, [{ index, timestampMs: this.timestampOf(index) }], {
+      width: this.resizer!.inputWidth,
+      height: this.resizer!.inputHeight,
+    });
     // One frame per job: a batch would hold the first frame back until the last one arrives.
     await addFramesJob(queues.frames, job, this.deps.settings.jobAttempts, 'live');
     this.queued.push(index);
@@ -461,21 +465,23 @@ class LiveRun {
   private jobId(index: number): string {
     return `${this.videoId}-${index}`;
   }
-
 }
 
 /** Waits `ms`, or less when aborted (throws) or when `done()` turns true (checked every 50 ms). */
 function sleep(ms: number, signal: AbortSignal | undefined, done: () => boolean): Promise<void> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const timer = setInterval(() => {
-      if (signal?.aborted) {
-        clearInterval(timer);
-        reject(signal.reason);
-      } else if (done() || Date.now() - started >= ms) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, Math.min(50, ms));
+    const timer = setInterval(
+      () => {
+        if (signal?.aborted) {
+          clearInterval(timer);
+          reject(signal.reason);
+        } else if (done() || Date.now() - started >= ms) {
+          clearInterval(timer);
+          resolve();
+        }
+      },
+      Math.min(50, ms),
+    );
   });
 }

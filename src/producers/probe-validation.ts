@@ -55,7 +55,19 @@ export interface HdrSignal {
 /** Transfer names ffprobe gives HDR streams. */
 const HDR_TRANSFERS: ReadonlySet<string> = new Set(['smpte2084', 'arib-std-b67']);
 /** Primaries and matrices ffprobe names the way zscale spells them (others fall back to BT.2020). */
-const ZSCALE_PRIMARIES: ReadonlySet<string> = new Set(['bt709', 'bt470m', 'bt470bg', 'smpte170m', 'smpte240m', 'film', 'bt2020', 'smpte428', 'smpte431', 'smpte432', 'ebu3213']);
+const ZSCALE_PRIMARIES: ReadonlySet<string> = new Set([
+  'bt709',
+  'bt470m',
+  'bt470bg',
+  'smpte170m',
+  'smpte240m',
+  'film',
+  'bt2020',
+  'smpte428',
+  'smpte431',
+  'smpte432',
+  'ebu3213',
+]);
 const ZSCALE_MATRICES: ReadonlySet<string> = new Set(['bt709', 'fcc', 'bt470bg', 'smpte170m', 'smpte240m', 'ycgco', 'bt2020nc', 'bt2020c', 'ictcp']);
 
 /** The HDR description of a video stream, or undefined for SDR (or an unknown transfer). */
@@ -124,19 +136,25 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
   const audio = audioStream ? { streamIndex: audioStream.index, codec: audioStream.codec_name ?? 'unknown' } : undefined;
   if (!stream) {
     return {
-      width: 0, height: 0, fps: Number.NaN, durationMs: 0, frameCountEstimate: 0, codec: '', hasVideo: false, streamIndex: -1, container,
-      startMs: 0, formatStartMs, ...(audio ? { audio } : {}),
+      width: 0,
+      height: 0,
+      fps: Number.NaN,
+      durationMs: 0,
+      frameCountEstimate: 0,
+      codec: '',
+      hasVideo: false,
+      streamIndex: -1,
+      container,
+      startMs: 0,
+      formatStartMs,
+      ...(audio ? { audio } : {}),
     };
   }
   const fps = Number.isNaN(parseRate(stream.avg_frame_rate)) ? parseRate(stream.r_frame_rate) : parseRate(stream.avg_frame_rate);
   const durationSeconds = Number.parseFloat(stream.duration ?? output.format?.duration ?? '');
   const durationMs = Number.isFinite(durationSeconds) && durationSeconds > 0 ? durationSeconds * 1000 : 0;
   const nbFrames = Number.parseInt(stream.nb_frames ?? '', 10);
-  const frameCountEstimate = Number.isFinite(nbFrames)
-    ? nbFrames
-    : Number.isFinite(fps) && durationMs > 0
-      ? Math.round((durationMs / 1000) * fps)
-      : 0;
+  const frameCountEstimate = Number.isFinite(nbFrames) ? nbFrames : Number.isFinite(fps) && durationMs > 0 ? Math.round((durationMs / 1000) * fps) : 0;
   // ffmpeg rotates on decode (autorotate), so a portrait phone video comes out tall.
   const rotation = stream.side_data_list?.find((d) => typeof d.rotation === 'number')?.rotation ?? Number(stream.tags?.rotate ?? 0);
   const quarterTurn = Math.abs(Math.round(rotation / 90)) % 2 === 1;
@@ -202,4 +220,3 @@ export function assertDecodable(probe: VideoProbe, name: string, check: Decodabl
     throw new InputError(ErrorCode.INPUT_EMPTY, `${name}: the video stream has no frames; check the file was written completely`);
   }
 }
-

@@ -125,14 +125,28 @@ export class ProducerService {
       if (batch.length === 0) return;
       const frames = batch;
       batch = [];
-      await addFramesJob(queues.frames, framesJob(data, { index: scene, startFrame: sceneStartFrame }, frames, { width: plan.width, height: plan.height }), settings.jobAttempts, 'file');
+      await addFramesJob(
+        queues.frames,
+        framesJob(data, { index: scene, startFrame: sceneStartFrame }, frames, { width: plan.width, height: plan.height }),
+        settings.jobAttempts,
+        'file',
+      );
       framesJobs++;
       await states.setDecodedFrames(videoId, frames[frames.length - 1]!.index + 1);
     };
 
     let decodeErrors: { errorLines: number; firstLine: string } | undefined;
     const onDecodeErrors = (report: { errorLines: number; firstLine: string }) => (decodeErrors = report);
-    for await (const frame of ffmpeg.decodeFrames(data.input, { fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, startMs: probe.startMs, hdr: probe.hdr, signal, onDecodeErrors })) {
+    for await (const frame of ffmpeg.decodeFrames(data.input, {
+      fps,
+      width: probe.width,
+      height: probe.height,
+      streamIndex: probe.streamIndex,
+      startMs: probe.startMs,
+      hdr: probe.hdr,
+      signal,
+      onDecodeErrors,
+    })) {
       waitedMs += await gate.admit(frame.index, flush, signal);
       image.data = frame.data;
       if (detector.next(image)) {
@@ -185,7 +199,9 @@ export class ProducerService {
 export function decodeWarnings(errors: { errorLines: number; firstLine: string } | undefined, decodedFrames: number, expectedFrames: number): string[] {
   const warnings: string[] = [];
   if (errors) {
-    warnings.push(`the decoder reported ${errors.errorLines} error line(s) (first: "${errors.firstLine.slice(0, 200)}"); damaged frames were concealed by ffmpeg, and missing ones are absent`);
+    warnings.push(
+      `the decoder reported ${errors.errorLines} error line(s) (first: "${errors.firstLine.slice(0, 200)}"); damaged frames were concealed by ffmpeg, and missing ones are absent`,
+    );
   }
   if (expectedFrames > 0 && decodedFrames < expectedFrames * 0.9) {
     warnings.push(`only ${decodedFrames} of the ${expectedFrames} frames the header announced could be decoded (truncated or damaged file)`);

@@ -34,10 +34,7 @@ export async function* readRawFrames(
   }
   if (filled > 0) {
     // Only a killed or crashed decoder leaves half a frame behind; rawvideo never does.
-    throw new InputError(
-      ErrorCode.INPUT_DECODE,
-      `${options.name ?? 'video'}: decoder output ended inside frame ${frames} (${filled} of ${frameBytes} bytes)`,
-    );
+    throw new InputError(ErrorCode.INPUT_DECODE, `${options.name ?? 'video'}: decoder output ended inside frame ${frames} (${filled} of ${frameBytes} bytes)`);
   }
   return frames;
 }

@@ -59,8 +59,7 @@ export class SceneCutDetector {
     }
     const distance = histogramDistance(this.previous, this.current);
     this.lastDistance = distance;
-    const isCut =
-      distance >= this.threshold && distance >= this.spikeRatio * this.recentMean() && this.index - this.sceneStart >= this.minSceneFrames;
+    const isCut = distance >= this.threshold && distance >= this.spikeRatio * this.recentMean() && this.index - this.sceneStart >= this.minSceneFrames;
     if (isCut) {
       this.sceneStart = this.index;
       // The new scene's motion level starts fresh; the old scene's says nothing about it.

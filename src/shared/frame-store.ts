@@ -32,11 +32,7 @@ export class FrameStore {
 
   async putFrame(videoId: string, index: number, source: Buffer, input: Buffer): Promise<void> {
     const keys = videoKeys(videoId);
-    await this.redis
-      .multi()
-      .set(keys.source(index), source, 'EX', this.ttlSeconds)
-      .set(keys.input(index), input, 'EX', this.ttlSeconds)
-      .exec();
+    await this.redis.multi().set(keys.source(index), source, 'EX', this.ttlSeconds).set(keys.input(index), input, 'EX', this.ttlSeconds).exec();
   }
 
   /** Model inputs of several frames in one round trip; null where a frame is missing. */

@@ -3,9 +3,7 @@ import { JobPayloadError } from './errors/index.js';
 import { retrievalOverridesSchema } from './retrieval-options.js';
 
 /** Ids appear in Redis keys and file names: no separators, no traversal. */
-export const videoIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit');
+export const videoIdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1-64 letters, digits, "_" or "-", starting with a letter or digit');
 
 export const videoInputSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('file'), path: z.string().min(1) }),

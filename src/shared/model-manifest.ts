@@ -27,7 +27,11 @@ export const modelManifestSchema = z.object({
      */
     fit: z
       .object({
-        pixels: z.number().int().min(64).max(4096 * 4096),
+        pixels: z
+          .number()
+          .int()
+          .min(64)
+          .max(4096 * 4096),
         stride: z.number().int().min(1).max(256),
         maxSide: z.number().int().min(8).max(4096),
       })
@@ -50,9 +54,7 @@ export const modelManifestSchema = z.object({
       }),
     ),
   }),
-  embedder: z
-    .object({ file: z.string().min(1), input: z.string().min(1), output: z.string().min(1), size: z.number().int().min(1) })
-    .optional(),
+  embedder: z.object({ file: z.string().min(1), input: z.string().min(1), output: z.string().min(1), size: z.number().int().min(1) }).optional(),
   adapters: z.object({ dir: z.string().min(1), index: z.string().min(1) }).optional(),
 });
 

@@ -33,8 +33,6 @@ export function assertHandlersComplete(queue: QueueName, handled: readonly strin
   const missing = expected.filter((name) => !handled.includes(name));
   const unknown = handled.filter((name) => !expected.includes(name as JobName));
   if (missing.length > 0 || unknown.length > 0 || new Set(handled).size !== handled.length) {
-    throw new Error(
-      `queue ${queue}: handlers do not match its jobs (missing: ${missing.join(',') || '-'}; unknown: ${unknown.join(',') || '-'})`,
-    );
+    throw new Error(`queue ${queue}: handlers do not match its jobs (missing: ${missing.join(',') || '-'}; unknown: ${unknown.join(',') || '-'})`);
   }
 }

@@ -57,7 +57,13 @@ export async function waitForRedisReady(redis: Redis, url: string, timeoutMs = 1
       if (fatal) done(fatal);
     };
     const timer = setTimeout(
-      () => done(new StreamsegError(ErrorCode.REDIS, `cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s: check REDIS_URL and that redis-server is running`)),
+      () =>
+        done(
+          new StreamsegError(
+            ErrorCode.REDIS,
+            `cannot reach Redis at ${redactRedisUrl(url)} within ${timeoutMs / 1000} s: check REDIS_URL and that redis-server is running`,
+          ),
+        ),
       timeoutMs,
     );
     redis.once('ready', onReady);
@@ -70,11 +76,17 @@ export function fatalConnectionError(error: Error, url: string): StreamsegError 
   const where = redactRedisUrl(url);
   const message = error.message.split('\n')[0] ?? '';
   if (/WRONGPASS|NOAUTH|invalid password|AUTH.*without any password/i.test(message)) {
-    return new StreamsegError(ErrorCode.REDIS_AUTH, `Redis at ${where} refused the credentials (${message}): set the password in REDIS_URL (redis://:PASSWORD@host:port or redis://USER:PASSWORD@host:port)`);
+    return new StreamsegError(
+      ErrorCode.REDIS_AUTH,
+      `Redis at ${where} refused the credentials (${message}): set the password in REDIS_URL (redis://:PASSWORD@host:port or redis://USER:PASSWORD@host:port)`,
+    );
   }
   const code = (error as NodeJS.ErrnoException).code ?? '';
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/i.test(code) || /certificate|wrong version number|SSL routines/i.test(message)) {
-    return new StreamsegError(ErrorCode.REDIS_TLS, `TLS to Redis at ${where} failed (${code || message}): use rediss:// only for a TLS port, and trust its CA (NODE_EXTRA_CA_CERTS=ca.pem)`);
+    return new StreamsegError(
+      ErrorCode.REDIS_TLS,
+      `TLS to Redis at ${where} failed (${code || message}): use rediss:// only for a TLS port, and trust its CA (NODE_EXTRA_CA_CERTS=ca.pem)`,
+    );
   }
   return null;
 }

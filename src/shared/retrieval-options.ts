@@ -71,4 +71,3 @@ export const DEFAULT_RETRIEVAL_OPTIONS: Readonly<RetrievalOptions> = Object.free
   weightQuantum: 0.05,
   guardMargin: undefined,
 });
-

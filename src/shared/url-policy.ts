@@ -21,7 +21,10 @@ export function parseVideoUrl(raw: string, what = 'url'): URL {
   const bad = CONTROL_OR_SPACE.exec(raw);
   if (bad) {
     const code = bad[0].codePointAt(0)!.toString(16).padStart(4, '0');
-    throw new InputError(ErrorCode.INPUT_URL_INVALID, `${what}: holds a control character or whitespace (U+${code.toUpperCase()} at position ${bad.index}); send the URL without spaces, tabs or line breaks (percent-encode them)`);
+    throw new InputError(
+      ErrorCode.INPUT_URL_INVALID,
+      `${what}: holds a control character or whitespace (U+${code.toUpperCase()} at position ${bad.index}); send the URL without spaces, tabs or line breaks (percent-encode them)`,
+    );
   }
   let url: URL;
   try {
@@ -37,7 +40,8 @@ export function parseVideoUrl(raw: string, what = 'url'): URL {
 }
 
 /** One STREAMSEG_URL_ALLOW entry: a CIDR range (a bare address is a /32 or /128), a host name, or `.suffix` for every name under it. */
-export type AllowEntry = { kind: 'cidr'; range: [ipaddr.IPv4 | ipaddr.IPv6, number]; text: string } | { kind: 'host'; name: string; suffix: boolean; text: string };
+export type AllowEntry =
+  { kind: 'cidr'; range: [ipaddr.IPv4 | ipaddr.IPv6, number]; text: string } | { kind: 'host'; name: string; suffix: boolean; text: string };
 
 /** Parses one allow-list entry; undefined when it is neither a CIDR, an address nor a host name. */
 export function parseAllowEntry(text: string): AllowEntry | undefined {

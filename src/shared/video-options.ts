@@ -42,6 +42,9 @@ export function videoOptionsFromFlags(flags: VideoFlags): { classes?: string[]; 
 /** Splits `--classes road,vehicle` into names. */
 function parseClassList(value: string | undefined): string[] | undefined {
   if (!value) return undefined;
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return names.length > 0 ? names : undefined;
 }

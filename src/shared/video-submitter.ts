@@ -22,10 +22,7 @@ export async function resolveVideoInput(input: string): Promise<VideoInput> {
   // One-letter "schemes" are Windows drive letters, not URLs.
   if (scheme && scheme.length > 1) {
     if (!ALLOWED_SCHEMES.includes(`${scheme}:`)) {
-      throw new InputError(
-        ErrorCode.INPUT_URL_SCHEME,
-        `${scheme}: URLs are not accepted; give a local file path or an http, https, rtsp or udp URL`,
-      );
+      throw new InputError(ErrorCode.INPUT_URL_SCHEME, `${scheme}: URLs are not accepted; give a local file path or an http, https, rtsp or udp URL`);
     }
     return { kind: 'url', url: input };
   }
@@ -72,7 +69,14 @@ export class VideoSubmitter {
     const data: DecodeVideoJob = parseJob(decodeVideoJobSchema, 'videos', {
       videoId,
       input: typeof input === 'string' ? await resolveVideoInput(input) : input,
-      options: { outDir: path.resolve(options.outDir), fps: options.fps, classes: options.classes, retrieval: options.retrieval, live: options.live, audio: options.audio },
+      options: {
+        outDir: path.resolve(options.outDir),
+        fps: options.fps,
+        classes: options.classes,
+        retrieval: options.retrieval,
+        live: options.live,
+        audio: options.audio,
+      },
       submittedAt: Date.now(),
     });
     await this.states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });

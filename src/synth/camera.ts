@@ -100,8 +100,12 @@ function clipNear(pts: readonly number[]): number[] {
   const n = pts.length / 3;
   for (let i = 0; i < n; i++) {
     const j = (i + 1) % n;
-    const ax = pts[i * 3] ?? 0, ay = pts[i * 3 + 1] ?? 0, az = pts[i * 3 + 2] ?? 0;
-    const bx = pts[j * 3] ?? 0, by = pts[j * 3 + 1] ?? 0, bz = pts[j * 3 + 2] ?? 0;
+    const ax = pts[i * 3] ?? 0,
+      ay = pts[i * 3 + 1] ?? 0,
+      az = pts[i * 3 + 2] ?? 0;
+    const bx = pts[j * 3] ?? 0,
+      by = pts[j * 3 + 1] ?? 0,
+      bz = pts[j * 3 + 2] ?? 0;
     const aIn = az >= NEAR;
     const bIn = bz >= NEAR;
     if (aIn) out.push(ax, ay, az);

@@ -152,8 +152,10 @@ export class Canvas {
       let right = -Infinity;
       for (let i = 0; i < n; i++) {
         const j = (i + 1) % n;
-        const ax = pts[i * 2] ?? 0, ay = pts[i * 2 + 1] ?? 0;
-        const bx = pts[j * 2] ?? 0, by = pts[j * 2 + 1] ?? 0;
+        const ax = pts[i * 2] ?? 0,
+          ay = pts[i * 2 + 1] ?? 0;
+        const bx = pts[j * 2] ?? 0,
+          by = pts[j * 2 + 1] ?? 0;
         if ((ay <= py && by > py) || (by <= py && ay > py)) {
           const x = ax + ((py - ay) / (by - ay)) * (bx - ax);
           if (x < left) left = x;

@@ -34,7 +34,11 @@ export const INTENSITY_RANGE: Readonly<Record<Component, readonly [number, numbe
  * condition, or returns null when it is not one we render.
  */
 export function parseCondition(text: string): Condition | null {
-  const parts = text.trim().toLowerCase().split('+').map((p) => p.trim());
+  const parts = text
+    .trim()
+    .toLowerCase()
+    .split('+')
+    .map((p) => p.trim());
   if (parts.length === 1) {
     const name = BASE_CONDITIONS.find((c) => c === parts[0]);
     return name ? { name, components: [name] } : null;

@@ -43,7 +43,14 @@ export function downsample(canvas: Canvas): FrameBuffers {
   const cw = canvas.width;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      let r = 0, g = 0, b = 0, er = 0, eg = 0, eb = 0, id = 0, sn = 0;
+      let r = 0,
+        g = 0,
+        b = 0,
+        er = 0,
+        eg = 0,
+        eb = 0,
+        id = 0,
+        sn = 0;
       let best = 0;
       let bestCount = 0;
       let uniform = true;

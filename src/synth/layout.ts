@@ -90,8 +90,7 @@ export function generateLayout(seed: number, frames = 48): SceneLayout {
         continue;
       }
       const setback = style === 'suburb' ? rng.range(1, 6) : rng.chance(0.3) ? rng.range(0.3, 2.5) : 0;
-      const height =
-        style === 'downtown' ? rng.range(15, 60) : style === 'urban' ? rng.range(8, 28) : rng.range(5, 11);
+      const height = style === 'downtown' ? rng.range(15, 60) : style === 'urban' ? rng.range(8, 28) : rng.range(5, 11);
       const wall = wallColor(rng);
       buildings.push({
         id: buildings.length,
@@ -220,7 +219,15 @@ function makePoles(
 function makePole(rng: Rng, kind: Pole['kind'], x: number, z: number, color: Rgb): Pole {
   const sign = rng.pick(['circle', 'triangle', 'rect', 'diamond'] as const);
   const signColor =
-    sign === 'circle' ? (rng.chance(0.6) ? hsl(0, 0.8, 0.45) : hsl(215, 0.8, 0.4)) : sign === 'diamond' ? hsl(48, 0.9, 0.55) : sign === 'rect' ? rng.pick([hsl(215, 0.8, 0.4), hsl(140, 0.6, 0.3), hsl(0, 0, 0.92)]) : hsl(0, 0.8, 0.45);
+    sign === 'circle'
+      ? rng.chance(0.6)
+        ? hsl(0, 0.8, 0.45)
+        : hsl(215, 0.8, 0.4)
+      : sign === 'diamond'
+        ? hsl(48, 0.9, 0.55)
+        : sign === 'rect'
+          ? rng.pick([hsl(215, 0.8, 0.4), hsl(140, 0.6, 0.3), hsl(0, 0, 0.92)])
+          : hsl(0, 0.8, 0.45);
   return {
     kind,
     x,
@@ -259,15 +266,7 @@ function makeVehicle(rng: Rng, x: number, z0: number, vz: number, heading: 1 | -
   };
 }
 
-function makeVehicles(
-  rng: Rng,
-  lanesPerDir: number,
-  laneW: number,
-  parking: number,
-  roadHalf: number,
-  cameraX: number,
-  cameraSpeed: number,
-): Vehicle[] {
+function makeVehicles(rng: Rng, lanesPerDir: number, laneW: number, parking: number, roadHalf: number, cameraX: number, cameraSpeed: number): Vehicle[] {
   const vehicles: Vehicle[] = [];
   for (let lane = 0; lane < lanesPerDir * 2; lane++) {
     const heading: 1 | -1 = lane < lanesPerDir ? -1 : 1;

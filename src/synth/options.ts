@@ -29,7 +29,10 @@ export function parseIntFlag(value: string, flag: string, min: number, max = Num
 }
 
 export function parseConditions(value: string, flag = '--conditions'): Condition[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw bad(flag, value, `give one or more of ${CONDITIONS.join(', ')}`);
   return items.map((item) => {
     const c = parseCondition(item);
@@ -56,7 +59,10 @@ export function parseFps(value: string, flag = '--fps'): number {
 
 /** "640x360" or a comma-separated list "640x360,1280x720". */
 export function parseSizes(value: string, flag = '--size'): { width: number; height: number }[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw bad(flag, value, 'expected WIDTHxHEIGHT or a comma-separated list, e.g. 640x360,1280x720');
   return items.map((item) => parseSize(item, flag));
 }

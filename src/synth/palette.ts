@@ -65,9 +65,7 @@ export function vehicleColor(rng: Rng): Rgb {
 }
 
 export function clothColor(rng: Rng): Rgb {
-  return rng.chance(0.4)
-    ? hsl(rng.range(0, 360), rng.range(0, 0.1), rng.range(0.08, 0.5))
-    : hsl(rng.range(0, 360), rng.range(0.3, 0.85), rng.range(0.2, 0.65));
+  return rng.chance(0.4) ? hsl(rng.range(0, 360), rng.range(0, 0.1), rng.range(0.08, 0.5)) : hsl(rng.range(0, 360), rng.range(0.3, 0.85), rng.range(0.2, 0.65));
 }
 
 export function skinColor(rng: Rng): Rgb {

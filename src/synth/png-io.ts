@@ -10,7 +10,9 @@ sharp.cache(false);
  * training loaders and the evaluator read back.
  */
 export async function encodeRgbPng(rgb: Uint8Array, width: number, height: number): Promise<Buffer> {
-  return sharp(rgb, { raw: { width, height, channels: 3 } }).png({ compressionLevel: 6, adaptiveFiltering: false }).toBuffer();
+  return sharp(rgb, { raw: { width, height, channels: 3 } })
+    .png({ compressionLevel: 6, adaptiveFiltering: false })
+    .toBuffer();
 }
 
 export async function encodeMaskPng(mask: Uint8Array, width: number, height: number): Promise<Buffer> {

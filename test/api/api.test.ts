@@ -51,7 +51,11 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
       expect(wrong.status, p).toBe(401);
       await wrong.body?.cancel();
     }
-    const post = await fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: 'https://example.com/a.mp4' }) });
+    const post = await fetch(`${stack.url}/v1/videos`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ url: 'https://example.com/a.mp4' }),
+    });
     expect(post.status).toBe(401);
     // The page's cookie works for reads, and for writes only from the same origin.
     const cookie = { cookie: `streamseg_token=${TOKEN}` };
@@ -120,7 +124,12 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
   });
 
   it('refuses an upload over STREAMSEG_UPLOAD_MAX_BYTES with 413 and keeps nothing of it', async () => {
-    const small = await createApiServer({ config: { ...stack.config, uploadMaxBytes: 4096 }, redisUrl: stack.redisUrl, logger: createLogger('silent'), modelPackage: null });
+    const small = await createApiServer({
+      config: { ...stack.config, uploadMaxBytes: 4096 },
+      redisUrl: stack.redisUrl,
+      logger: createLogger('silent'),
+      modelPackage: null,
+    });
     try {
       const url = await small.listen(0, '127.0.0.1');
       const form = new FormData();
@@ -158,7 +167,10 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
 
     const masks = await (await fetch(`${stack.url}/v1/videos/${doneId}/masks.ndjson`, { headers: auth() })).text();
     expect(masks.trim().split('\n')).toHaveLength(FRAMES);
-    const report = (await (await fetch(`${stack.url}/v1/videos/${doneId}/report.json`, { headers: auth() })).json()) as { frames: number; scenes: { startFrame: number }[] };
+    const report = (await (await fetch(`${stack.url}/v1/videos/${doneId}/report.json`, { headers: auth() })).json()) as {
+      frames: number;
+      scenes: { startFrame: number }[];
+    };
     expect(report.frames).toBe(FRAMES);
     expect(report.scenes.map((s) => s.startFrame)).toEqual([0, 12]);
     expect((await fetch(`${stack.url}/v1/videos/vnosuchvideo/report.json`, { headers: auth() })).status).toBe(404);
@@ -279,7 +291,15 @@ describe('HTTP API against real Redis, workers, ONNX Runtime and ffmpeg', () => 
     // Another process's snapshot, as MetricsPublisher writes it: it is summed in.
     await stack.redis.set(
       'ss:metrics:other-host-1',
-      JSON.stringify([{ name: 'streamseg_frames_total', help: 'Frames handled, by pipeline stage', type: 'counter', aggregator: 'sum', values: [{ value: 1000, labels: { stage: 'decode' } }] }]),
+      JSON.stringify([
+        {
+          name: 'streamseg_frames_total',
+          help: 'Frames handled, by pipeline stage',
+          type: 'counter',
+          aggregator: 'sum',
+          values: [{ value: 1000, labels: { stage: 'decode' } }],
+        },
+      ]),
       'EX',
       60,
     );

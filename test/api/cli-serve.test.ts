@@ -37,7 +37,11 @@ describe('streamseg serve, watch and status through the CLI', () => {
     let stderr = '';
     serve.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      await eventually(async () => (stderr.includes('streamseg API on') ? true : serve.exitCode !== null ? Promise.reject(new Error(stderr)) : undefined), 'serve to listen', 150_000);
+      await eventually(
+        async () => (stderr.includes('streamseg API on') ? true : serve.exitCode !== null ? Promise.reject(new Error(stderr)) : undefined),
+        'serve to listen',
+        150_000,
+      );
       const base = `http://127.0.0.1:${port}`;
       expect((await fetch(`${base}/healthz`)).status).toBe(200);
 
@@ -45,7 +49,9 @@ describe('streamseg serve, watch and status through the CLI', () => {
       await makeTestVideo(video, { width: 64, height: 48, fps: 10, framesPerScene: [8, 8], video: ['libx264', '-pix_fmt', 'yuv420p'] });
       const form = new FormData();
       form.append('file', new Blob([await readFile(video)]), 'clip.mp4');
-      const submitted = (await (await fetch(`${base}/v1/videos`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form })).json()) as { id: string };
+      const submitted = (await (await fetch(`${base}/v1/videos`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` }, body: form })).json()) as {
+        id: string;
+      };
 
       const watch = await runCli(['watch', submitted.id], env);
       expect(watch.code, watch.stderr).toBe(0);

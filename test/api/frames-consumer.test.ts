@@ -17,8 +17,17 @@ import { TEST_MODEL, eventually } from './stack.js';
 const FRAMES = 120;
 const CHILD = path.join(REPO_ROOT, 'test/api/frames-consumer.child.ts');
 
-function startConsumer(redisUrl: string, videoId: string, outFile: string, env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, redisUrl, videoId, outFile], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function startConsumer(
+  redisUrl: string,
+  videoId: string,
+  outFile: string,
+  env: NodeJS.ProcessEnv = {},
+): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CHILD, redisUrl, videoId, outFile], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -39,7 +48,10 @@ describe('StreamsegClient.frames(id): consumer group over the frame stream', () 
     server = await startRedisServer();
     redis = new Redis(server.url);
     dir = await mkdtemp(path.join(os.tmpdir(), 'ss-frames-'));
-    config = loadConfig({ outDir: path.join(dir, 'out'), modelDir: TEST_MODEL, intraOpThreads: 1, sinkSegmentFrames: 8, highWaterFrames: 16, logLevel: 'silent' }, {});
+    config = loadConfig(
+      { outDir: path.join(dir, 'out'), modelDir: TEST_MODEL, intraOpThreads: 1, sinkSegmentFrames: 8, highWaterFrames: 16, logLevel: 'silent' },
+      {},
+    );
     roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl: server.url, logger: createLogger('silent') });
     client = await PipelineClient.connect(config, server.url);
   });
@@ -66,7 +78,10 @@ describe('StreamsegClient.frames(id): consumer group over the frame stream', () 
     await client.queues.frames.pause();
     const first = startConsumer(server.url, videoId, out, { STOP_AT: '5' });
     children.push(first.child);
-    await eventually(async () => (first.output().includes('STOPPED') ? true : first.child.exitCode !== null ? Promise.reject(new Error(first.output())) : undefined), 'the consumer to handle 5 records');
+    await eventually(
+      async () => (first.output().includes('STOPPED') ? true : first.child.exitCode !== null ? Promise.reject(new Error(first.output())) : undefined),
+      'the consumer to handle 5 records',
+    );
     expect((await client.states.get(videoId))?.status).not.toBe('done');
     first.child.kill('SIGKILL');
     await first.exited;

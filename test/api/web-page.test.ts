@@ -52,7 +52,9 @@ describe('web page in headless Chromium', () => {
   beforeAll(async () => {
     // Never skipped: a machine without Chromium fails here with what to do.
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) or set CHROMIUM_PATH; the web page test needs a real browser`);
+      throw new Error(
+        `${CHROMIUM} not found: install Debian's Chromium (apt-get install -y chromium) or set CHROMIUM_PATH; the web page test needs a real browser`,
+      );
     }
     // The shipped model package without its base-domain centroid: its embedder and adapters give
     // each scene a merged adapter mix (no distance threshold: the test pattern is unlike every
@@ -73,7 +75,16 @@ describe('web page in headless Chromium', () => {
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1200, height: 1000 },
     });
   });
@@ -187,7 +198,8 @@ describe('web page in headless Chromium', () => {
 
     // The keyboard: the row takes focus, keeps it across the list's refreshes, and Enter opens it.
     await page.getByTestId('token').focus();
-    for (let i = 0; i < 20 && (await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)) !== second; i++) await page.keyboard.press('Tab');
+    for (let i = 0; i < 20 && (await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)) !== second; i++)
+      await page.keyboard.press('Tab');
     expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)).toBe(second);
     await page.waitForTimeout(2500);
     expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset.id)).toBe(second);
@@ -209,7 +221,10 @@ describe('web page in headless Chromium', () => {
 
     await page.getByTestId('file').setInputFiles(video);
     await page.getByTestId('submit').click();
-    await page.getByTestId('submit-state').filter({ hasText: /^submitted: v/ }).waitFor();
+    await page
+      .getByTestId('submit-state')
+      .filter({ hasText: /^submitted: v/ })
+      .waitFor();
     const id = ((await page.getByTestId('submit-state').textContent()) ?? '').replace('submitted: ', '');
 
     // Progress of every stage in the list, then the detail view finishing.
@@ -223,7 +238,10 @@ describe('web page in headless Chromium', () => {
     const report = (await (await fetch(`${stack.url}/v1/videos/${id}/report.json`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
       scenes: { startFrame: number; endFrame: number; adapters: { name: string; weight: number }[] }[];
     };
-    expect(report.scenes.map((s) => [s.startFrame, s.endFrame])).toEqual([[0, 12], [12, 24]]);
+    expect(report.scenes.map((s) => [s.startFrame, s.endFrame])).toEqual([
+      [0, 12],
+      [12, 24],
+    ]);
     for (const [k, scene] of report.scenes.entries()) {
       expect(scene.adapters.length).toBeGreaterThan(0);
       const row = (await page.getByTestId('scene-row').nth(k).textContent()) ?? '';
@@ -239,7 +257,12 @@ describe('web page in headless Chromium', () => {
       const v = document.querySelector('video');
       return v !== null && (v.readyState >= 1 || v.error !== null);
     });
-    const media = await player.evaluate((v: HTMLVideoElement) => ({ readyState: v.readyState, error: v.error?.code ?? null, width: v.videoWidth, duration: v.duration }));
+    const media = await player.evaluate((v: HTMLVideoElement) => ({
+      readyState: v.readyState,
+      error: v.error?.code ?? null,
+      width: v.videoWidth,
+      duration: v.duration,
+    }));
     expect(media.error).toBeNull();
     expect(media.width).toBe(96);
     expect(media.duration).toBeCloseTo(2.4, 1);
@@ -266,7 +289,10 @@ describe('web page in headless Chromium', () => {
     expect(added.status).toBe(201);
     expect(await added.json()).toMatchObject({ name: 'fog-copy', replaced: false });
 
-    const listed = (await (await fetch(`${stack.url}/v1/adapters`, { headers })).json()) as { adapters: { name: string; source: string }[]; problems: unknown[] };
+    const listed = (await (await fetch(`${stack.url}/v1/adapters`, { headers })).json()) as {
+      adapters: { name: string; source: string }[];
+      problems: unknown[];
+    };
     expect(listed.adapters.map((a) => a.name)).toEqual(['dusk', 'fog', 'fog-copy', 'night', 'rain', 'snow']);
     expect(listed.adapters.find((a) => a.name === 'fog-copy')?.source).toBe('runtime');
     expect(listed.problems).toEqual([]);

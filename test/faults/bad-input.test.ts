@@ -30,7 +30,21 @@ describe('bad input never takes the pipeline down', () => {
     await mkdir(path.join(stack.dir, 'in'));
     const ff = (...args: string[]) => run('ffmpeg', ['-v', 'error', '-y', ...args]);
     await makeTestVideo(file('good.mp4'), { width: 96, height: 54, fps: 10, framesPerScene: [20, 20], video: H264 });
-    await ff('-f', 'lavfi', '-i', 'testsrc2=size=96x54:rate=10', '-frames:v', '60', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart', file('faststart.mp4'));
+    await ff(
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=96x54:rate=10',
+      '-frames:v',
+      '60',
+      '-c:v',
+      'libx264',
+      '-pix_fmt',
+      'yuv420p',
+      '-movflags',
+      '+faststart',
+      file('faststart.mp4'),
+    );
     await writeFile(file('empty.mp4'), '');
     await writeFile(file('notes.mp4'), 'these are meeting notes, not a video\n'.repeat(50));
     await ff('-f', 'lavfi', '-i', 'testsrc=size=64x48', '-frames:v', '1', file('still.png'));
@@ -55,7 +69,13 @@ describe('bad input never takes the pipeline down', () => {
     const frame = Buffer.alloc((64 * 48 * 3) / 2, 0x80);
     await writeFile(file('huge.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W10000 H10000 F10:1 Ip C420jpeg\nFRAME\n'), Buffer.alloc(1000, 0x80)]));
     await writeFile(file('impossible.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W100000 H100000 F10:1 Ip C420jpeg\nFRAME\n'), Buffer.alloc(1000, 0x80)]));
-    await writeFile(file('fast.y4m'), Buffer.concat([Buffer.from('YUV4MPEG2 W64 H48 F100000:1 Ip C420jpeg\n'), ...Array.from({ length: 3 }, () => Buffer.concat([Buffer.from('FRAME\n'), frame]))]));
+    await writeFile(
+      file('fast.y4m'),
+      Buffer.concat([
+        Buffer.from('YUV4MPEG2 W64 H48 F100000:1 Ip C420jpeg\n'),
+        ...Array.from({ length: 3 }, () => Buffer.concat([Buffer.from('FRAME\n'), frame])),
+      ]),
+    );
   });
 
   afterAll(async () => {
@@ -109,12 +129,18 @@ describe('bad input never takes the pipeline down', () => {
     expect(outputs.report.frames).toBeGreaterThan(0);
   });
 
-  it.each(['file:///etc/passwd', 'concat:/etc/passwd|/etc/hosts', 'data:video/mp4;base64,AAAA', 'subfile,,start,0,end,100,,:/etc/passwd', 'ftp://example.com/v.mp4'])(
-    'refuses the URL %s at submission with E_INPUT_URL_SCHEME',
-    async (url) => {
-      await expect(stack.client.submitter.submit(url, { outDir: stack.outDir('never') })).rejects.toMatchObject({ code: 'E_INPUT_URL_SCHEME', message: expect.stringMatching(/URLs are not accepted; give a local file path or an http, https, rtsp or udp URL$/) });
-    },
-  );
+  it.each([
+    'file:///etc/passwd',
+    'concat:/etc/passwd|/etc/hosts',
+    'data:video/mp4;base64,AAAA',
+    'subfile,,start,0,end,100,,:/etc/passwd',
+    'ftp://example.com/v.mp4',
+  ])('refuses the URL %s at submission with E_INPUT_URL_SCHEME', async (url) => {
+    await expect(stack.client.submitter.submit(url, { outDir: stack.outDir('never') })).rejects.toMatchObject({
+      code: 'E_INPUT_URL_SCHEME',
+      message: expect.stringMatching(/URLs are not accepted; give a local file path or an http, https, rtsp or udp URL$/),
+    });
+  });
 
   it('the CLI prints the one-line reason for a refused URL, an id with path traversal and an output outside STREAMSEG_OUT', async () => {
     const cliEnv = { REDIS_URL: stack.redis.url, STREAMSEG_OUT: stack.outRoot };
@@ -135,8 +161,16 @@ describe('bad input never takes the pipeline down', () => {
     const opts = { attempts: 3, backoff: { type: 'fixed', delay: 10 } };
     const goodInput = { kind: 'file', path: file('good.mp4') };
     const pushed = await Promise.all([
-      stack.client.queues.videos.add(JobName.DecodeVideo, { videoId: '../../etc', input: goodInput, options: { outDir: stack.outDir('x') }, submittedAt: 1 }, opts),
-      stack.client.queues.videos.add(JobName.DecodeVideo, { videoId: 'url-file', input: { kind: 'url', url: 'file:///etc/passwd' }, options: { outDir: stack.outDir('x') }, submittedAt: 1 }, opts),
+      stack.client.queues.videos.add(
+        JobName.DecodeVideo,
+        { videoId: '../../etc', input: goodInput, options: { outDir: stack.outDir('x') }, submittedAt: 1 },
+        opts,
+      ),
+      stack.client.queues.videos.add(
+        JobName.DecodeVideo,
+        { videoId: 'url-file', input: { kind: 'url', url: 'file:///etc/passwd' }, options: { outDir: stack.outDir('x') }, submittedAt: 1 },
+        opts,
+      ),
       stack.client.queues.videos.add(JobName.DecodeVideo, 'not even an object', opts),
       stack.client.queues.videos.add('rm-rf', { videoId: 'x' }, opts),
       stack.client.queues.frames.add(JobName.SegmentFrames, { videoId: 'a/b', scene: 0, sceneStartFrame: 0, frames: [{ index: 0, timestampMs: 0 }] }, opts),

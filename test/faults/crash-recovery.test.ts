@@ -18,7 +18,10 @@ describe('crash recovery: SIGKILL a worker, the sink, the producer mid-video', (
   /** Frames jobs of a video, each frame index listed as many times as it was enqueued. */
   async function enqueuedFrames(videoId: string): Promise<number[]> {
     const jobs = (await stack.client.queues.frames.getJobs(['waiting', 'active', 'delayed', 'completed', 'failed'])) as Job<SegmentFramesJob>[];
-    return jobs.filter((j) => j.data.videoId === videoId).flatMap((j) => j.data.frames.map((f) => f.index)).sort((a, b) => a - b);
+    return jobs
+      .filter((j) => j.data.videoId === videoId)
+      .flatMap((j) => j.data.frames.map((f) => f.index))
+      .sort((a, b) => a - b);
   }
 
   async function expectSameAsReference(videoId: string): Promise<VideoOutputs> {

@@ -28,10 +28,15 @@ describe('redis-server restarted mid-video (AOF on, appendfsync everysec)', () =
     const reference = await readOutputs(stack.outDir('before'));
 
     await stack.submit('across');
-    await waitUntil('the sink to be mid-video', async () => {
-      const state = await stack.client.states.get('across');
-      return state && state.sinkFrames >= 16 && state.sinkFrames < FRAMES ? state : undefined;
-    }, 60_000, 5);
+    await waitUntil(
+      'the sink to be mid-video',
+      async () => {
+        const state = await stack.client.states.get('across');
+        return state && state.sinkFrames >= 16 && state.sinkFrames < FRAMES ? state : undefined;
+      },
+      60_000,
+      5,
+    );
     await stack.redis.restart();
 
     const state = await finalState(stack.client, 'across');

@@ -72,7 +72,12 @@ describe('the embedded redis-server (issue 18)', () => {
   });
 
   it('serve --roles all prints a URL with the password: `REDIS_URL=<printed> streamseg status` works, without the password it does not', async () => {
-    const serve = spawnCli(['serve', '--roles', 'all', '--port', '0', '--host', '127.0.0.1'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: TOKEN, STREAMSEG_MODEL: TEST_MODEL, LOG_LEVEL: 'warn' });
+    const serve = spawnCli(['serve', '--roles', 'all', '--port', '0', '--host', '127.0.0.1'], {
+      REDIS_URL: undefined,
+      STREAMSEG_API_TOKENS: TOKEN,
+      STREAMSEG_MODEL: TEST_MODEL,
+      LOG_LEVEL: 'warn',
+    });
     let stderr = '';
     serve.stdout!.resume();
     try {
@@ -83,7 +88,10 @@ describe('the embedded redis-server (issue 18)', () => {
         });
         serve.once('exit', () => reject(new Error(stderr)));
       });
-      const printed = /^streamseg: own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:(\d+)) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status$/m.exec(stderr);
+      const printed =
+        /^streamseg: own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:(\d+)) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status$/m.exec(
+          stderr,
+        );
       expect(printed, stderr).not.toBeNull();
       expect((await runCli(['status'], { REDIS_URL: printed![1] })).code).toBe(0);
       const without = await runCli(['status'], { REDIS_URL: `redis://127.0.0.1:${printed![2]}` });

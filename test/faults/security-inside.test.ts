@@ -25,7 +25,8 @@ describe('security inside the perimeter (issue 18)', () => {
   let stack: ApiStack;
   let clip: string;
 
-  const postJson = (body: unknown) => fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+  const postJson = (body: unknown) =>
+    fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
   const errorOf = async (response: Response) => ((await response.json()) as { error: { code: string; message: string } }).error;
   const videoCount = async () => ((await (await fetch(`${stack.url}/v1/videos?limit=500`, { headers: auth() })).json()) as { videos: unknown[] }).videos.length;
   const finalView = (id: string) =>
@@ -95,8 +96,17 @@ describe('security inside the perimeter (issue 18)', () => {
     // Where a live video restreams to is a destination too.
     const restream = await postJson({ url: 'rtsp://127.0.0.2:9/cam', live: { restreamUrl: `udp://127.0.0.1:${redisPort}` } });
     expect(restream.status).toBe(400);
-    expect(await errorOf(restream)).toMatchObject({ code: 'E_INPUT_URL_DESTINATION', message: expect.stringMatching(/^live\.restreamUrl: 127\.0\.0\.1 is in the loopback range/) });
-    for (const url of ['rtsp://127.0.0.2/\r\nSET key value\r\nX', 'http://127.0.0.2/a\tb.mp4', 'http://127.0.0.2/a\u0000.mp4', 'http://127.0.0.2/a\u2028.mp4', 'http://127.0.0.2/a.mp4 ']) {
+    expect(await errorOf(restream)).toMatchObject({
+      code: 'E_INPUT_URL_DESTINATION',
+      message: expect.stringMatching(/^live\.restreamUrl: 127\.0\.0\.1 is in the loopback range/),
+    });
+    for (const url of [
+      'rtsp://127.0.0.2/\r\nSET key value\r\nX',
+      'http://127.0.0.2/a\tb.mp4',
+      'http://127.0.0.2/a\u0000.mp4',
+      'http://127.0.0.2/a\u2028.mp4',
+      'http://127.0.0.2/a.mp4 ',
+    ]) {
       const response = await postJson({ url });
       expect(response.status, JSON.stringify(url)).toBe(400);
       expect((await errorOf(response)).code).toBe('E_INPUT_URL_INVALID');
@@ -146,7 +156,12 @@ describe('security inside the perimeter (issue 18)', () => {
   it('3. options are strict and checked against the model at submission: 400 naming the bad value', async () => {
     const before = await videoCount();
     const longName = 'x'.repeat(10_000);
-    for (const [classes, named] of [['ROAD', 'ROAD'], [['__proto__'], '__proto__'], [Array.from({ length: 1000 }, (_, i) => `c${i}`), 'c0'], [[longName], 'xxxx']] as const) {
+    for (const [classes, named] of [
+      ['ROAD', 'ROAD'],
+      [['__proto__'], '__proto__'],
+      [Array.from({ length: 1000 }, (_, i) => `c${i}`), 'c0'],
+      [[longName], 'xxxx'],
+    ] as const) {
       const response = await postJson({ url: 'http://127.0.0.2:9/a.mp4', classes });
       expect(response.status, String(named)).toBe(400);
       expect((await errorOf(response)).message).toContain(named);
@@ -199,7 +214,9 @@ describe('security inside the perimeter (issue 18)', () => {
       });
     const [slowHeaders, slowBody] = await Promise.all([
       closedAfter('GET /healthz HTTP/1.1\r\nHost: x\r\n'),
-      closedAfter(`POST /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"url":`),
+      closedAfter(
+        `POST /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"url":`,
+      ),
     ]);
     expect(slowHeaders).toBeLessThan(8000);
     expect(slowBody).toBeLessThan(8000);
@@ -220,7 +237,11 @@ describe('5. package adapters are read-only; run-time adapters bounded (issue 18
     form.append('centroid', fogCentroid.join(','));
     for (const [k, v] of Object.entries(extra)) form.append(k, v);
     form.append('config', new Blob([await readFile(path.join(dir, 'fog/adapter_config.json'))]), 'adapter_config.json');
-    form.append('weights', new Blob([new Uint8Array(weights ?? (await readFile(path.join(dir, 'fog/adapter_model.safetensors'))))]), 'adapter_model.safetensors');
+    form.append(
+      'weights',
+      new Blob([new Uint8Array(weights ?? (await readFile(path.join(dir, 'fog/adapter_model.safetensors'))))]),
+      'adapter_model.safetensors',
+    );
     return form;
   };
   const listed = async () => ((await (await fetch(`${base}/v1/adapters`, { headers })).json()) as { adapters: { name: string; source: string }[] }).adapters;
@@ -248,7 +269,13 @@ describe('5. package adapters are read-only; run-time adapters bounded (issue 18
       const removed = await fetch(`${base}/v1/adapters/${name}`, { method: 'DELETE', headers });
       expect(removed.status, name).toBe(409);
     }
-    expect((await listed()).map((a) => [a.name, a.source])).toEqual([['dusk', 'package'], ['fog', 'package'], ['night', 'package'], ['rain', 'package'], ['snow', 'package']]);
+    expect((await listed()).map((a) => [a.name, a.source])).toEqual([
+      ['dusk', 'package'],
+      ['fog', 'package'],
+      ['night', 'package'],
+      ['rain', 'package'],
+      ['snow', 'package'],
+    ]);
 
     const explicit = await fetch(`${base}/v1/adapters`, { method: 'POST', headers, body: await adapterForm('fog', { shadow: 'true' }) });
     expect(explicit.status).toBe(201);
@@ -267,7 +294,10 @@ describe('5. package adapters are read-only; run-time adapters bounded (issue 18
   it('refuses weights of ±1e38 and centroids of zero or 1e308 (400 E_ADAPTER_VALUES)', async () => {
     const original = await readFile(path.join(dir, 'fog/adapter_model.safetensors'));
     const headerLength = Number(original.readBigUInt64LE(0));
-    const header = JSON.parse(original.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+    const header = JSON.parse(original.subarray(8, 8 + headerLength).toString('utf8')) as Record<
+      string,
+      { dtype: string; shape: number[]; data_offsets: [number, number] }
+    >;
     const tensors: Parameters<typeof encodeSafetensors>[0] = {};
     for (const [name, spec] of Object.entries(header)) {
       if (name === '__metadata__') continue;
@@ -277,9 +307,15 @@ describe('5. package adapters are read-only; run-time adapters bounded (issue 18
       expect(bytes.length).toBeGreaterThan(0);
       tensors[name] = { shape: spec.shape, data };
     }
-    const huge = await fetch(`${base}/v1/adapters`, { method: 'POST', headers, body: await adapterForm('huge', {}, encodeSafetensors(tensors, { format: 'pt' })) });
+    const huge = await fetch(`${base}/v1/adapters`, {
+      method: 'POST',
+      headers,
+      body: await adapterForm('huge', {}, encodeSafetensors(tensors, { format: 'pt' })),
+    });
     expect(huge.status).toBe(400);
-    expect((await huge.json()) as { error: { code: string; message: string } }).toMatchObject({ error: { code: 'E_ADAPTER_VALUES', message: expect.stringMatching(/outside ±1000/) } });
+    expect((await huge.json()) as { error: { code: string; message: string } }).toMatchObject({
+      error: { code: 'E_ADAPTER_VALUES', message: expect.stringMatching(/outside ±1000/) },
+    });
     for (const centroid of [fogCentroid.map(() => 0), fogCentroid.map(() => 1e308)]) {
       const form = await adapterForm('odd');
       form.set('centroid', centroid.join(','));

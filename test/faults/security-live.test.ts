@@ -17,13 +17,18 @@ import { auth, eventually, startApiStack, TEST_MODEL, type ApiStack } from '../a
 describe('live sources: connect timeout and their own pool (issue 18)', () => {
   let stack: ApiStack;
   let clip: string;
-  const postJson = (body: unknown) => fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+  const postJson = (body: unknown) =>
+    fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
   const view = async (id: string) => (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
   const finished = (id: string, timeoutMs = 60_000) =>
-    eventually(async () => {
-      const v = await view(id);
-      return v.status === 'done' || v.status === 'failed' ? v : undefined;
-    }, `video ${id} to finish`, timeoutMs);
+    eventually(
+      async () => {
+        const v = await view(id);
+        return v.status === 'done' || v.status === 'failed' ? v : undefined;
+      },
+      `video ${id} to finish`,
+      timeoutMs,
+    );
 
   beforeAll(async () => {
     // One file slot and one live slot, as a small deployment would run; a 2 s connect timeout.
@@ -45,7 +50,9 @@ describe('live sources: connect timeout and their own pool (issue 18)', () => {
       const final = await finished(id, 30_000);
       const took = Date.now() - started;
       expect(final.status, url).toBe('failed');
-      expect(final.error, url).toMatch(/^E_LIVE_CONNECT: .*: no video from the live source within 2 s \(.*\); check its address, port and credentials, or raise STREAMSEG_LIVE_CONNECT_TIMEOUT_MS$/);
+      expect(final.error, url).toMatch(
+        /^E_LIVE_CONNECT: .*: no video from the live source within 2 s \(.*\); check its address, port and credentials, or raise STREAMSEG_LIVE_CONNECT_TIMEOUT_MS$/,
+      );
       // Before: 60 s per attempt, 3 attempts.
       expect(took, url).toBeLessThan(15_000);
       const attempts = Number(await stack.redis.hget(`streamseg:videos:${id}`, 'atm'));
@@ -57,7 +64,10 @@ describe('live sources: connect timeout and their own pool (issue 18)', () => {
     // As if the name had resolved to a public address at submission and to loopback now.
     const client = await PipelineClient.connect(stack.config, stack.redisUrl);
     try {
-      const id = await client.submitter.submit({ kind: 'url', url: 'rtsp://127.0.0.1:9/rebound', restricted: true }, { outDir: path.join(stack.dir, 'rebound') });
+      const id = await client.submitter.submit(
+        { kind: 'url', url: 'rtsp://127.0.0.1:9/rebound', restricted: true },
+        { outDir: path.join(stack.dir, 'rebound') },
+      );
       const final = await finished(id, 30_000);
       expect(final.status).toBe('failed');
       expect(final.error).toMatch(/^E_INPUT_URL_DESTINATION: rtsp:\/\/127\.0\.0\.1:9\/rebound: 127\.0\.0\.1 is in the loopback range/);
@@ -117,10 +127,14 @@ describe('credentials in source URLs are never shown; failed videos are not dedu
     });
     expect(response.status).toBe(201);
     const { id } = (await response.json()) as { id: string };
-    const final = await eventually(async () => {
-      const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
-      return v.status === 'failed' ? v : undefined;
-    }, 'the video to fail', 30_000);
+    const final = await eventually(
+      async () => {
+        const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+        return v.status === 'failed' ? v : undefined;
+      },
+      'the video to fail',
+      30_000,
+    );
     expect(final.error).toMatch(/^E_LIVE_CONNECT: rtsp:\/\/\*\*\*@127\.0\.0\.2:9\/stream: no video/);
     const bodies = [
       await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).text(),
@@ -136,12 +150,17 @@ describe('credentials in source URLs are never shown; failed videos are not dedu
   });
 
   it('6. resubmitting what failed creates a new video (URL and upload); a running or well-finished one is still reused', async () => {
-    const post = (body: unknown) => fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
+    const post = (body: unknown) =>
+      fetch(`${stack.url}/v1/videos`, { method: 'POST', headers: auth({ 'content-type': 'application/json' }), body: JSON.stringify(body) });
     const failedOf = (id: string) =>
-      eventually(async () => {
-        const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
-        return v.status === 'failed' ? v : undefined;
-      }, `video ${id} to fail`, 30_000);
+      eventually(
+        async () => {
+          const v = (await (await fetch(`${stack.url}/v1/videos/${id}`, { headers: auth() })).json()) as VideoView;
+          return v.status === 'failed' ? v : undefined;
+        },
+        `video ${id} to fail`,
+        30_000,
+      );
     const url = 'rtsp://127.0.0.2:9/dedup';
     const first = (await (await post({ url })).json()) as { id: string; deduplicated: boolean };
     const again = await post({ url });
@@ -183,7 +202,11 @@ describe('credentials in source URLs are never shown; failed videos are not dedu
 describe('streamseg run of a dead live source (issue 18)', () => {
   it('`streamseg run udp://127.0.0.1:9` ends within seconds with one E_LIVE_CONNECT line', async () => {
     const started = Date.now();
-    const result = await runCli(['run', 'udp://127.0.0.1:9', '--out', path.join(os.tmpdir(), `ss-never-written-${process.pid}`)], { REDIS_URL: undefined, STREAMSEG_MODEL: TEST_MODEL, LOG_LEVEL: 'silent' });
+    const result = await runCli(['run', 'udp://127.0.0.1:9', '--out', path.join(os.tmpdir(), `ss-never-written-${process.pid}`)], {
+      REDIS_URL: undefined,
+      STREAMSEG_MODEL: TEST_MODEL,
+      LOG_LEVEL: 'silent',
+    });
     const took = Date.now() - started;
     expect(result.code, result.stderr).not.toBe(0);
     expect(result.stderr).toMatch(/E_LIVE_CONNECT: udp:\/\/127\.0\.0\.1:9: no video from the live source within 10 s/);

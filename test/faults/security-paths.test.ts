@@ -35,7 +35,7 @@ describe('server paths and upload retention (issue 18)', () => {
     await stack?.stop();
   });
 
-  it('a failed upload\'s error names the problem, not the upload directory (status, list, events)', async () => {
+  it("a failed upload's error names the problem, not the upload directory (status, list, events)", async () => {
     const id = await upload(new Uint8Array(4096).fill(7));
     const view = await finished(id);
     expect(view.status).toBe('failed');

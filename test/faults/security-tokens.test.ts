@@ -51,7 +51,10 @@ describe('scoped tokens and per-token limits (issue 18)', () => {
     }
     const refused = await postUrl(READ, { url: 'rtsp://127.0.0.2:9/cam' });
     expect(refused.status).toBe(403);
-    expect(await errorOf(refused)).toEqual({ code: 'E_FORBIDDEN', message: 'this token has scope "read"; POST /v1/videos needs "submit" (an STREAMSEG_API_TOKENS entry <token>:submit)' });
+    expect(await errorOf(refused)).toEqual({
+      code: 'E_FORBIDDEN',
+      message: 'this token has scope "read"; POST /v1/videos needs "submit" (an STREAMSEG_API_TOKENS entry <token>:submit)',
+    });
     expect((await fetch(`${stack.url}/admin/queues`, { headers: as(SUBMIT_A) })).status).toBe(403);
     for (const token of [READ, SUBMIT_A]) {
       const adapter = await fetch(`${stack.url}/v1/adapters/anything`, { method: 'DELETE', headers: as(token) });
@@ -89,7 +92,10 @@ describe('scoped tokens and per-token limits (issue 18)', () => {
     const third = await postUrl(SUBMIT_B, { url: 'rtsp://127.0.0.2:9/three' });
     expect(third.status).toBe(429);
     expect(third.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(await errorOf(third)).toMatchObject({ code: 'E_TOO_MANY_VIDEOS', message: expect.stringMatching(/already has 2 videos running \(STREAMSEG_TOKEN_MAX_VIDEOS\)/) });
+    expect(await errorOf(third)).toMatchObject({
+      code: 'E_TOO_MANY_VIDEOS',
+      message: expect.stringMatching(/already has 2 videos running \(STREAMSEG_TOKEN_MAX_VIDEOS\)/),
+    });
     // Another token is not held back by B.
     const other = await postUrl(ADMIN, { url: 'rtsp://127.0.0.2:9/admins' });
     expect(other.status).toBe(201);
@@ -105,7 +111,10 @@ describe('scoped tokens and per-token limits (issue 18)', () => {
     const retryAfter = Number(limited.headers.get('retry-after'));
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(60);
-    expect(await errorOf(limited)).toMatchObject({ code: 'E_RATE_LIMITED', message: expect.stringMatching(/6 submissions in the last minute \(STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE\); try again in \d+ s/) });
+    expect(await errorOf(limited)).toMatchObject({
+      code: 'E_RATE_LIMITED',
+      message: expect.stringMatching(/6 submissions in the last minute \(STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE\); try again in \d+ s/),
+    });
     // A's rate is its own.
     expect((await postUrl(SUBMIT_A, { url: 'http://127.0.0.2:9/a.mp4', fps: '0x10' })).status).toBe(400);
   });

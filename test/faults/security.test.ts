@@ -65,7 +65,23 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
 
   it('rediss://: TLS to Redis with the CA trusted through NODE_EXTRA_CA_CERTS; an untrusted certificate fails with one line', async () => {
     const [key, cert] = [path.join(dir, 'key.pem'), path.join(dir, 'cert.pem')];
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
     const redis = await RedisProcess.start({ tls: { cert, key, ca: cert } });
     try {
       expect(redis.url).toMatch(/^rediss:\/\//);
@@ -75,7 +91,9 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
       expect((await readOutputs(path.join(dir, 'tls'))).video.frames).toBe(FRAMES);
       const untrusted = await runVideo(input, path.join(dir, 'tls-untrusted'), { REDIS_URL: redis.url, NODE_EXTRA_CA_CERTS: '' });
       expect(untrusted.code).toBe(1);
-      expect(untrusted.stderr.trim()).toMatch(/^streamseg: E_REDIS_TLS: TLS to Redis at rediss:\/\/127\.0\.0\.1:\d+ failed \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
+      expect(untrusted.stderr.trim()).toMatch(
+        /^streamseg: E_REDIS_TLS: TLS to Redis at rediss:\/\/127\.0\.0\.1:\d+ failed \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/,
+      );
     } finally {
       await redis.stop();
     }
@@ -102,14 +120,13 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
-      const [ok, lfi] = await Promise.all([
-        runVideo(`${base}/clip.mp4`, path.join(dir, 'http'), {}),
-        runVideo(`${base}/playlist`, path.join(dir, 'lfi'), {}),
-      ]);
+      const [ok, lfi] = await Promise.all([runVideo(`${base}/clip.mp4`, path.join(dir, 'http'), {}), runVideo(`${base}/playlist`, path.join(dir, 'lfi'), {})]);
       expect(ok.code).toBe(0);
       expect((await readOutputs(path.join(dir, 'http'))).lines.map((l) => l.index)).toEqual(indices(FRAMES));
       expect(lfi.code).toBe(1);
-      expect(lfi.stderr.trim()).toMatch(/^streamseg: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/playlist: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/);
+      expect(lfi.stderr.trim()).toMatch(
+        /^streamseg: E_INPUT_NOT_VIDEO: http:\/\/127\.0\.0\.1:\d+\/playlist: not a video ffprobe can read \(Protocol 'file' not on whitelist 'http,https,tcp,tls,rtp,rtsp,udp,crypto'!/,
+      );
       expect(await readdir(path.join(dir, 'lfi')).catch(() => [])).not.toContain('annotated.mp4');
     } finally {
       server.close();
@@ -124,7 +141,13 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
         if (entry.isDirectory()) await walk(full);
         else if (/\.(ts|mjs|js)$/.test(entry.name)) {
           const text = await readFile(full, 'utf8');
-          for (const pattern of [/\bexecSync\s*\(/, /\bexec\s*\(\s*[`'"]/, /shell\s*:\s*true/, /child_process['"]\)\.exec\b/, /\bspawn\s*\(\s*['"](sh|bash)['"]/]) {
+          for (const pattern of [
+            /\bexecSync\s*\(/,
+            /\bexec\s*\(\s*[`'"]/,
+            /shell\s*:\s*true/,
+            /child_process['"]\)\.exec\b/,
+            /\bspawn\s*\(\s*['"](sh|bash)['"]/,
+          ]) {
             if (pattern.test(text)) offenders.push(`${path.relative(REPO_ROOT, full)}: ${pattern}`);
           }
         }

@@ -49,7 +49,9 @@ describe('SIGTERM on every role: finish or hand back the current work, exit 0 wi
     const [sink] = stack.running('sink');
     sink!.kill('SIGSTOP');
     await stack.submit('term-producer');
-    await waitUntil('the producer paused mid-decode', async () => ((await stack.client.states.get('term-producer'))?.decodedFrames === HIGH_WATER ? true : undefined));
+    await waitUntil('the producer paused mid-decode', async () =>
+      (await stack.client.states.get('term-producer'))?.decodedFrames === HIGH_WATER ? true : undefined,
+    );
     producer!.kill('SIGTERM');
     expect(await producer!.exited).toEqual({ code: 0, signal: null });
     expect(producer!.log).toMatch(/"msg":"producer stopped"/);

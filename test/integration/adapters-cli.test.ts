@@ -12,7 +12,11 @@ const RUNNER = path.join(REPO_ROOT, 'test/fixtures/adapters/cli.ts');
 
 function run(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', RUNNER, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -52,7 +56,9 @@ describe('streamseg adapters / eval commands', () => {
     const images = path.join(dir, 'snowy');
     await mkdir(images);
     for (let i = 0; i < 3; i++) {
-      await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 230, g: 235, b: 240 - 20 * i } } }).png().toFile(path.join(images, `${i}.png`));
+      await sharp({ create: { width: 40, height: 20, channels: 3, background: { r: 230, g: 235, b: 240 - 20 * i } } })
+        .png()
+        .toFile(path.join(images, `${i}.png`));
     }
     const snow = await writeFixtureAdapter(path.join(dir, 'snow'), { seed: 7 });
     const added = await run(['adapters', 'add', snow.dir, '--centroid-from', images, '--condition', 'snow'], env);
@@ -71,7 +77,9 @@ describe('streamseg adapters / eval commands', () => {
     });
     const refused = await run(['adapters', 'add', bad.dir, '--centroid', '1,0,0,0,0,0,0,0'], env);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/^streamseg: E_ADAPTER_SHAPE: .*bad\/adapter_model\.safetensors: tensor "base_model\.model\.head\.proj\.lora_A\.weight": expected \[r, 20\], got \[4, 19\]/);
+    expect(refused.stderr).toMatch(
+      /^streamseg: E_ADAPTER_SHAPE: .*bad\/adapter_model\.safetensors: tensor "base_model\.model\.head\.proj\.lora_A\.weight": expected \[r, 20\], got \[4, 19\]/,
+    );
     const noCentroid = await run(['adapters', 'add', bad.dir], env);
     expect(noCentroid.stderr).toMatch(/--centroid-from/);
 
@@ -102,12 +110,25 @@ describe('streamseg adapters / eval commands', () => {
       settings: { frames: number };
     };
     expect(report.cells.map((c) => [c.size, c.condition, c.composition])).toEqual([
-      ['160x96', 'fog', false], ['160x96', 'clear', false], ['160x96', 'fog+night', true],
-      ['96x160', 'fog', false], ['96x160', 'clear', false], ['96x160', 'fog+night', true],
+      ['160x96', 'fog', false],
+      ['160x96', 'clear', false],
+      ['160x96', 'fog+night', true],
+      ['96x160', 'fog', false],
+      ['96x160', 'clear', false],
+      ['96x160', 'fog+night', true],
     ]);
     expect(report.settings.frames).toBe(2 * 3 * 8);
     for (const c of report.cells) {
-      const expected = ['base', 'top1', 'uniform', 'weighted', 'weightedCat', 'guarded', ...(c.condition === 'fog' ? ['oracle'] : []), ...(c.composition ? ['oracleSingles', 'componentOracle'] : [])];
+      const expected = [
+        'base',
+        'top1',
+        'uniform',
+        'weighted',
+        'weightedCat',
+        'guarded',
+        ...(c.condition === 'fog' ? ['oracle'] : []),
+        ...(c.composition ? ['oracleSingles', 'componentOracle'] : []),
+      ];
       expect(Object.keys(c.miou).sort()).toEqual(expected.sort());
       for (const v of Object.values(c.miou)) expect(v).toBeGreaterThanOrEqual(0);
     }

@@ -78,7 +78,13 @@ describe('per-scene adapters on a real Redis', () => {
       const redis = new Redis(server.url, { maxRetriesPerRequest: null });
       connections.push(redis);
       providers.push(
-        await createAdapterLoraFeedProvider({ pkg, redis, frameStore: new FrameStore(redis, 300), retrieval: { topK: 2, temperature: 0.05 }, sceneEmbedding: { frames: 4 } }),
+        await createAdapterLoraFeedProvider({
+          pkg,
+          redis,
+          frameStore: new FrameStore(redis, 300),
+          retrieval: { topK: 2, temperature: 0.05 },
+          sceneEmbedding: { frames: 4 },
+        }),
       );
     }
   });
@@ -92,14 +98,20 @@ describe('per-scene adapters on a real Redis', () => {
 
   it('two workers share one embedding per scene, and scenes of different conditions get different mixes', async () => {
     const before = await embedderRuns();
-    const batches = [0, 1, 2].flatMap((scene) => [0, 4].map((offset) => ({ scene, frames: [0, 1, 2, 3].map((i) => ({ index: scene * 8 + offset + i, timestampMs: 0 })) })));
+    const batches = [0, 1, 2].flatMap((scene) =>
+      [0, 4].map((offset) => ({ scene, frames: [0, 1, 2, 3].map((i) => ({ index: scene * 8 + offset + i, timestampMs: 0 })) })),
+    );
     // scene after scene (as the producer emits them), every batch of a scene goes to both workers at once
     const results: (Awaited<ReturnType<AdapterLoraFeedProvider['feedsFor']>> & { w: number; scene: number })[] = [];
     for (const scene of [0, 1, 2]) {
       const ofScene = batches.filter((b) => b.scene === scene);
       results.push(
         ...(await Promise.all(
-          ofScene.flatMap((b) => providers.map((p, w) => p.feedsFor({ videoId: 'video1', scene, sceneStartFrame: scene * 8, input: MODEL_INPUT, frames: b.frames }).then((r) => ({ ...r, w, scene })))),
+          ofScene.flatMap((b) =>
+            providers.map((p, w) =>
+              p.feedsFor({ videoId: 'video1', scene, sceneStartFrame: scene * 8, input: MODEL_INPUT, frames: b.frames }).then((r) => ({ ...r, w, scene })),
+            ),
+          ),
         )),
       );
     }
@@ -127,14 +139,22 @@ describe('per-scene adapters on a real Redis', () => {
     const config = { executionProvider: 'cpu' as const, intraOpThreads: 1, frameTtlSeconds: 300 };
     const handle = await createLoraFeedsForPackage({ pkg, config, redisUrl: server.url, logger, retrieval: { topK: 1 } });
     expect(handle.kind).toBe('adapters');
-    const choice = await handle.provider.feedsFor({ videoId: 'video1', scene: 1, sceneStartFrame: 8, input: MODEL_INPUT, frames: [{ index: 8, timestampMs: 0 }] });
+    const choice = await handle.provider.feedsFor({
+      videoId: 'video1',
+      scene: 1,
+      sceneStartFrame: 8,
+      input: MODEL_INPUT,
+      frames: [{ index: 8, timestampMs: 0 }],
+    });
     expect(choice.adapters).toEqual([{ name: 'night', weight: 1 }]);
     await handle.close();
     await handle.close();
     const bare = { ...pkg, manifest: { ...pkg.manifest, embedder: undefined, adapters: undefined } };
     const base = await createLoraFeedsForPackage({ pkg: bare, config, redisUrl: server.url, logger });
     expect(base.kind).toBe('base');
-    expect((await base.provider.feedsFor({ videoId: 'video1', scene: 0, sceneStartFrame: 0, input: MODEL_INPUT, frames: [{ index: 0, timestampMs: 0 }] })).adapters).toEqual([]);
+    expect(
+      (await base.provider.feedsFor({ videoId: 'video1', scene: 0, sceneStartFrame: 0, input: MODEL_INPUT, frames: [{ index: 0, timestampMs: 0 }] })).adapters,
+    ).toEqual([]);
     await base.close();
   });
 });

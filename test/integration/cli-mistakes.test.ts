@@ -49,8 +49,11 @@ afterAll(async () => {
 });
 
 describe('streamseg run: mistakes caught before anything is queued', () => {
-  it('--classes with a class the model lacks: one line naming it and the model\'s classes, exit 1 within seconds', async () => {
-    const result = await timed(['run', video24, '--out', path.join(dir, 'out-classes'), '--classes', 'road,cars'], { REDIS_URL: undefined, STREAMSEG_MODEL: TEST_MODEL });
+  it("--classes with a class the model lacks: one line naming it and the model's classes, exit 1 within seconds", async () => {
+    const result = await timed(['run', video24, '--out', path.join(dir, 'out-classes'), '--classes', 'road,cars'], {
+      REDIS_URL: undefined,
+      STREAMSEG_MODEL: TEST_MODEL,
+    });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`streamseg: E_CONFIG: --classes: "cars" is not in the model (its classes: ${CLASSES})\n`);
     expect(result.ms).toBeLessThan(20_000);
@@ -75,7 +78,9 @@ describe('with Redis unreachable', () => {
   ])('%s prints one line naming the URL and what to do, and exits 1 within seconds', async (_name, args) => {
     const result = await timed(args, { REDIS_URL: DEAD_REDIS, STREAMSEG_API_TOKENS: TOKEN });
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe(`streamseg: E_REDIS: cannot reach Redis at ${DEAD_REDIS} (connection refused): check REDIS_URL and that redis-server is running there\n`);
+    expect(result.stderr).toBe(
+      `streamseg: E_REDIS: cannot reach Redis at ${DEAD_REDIS} (connection refused): check REDIS_URL and that redis-server is running there\n`,
+    );
     expect(result.ms).toBeLessThan(8_000);
   });
 });
@@ -138,7 +143,17 @@ describe('failures in a cluster (shared Redis, roles in this process)', () => {
     const states = new VideoStateStore(client, 3600);
     const videoId = 'vfailedfirst';
     await states.init(videoId, { outDir: dir, submittedAt: Date.now() });
-    await states.setProbe(videoId, { sourceWidth: 96, sourceHeight: 64, fps: 24, durationMs: 1000, expectedFrames: 24, inputWidth: 64, inputHeight: 64, letterbox: { x: 0, y: 0, width: 64, height: 64 }, codec: 'h264' });
+    await states.setProbe(videoId, {
+      sourceWidth: 96,
+      sourceHeight: 64,
+      fps: 24,
+      durationMs: 1000,
+      expectedFrames: 24,
+      inputWidth: 64,
+      inputHeight: 64,
+      letterbox: { x: 0, y: 0, width: 64, height: 64 },
+      codec: 'h264',
+    });
     // The sink fails (E_OUTPUT_DIR), then the producer finishes decoding and then a sink marks done.
     await states.markFailed(videoId, 'E_OUTPUT_DIR: /elsewhere is not under STREAMSEG_OUT');
     await states.markDecoded(videoId, 24);
@@ -154,9 +169,13 @@ describe('failures in a cluster (shared Redis, roles in this process)', () => {
     expect(watch.ms).toBeLessThan(10_000);
   });
 
-  it('report.json and status keep the source\'s frame rate and the output\'s (--fps 10 of a 24 fps source) apart', async () => {
+  it("report.json and status keep the source's frame rate and the output's (--fps 10 of a 24 fps source) apart", async () => {
     const outDir = path.join(dir, 'fps10');
-    const result = await runCli(['submit', video24, '--fps', '10', '--out', outDir, '--watch'], { REDIS_URL: redis.url, STREAMSEG_OUT: dir, STREAMSEG_MODEL: TEST_MODEL });
+    const result = await runCli(['submit', video24, '--fps', '10', '--out', outDir, '--watch'], {
+      REDIS_URL: redis.url,
+      STREAMSEG_OUT: dir,
+      STREAMSEG_MODEL: TEST_MODEL,
+    });
     expect(result.code).toBe(0);
     const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
     expect(report.source.fps).toBe(24);
@@ -173,7 +192,9 @@ describe('Ctrl-C and the embedded Redis, in a terminal', () => {
     // the `status` below alone can take seconds; the run is interrupted long before it ends.
     await makeTestVideo(long, { width: 160, height: 120, fps: 24, framesPerScene: [1500, 1500], video: H264 });
     const main = path.join(REPO_ROOT, 'src/cli/main.ts');
-    const command = [process.execPath, '--import', 'tsx', main, 'run', long, '--out', path.join(dir, 'out-long'), '--no-progress'].map((a) => `'${a}'`).join(' ');
+    const command = [process.execPath, '--import', 'tsx', main, 'run', long, '--out', path.join(dir, 'out-long'), '--no-progress']
+      .map((a) => `'${a}'`)
+      .join(' ');
     // util-linux `script` runs the command on a pseudo-terminal: stderr is a TTY, and a Ctrl-C
     // (0x03) written to the terminal makes its line discipline send SIGINT to the whole
     // foreground process group, redis-server's too unless it has a group of its own.
@@ -187,7 +208,10 @@ describe('Ctrl-C and the embedded Redis, in a terminal', () => {
     const announced = new Promise<string>((resolve) => {
       terminal.stdout.on('data', (d: Buffer) => {
         screen += d.toString();
-        const url = /own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status\r?\n/.exec(screen)?.[1];
+        const url =
+          /own redis-server at (redis:\/\/:[0-9a-f]{48}@127\.0\.0\.1:\d+) while this runs; in another terminal: REDIS_URL=\1 npx streamseg status\r?\n/.exec(
+            screen,
+          )?.[1];
         if (url) resolve(url);
       });
     });
@@ -200,8 +224,14 @@ describe('Ctrl-C and the embedded Redis, in a terminal', () => {
     terminal.stdin.write('\x03');
     const code = await exited;
     terminal.stdin.end();
-    const said = screen.split(/\r?\n/).map((line) => line.replace(/^\^C/, '')).filter((line) => line.length > 0);
-    expect(said).toEqual([`streamseg: own redis-server at ${url} while this runs; in another terminal: REDIS_URL=${url} npx streamseg status`, 'streamseg: SIGINT, shutting down']);
+    const said = screen
+      .split(/\r?\n/)
+      .map((line) => line.replace(/^\^C/, ''))
+      .filter((line) => line.length > 0);
+    expect(said).toEqual([
+      `streamseg: own redis-server at ${url} while this runs; in another terminal: REDIS_URL=${url} npx streamseg status`,
+      'streamseg: SIGINT, shutting down',
+    ]);
     expect(code).toBe(0);
   });
 });

@@ -84,12 +84,7 @@ describe('cluster: producer, two workers and a sink as separate processes, fed b
       LOG_LEVEL: 'warn',
       STREAMSEG_OUT: dir,
     };
-    roles = [
-      startRole('producer', env),
-      startRole('worker', env),
-      startRole('worker', env),
-      startRole('sink', env),
-    ];
+    roles = [startRole('producer', env), startRole('worker', env), startRole('worker', env), startRole('sink', env)];
   });
 
   afterAll(async () => {

@@ -28,7 +28,11 @@ function cli(args: string[], redisUrl?: string): Promise<{ code: number | null; 
   if (redisUrl) env.REDIS_URL = redisUrl;
   delete env.STREAMSEG_MODEL;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/cli/main.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -138,15 +142,29 @@ describe.skipIf(!hasTorch)('streamseg model import + adapters train (LRASPP, ran
     const adapter = await loadAdapter(path.join(pkgDir, 'adapters/fog-cam'), pkg.manifest.lora.targets);
     const session = await ort.InferenceSession.create(pkg.modelPath);
     const { width, height } = pkg.manifest.input;
-    const image = new ort.Tensor('float32', Float32Array.from({ length: 3 * width * height }, (_, i) => Math.sin(i * 0.37)), [1, 3, height, width]);
+    const image = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: 3 * width * height }, (_, i) => Math.sin(i * 0.37)),
+      [1, 3, height, width],
+    );
     const k = pkg.manifest.classes.length;
-    const eye = new ort.Tensor('float32', Float32Array.from({ length: k * k }, (_, i) => (i % (k + 1) === 0 ? 1 : 0)), [k, k]);
+    const eye = new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: k * k }, (_, i) => (i % (k + 1) === 0 ? 1 : 0)),
+      [k, k],
+    );
     const feeds = (withAdapter: boolean) => {
       const f: Record<string, ort.Tensor> = { [pkg.manifest.input.name]: image, [pkg.manifest.classEmbeddings.input]: eye };
       for (const t of pkg.manifest.lora.targets) {
         const a = withAdapter ? adapter.targets.get(t.module) : undefined;
         f[t.inputA] = a ? new ort.Tensor('float32', a.A, [a.r, t.in]) : new ort.Tensor('float32', new Float32Array(t.in), [1, t.in]);
-        f[t.inputB] = a ? new ort.Tensor('float32', a.B.map((v) => v * a.scaling), [t.out, a.r]) : new ort.Tensor('float32', new Float32Array(t.out), [t.out, 1]);
+        f[t.inputB] = a
+          ? new ort.Tensor(
+              'float32',
+              a.B.map((v) => v * a.scaling),
+              [t.out, a.r],
+            )
+          : new ort.Tensor('float32', new Float32Array(t.out), [t.out, 1]);
       }
       return f;
     };
@@ -169,7 +187,10 @@ describe.skipIf(!hasTorch)('streamseg model import + adapters train (LRASPP, ran
     const server = await startRedisServer();
     const redis = createRedis(server.url, { purpose: 'producer', connectionName: 'model-import-test' });
     try {
-      const result = await cli(['adapters', 'train', '--model', pkgDir, '--from', video, '--name', 'fog-cam-2', '--steps', '2', '--batch', '1', '--max-frames', '2', '--json'], server.url);
+      const result = await cli(
+        ['adapters', 'train', '--model', pkgDir, '--from', video, '--name', 'fog-cam-2', '--steps', '2', '--batch', '1', '--max-frames', '2', '--json'],
+        server.url,
+      );
       expect(result.code, result.stderr).toBe(0);
       expect((JSON.parse(result.stdout.trim()) as { published: boolean }).published).toBe(true);
       const registry = await AdapterRegistry.open({ pkg: await loadModelPackage(pkgDir), redis });

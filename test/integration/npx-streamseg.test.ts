@@ -37,7 +37,9 @@ describe('npx streamseg', () => {
 
   it('is the form of every example in the README', async () => {
     const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const bare = readme.split('\n').filter((line) => /(^|[`(;&]\s*)streamseg (run|submit|status|watch|serve|stop|producer|worker|sink|synth|adapters|eval|score)\b/.test(line));
+    const bare = readme
+      .split('\n')
+      .filter((line) => /(^|[`(;&]\s*)streamseg (run|submit|status|watch|serve|stop|producer|worker|sink|synth|adapters|eval|score)\b/.test(line));
     expect(bare).toEqual([]);
     expect(readme).toContain('`npx streamseg run');
   });

@@ -25,8 +25,22 @@ beforeAll(async () => {
   const h264 = ['libx264', '-pix_fmt', 'yuv420p'];
   await makeTestVideo(path.join(dir, 'cut.mp4'), { width: 320, height: 240, fps: 10, framesPerScene: [20, 10], video: h264 });
   await makeTestVideo(path.join(dir, 'long.mp4'), { width: 320, height: 240, fps: 25, framesPerScene: [250, 250], video: h264 });
-  await makeTestVideo(path.join(dir, 'vfr.mkv'), { width: 161, height: 99, fps: 10, framesPerScene: [20, 10], video: ['libx264', '-pix_fmt', 'yuv444p'], variableFrameRate: true });
-  await makeTestVideo(path.join(dir, 'clip.webm'), { width: 128, height: 96, fps: 12, framesPerScene: [12, 12], video: ['libvpx-vp9', '-deadline', 'realtime'], audio: true });
+  await makeTestVideo(path.join(dir, 'vfr.mkv'), {
+    width: 161,
+    height: 99,
+    fps: 10,
+    framesPerScene: [20, 10],
+    video: ['libx264', '-pix_fmt', 'yuv444p'],
+    variableFrameRate: true,
+  });
+  await makeTestVideo(path.join(dir, 'clip.webm'), {
+    width: 128,
+    height: 96,
+    fps: 12,
+    framesPerScene: [12, 12],
+    video: ['libvpx-vp9', '-deadline', 'realtime'],
+    audio: true,
+  });
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'sine=duration=1', path.join(dir, 'audio.m4a')]);
   await run('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=64x48', '-frames:v', '1', path.join(dir, 'still.png')]);
   await copyFile(path.join(dir, 'still.png'), path.join(dir, 'still.mp4'));
@@ -39,7 +53,15 @@ afterAll(async () => {
 
 describe('FfmpegRepository.probe', () => {
   it('reads an mp4', async () => {
-    expect(await ffmpeg.probe(file('cut.mp4'))).toMatchObject({ width: 320, height: 240, fps: 10, durationMs: 3000, frameCountEstimate: 30, codec: 'h264', hasVideo: true });
+    expect(await ffmpeg.probe(file('cut.mp4'))).toMatchObject({
+      width: 320,
+      height: 240,
+      fps: 10,
+      durationMs: 3000,
+      frameCountEstimate: 30,
+      codec: 'h264',
+      hasVideo: true,
+    });
   });
   it('reads a webm with audio (no frame count in the header)', async () => {
     const probe = await ffmpeg.probe(file('clip.webm'));
@@ -71,7 +93,12 @@ describe('FfmpegRepository.decodeFrames', () => {
     const frames: { index: number; timestampMs: number; bytes: number }[] = [];
     const cuts: number[] = [];
     const detector = new SceneCutDetector({ threshold: 0.3, minSceneFrames: 4 });
-    for await (const f of ffmpeg.decodeFrames(file(name), { fps: fps ?? probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex })) {
+    for await (const f of ffmpeg.decodeFrames(file(name), {
+      fps: fps ?? probe.fps,
+      width: probe.width,
+      height: probe.height,
+      streamIndex: probe.streamIndex,
+    })) {
       frames.push({ index: f.index, timestampMs: f.timestampMs, bytes: f.data.length });
       if (detector.next({ data: f.data, width: probe.width, height: probe.height })) cuts.push(f.index);
     }
@@ -116,9 +143,11 @@ describe('FfmpegRepository.decodeFrames', () => {
     const frames = ffmpeg.decodeFrames(file('long.mp4'), { fps: probe.fps, width: probe.width, height: probe.height, signal: controller.signal });
     await frames.next();
     controller.abort(new Error('stop now'));
-    await expect((async () => {
-      for await (const _ of frames) await new Promise((r) => setTimeout(r, 1));
-    })()).rejects.toThrow('stop now');
+    await expect(
+      (async () => {
+        for await (const _ of frames) await new Promise((r) => setTimeout(r, 1));
+      })(),
+    ).rejects.toThrow('stop now');
     expect(await ffmpegsOn('long.mp4')).toBe(0);
   });
 

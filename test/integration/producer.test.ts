@@ -65,7 +65,12 @@ function service(overrides: Partial<ProducerSettings> = {}) {
 }
 
 async function submit(videoId: string, file: string, extra: Partial<DecodeVideoJob['options']> = {}): Promise<DecodeVideoJob> {
-  const data: DecodeVideoJob = { videoId, input: { kind: 'file', path: file }, options: { outDir: path.join(dir, 'out', videoId), ...extra }, submittedAt: Date.now() };
+  const data: DecodeVideoJob = {
+    videoId,
+    input: { kind: 'file', path: file },
+    options: { outDir: path.join(dir, 'out', videoId), ...extra },
+    submittedAt: Date.now(),
+  };
   await states.init(videoId, { outDir: data.options.outDir, submittedAt: data.submittedAt });
   return data;
 }
@@ -248,7 +253,9 @@ describe('ProducerService on a real video and a real Redis', () => {
 
   it('fails a text file with E_INPUT_NOT_VIDEO and a message naming it', async () => {
     const data = await submit('vidtext', textFile);
-    const error = await service().decodeVideo(fakeJob(data).handle).catch((e: unknown) => e);
+    const error = await service()
+      .decodeVideo(fakeJob(data).handle)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'E_INPUT_NOT_VIDEO' });
     expect((error as Error).message).toContain(textFile);
     expect((error as Error).message).toMatch(/not a video/);
@@ -262,7 +269,10 @@ describe('ProducerService on a real video and a real Redis', () => {
     const txt = path.join(dir, 'notes.txt');
     await writeFile(txt, 'these are meeting notes, not a video\n'.repeat(50));
     const data = await submit('vidtxt', txt);
-    await expect(service().decodeVideo(fakeJob(data).handle)).rejects.toMatchObject({ code: 'E_INPUT_NOT_VIDEO', message: expect.stringContaining('notes.txt') });
+    await expect(service().decodeVideo(fakeJob(data).handle)).rejects.toMatchObject({
+      code: 'E_INPUT_NOT_VIDEO',
+      message: expect.stringContaining('notes.txt'),
+    });
   });
 
   it('fails a missing file with E_INPUT_NOT_FOUND', async () => {

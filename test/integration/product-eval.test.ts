@@ -25,7 +25,14 @@ describe('product-path evaluation of models/default', () => {
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ss-product-eval-'));
     const pkg = await loadModelPackage(path.join(REPO_ROOT, 'models/default'));
-    videos = await renderEvalVideos({ dir, sizes, conditions: ['clear', 'fog', 'night', 'fog+night'], scenesPerCondition: 1, framesPerScene: 8, seed: DEFAULT_EVAL_SEED });
+    videos = await renderEvalVideos({
+      dir,
+      sizes,
+      conditions: ['clear', 'fog', 'night', 'fog+night'],
+      scenesPerCondition: 1,
+      framesPerScene: 8,
+      seed: DEFAULT_EVAL_SEED,
+    });
     report = await evaluateVideos({ pkg, videos, methods: ['base', 'weightedCat', 'oracle'], intraOpThreads: 2, logger: createLogger('warn') });
   }, 300_000);
 

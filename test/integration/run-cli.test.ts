@@ -117,7 +117,11 @@ async function videoStartMs(file: string): Promise<number> {
 /** Gaps between consecutive video packet times, in whole milliseconds (one value: constant rate). */
 async function frameIntervalsMs(file: string): Promise<number[]> {
   const { stdout } = await exec('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time', '-of', 'csv=p=0', file]);
-  const times = stdout.split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
+  const times = stdout
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .sort((a, b) => a - b);
   return times.slice(1).map((t, i) => Math.round((t - times[i]!) * 1000));
 }
 
@@ -297,7 +301,13 @@ describe('streamseg run on bad input', () => {
     { name: 'a directory', file: 'videos', directory: true, code: 'E_INPUT_DIRECTORY', says: /is a directory, not a video file/ },
     // ffprobe reads a 0-byte file as invalid data: the producer refuses it as not a video.
     { name: 'an empty file', file: 'empty.mp4', content: '', code: 'E_INPUT_NOT_VIDEO', says: /not a video ffprobe can read/ },
-    { name: 'a text file renamed .mp4', file: 'notes.mp4', content: 'shopping list\n- milk\n- eggs\n', code: 'E_INPUT_NOT_VIDEO', says: /not a video ffprobe can read/ },
+    {
+      name: 'a text file renamed .mp4',
+      file: 'notes.mp4',
+      content: 'shopping list\n- milk\n- eggs\n',
+      code: 'E_INPUT_NOT_VIDEO',
+      says: /not a video ffprobe can read/,
+    },
   ];
 
   it.each(BAD_INPUTS)('$name: exit 1, one line on stderr naming the file and the problem, no process left behind', async (bad) => {

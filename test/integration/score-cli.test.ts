@@ -30,7 +30,10 @@ function tableRows(stdout: string): { scenes: string[][]; whole: string[] | unde
 const miouOf = (row: string[], fromEnd = 0): number => Number(row[row.length - 1 - fromEnd]);
 
 async function readLines(file: string): Promise<MaskLine[]> {
-  return (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as MaskLine);
+  return (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as MaskLine);
 }
 
 async function writeLines(dir: string, lines: readonly MaskLine[]): Promise<void> {
@@ -133,9 +136,24 @@ describe('streamseg score', () => {
   });
 
   const MISSING: { name: string; args: (d: string) => string[]; names: (d: string) => string; says: RegExp }[] = [
-    { name: 'a missing out dir', args: (d) => ['score', path.join(d, 'nope'), '--truth', path.join(d, 'street.masks')], names: (d) => path.join(d, 'nope'), says: /no such directory.*streamseg run/ },
-    { name: 'an out dir without masks.ndjson', args: (d) => ['score', path.join(d, 'street.masks'), '--truth', path.join(d, 'street.masks')], names: (d) => path.join(d, 'street.masks', 'masks.ndjson'), says: /no such file.*streamseg run/ },
-    { name: 'a missing truth dir', args: (d) => ['score', path.join(d, 'out'), '--truth', path.join(d, 'gone.masks')], names: (d) => path.join(d, 'gone.masks'), says: /no such directory.*--truth/ },
+    {
+      name: 'a missing out dir',
+      args: (d) => ['score', path.join(d, 'nope'), '--truth', path.join(d, 'street.masks')],
+      names: (d) => path.join(d, 'nope'),
+      says: /no such directory.*streamseg run/,
+    },
+    {
+      name: 'an out dir without masks.ndjson',
+      args: (d) => ['score', path.join(d, 'street.masks'), '--truth', path.join(d, 'street.masks')],
+      names: (d) => path.join(d, 'street.masks', 'masks.ndjson'),
+      says: /no such file.*streamseg run/,
+    },
+    {
+      name: 'a missing truth dir',
+      args: (d) => ['score', path.join(d, 'out'), '--truth', path.join(d, 'gone.masks')],
+      names: (d) => path.join(d, 'gone.masks'),
+      says: /no such directory.*--truth/,
+    },
   ];
 
   it.each(MISSING)('$name: exit 1 and one line naming what is missing and what to do', async (c) => {

@@ -44,7 +44,10 @@ describe('sink failures and takeover', () => {
       stream: new FrameStreamRepository(redis, 1000, 3600),
       checkpoints: new SinkCheckpointStore(redis, 3600),
       outputRoot,
-      overlay: new OverlayRepository(TEST_CLASSES.map((c) => TEST_PALETTE[c]), 0.5),
+      overlay: new OverlayRepository(
+        TEST_CLASSES.map((c) => TEST_PALETTE[c]),
+        0.5,
+      ),
       createEncoder: (options) => new VideoEncoderRepository(options),
       openBlockingConnection: () => new Redis(server.url, { maxRetriesPerRequest: null }),
       classNames: TEST_CLASSES,
@@ -62,13 +65,20 @@ describe('sink failures and takeover', () => {
     await states.init(videoId, { outDir, submittedAt: Date.now() });
     await states.setProbe(videoId, probeFacts(width, height, 10, 50, MODEL_SIZE));
     for (let i = 0; i < 3; i++) {
-      await frameStore.putFrame(videoId, i, paintSource(width, height, () => 'road'), Buffer.alloc(MODEL_SIZE * MODEL_SIZE * 3));
+      await frameStore.putFrame(
+        videoId,
+        i,
+        paintSource(width, height, () => 'road'),
+        Buffer.alloc(MODEL_SIZE * MODEL_SIZE * 3),
+      );
       const record = { index: i, timestampMs: i * 100, scene: 0, adapters: [], cacheHit: null, inferenceMs: 1, workerId: 'test' };
       await frameStore.putResults(videoId, [{ mask: Buffer.alloc(MODEL_SIZE * MODEL_SIZE, 1), record }]);
     }
     const progress: unknown[] = [];
     const job: SinkJobHandle = { data: { videoId, outDir }, attemptsMade: 0, opts: { attempts: 3 }, updateProgress: async (p) => void progress.push(p) };
-    const running = sinkService(states, frameStore).assemble(job).catch((e: unknown) => e);
+    const running = sinkService(states, frameStore)
+      .assemble(job)
+      .catch((e: unknown) => e);
 
     // Let the sink write the three frames, then fail the video as the producer would.
     for (let tries = 0; (await states.get(videoId))!.sinkFrames < 3; tries++) {
@@ -86,7 +96,12 @@ describe('sink failures and takeover', () => {
   });
 
   async function putResult(frameStore: FrameStore, videoId: string, i: number, width: number, height: number): Promise<void> {
-    await frameStore.putFrame(videoId, i, paintSource(width, height, () => (i % 2 ? 'road' : 'sky')), Buffer.alloc(MODEL_SIZE * MODEL_SIZE * 3));
+    await frameStore.putFrame(
+      videoId,
+      i,
+      paintSource(width, height, () => (i % 2 ? 'road' : 'sky')),
+      Buffer.alloc(MODEL_SIZE * MODEL_SIZE * 3),
+    );
     const record = { index: i, timestampMs: i * 100, scene: 0, adapters: [], cacheHit: null, inferenceMs: 1, workerId: 'test' };
     await frameStore.putResults(videoId, [{ mask: Buffer.alloc(MODEL_SIZE * MODEL_SIZE, i % 2), record }]);
   }
@@ -104,7 +119,9 @@ describe('sink failures and takeover', () => {
 
     // First sink: segments of 4 frames; it writes frames 0..5 (one segment checkpointed) and is stopped.
     const first = new AbortController();
-    const running = sinkService(states, frameStore, { segmentFrames: 4 }).assemble(job, first.signal).catch((e: unknown) => e);
+    const running = sinkService(states, frameStore, { segmentFrames: 4 })
+      .assemble(job, first.signal)
+      .catch((e: unknown) => e);
     await expect.poll(async () => (await states.get(videoId))!.sinkFrames, { timeout: 20_000 }).toBe(6);
     first.abort(new Error('sink shutting down'));
     await running;
@@ -120,7 +137,10 @@ describe('sink failures and takeover', () => {
     await states.markDecoded(videoId, frames);
     await expect(sinkService(states, frameStore, { segmentFrames: 4 }).assemble({ ...job, attemptsMade: 0 })).resolves.toMatchObject({ frames });
 
-    const lines = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as MaskLine);
+    const lines = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as MaskLine);
     expect(lines.map((l) => l.index)).toEqual(Array.from({ length: frames }, (_, i) => i));
     expect(lines.map((l) => Object.keys(l.masks))).toEqual(Array.from({ length: frames }, (_, i) => [i % 2 ? 'road' : 'sky']));
     expect(await probeVideo(path.join(outDir, 'annotated.mp4'))).toMatchObject({ width, height, frames });
@@ -141,7 +161,9 @@ describe('sink failures and takeover', () => {
     await states.setProbe(videoId, probeFacts(width, height, 10, 12, MODEL_SIZE));
     for (let i = 0; i < 2; i++) await putResult(frameStore, videoId, i, width, height);
     const job: SinkJobHandle = { data: { videoId, outDir }, attemptsMade: 0, opts: { attempts: 3 }, updateProgress: async () => undefined };
-    const running = sinkService(states, frameStore, { segmentFrames: 4 }).assemble(job).catch((e: unknown) => e);
+    const running = sinkService(states, frameStore, { segmentFrames: 4 })
+      .assemble(job)
+      .catch((e: unknown) => e);
     await expect.poll(async () => (await states.get(videoId))!.sinkFrames, { timeout: 20_000 }).toBe(2);
     // Another sink claims the video (this one's lock expired while it was stalled).
     await checkpoints.claim(videoId, 'another-sink');
@@ -162,7 +184,9 @@ describe('sink failures and takeover', () => {
     const outDir = path.join(dir, 'root', '..', 'elsewhere');
     await states.init(videoId, { outDir, submittedAt: Date.now() });
     const job: SinkJobHandle = { data: { videoId, outDir }, attemptsMade: 0, opts: { attempts: 3 }, updateProgress: async () => undefined };
-    const error = await sinkService(states, new FrameStore(redis, 3600), {}, path.join(dir, 'root')).assemble(job).catch((e: unknown) => e);
+    const error = await sinkService(states, new FrameStore(redis, 3600), {}, path.join(dir, 'root'))
+      .assemble(job)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'E_OUTPUT_DIR' });
     expect((await states.get(videoId))!.error).toMatch(/^E_OUTPUT_DIR: output directory .*elsewhere is outside the output root/);
     expect(await readdir(dir)).not.toContain('elsewhere');

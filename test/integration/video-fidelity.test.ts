@@ -57,15 +57,23 @@ async function videoStream(file: string): Promise<ProbedStream> {
 async function framePtsSeconds(file: string): Promise<number[]> {
   const { stdout } = await exec('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'frame=pts_time', '-of', 'csv=p=0', file]);
   // One "0.042000," line per frame (the comma ends the frame's entries), blank lines between.
-  return stdout.split('\n').map((l) => l.replace(/,+$/, '').trim()).filter(Boolean).map(Number);
+  return stdout
+    .split('\n')
+    .map((l) => l.replace(/,+$/, '').trim())
+    .filter(Boolean)
+    .map(Number);
 }
 
 /** Decodes every frame of the first video stream to `pix_fmt` (ffmpeg honours the stream's colour tags). */
 async function decodeRaw(file: string, pixFmt: 'rgb24' | 'gray', filter?: string): Promise<Buffer> {
-  const { stdout } = await exec('ffmpeg', ['-v', 'error', '-i', file, '-map', '0:v:0', ...(filter ? ['-vf', filter] : []), '-f', 'rawvideo', '-pix_fmt', pixFmt, '-'], {
-    encoding: 'buffer',
-    maxBuffer: 512 * 1024 * 1024,
-  });
+  const { stdout } = await exec(
+    'ffmpeg',
+    ['-v', 'error', '-i', file, '-map', '0:v:0', ...(filter ? ['-vf', filter] : []), '-f', 'rawvideo', '-pix_fmt', pixFmt, '-'],
+    {
+      encoding: 'buffer',
+      maxBuffer: 512 * 1024 * 1024,
+    },
+  );
   return stdout;
 }
 
@@ -129,7 +137,22 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     const aac = path.join(dir, 'aac.mp4');
     await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10:duration=2', ...sine, ...X264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', aac]);
     const opus = path.join(dir, 'opus.webm');
-    await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10:duration=2', ...sine, '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-c:a', 'libopus', opus]);
+    await ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=160x120:rate=10:duration=2',
+      ...sine,
+      '-c:v',
+      'libvpx-vp9',
+      '-deadline',
+      'realtime',
+      '-cpu-used',
+      '8',
+      '-c:a',
+      'libopus',
+      opus,
+    ]);
 
     const copied = await readOutputs(await run(aac, 'aac'));
     const copiedAudio = (await probeStreams(copied.annotated)).find((s) => s.codec_type === 'audio');
@@ -176,7 +199,22 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
   it('stdin: `cat moov-at-end.mp4 | streamseg run -` is spooled and processed as a file, within seconds', async () => {
     // ffmpeg's default MP4 (no +faststart): the moov index comes after the media data.
     const input = path.join(dir, 'moov-at-end.mp4');
-    await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10:duration=3', '-f', 'lavfi', '-i', 'sine=duration=3', ...X264, '-pix_fmt', 'yuv420p', '-c:a', 'aac', input]);
+    await ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=160x120:rate=10:duration=3',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=duration=3',
+      ...X264,
+      '-pix_fmt',
+      'yuv420p',
+      '-c:a',
+      'aac',
+      input,
+    ]);
     const boxes = await topLevelBoxes(input);
     expect(boxes.indexOf('moov')).toBeGreaterThan(boxes.indexOf('mdat'));
     const outDir = path.join(dir, 'stdin');
@@ -219,7 +257,18 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
 
   it('recognises MP4/MOV heads and finds moof boxes of a fragmented MP4 across chunk borders', async () => {
     const fragmented = path.join(dir, 'fragmented.mp4');
-    await ffmpeg(['-f', 'lavfi', '-i', 'testsrc2=size=64x48:rate=10:duration=1', ...X264, '-pix_fmt', 'yuv420p', '-movflags', 'frag_keyframe+empty_moov', fragmented]);
+    await ffmpeg([
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=64x48:rate=10:duration=1',
+      ...X264,
+      '-pix_fmt',
+      'yuv420p',
+      '-movflags',
+      'frag_keyframe+empty_moov',
+      fragmented,
+    ]);
     const boxes = await topLevelBoxes(fragmented);
     expect(boxes.slice(0, 3)).toEqual(['ftyp', 'moov', 'moof']);
     const bytes = await readFile(fragmented);
@@ -337,7 +386,9 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     expect(await videoStream(annotated)).toMatchObject({ pix_fmt: 'yuv420p', color_space: 'bt709', nb_read_frames: '15' });
     // ffmpeg's own SDR rendering of the input (zscale reads the frames' colour tags), and the
     // same frames read as if they were SDR (what a decoder without tone mapping hands on).
-    const toneMapped = meanRgb(await decodeRaw(input, 'rgb24', 'zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709,format=gbrp'));
+    const toneMapped = meanRgb(
+      await decodeRaw(input, 'rgb24', 'zscale=t=linear:npl=100,format=gbrpf32le,zscale=p=bt709,tonemap=hable:desat=0,zscale=t=bt709,format=gbrp'),
+    );
     const untouched = meanRgb(await decodeRaw(input, 'rgb24'));
     const written = meanRgb(await decodeRaw(annotated, 'rgb24'));
     expect(maxChannelDiff(toneMapped, untouched), 'the input tells tone-mapped from untouched apart').toBeGreaterThan(15);
@@ -348,7 +399,7 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
 });
 
 describe('the audio option', () => {
-  it('--no-audio and the API\'s audio=false (JSON or multipart) ask for the same thing; unset keeps the audio', () => {
+  it("--no-audio and the API's audio=false (JSON or multipart) ask for the same thing; unset keeps the audio", () => {
     expect(videoOptionsFromFlags({ adapters: true, audio: false })).toEqual({ classes: undefined, audio: false });
     expect(videoOptionsFromFlags({ adapters: true, audio: true })).toEqual({ classes: undefined });
     expect(resolveVideoOptions({ audio: false })).toEqual({ classes: undefined, audio: false });

@@ -99,7 +99,10 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     const batches: SegmentFramesJob[] = [];
     for (let start = 0; start < FRAMES; start += 4) {
       const scene = start < CUT ? 0 : 1;
-      const frames = Array.from({ length: Math.min(4, (scene === 0 ? CUT : FRAMES) - start) }, (_, k) => ({ index: start + k, timestampMs: ((start + k) * 1000) / FPS }));
+      const frames = Array.from({ length: Math.min(4, (scene === 0 ? CUT : FRAMES) - start) }, (_, k) => ({
+        index: start + k,
+        timestampMs: ((start + k) * 1000) / FPS,
+      }));
       // Scene 1 asks for a vocabulary subset: masks must still hold model class indices.
       batches.push({ videoId, scene, sceneStartFrame: scene === 0 ? 0 : CUT, frames, ...(scene === 1 ? { classes: ['person', 'pole', 'vegetation'] } : {}) });
     }
@@ -116,7 +119,10 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     expect(state.stageMs.sink).toBeGreaterThan(0);
 
     // masks.ndjson: one line per frame, in order, masks equal to what the palette model must give.
-    const lines = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as MaskLine);
+    const lines = (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as MaskLine);
     expect(lines.map((l) => l.index)).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
     for (const line of lines) {
       expect(line.size).toEqual([HEIGHT, WIDTH]);
@@ -187,7 +193,11 @@ describe('segmentation worker + sink on real Redis, ONNX Runtime and ffmpeg', ()
     }
     await sinkQueue.add(JobName.AssembleVideo, { videoId, outDir }, { jobId: videoId });
     const refs = Array.from({ length: frames }, (_, i) => ({ index: i, timestampMs: i * 40 }));
-    const bad = await framesQueue.add(JobName.SegmentFrames, { videoId, scene: 0, sceneStartFrame: 0, frames: refs, classes: ['sky', 'unicorn'] }, { attempts: 3 });
+    const bad = await framesQueue.add(
+      JobName.SegmentFrames,
+      { videoId, scene: 0, sceneStartFrame: 0, frames: refs, classes: ['sky', 'unicorn'] },
+      { attempts: 3 },
+    );
     await framesQueue.add(JobName.SegmentFrames, { videoId, scene: 0, sceneStartFrame: 0, frames: refs });
     await states.markDecoded(videoId, frames);
 

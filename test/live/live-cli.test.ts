@@ -49,10 +49,35 @@ describe('live streams through the CLI', () => {
   it('run -: an MPEG-TS stream on stdin is a live source read at its own rate, ended by EOF', async () => {
     const out = path.join(dir, 'stdin');
     // 3 s of testsrc2 at 10 fps written as fast as ffmpeg can: the producer reads it at native rate.
-    const source = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=10', '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'mpegts', 'pipe:1'], {
-      stdio: ['ignore', 'pipe', 'ignore'],
+    const source = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=160x120:rate=10',
+        '-t',
+        '3',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-f',
+        'mpegts',
+        'pipe:1',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    const cli = spawn(process.execPath, ['--import', 'tsx', MAIN, 'run', '-', '--out', out, '--no-progress'], {
+      cwd: REPO_ROOT,
+      env: env(),
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const cli = spawn(process.execPath, ['--import', 'tsx', MAIN, 'run', '-', '--out', out, '--no-progress'], { cwd: REPO_ROOT, env: env(), stdio: ['pipe', 'pipe', 'pipe'] });
     source.stdout.pipe(cli.stdin);
     let stdout = '';
     let stderr = '';
@@ -73,7 +98,11 @@ describe('live streams through the CLI', () => {
     const port = await findFreePort();
     const url = `udp://127.0.0.1:${port}`;
     const out = path.join(dir, 'sigint');
-    const cli = spawn(process.execPath, ['--import', 'tsx', MAIN, 'run', url, '--out', out, '--no-progress'], { cwd: REPO_ROOT, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const cli = spawn(process.execPath, ['--import', 'tsx', MAIN, 'run', url, '--out', out, '--no-progress'], {
+      cwd: REPO_ROOT,
+      env: env(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     cli.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

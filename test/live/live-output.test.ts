@@ -30,9 +30,13 @@ describe('live outputs (ffmpeg)', () => {
 
   it('rolling HLS plus an RTSP re-stream published to a server (an ffmpeg listener receives it)', async () => {
     const port = await findFreePort();
-    const receiver = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-rtsp_flags', 'listen', '-i', `rtsp://127.0.0.1:${port}/out`, '-f', 'framecrc', '-'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const receiver = spawn(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-rtsp_flags', 'listen', '-i', `rtsp://127.0.0.1:${port}/out`, '-f', 'framecrc', '-'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let frames = '';
     receiver.stdout.on('data', (d: Buffer) => (frames += d.toString()));
     let receiverLog = '';

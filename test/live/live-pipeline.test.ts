@@ -29,7 +29,13 @@ const LIST_SIZE = 2;
 
 interface LiveReport {
   frames: number;
-  live: { frameIndices: number; emittedFrames: number; droppedFrames: number; lostFrames: number; latencyMs: { p50: number | null; p95: number | null; samples: number } };
+  live: {
+    frameIndices: number;
+    emittedFrames: number;
+    droppedFrames: number;
+    lostFrames: number;
+    latencyMs: { p50: number | null; p95: number | null; samples: number };
+  };
 }
 
 /**
@@ -176,9 +182,13 @@ describe('live streams', () => {
     const url = `rtsp://127.0.0.1:${port}/cam`;
     const restreamPort = await freePort();
     // The receiver: ffmpeg decoding 5 frames of what the sink re-streams, then exiting 0.
-    const receiver = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', `udp://127.0.0.1:${restreamPort}?timeout=30000000`, '-frames:v', '5', '-f', 'null', '-'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const receiver = spawn(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-i', `udp://127.0.0.1:${restreamPort}?timeout=30000000`, '-frames:v', '5', '-f', 'null', '-'],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     const received = new Promise<number | null>((resolve) => receiver.once('exit', resolve));
     const { videoId, outDir } = await submit(url, 'rtsp-udp', { listen: true, restreamUrl: `udp://127.0.0.1:${restreamPort}?pkt_size=1316` });
     const sender = startRtspPublisher(url, { transport: 'udp' });
@@ -285,7 +295,10 @@ describe('live streams', () => {
       writer.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}`))));
     });
     const http = createServer((req, res) => {
-      readFile(path.join(hlsDir, path.basename(req.url ?? ''))).then((body) => res.writeHead(200).end(body), () => res.writeHead(404).end());
+      readFile(path.join(hlsDir, path.basename(req.url ?? ''))).then(
+        (body) => res.writeHead(200).end(body),
+        () => res.writeHead(404).end(),
+      );
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     try {

@@ -17,14 +17,36 @@ const H264 = (fps: number) => ['-c:v', 'libx264', '-preset', 'ultrafast', '-tune
  */
 export function startRtspPublisher(url: string, options: { transport: 'tcp' | 'udp'; size?: string; fps?: number }): TestSender {
   const fps = options.fps ?? 10;
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', ...TESTSRC(options.size ?? '320x240', fps), ...H264(fps), '-rtsp_transport', options.transport, '-f', 'rtsp', url];
+  const args = [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-nostdin',
+    ...TESTSRC(options.size ?? '320x240', fps),
+    ...H264(fps),
+    '-rtsp_transport',
+    options.transport,
+    '-f',
+    'rtsp',
+    url,
+  ];
   return retrying(args);
 }
 
 /** Sends testsrc2 as MPEG-TS over UDP at real-time rate, until killed. */
 export function startUdpSender(url: string, options: { size?: string; fps?: number } = {}): TestSender {
   const fps = options.fps ?? 10;
-  const args = ['-hide_banner', '-loglevel', 'error', '-nostdin', ...TESTSRC(options.size ?? '320x240', fps), ...H264(fps), '-f', 'mpegts', `${url}?pkt_size=1316`];
+  const args = [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-nostdin',
+    ...TESTSRC(options.size ?? '320x240', fps),
+    ...H264(fps),
+    '-f',
+    'mpegts',
+    `${url}?pkt_size=1316`,
+  ];
   return retrying(args);
 }
 

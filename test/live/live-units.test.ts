@@ -62,12 +62,28 @@ describe('live sources', () => {
     const rtsp = liveInputSpec('rtsp://cam/s', { rtspTransport: 'udp' });
     expect(rtsp.inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-analyzeduration', '1000000', '-rtsp_transport', 'udp', '-timeout', '5000000']);
     expect(liveInputSpec('rtsp://cam/s').inputArgs).toContain('tcp');
-    expect(liveInputSpec('rtsp://0.0.0.0:8554/s', { listen: true }).inputArgs).toEqual(['-protocol_whitelist', 'rtsp,rtp,udp,tcp', '-analyzeduration', '1000000', '-rtsp_flags', 'listen']);
+    expect(liveInputSpec('rtsp://0.0.0.0:8554/s', { listen: true }).inputArgs).toEqual([
+      '-protocol_whitelist',
+      'rtsp,rtp,udp,tcp',
+      '-analyzeduration',
+      '1000000',
+      '-rtsp_flags',
+      'listen',
+    ]);
     const udp = liveInputSpec('udp://127.0.0.1:5000');
     expect(udp.inputArgs).toEqual(['-protocol_whitelist', 'udp,rtp', '-analyzeduration', '1000000']);
     expect(udp.locator).toBe('udp://127.0.0.1:5000?timeout=5000000&fifo_size=1000000&overrun_nonfatal=1');
     expect(liveInputSpec('udp://127.0.0.1:5000?timeout=1&fifo_size=2').locator).toBe('udp://127.0.0.1:5000?timeout=1&fifo_size=2&overrun_nonfatal=1');
-    expect(liveInputSpec('https://x/live.m3u8').inputArgs).toEqual(['-protocol_whitelist', 'http,https,tcp,tls,crypto', '-analyzeduration', '1000000', '-rw_timeout', '5000000', '-live_start_index', '-1']);
+    expect(liveInputSpec('https://x/live.m3u8').inputArgs).toEqual([
+      '-protocol_whitelist',
+      'http,https,tcp,tls,crypto',
+      '-analyzeduration',
+      '1000000',
+      '-rw_timeout',
+      '5000000',
+      '-live_start_index',
+      '-1',
+    ]);
     expect(liveInputSpec('http://127.0.0.1:1/stdin', { nativeRate: true }).inputArgs.at(-1)).toBe('-re');
   });
 
@@ -101,7 +117,9 @@ describe('live outputs', () => {
 
   it('with a restream: one encode, tee to HLS and the restream (ignored when it fails)', () => {
     const udp = liveOutputArgs({ dir: '/o', width: 64, height: 48, fps: 25, restreamUrl: 'udp://127.0.0.1:9000' });
-    expect(udp.at(-1)).toBe('[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+independent_segments+append_list]/o/index.m3u8|[f=mpegts:onfail=ignore]udp://127.0.0.1:9000');
+    expect(udp.at(-1)).toBe(
+      '[f=hls:hls_time=1:hls_list_size=6:hls_flags=delete_segments+independent_segments+append_list]/o/index.m3u8|[f=mpegts:onfail=ignore]udp://127.0.0.1:9000',
+    );
     const rtsp = liveOutputArgs({ dir: '/o', width: 64, height: 48, fps: 25, restreamUrl: 'rtsp://s:8554/out' });
     expect(rtsp.at(-1)).toContain('|[f=rtsp:rtsp_transport=tcp:onfail=ignore]rtsp://s:8554/out');
     expect(() => liveOutputArgs({ dir: '/o|x', width: 64, height: 48, fps: 25, restreamUrl: 'udp://a:1' })).toThrow(/E_LIVE_OUTPUT|cannot carry/);

@@ -33,7 +33,13 @@ describe('merged-adapter cache', () => {
     expect(zero['head.proj.lora_B']!.dims).toEqual([8, 1]);
     expect(Array.from(zero['head.proj.lora_B']!.data as Float32Array).every((x) => x === 0)).toBe(true);
     const cache = new MergedAdapterCache(TEST_TARGETS);
-    const { feeds } = cache.lookup({ adapters: [{ adapter: fog, weight: 0.5 }, { adapter: night, weight: 0.5 }], method: 'cat' });
+    const { feeds } = cache.lookup({
+      adapters: [
+        { adapter: fog, weight: 0.5 },
+        { adapter: night, weight: 0.5 },
+      ],
+      method: 'cat',
+    });
     expect(feeds['enc.attn0.qkv.lora_A']!.dims).toEqual([8, 16]);
     expect(feeds['enc.attn0.qkv.lora_B']!.dims).toEqual([48, 8]);
     expect(feeds['enc.attn0.qkv.lora_A']!.type).toBe('float32');
@@ -42,19 +48,68 @@ describe('merged-adapter cache', () => {
     const A = feeds[target.inputA]!.data as Float32Array;
     const B = feeds[target.inputB]!.data as Float32Array;
     const delta = new Float64Array(target.out * target.in);
-    for (let o = 0; o < target.out; o++) for (let j = 0; j < 8; j++) for (let c = 0; c < target.in; c++) delta[o * target.in + c] = delta[o * target.in + c]! + B[o * 8 + j]! * A[j * target.in + c]!;
-    expect(relativeError(delta, denseDelta([{ adapter: fog, weight: 0.5 }, { adapter: night, weight: 0.5 }], target))).toBeLessThan(1e-6);
+    for (let o = 0; o < target.out; o++)
+      for (let j = 0; j < 8; j++)
+        for (let c = 0; c < target.in; c++) delta[o * target.in + c] = delta[o * target.in + c]! + B[o * 8 + j]! * A[j * target.in + c]!;
+    expect(
+      relativeError(
+        delta,
+        denseDelta(
+          [
+            { adapter: fog, weight: 0.5 },
+            { adapter: night, weight: 0.5 },
+          ],
+          target,
+        ),
+      ),
+    ).toBeLessThan(1e-6);
     expect(feedsFromMerge(new Map(), TEST_TARGETS).byteLength).toBe(TEST_TARGETS.reduce((s, t) => s + 4 * (t.in + t.out), 0));
   });
 
   it('keys on adapter versions, weights and method, not on order', () => {
-    const a = MergedAdapterCache.keyOf({ adapters: [{ adapter: fog, weight: 0.6 }, { adapter: night, weight: 0.4 }], method: 'cat' });
-    const b = MergedAdapterCache.keyOf({ adapters: [{ adapter: night, weight: 0.4 }, { adapter: fog, weight: 0.6 }], method: 'cat' });
+    const a = MergedAdapterCache.keyOf({
+      adapters: [
+        { adapter: fog, weight: 0.6 },
+        { adapter: night, weight: 0.4 },
+      ],
+      method: 'cat',
+    });
+    const b = MergedAdapterCache.keyOf({
+      adapters: [
+        { adapter: night, weight: 0.4 },
+        { adapter: fog, weight: 0.6 },
+      ],
+      method: 'cat',
+    });
     expect(a).toBe(b);
-    expect(MergedAdapterCache.keyOf({ adapters: [{ adapter: fog, weight: 0.6 }, { adapter: night, weight: 0.4 }], method: 'linear' })).not.toBe(a);
-    expect(MergedAdapterCache.keyOf({ adapters: [{ adapter: fog, weight: 0.55 }, { adapter: night, weight: 0.45 }], method: 'cat' })).not.toBe(a);
+    expect(
+      MergedAdapterCache.keyOf({
+        adapters: [
+          { adapter: fog, weight: 0.6 },
+          { adapter: night, weight: 0.4 },
+        ],
+        method: 'linear',
+      }),
+    ).not.toBe(a);
+    expect(
+      MergedAdapterCache.keyOf({
+        adapters: [
+          { adapter: fog, weight: 0.55 },
+          { adapter: night, weight: 0.45 },
+        ],
+        method: 'cat',
+      }),
+    ).not.toBe(a);
     const fog2 = makeAdapter('fog', 1, 4, 'v-new');
-    expect(MergedAdapterCache.keyOf({ adapters: [{ adapter: fog2, weight: 0.6 }, { adapter: night, weight: 0.4 }], method: 'cat' })).not.toBe(a);
+    expect(
+      MergedAdapterCache.keyOf({
+        adapters: [
+          { adapter: fog2, weight: 0.6 },
+          { adapter: night, weight: 0.4 },
+        ],
+        method: 'cat',
+      }),
+    ).not.toBe(a);
     expect(MergedAdapterCache.keyOf({ adapters: [{ adapter: fog, weight: 1 }], method: 'svd', svdRank: 2 })).not.toBe(
       MergedAdapterCache.keyOf({ adapters: [{ adapter: fog, weight: 1 }], method: 'svd', svdRank: 3 }),
     );
@@ -68,9 +123,27 @@ describe('merged-adapter cache', () => {
       bytes: await metric('streamseg_adapter_cache_bytes'),
     };
     const cache = new MergedAdapterCache(TEST_TARGETS, { maxBytes: 2 * catBytes });
-    const fn = { adapters: [{ adapter: fog, weight: 0.5 }, { adapter: night, weight: 0.5 }], method: 'cat' as const };
-    const fr = { adapters: [{ adapter: fog, weight: 0.5 }, { adapter: rain, weight: 0.5 }], method: 'cat' as const };
-    const nr = { adapters: [{ adapter: night, weight: 0.5 }, { adapter: rain, weight: 0.5 }], method: 'cat' as const };
+    const fn = {
+      adapters: [
+        { adapter: fog, weight: 0.5 },
+        { adapter: night, weight: 0.5 },
+      ],
+      method: 'cat' as const,
+    };
+    const fr = {
+      adapters: [
+        { adapter: fog, weight: 0.5 },
+        { adapter: rain, weight: 0.5 },
+      ],
+      method: 'cat' as const,
+    };
+    const nr = {
+      adapters: [
+        { adapter: night, weight: 0.5 },
+        { adapter: rain, weight: 0.5 },
+      ],
+      method: 'cat' as const,
+    };
     const first = cache.lookup(fn);
     expect(first.hit).toBe(false);
     expect(first.mergeMs).toBeGreaterThan(0);
@@ -88,7 +161,11 @@ describe('merged-adapter cache', () => {
     expect(await metric('streamseg_adapter_cache_evictions_total')).toBe(before.evictions + 1);
     expect(await metric('streamseg_adapter_cache_bytes')).toBe(before.bytes + 2 * catBytes);
     const histogram = await metricsRegistry.getSingleMetric('streamseg_adapter_merge_seconds')!.get();
-    expect((histogram.values as { metricName?: string; labels: Record<string, unknown>; value: number }[]).find((v) => v.metricName === 'streamseg_adapter_merge_seconds_count' && v.labels.method === 'cat')!.value).toBeGreaterThanOrEqual(3);
+    expect(
+      (histogram.values as { metricName?: string; labels: Record<string, unknown>; value: number }[]).find(
+        (v) => v.metricName === 'streamseg_adapter_merge_seconds_count' && v.labels.method === 'cat',
+      )!.value,
+    ).toBeGreaterThanOrEqual(3);
 
     // fr was the one evicted: fn is still there, fr is merged again.
     expect(cache.lookup(fn).hit).toBe(true);

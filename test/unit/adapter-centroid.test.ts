@@ -24,9 +24,13 @@ describe('centroid from media', () => {
     const video = path.join(dir, 'blue.mp4');
     execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=c=0x2040c0:size=64x36:rate=10:duration=2', '-pix_fmt', 'yuv420p', video]);
     const image = path.join(dir, 'blue.png');
-    await sharp({ create: { width: 64, height: 36, channels: 3, background: { r: 0x20, g: 0x40, b: 0xc0 } } }).png().toFile(image);
+    await sharp({ create: { width: 64, height: 36, channels: 3, background: { r: 0x20, g: 0x40, b: 0xc0 } } })
+      .png()
+      .toFile(image);
     const red = path.join(dir, 'red.png');
-    await sharp({ create: { width: 30, height: 30, channels: 3, background: { r: 220, g: 30, b: 20 } } }).png().toFile(red);
+    await sharp({ create: { width: 30, height: 30, channels: 3, background: { r: 220, g: 30, b: 20 } } })
+      .png()
+      .toFile(red);
 
     const fromVideo = await centroidFromMedia(pkg, [video], { maxFrames: 3 });
     expect(fromVideo.frames).toBe(3);

@@ -58,7 +58,11 @@ describe('AdapterLoraFeedProvider', () => {
     const store = new FrameStore(redis, 60);
     const registry = await AdapterRegistry.open({ pkg, redis });
     const embeddings = new SceneEmbeddingService(redis, store, colourEmbedder);
-    return { store, registry, p: new AdapterLoraFeedProvider({ targets: TEST_TARGETS, registry, embeddings, cache: new MergedAdapterCache(TEST_TARGETS), retrieval }) };
+    return {
+      store,
+      registry,
+      p: new AdapterLoraFeedProvider({ targets: TEST_TARGETS, registry, embeddings, cache: new MergedAdapterCache(TEST_TARGETS), retrieval }),
+    };
   }
 
   async function putScene(store: FrameStore, videoId: string, start: number, rgb: number[]) {
@@ -84,7 +88,10 @@ describe('AdapterLoraFeedProvider', () => {
     const B = s0.feeds[target.inputB]!;
     expect(A.dims).toEqual([8, target.in]);
     const delta = new Float64Array(target.out * target.in);
-    for (let o = 0; o < target.out; o++) for (let j = 0; j < 8; j++) for (let c = 0; c < target.in; c++) delta[o * target.in + c] = delta[o * target.in + c]! + (B.data as Float32Array)[o * 8 + j]! * (A.data as Float32Array)[j * target.in + c]!;
+    for (let o = 0; o < target.out; o++)
+      for (let j = 0; j < 8; j++)
+        for (let c = 0; c < target.in; c++)
+          delta[o * target.in + c] = delta[o * target.in + c]! + (B.data as Float32Array)[o * 8 + j]! * (A.data as Float32Array)[j * target.in + c]!;
     const inputs = s0.adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight }));
     expect(relativeError(delta, denseDelta(inputs, target))).toBeLessThan(1e-6);
 
@@ -106,13 +113,29 @@ describe('AdapterLoraFeedProvider', () => {
     expect(base).toMatchObject({ adapters: [], cacheHit: null, details: { fallback: 'base' } });
     expect(base.feeds['head.proj.lora_A']!.dims).toEqual([1, 20]);
     expect(Array.from(base.feeds['head.proj.lora_B']!.data as Float32Array).every((x) => x === 0)).toBe(true);
-    const nearest = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { beyondThreshold: 'nearest' } });
+    const nearest = await p.feedsFor({
+      videoId: 'w',
+      scene: 0,
+      sceneStartFrame: 0,
+      input: { width: 16, height: 16 },
+      frames: [{ index: 0 }],
+      retrieval: { beyondThreshold: 'nearest' },
+    });
     expect(nearest.adapters).toHaveLength(1);
     expect(nearest.adapters[0]!.weight).toBe(1);
-    const linear = await p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { maxDistance: 2, method: 'linear', topK: 3, weighting: 'uniform' } });
+    const linear = await p.feedsFor({
+      videoId: 'w',
+      scene: 0,
+      sceneStartFrame: 0,
+      input: { width: 16, height: 16 },
+      frames: [{ index: 0 }],
+      retrieval: { maxDistance: 2, method: 'linear', topK: 3, weighting: 'uniform' },
+    });
     expect(linear.adapters.map((a) => a.name)).toEqual(['fog', 'night', 'rain']);
     expect(linear.details.method).toBe('linear');
     expect(linear.feeds['enc.attn0.qkv.lora_A']!.dims).toEqual([4, 16]);
-    await expect(p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { topK: 0 } })).rejects.toThrow(/topK/);
+    await expect(
+      p.feedsFor({ videoId: 'w', scene: 0, sceneStartFrame: 0, input: { width: 16, height: 16 }, frames: [{ index: 0 }], retrieval: { topK: 0 } }),
+    ).rejects.toThrow(/topK/);
   });
 });

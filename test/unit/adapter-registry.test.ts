@@ -50,7 +50,13 @@ describe('adapter registry', () => {
     const registry = await AdapterRegistry.open({ pkg });
     expect(registry.entries().map((e) => e.name)).toEqual(['fog', 'night']);
     expect(registry.problems()).toEqual([
-      { name: 'broken', source: 'package', error: expect.stringMatching(/^E_ADAPTER_FILE: .*broken\/adapter_model\.safetensors: tensor "base_model\.model\.head\.proj\.lora_A\.weight": element 0 is NaN/) },
+      {
+        name: 'broken',
+        source: 'package',
+        error: expect.stringMatching(
+          /^E_ADAPTER_FILE: .*broken\/adapter_model\.safetensors: tensor "base_model\.model\.head\.proj\.lora_A\.weight": element 0 is NaN/,
+        ),
+      },
     ]);
     expect(registry.get('fog')!.centroids[0]).toEqual(Float32Array.from([1, 0, 0]));
     expect(registry.candidates()).toHaveLength(2);
@@ -101,7 +107,10 @@ describe('adapter registry', () => {
       message: expect.stringContaining('tensor "base_model.model.enc.attn0.qkv.lora_B.weight": expected [48, 4] (r from lora_A), got [47, 4]'),
     });
     const good = await writeFixtureAdapter(path.join(dir, 'good'), { seed: 5 });
-    await expect(addRuntimeAdapter(redis, pkg, { dir: good.dir, centroids: [[1, 1]] })).rejects.toMatchObject({ code: 'E_ADAPTER_SHAPE', message: expect.stringMatching(/centroid has 2 values, the embedding has 3/) });
+    await expect(addRuntimeAdapter(redis, pkg, { dir: good.dir, centroids: [[1, 1]] })).rejects.toMatchObject({
+      code: 'E_ADAPTER_SHAPE',
+      message: expect.stringMatching(/centroid has 2 values, the embedding has 3/),
+    });
     await expect(addRuntimeAdapter(redis, pkg, { dir: good.dir, name: 'bad name!', centroids: [[1, 1, 1]] })).rejects.toThrow(/must be 1-64 letters/);
     expect(await redis.hlen(adapterRegistryKeys.registry)).toBe(0);
   });
@@ -138,7 +147,9 @@ describe('adapter registry', () => {
     expect(listed.problems).toEqual([{ name: 'mangled', source: 'runtime', error: expect.stringMatching(/^E_ADAPTER_FILE: /) }]);
     // A worker's registry refuses the unreadable record the same way and keeps serving the rest.
     const registry = await AdapterRegistry.open({ pkg, redis });
-    expect(registry.problems().filter((p) => p.source === 'runtime')).toEqual([{ name: 'mangled', source: 'runtime', error: expect.stringMatching(/^E_ADAPTER_FILE: /) }]);
+    expect(registry.problems().filter((p) => p.source === 'runtime')).toEqual([
+      { name: 'mangled', source: 'runtime', error: expect.stringMatching(/^E_ADAPTER_FILE: /) },
+    ]);
     expect(registry.entries().map((e) => e.name)).toEqual(['fog', 'rain']);
     await registry.close();
     await redis.flushall();

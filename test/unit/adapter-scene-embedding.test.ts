@@ -94,7 +94,9 @@ describe('scene embedding', () => {
     const res = await svc.get({ videoId: 'vid2', scene: 3, sceneStartFrame: 10, input: { width: W, height: H }, frames: [{ index: 20 }, { index: 21 }] });
     expect(res.embedding[1]).toBeGreaterThan(0.99);
     expect(e.crops).toEqual([{ x: 0, y: 4, width: 16, height: 8 }]);
-    await expect(svc.get({ videoId: 'vid2', scene: 4, sceneStartFrame: 99, input: { width: W, height: H }, frames: [{ index: 99 }] })).rejects.toMatchObject({ code: 'E_SCENE_EMBEDDING' });
+    await expect(svc.get({ videoId: 'vid2', scene: 4, sceneStartFrame: 99, input: { width: W, height: H }, frames: [{ index: 99 }] })).rejects.toMatchObject({
+      code: 'E_SCENE_EMBEDDING',
+    });
   });
 
   it('takes over when the computing worker died (its lock expires)', async () => {

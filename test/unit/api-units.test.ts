@@ -49,7 +49,11 @@ describe('bearer tokens', () => {
 
 describe('submission options and dedup hash', () => {
   it('maps the API options onto the CLI flags (adapters=false is --no-adapters)', () => {
-    expect(resolveVideoOptions({ fps: '5', classes: 'road, sky', topK: 3, merge: 'svd' })).toEqual({ fps: 5, classes: ['road', 'sky'], retrieval: { topK: 3, method: 'svd' } });
+    expect(resolveVideoOptions({ fps: '5', classes: 'road, sky', topK: 3, merge: 'svd' })).toEqual({
+      fps: 5,
+      classes: ['road', 'sky'],
+      retrieval: { topK: 3, method: 'svd' },
+    });
     expect(resolveVideoOptions({ adapters: 'false' })).toEqual({ retrieval: { maxDistance: 0, beyondThreshold: 'base' } });
     expect(resolveVideoOptions({})).toEqual({});
     expect(resolveVideoOptions({ live: { rtspTransport: 'udp', endOnEof: true } })).toEqual({ live: { rtspTransport: 'udp', endOnEof: true } });
@@ -59,7 +63,7 @@ describe('submission options and dedup hash', () => {
     expect(() => resolveVideoOptions({ colour: 'red' })).toThrow(/invalid options/);
   });
 
-  it('refuses classes the model does not know (400, naming them and the model\'s classes) before the video is accepted', async () => {
+  it("refuses classes the model does not know (400, naming them and the model's classes) before the video is accepted", async () => {
     const { manifest } = await loadModelPackage('test/fixtures/test-model');
     expect(resolveVideoOptions({ classes: 'road,vehicle' }, manifest)).toEqual({ classes: ['road', 'vehicle'] });
     const refused = (() => {
@@ -70,7 +74,9 @@ describe('submission options and dedup hash', () => {
       }
     })();
     expect(refused).toBeInstanceOf(ConfigError);
-    expect((refused as ConfigError).problems).toEqual(['classes: "cars" is not in the model (its classes: sky, road, sidewalk, building, vegetation, vehicle, person, pole)']);
+    expect((refused as ConfigError).problems).toEqual([
+      'classes: "cars" is not in the model (its classes: sky, road, sidewalk, building, vegetation, vehicle, person, pole)',
+    ]);
   });
 
   it('hashes the source and the options, not their order', () => {

@@ -45,7 +45,15 @@ describe('error catalogue', () => {
       ...Object.keys(ERROR_CATALOGUE).filter((code) => code.startsWith('E_INPUT_')),
     ];
     for (const code of permanent) expect([code, ERROR_CATALOGUE[code as ErrorCode].retryable]).toEqual([code, false]);
-    for (const code of ['E_INTERNAL', 'E_FFMPEG', 'E_FRAME_MISSING', 'E_SINK_OWNER_LOST', 'E_INFERENCE_THREAD', 'E_SCENE_EMBEDDING', 'E_MODEL_MANIFEST'] as const) {
+    for (const code of [
+      'E_INTERNAL',
+      'E_FFMPEG',
+      'E_FRAME_MISSING',
+      'E_SINK_OWNER_LOST',
+      'E_INFERENCE_THREAD',
+      'E_SCENE_EMBEDDING',
+      'E_MODEL_MANIFEST',
+    ] as const) {
       expect([code, ERROR_CATALOGUE[code].retryable]).toEqual([code, true]);
     }
   });

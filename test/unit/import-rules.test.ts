@@ -45,13 +45,11 @@ describe('import rules between the src folders', () => {
   it('finds the imports it checks', async () => {
     const edges = await importEdges();
     expect(edges.length).toBeGreaterThan(500);
-    expect(relativeImports("import { a } from './a.js';\nimport type {\n  B,\n} from '../b.js';\nexport { c } from './c.js';\nimport './d.js';\nawait import('../e.js');")).toEqual([
-      './a.js',
-      '../b.js',
-      './c.js',
-      './d.js',
-      '../e.js',
-    ]);
+    expect(
+      relativeImports(
+        "import { a } from './a.js';\nimport type {\n  B,\n} from '../b.js';\nexport { c } from './c.js';\nimport './d.js';\nawait import('../e.js');",
+      ),
+    ).toEqual(['./a.js', '../b.js', './c.js', './d.js', '../e.js']);
   });
 
   it('src/shared imports no other folder, src/api only src/shared, producers and workers not each other', async () => {
@@ -69,7 +67,7 @@ describe('import rules between the src folders', () => {
     expect(violations).toEqual([]);
   });
 
-  it('src has no import cycle (the sink\'s parts share sink-types.ts instead of importing the orchestrator)', async () => {
+  it("src has no import cycle (the sink's parts share sink-types.ts instead of importing the orchestrator)", async () => {
     const graph = new Map<string, string[]>();
     for (const edge of await importEdges()) {
       const to = edge.to.replace(/\.js$/, '.ts');
@@ -82,7 +80,14 @@ describe('import rules between the src folders', () => {
       state.set(file, 'open');
       stack.push(file);
       for (const next of graph.get(file) ?? []) {
-        if (state.get(next) === 'open') cycles.push(stack.slice(stack.indexOf(next)).concat(next).map((f) => path.relative(SRC, f)).join(' -> '));
+        if (state.get(next) === 'open')
+          cycles.push(
+            stack
+              .slice(stack.indexOf(next))
+              .concat(next)
+              .map((f) => path.relative(SRC, f))
+              .join(' -> '),
+          );
         else if (!state.has(next)) visit(next);
       }
       stack.pop();
@@ -101,7 +106,8 @@ describe('import rules between the src folders', () => {
       const file = path.relative(REPO_ROOT, path.join(entry.parentPath, entry.name)).split(path.sep).join('/');
       const text = await readFile(path.join(REPO_ROOT, file), 'utf8');
       // A value import of node:child_process (type-only imports start nothing).
-      if (/^import\s+(?!type\b)[^;]*from\s*['"](node:)?child_process['"]/m.test(text) && !file.startsWith('src/shared/media/') && !allowed.has(file)) starters.push(file);
+      if (/^import\s+(?!type\b)[^;]*from\s*['"](node:)?child_process['"]/m.test(text) && !file.startsWith('src/shared/media/') && !allowed.has(file))
+        starters.push(file);
     }
     expect(starters).toEqual([]);
   });

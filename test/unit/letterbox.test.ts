@@ -20,12 +20,7 @@ describe('MaskUnletterboxer', () => {
     expect(rect).toEqual({ x: 0, y: 1, width: 4, height: 2 });
     const mask = Uint8Array.from([9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 9]);
     const out = new MaskUnletterboxer(rect, 4, 8, 4).apply(mask);
-    expect(Array.from(out)).toEqual([
-      1, 1, 2, 2, 3, 3, 4, 4,
-      1, 1, 2, 2, 3, 3, 4, 4,
-      5, 5, 6, 6, 7, 7, 8, 8,
-      5, 5, 6, 6, 7, 7, 8, 8,
-    ]);
+    expect(Array.from(out)).toEqual([1, 1, 2, 2, 3, 3, 4, 4, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 5, 5, 6, 6, 7, 7, 8, 8]);
     expect(out).not.toContain(9);
   });
 });

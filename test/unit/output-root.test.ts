@@ -26,7 +26,10 @@ describe('assertUnderOutputRoot', () => {
   });
 
   it('refuses .. and absolute paths elsewhere with E_OUTPUT_DIR naming both directories', async () => {
-    await expect(assertUnderOutputRoot(path.join(root, '..', 'elsewhere'), root)).rejects.toMatchObject({ code: 'E_OUTPUT_DIR', message: expect.stringContaining(`outside the output root ${root}`) });
+    await expect(assertUnderOutputRoot(path.join(root, '..', 'elsewhere'), root)).rejects.toMatchObject({
+      code: 'E_OUTPUT_DIR',
+      message: expect.stringContaining(`outside the output root ${root}`),
+    });
     await expect(assertUnderOutputRoot('/etc', root)).rejects.toMatchObject({ code: 'E_OUTPUT_DIR' });
     await expect(assertUnderOutputRoot(`${root}-sibling`, root)).rejects.toMatchObject({ code: 'E_OUTPUT_DIR' });
   });

@@ -11,12 +11,18 @@ function solid(width: number, height: number, rgb: [number, number, number]): Bu
 
 /** Pixels of the output that are not black, as a bounding box. */
 function contentBox(data: Buffer, width: number, height: number) {
-  let x0 = width, y0 = height, x1 = -1, y1 = -1;
+  let x0 = width,
+    y0 = height,
+    x1 = -1,
+    y1 = -1;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       const p = (y * width + x) * 3;
       if (data[p]! + data[p + 1]! + data[p + 2]! > 0) {
-        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+        x0 = Math.min(x0, x);
+        y0 = Math.min(y0, y);
+        x1 = Math.max(x1, x);
+        y1 = Math.max(y1, y);
       }
     }
   }
@@ -45,7 +51,11 @@ describe('LetterboxResizer', () => {
     expect(contentBox(out, dw, dh)).toEqual(resizer.rect);
     // inside the rect: the source colour, untouched by the black padding at its edges
     const { x, y, width, height } = resizer.rect;
-    for (const [px, py] of [[x, y], [x + width - 1, y + height - 1], [x + (width >> 1), y + (height >> 1)]] as const) {
+    for (const [px, py] of [
+      [x, y],
+      [x + width - 1, y + height - 1],
+      [x + (width >> 1), y + (height >> 1)],
+    ] as const) {
       const p = (py * dw + px) * 3;
       expect([out[p], out[p + 1], out[p + 2]]).toEqual([250, 200, 150]);
     }
@@ -53,7 +63,8 @@ describe('LetterboxResizer', () => {
 
   it('keeps left/right and top/bottom order (no flip) so masks map back', async () => {
     // Left half red, right half green; top rows blue-ish marker.
-    const sw = 200, sh = 100;
+    const sw = 200,
+      sh = 100;
     const src = Buffer.alloc(sw * sh * 3);
     for (let yy = 0; yy < sh; yy++) {
       for (let xx = 0; xx < sw; xx++) src.set(yy < 10 ? [0, 0, 255] : xx < sw / 2 ? [255, 0, 0] : [0, 255, 0], (yy * sw + xx) * 3);
@@ -74,7 +85,7 @@ describe('LetterboxResizer', () => {
     expect(back[50 * sw + 180]).toBe(0);
   });
 
-  it('never returns the caller\'s buffer (the decoder reuses it)', async () => {
+  it("never returns the caller's buffer (the decoder reuses it)", async () => {
     const src = solid(64, 48, [1, 2, 3]);
     const out = await new LetterboxResizer(64, 48, letterboxPlan(64, 48, 64, 48)).resize(src);
     expect(out).not.toBe(src);

@@ -6,7 +6,9 @@ import { InputError } from '../../src/shared/errors/index.js';
 
 const mp4 = 'mov,mp4,m4a,3gp,3g2,mj2';
 const video = (stream: Record<string, unknown>, format: Record<string, unknown> = { format_name: mp4, duration: '2.0' }): FfprobeOutput => ({
-  streams: [{ index: 0, codec_type: 'video', codec_name: 'h264', width: 320, height: 240, avg_frame_rate: '10/1', r_frame_rate: '10/1', nb_frames: '20', ...stream }],
+  streams: [
+    { index: 0, codec_type: 'video', codec_name: 'h264', width: 320, height: 240, avg_frame_rate: '10/1', r_frame_rate: '10/1', nb_frames: '20', ...stream },
+  ],
   format,
 });
 
@@ -22,7 +24,16 @@ function codeOf(fn: () => void): string | undefined {
 
 describe('readProbe', () => {
   it('reads size, rate, duration and frame count', () => {
-    expect(readProbe(video({}))).toMatchObject({ width: 320, height: 240, fps: 10, durationMs: 2000, frameCountEstimate: 20, codec: 'h264', hasVideo: true, streamIndex: 0 });
+    expect(readProbe(video({}))).toMatchObject({
+      width: 320,
+      height: 240,
+      fps: 10,
+      durationMs: 2000,
+      frameCountEstimate: 20,
+      codec: 'h264',
+      hasVideo: true,
+      streamIndex: 0,
+    });
   });
   it('falls back to r_frame_rate when avg_frame_rate is 0/0', () => {
     expect(readProbe(video({ avg_frame_rate: '0/0', r_frame_rate: '30000/1001' })).fps).toBeCloseTo(29.97, 2);
@@ -36,7 +47,10 @@ describe('readProbe', () => {
   });
   it('skips cover art and reports audio-only media as hasVideo false', () => {
     const out: FfprobeOutput = {
-      streams: [{ index: 0, codec_type: 'audio', codec_name: 'mp3' }, { index: 1, codec_type: 'video', codec_name: 'mjpeg', width: 500, height: 500, disposition: { attached_pic: 1 } }],
+      streams: [
+        { index: 0, codec_type: 'audio', codec_name: 'mp3' },
+        { index: 1, codec_type: 'video', codec_name: 'mjpeg', width: 500, height: 500, disposition: { attached_pic: 1 } },
+      ],
       format: { format_name: 'mp3', duration: '60' },
     };
     expect(readProbe(out).hasVideo).toBe(false);
@@ -58,14 +72,18 @@ describe('assertDecodable', () => {
     expect(codeOf(() => assertDecodable(readProbe(video({ codec_name: 'ansi' }, { format_name: 'tty' })), 'x.txt', file))).toBe('E_INPUT_NOT_VIDEO');
   });
   it('refuses audio-only media', () => {
-    expect(codeOf(() => assertDecodable(readProbe({ streams: [{ index: 0, codec_type: 'audio' }], format: { format_name: mp4 } }), 'a.m4a', file))).toBe('E_INPUT_NO_VIDEO_STREAM');
+    expect(codeOf(() => assertDecodable(readProbe({ streams: [{ index: 0, codec_type: 'audio' }], format: { format_name: mp4 } }), 'a.m4a', file))).toBe(
+      'E_INPUT_NO_VIDEO_STREAM',
+    );
   });
   it('refuses absurd headers, naming the file and the fix', () => {
     expect(codeOf(() => assertDecodable(readProbe(video({ width: 100_000 })), 'big.mp4', file))).toBe('E_INPUT_DIMENSIONS');
     expect(codeOf(() => assertDecodable(readProbe(video({ avg_frame_rate: '90000/1' })), 'fast.mp4', file))).toBe('E_INPUT_DIMENSIONS');
     expect(() => assertDecodable(readProbe(video({ avg_frame_rate: '0/0', r_frame_rate: '0/0' })), 'norate.mp4', file)).toThrow(/norate\.mp4.*--fps/);
     // with a requested rate the source rate does not matter
-    expect(codeOf(() => assertDecodable(readProbe(video({ avg_frame_rate: '0/0', r_frame_rate: '0/0' })), 'norate.mp4', { isFile: true, requestedFps: 5 }))).toBeUndefined();
+    expect(
+      codeOf(() => assertDecodable(readProbe(video({ avg_frame_rate: '0/0', r_frame_rate: '0/0' })), 'norate.mp4', { isFile: true, requestedFps: 5 })),
+    ).toBeUndefined();
   });
   it('refuses an empty file but not a live stream without a length', () => {
     const empty = readProbe(video({ nb_frames: '0', duration: undefined }, { format_name: mp4 }));

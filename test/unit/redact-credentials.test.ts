@@ -5,8 +5,12 @@ describe('credential redaction (issue 18)', () => {
   it('replaces user and password of any scheme, wherever the URL stands', () => {
     expect(redactUrl('rtsp://user:pa%40ss@10.0.0.7:554/stream')).toBe('rtsp://***@10.0.0.7:554/stream');
     expect(redactUrl('rtsp://admin@cam/x')).toBe('rtsp://***@cam/x');
-    expect(redactText('{"msg":"open rtsp://u:p@cam/a failed","redis":"redis://:secret@127.0.0.1:6379"}')).toBe('{"msg":"open rtsp://***@cam/a failed","redis":"redis://***@127.0.0.1:6379"}');
-    expect(redactText("[in#0] Error opening input 'rtsp://u:p@cam/a': Connection refused")).toBe("[in#0] Error opening input 'rtsp://***@cam/a': Connection refused");
+    expect(redactText('{"msg":"open rtsp://u:p@cam/a failed","redis":"redis://:secret@127.0.0.1:6379"}')).toBe(
+      '{"msg":"open rtsp://***@cam/a failed","redis":"redis://***@127.0.0.1:6379"}',
+    );
+    expect(redactText("[in#0] Error opening input 'rtsp://u:p@cam/a': Connection refused")).toBe(
+      "[in#0] Error opening input 'rtsp://***@cam/a': Connection refused",
+    );
   });
 
   it('leaves URLs without credentials alone, an @ in a path or query included', () => {
@@ -16,7 +20,19 @@ describe('credential redaction (issue 18)', () => {
   });
 
   it('redacts every string of job data, keys and shape kept', () => {
-    const data = { videoId: 'v1', input: { kind: 'url', url: 'rtsp://u:p@cam/s' }, options: { live: { restreamUrl: 'rtsp://a:b@out/x' } }, n: 3, list: ['udp://x:y@h:1'] };
-    expect(redactDeep(data)).toEqual({ videoId: 'v1', input: { kind: 'url', url: 'rtsp://***@cam/s' }, options: { live: { restreamUrl: 'rtsp://***@out/x' } }, n: 3, list: ['udp://***@h:1'] });
+    const data = {
+      videoId: 'v1',
+      input: { kind: 'url', url: 'rtsp://u:p@cam/s' },
+      options: { live: { restreamUrl: 'rtsp://a:b@out/x' } },
+      n: 3,
+      list: ['udp://x:y@h:1'],
+    };
+    expect(redactDeep(data)).toEqual({
+      videoId: 'v1',
+      input: { kind: 'url', url: 'rtsp://***@cam/s' },
+      options: { live: { restreamUrl: 'rtsp://***@out/x' } },
+      n: 3,
+      list: ['udp://***@h:1'],
+    });
   });
 });

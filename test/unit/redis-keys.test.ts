@@ -16,7 +16,7 @@ function keysOf(layout: Record<string, unknown>): string[] {
 const globToRegExp = (glob: string) => new RegExp(`^${glob.replace(/[.+?^$()|[\]\\{}]/g, '\\$&').replace(/\*/g, '.*')}$`);
 
 describe('Redis key layout', () => {
-  it("keeps every key of a video (live, sink checkpoint, scene embedding, guard, owner) under its hash tag and clean-up pattern", () => {
+  it('keeps every key of a video (live, sink checkpoint, scene embedding, guard, owner) under its hash tag and clean-up pattern', () => {
     const keys = videoKeys('vid-1');
     const pattern = globToRegExp(keys.pattern);
     const all = [...keysOf(keys).filter((k) => k !== keys.pattern), ...keysOf(liveKeys('vid-1'))];

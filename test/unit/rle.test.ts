@@ -73,8 +73,13 @@ describe('COCO RLE', () => {
 
   it('encodeClasses agrees with encode of each binary mask, and round-trips through the string form', () => {
     let seed = 12345;
-    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-    for (const [h, w] of [[1, 1], [7, 5], [31, 64], [120, 3]] as const) {
+    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    for (const [h, w] of [
+      [1, 1],
+      [7, 5],
+      [31, 64],
+      [120, 3],
+    ] as const) {
       // blobs rather than noise, so runs are long and short
       const mask = new Uint8Array(h * w);
       for (let i = 0; i < mask.length; i++) mask[i] = random() < 0.15 ? Math.floor(random() * 5) : (mask[i - 1] ?? 0);
@@ -93,9 +98,15 @@ describe('COCO RLE', () => {
 
   it('encodeClasses reads repeated columns of an upscaled mask once and gives the same RLEs', () => {
     let seed = 777;
-    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
     // A letterboxed 16x16 model mask mapped back onto sources of several shapes, up and down.
-    for (const [srcW, srcH] of [[64, 36], [50, 37], [12, 30], [16, 16], [7, 5]] as const) {
+    for (const [srcW, srcH] of [
+      [64, 36],
+      [50, 37],
+      [12, 30],
+      [16, 16],
+      [7, 5],
+    ] as const) {
       const rect = computeLetterbox(srcW, srcH, 16, 16);
       const small = new Uint8Array(16 * 16);
       for (let i = 0; i < small.length; i++) small[i] = random() < 0.2 ? Math.floor(random() * 6) : (small[i - 1] ?? 0);

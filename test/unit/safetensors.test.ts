@@ -116,18 +116,12 @@ open(${JSON.stringify(out)}, "wb").write(struct.pack("<Q", len(h)) + h + a.tobyt
     expectAdapterFileError(
       () =>
         parseSafetensors(
-          header(
-            { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } },
-            Buffer.alloc(12),
-          ),
+          header({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, Buffer.alloc(12)),
           'f',
         ),
       /tensor "b": data starts at 4, expected 8/,
     );
-    expectAdapterFileError(
-      () => parseSafetensors(header({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, Buffer.alloc(8)), 'f'),
-      /4 trailing bytes/,
-    );
+    expectAdapterFileError(() => parseSafetensors(header({ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, Buffer.alloc(8)), 'f'), /4 trailing bytes/);
   });
 
   it('rejects NaN and Inf values, naming tensor and element, unless told not to', () => {

@@ -65,7 +65,16 @@ const NAMES = ['sky', 'road', 'sidewalk', 'building', 'vegetation', 'vehicle', '
 describe('COCO compressed RLE decoding (inverse of the sink encoder)', () => {
   it('round-trips random class masks through encodeClasses + toString', () => {
     const random = rng(7);
-    const sizes: [number, number][] = [[1, 1], [1, 17], [17, 1], [2, 3], [9, 4], [33, 21], [96, 160], [37, 64]];
+    const sizes: [number, number][] = [
+      [1, 1],
+      [1, 17],
+      [17, 1],
+      [2, 3],
+      [9, 4],
+      [33, 21],
+      [96, 160],
+      [37, 64],
+    ];
     let checked = 0;
     for (const [h, w] of sizes) {
       for (let trial = 0; trial < 6; trial++) {
@@ -133,7 +142,12 @@ describe('score-output helpers', () => {
 
   it('labels adapter shares, largest first', () => {
     expect(adaptersLabel([{ name: 'base', weight: 1 }])).toBe('base');
-    expect(adaptersLabel([{ name: 'fog', weight: 0.75 }, { name: 'night', weight: 0.25 }])).toBe('fog 0.75, night 0.25');
+    expect(
+      adaptersLabel([
+        { name: 'fog', weight: 0.75 },
+        { name: 'night', weight: 0.25 },
+      ]),
+    ).toBe('fog 0.75, night 0.25');
   });
 
   it('builds rows with mean adapter weights, baseline and gain, and a whole-video row', () => {
@@ -161,7 +175,13 @@ describe('score-output helpers', () => {
       scenes: runScenes,
       whole: whole(runScenes),
       frames: [2, 2],
-      mix: [new Map([['base', 2]]), new Map([['fog', 1.5], ['night', 0.5]])],
+      mix: [
+        new Map([['base', 2]]),
+        new Map([
+          ['fog', 1.5],
+          ['night', 0.5],
+        ]),
+      ],
       kept: new Map(),
       size: [2, 2],
     };
@@ -169,8 +189,8 @@ describe('score-output helpers', () => {
     const report = buildScoreReport({ outDir: 'out', truthDir: 't.masks', baselineDir: 'out/base', truth, mapping, run, baseline });
     expect(report.scenes.map((r) => r.adaptersUsed)).toEqual(['base', 'fog 0.75, night 0.25']);
     expect(report.scenes[0]!.miou).toBeCloseTo(100, 9);
-    expect(report.scenes[1]!.miou).toBeCloseTo(100 * (0.5 + 2 / 3) / 2, 9);
-    expect(report.scenes[1]!.baseMiou).toBeCloseTo(100 * (0 + 0.5) / 2, 9);
+    expect(report.scenes[1]!.miou).toBeCloseTo((100 * (0.5 + 2 / 3)) / 2, 9);
+    expect(report.scenes[1]!.baseMiou).toBeCloseTo((100 * (0 + 0.5)) / 2, 9);
     expect(report.scenes[1]!.gain).toBeCloseTo(report.scenes[1]!.miou! - report.scenes[1]!.baseMiou!, 9);
     expect(report.whole.frames).toBe(4);
     expect(report.whole.adaptersUsed).toBe('base 0.50, fog 0.38, night 0.13');
@@ -215,7 +235,13 @@ describe('scoreRun on files', () => {
     const file = path.join(dir, `${name}.ndjson`);
     const lines = masks.map((_, i) => {
       const adapters = i < 3 ? [] : [{ name: 'fog', weight: 1 }];
-      const line = maskLine({ index: i, timestampMs: i * 40, scene: i < 3 ? 0 : 1, adapters, cacheHit: null, inferenceMs: 1, workerId: 'w' }, predict(i), h, w, NAMES);
+      const line = maskLine(
+        { index: i, timestampMs: i * 40, scene: i < 3 ? 0 : 1, adapters, cacheHit: null, inferenceMs: 1, workerId: 'w' },
+        predict(i),
+        h,
+        w,
+        NAMES,
+      );
       return `${JSON.stringify(line)}\n`;
     });
     await writeFile(file, lines.join(''));
@@ -224,7 +250,13 @@ describe('scoreRun on files', () => {
 
   it('scores a perfect prediction 100 and one all-zero frame lower, in its scene only', async () => {
     const mapping = mapClasses(truth.classes, NAMES);
-    const perfect = await scoreRun({ masksFile: await writeRun('perfect', (i) => masks[i]!), truthDir: path.join(dir, 'v.masks'), scenes: truth.scenes, mapping, keep: new Set([1]) });
+    const perfect = await scoreRun({
+      masksFile: await writeRun('perfect', (i) => masks[i]!),
+      truthDir: path.join(dir, 'v.masks'),
+      scenes: truth.scenes,
+      mapping,
+      keep: new Set([1]),
+    });
     expect(perfect.frames).toEqual([3, 3]);
     expect(perfect.scenes.map((c) => c.miou())).toEqual([1, 1]);
     expect(perfect.kept.get(1)).toEqual(masks[1]);
@@ -242,7 +274,9 @@ describe('scoreRun on files', () => {
   it('names the missing ground-truth PNG', async () => {
     const file = await writeRun('perfect', (i) => masks[i]!);
     const scenes = [{ index: 0, startFrame: 0, endFrame: 6, condition: 'clear' }];
-    await expect(scoreRun({ masksFile: file, truthDir: path.join(dir, 'nothing.masks'), scenes, mapping: mapClasses(NAMES, NAMES) })).rejects.toThrow(ScoreError);
+    await expect(scoreRun({ masksFile: file, truthDir: path.join(dir, 'nothing.masks'), scenes, mapping: mapClasses(NAMES, NAMES) })).rejects.toThrow(
+      ScoreError,
+    );
     await expect(scoreRun({ masksFile: file, truthDir: path.join(dir, 'nothing.masks'), scenes, mapping: mapClasses(NAMES, NAMES) })).rejects.toThrow(
       /nothing\.masks\/000000\.png: no such file/,
     );

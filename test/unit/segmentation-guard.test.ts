@@ -74,7 +74,13 @@ describe('confidence guard in the segmentation service', () => {
       logger: createLogger('silent'),
     });
     const job = (first: number) => ({
-      data: { videoId: 'v1', scene: 0, sceneStartFrame: 0, input: { width: W, height: H }, frames: Array.from({ length: 8 }, (_, i) => ({ index: first + i, timestampMs: 0 })) },
+      data: {
+        videoId: 'v1',
+        scene: 0,
+        sceneStartFrame: 0,
+        input: { width: W, height: H },
+        frames: Array.from({ length: 8 }, (_, i) => ({ index: first + i, timestampMs: 0 })),
+      },
       updateProgress: async () => undefined,
     });
     return { service, session, frameStore, guards, job };

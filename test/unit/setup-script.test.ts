@@ -13,7 +13,8 @@ import { REPO_ROOT } from '../helpers/cli.js';
  */
 
 const SCRIPT = path.join(REPO_ROOT, 'scripts/setup.sh');
-const APT = 'ffmpeg redis-server chromium python3 python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly';
+const APT =
+  'ffmpeg redis-server chromium python3 python3-torch python3-torchvision python3-onnx python3-numpy libopenblas0-pthread python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly';
 
 let bin: string;
 let log: string;
@@ -29,7 +30,8 @@ beforeEach(async () => {
   bin = await mkdtemp(path.join(os.tmpdir(), 'ss-setup-'));
   log = path.join(bin, 'calls.log');
   // The real tools the script needs besides the stubs; nothing else is on PATH.
-  for (const tool of ['bash', 'dirname', 'env']) await symlink(`/usr/bin/${tool}`, path.join(bin, tool)).catch(() => symlink(`/bin/${tool}`, path.join(bin, tool)));
+  for (const tool of ['bash', 'dirname', 'env'])
+    await symlink(`/usr/bin/${tool}`, path.join(bin, tool)).catch(() => symlink(`/bin/${tool}`, path.join(bin, tool)));
   await stub('apt-get');
   await stub('npm', 'echo "npm sees ONNXRUNTIME_NODE_INSTALL=$ONNXRUNTIME_NODE_INSTALL" >> "$STUB_LOG"');
   await writeFile(path.join(bin, 'node'), '#!/bin/bash\necho "$FAKE_NODE_MAJOR"\n');
@@ -59,17 +61,19 @@ async function setup(env: { uid: number; nodeMajor?: number }): Promise<{ code: 
   return { code, stderr, calls };
 }
 
-const APT_CALLS = [
-  'env DEBIAN_FRONTEND=noninteractive apt-get update',
-  `env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${APT}`,
-];
+const APT_CALLS = ['env DEBIAN_FRONTEND=noninteractive apt-get update', `env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${APT}`];
 
 describe('scripts/setup.sh', () => {
   it('as root without sudo (a container): apt-get directly, then npm install with ONNXRUNTIME_NODE_INSTALL=skip', async () => {
     const result = await setup({ uid: 0 });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.calls).toEqual(['apt-get update', `apt-get install -y --no-install-recommends ${APT}`, 'npm install --no-audit --no-fund', 'npm sees ONNXRUNTIME_NODE_INSTALL=skip']);
+    expect(result.calls).toEqual([
+      'apt-get update',
+      `apt-get install -y --no-install-recommends ${APT}`,
+      'npm install --no-audit --no-fund',
+      'npm sees ONNXRUNTIME_NODE_INSTALL=skip',
+    ]);
   });
 
   it('as a user with sudo: apt-get through sudo, npm install as the user', async () => {
@@ -100,7 +104,7 @@ describe('scripts/setup.sh', () => {
     expect(result.calls).toEqual([]);
   });
 
-  it('is what the README\'s Quick start and .ci/run call; .ci/run then runs exactly the README\'s test command', async () => {
+  it("is what the README's Quick start and .ci/run call; .ci/run then runs exactly the README's test command", async () => {
     const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
     const quickStart = readme.slice(readme.indexOf('## Quick start'), readme.indexOf('\n## ', readme.indexOf('## Quick start') + 1));
     expect(quickStart).toMatch(/```sh\nscripts\/setup\.sh && /);

@@ -34,7 +34,10 @@ describe('MaskWriter checkpoints', () => {
     const second = await MaskWriter.open(file, ['sky', 'road'], checkpoint);
     second.write(record(2), mask, 2, 2);
     await second.close();
-    const lines = (await readFile(file, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number });
+    const lines = (await readFile(file, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { index: number });
     expect(lines.map((l) => l.index)).toEqual([0, 1, 2]);
     expect(await readdir(dir)).toEqual(['masks.ndjson']);
   });

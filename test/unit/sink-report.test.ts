@@ -7,7 +7,13 @@ import { SceneTracker, buildReport } from '../../src/workers/sink/report-builder
 import { encoderArgs } from '../../src/workers/sink/video-encoder.repository.js';
 
 const record = (index: number, scene: number, adapters: FrameResult['adapters'] = []): FrameResult => ({
-  index, timestampMs: index * 40, scene, adapters, cacheHit: adapters.length ? true : null, inferenceMs: 2, workerId: 'w',
+  index,
+  timestampMs: index * 40,
+  scene,
+  adapters,
+  cacheHit: adapters.length ? true : null,
+  inferenceMs: 2,
+  workerId: 'w',
 });
 
 describe('report', () => {
@@ -23,9 +29,21 @@ describe('report', () => {
 
   it('builds report.json from the video state', () => {
     const state: VideoState = {
-      videoId: 'v1', status: 'decoded', decodedFrames: 10, totalFrames: 10, segmentedFrames: 10, sinkFrames: 10,
-      sourceWidth: 640, sourceHeight: 360, fps: 10, sourceFps: 25, codec: 'h264', submittedAt: 1000, startedAt: 1500,
-      warnings: ['audio dropped'], stageMs: { decode: 120.04, segment: 300, sink: 80, decodeBackpressure: 5 },
+      videoId: 'v1',
+      status: 'decoded',
+      decodedFrames: 10,
+      totalFrames: 10,
+      segmentedFrames: 10,
+      sinkFrames: 10,
+      sourceWidth: 640,
+      sourceHeight: 360,
+      fps: 10,
+      sourceFps: 25,
+      codec: 'h264',
+      submittedAt: 1000,
+      startedAt: 1500,
+      warnings: ['audio dropped'],
+      stageMs: { decode: 120.04, segment: 300, sink: 80, decodeBackpressure: 5 },
     };
     const report = buildReport({ state, frames: 10, scenes: [], finishedAt: 3000, warnings: ['late'] });
     expect(report).toEqual({
@@ -45,7 +63,12 @@ describe('masks.ndjson line', () => {
     // 2x2 [[0,1],[1,1]] → class 0: column-major 1,0,0,0 → [0,1,3] → "013"; class 1: [1,3] → "13"
     const line = maskLine(record(7, 2), Uint8Array.from([0, 1, 1, 1]), 2, 2, ['sky', 'road', 'pole']);
     expect(line).toEqual({
-      index: 7, timestampMs: 280, scene: 2, size: [2, 2], adapters: [], cacheHit: null,
+      index: 7,
+      timestampMs: 280,
+      scene: 2,
+      size: [2, 2],
+      adapters: [],
+      cacheHit: null,
       masks: { sky: { size: [2, 2], counts: '013' }, road: { size: [2, 2], counts: '13' } },
     });
   });

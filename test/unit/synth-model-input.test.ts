@@ -23,7 +23,10 @@ afterAll(async () => {
 const conditions = ['clear', 'rain+night'].map((c) => parseCondition(c)!);
 
 async function readMeta(dir: string): Promise<Record<string, unknown>[]> {
-  return (await readFile(path.join(dir, 'meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return (await readFile(path.join(dir, 'meta.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 async function readMask(file: string): Promise<{ data: Buffer; width: number; height: number }> {
@@ -37,13 +40,19 @@ describe('--model-input: stills through planModelInput and the producer resizer'
     expect(parseModelInput('letterbox:256x192')).toEqual({ width: 256, height: 192 });
     expect(() => parseModelInput('fit:28672:16')).toThrow(/--model-input/);
     expect(() => parseModelInput('224x128')).toThrow(/fit:PIXELS:STRIDE:MAXSIDE/);
-    expect(parseSizes('640x360, 1280x720')).toEqual([{ width: 640, height: 360 }, { width: 1280, height: 720 }]);
+    expect(parseSizes('640x360, 1280x720')).toEqual([
+      { width: 640, height: 360 },
+      { width: 1280, height: 720 },
+    ]);
   });
 
   it('fit: writes PNGs at the plan size, meta with source and model sizes, valid masks, across sizes of one aspect', async () => {
     const dir = await tempDir();
     const modelInput = parseModelInput('fit:28672:16:448');
-    const sizes = [{ width: 320, height: 180 }, { width: 640, height: 360 }];
+    const sizes = [
+      { width: 320, height: 180 },
+      { width: 640, height: 360 },
+    ];
     const plan = planModelInput(modelInput, 320, 180);
     expect([plan.width, plan.height]).toEqual([224, 128]);
     await renderStills({ dir, count: 4, width: 320, height: 180, sizes, modelInput, seed: 3, conditions, workers: 2 });
@@ -81,15 +90,22 @@ describe('--model-input: stills through planModelInput and the producer resizer'
         else expect(v).toBe(MASK_PADDING);
       }
     }
-    const image = await sharp(path.join(dir, 'images', '000000.png')).raw().toBuffer();
+    const image = await sharp(path.join(dir, 'images', '000000.png'))
+      .raw()
+      .toBuffer();
     expect(image[0]).toBe(0); // black padding, as the producer sends it
   });
 
   it('rejects sizes that map to different model input sizes, and several sizes without --model-input', async () => {
     const dir = await tempDir();
     const modelInput = parseModelInput('fit:28672:16:448');
-    const sizes = [{ width: 640, height: 360 }, { width: 640, height: 480 }];
-    await expect(renderStills({ dir, count: 2, width: 640, height: 360, sizes, modelInput, seed: 1, conditions, workers: 1 })).rejects.toThrow(/different model input sizes/);
+    const sizes = [
+      { width: 640, height: 360 },
+      { width: 640, height: 480 },
+    ];
+    await expect(renderStills({ dir, count: 2, width: 640, height: 360, sizes, modelInput, seed: 1, conditions, workers: 1 })).rejects.toThrow(
+      /different model input sizes/,
+    );
     await expect(renderStills({ dir, count: 2, width: 640, height: 360, sizes, seed: 1, conditions, workers: 1 })).rejects.toThrow(/need --model-input/);
   });
 });

@@ -52,7 +52,12 @@ describe('planScenes', () => {
   const conditions = ['clear', 'fog', 'night', 'fog+night'].map((c) => parseCondition(c)!);
 
   it('splits frames into varied scenes of at least 8 frames that tile [0, N)', () => {
-    for (const [frames, scenes] of [[120, 4], [32, 4], [500, 7], [9, 1]] as const) {
+    for (const [frames, scenes] of [
+      [120, 4],
+      [32, 4],
+      [500, 7],
+      [9, 1],
+    ] as const) {
       const plan = planScenes({ frames, scenes, seed: frames, conditions });
       expect(plan).toHaveLength(scenes);
       expect(plan[0]!.startFrame).toBe(0);

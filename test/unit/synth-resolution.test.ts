@@ -17,7 +17,10 @@ interface Stats {
 
 async function atModelSize(condition: string, width: number, height: number): Promise<Stats> {
   const frame = renderScene({ seed: 11, condition, intensity: 0.9, t: 3, width, height });
-  const data = await sharp(Buffer.from(frame.rgb), { raw: { width, height, channels: 3 } }).resize(224, 128, { fit: 'fill' }).raw().toBuffer();
+  const data = await sharp(Buffer.from(frame.rgb), { raw: { width, height, channels: 3 } })
+    .resize(224, 128, { fit: 'fill' })
+    .raw()
+    .toBuffer();
   const n = 224 * 128;
   const mean = [0, 0, 0];
   const sq = [0, 0, 0];

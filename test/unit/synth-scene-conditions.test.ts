@@ -28,6 +28,8 @@ describe('sceneConditions: one scene per listed condition, in order', () => {
     const result = await renderVideo({ out, frames: 24, scenes: 1, width: 64, height: 48, fps: 12, seed: 4, conditions: sceneConditions, sceneConditions });
     const doc = JSON.parse(await readFile(result.scenesPath, 'utf8')) as ScenesFile;
     expect(doc.scenes.map((s) => s.condition)).toEqual(['clear', 'fog', 'fog+night']);
-    await expect(renderVideo({ out, frames: 16, scenes: 1, width: 64, height: 48, fps: 12, seed: 4, conditions: sceneConditions, sceneConditions })).rejects.toThrow(/too few/);
+    await expect(
+      renderVideo({ out, frames: 16, scenes: 1, width: 64, height: 48, fps: 12, seed: 4, conditions: sceneConditions, sceneConditions }),
+    ).rejects.toThrow(/too few/);
   }, 60_000);
 });

@@ -27,7 +27,10 @@ describe('renderStills', () => {
     expect((await readdir(path.join(dir, 'images'))).sort()).toEqual(Array.from({ length: 9 }, (_, i) => `${String(i).padStart(6, '0')}.png`));
     expect((await readdir(path.join(dir, 'masks'))).length).toBe(9);
 
-    const lines = (await readFile(path.join(dir, 'meta.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await readFile(path.join(dir, 'meta.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(9);
     expect(lines[0]).toMatchObject({ id: '000000', condition: 'clear', components: ['clear'], intensity: 0 });
     expect(lines[1]).toMatchObject({ id: '000001', condition: 'fog', components: ['fog'] });
@@ -42,7 +45,10 @@ describe('renderStills', () => {
     expect([image.width, image.height, image.channels]).toEqual([64, 48, 3]);
     const maskMeta = await sharp(path.join(dir, 'masks', '000001.png')).metadata();
     expect([maskMeta.width, maskMeta.height, maskMeta.channels, maskMeta.depth]).toEqual([64, 48, 1, 'uchar']);
-    const mask = await sharp(path.join(dir, 'masks', '000001.png')).extractChannel(0).raw().toBuffer();
+    const mask = await sharp(path.join(dir, 'masks', '000001.png'))
+      .extractChannel(0)
+      .raw()
+      .toBuffer();
     expect(Math.max(...mask)).toBeLessThan(CLASSES.length);
   });
 
@@ -61,7 +67,16 @@ describe('renderStills', () => {
 
   it('honours an intensity override', async () => {
     const dir = await tempDir();
-    const { metas } = await renderStills({ dir, count: 4, width: 32, height: 32, seed: 1, conditions: [parseCondition('rain')!], intensity: [0.2, 0.3], workers: 1 });
+    const { metas } = await renderStills({
+      dir,
+      count: 4,
+      width: 32,
+      height: 32,
+      seed: 1,
+      conditions: [parseCondition('rain')!],
+      intensity: [0.2, 0.3],
+      workers: 1,
+    });
     for (const m of metas) expect(m.intensity).toBeGreaterThanOrEqual(0.2);
     for (const m of metas) expect(m.intensity).toBeLessThanOrEqual(0.3);
   });

@@ -28,9 +28,27 @@ afterAll(async () => {
 describe('renderVideo', () => {
   it('writes an H.264 yuv420p MP4 with exactly N frames at the given fps', () => {
     const probe = JSON.parse(
-      execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=codec_name,pix_fmt,width,height,nb_read_frames,r_frame_rate', '-of', 'json', out]).toString(),
+      execFileSync('ffprobe', [
+        '-v',
+        'error',
+        '-count_frames',
+        '-select_streams',
+        'v:0',
+        '-show_entries',
+        'stream=codec_name,pix_fmt,width,height,nb_read_frames,r_frame_rate',
+        '-of',
+        'json',
+        out,
+      ]).toString(),
     ) as { streams: Record<string, string | number>[] };
-    expect(probe.streams[0]).toMatchObject({ codec_name: 'h264', pix_fmt: 'yuv420p', width: W, height: H, nb_read_frames: String(FRAMES), r_frame_rate: '24/1' });
+    expect(probe.streams[0]).toMatchObject({
+      codec_name: 'h264',
+      pix_fmt: 'yuv420p',
+      width: W,
+      height: H,
+      nb_read_frames: String(FRAMES),
+      r_frame_rate: '24/1',
+    });
   });
 
   it('writes one greyscale class-index mask per frame', async () => {

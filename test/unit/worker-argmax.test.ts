@@ -17,22 +17,44 @@ function logits(frames: number[][][]): { data: Float32Array; dims: number[] } {
 describe('argmaxMasks', () => {
   it('picks the highest channel per pixel, per frame', () => {
     const { data, dims } = logits([
-      [[1, 5, 2], [9, 0, 0], [0, 0, 3]],
-      [[0, 0, 1], [0, 2, 1], [7, 1, 1]],
+      [
+        [1, 5, 2],
+        [9, 0, 0],
+        [0, 0, 3],
+      ],
+      [
+        [0, 0, 1],
+        [0, 2, 1],
+        [7, 1, 1],
+      ],
     ]);
     const masks = argmaxMasks(data, dims, Uint8Array.from([0, 1, 2]));
-    expect(masks.map((m) => [...m])).toEqual([[1, 0, 2], [2, 1, 0]]);
+    expect(masks.map((m) => [...m])).toEqual([
+      [1, 0, 2],
+      [2, 1, 0],
+    ]);
   });
 
   it('maps a class subset back to model class indices', () => {
     // The job asked for [road, sky, pole] = model classes [1, 0, 7]: channel k means class modelClassOf[k].
-    const { data, dims } = logits([[[3, 1, 0], [0, 4, 1], [0, 1, 2]]]);
+    const { data, dims } = logits([
+      [
+        [3, 1, 0],
+        [0, 4, 1],
+        [0, 1, 2],
+      ],
+    ]);
     const [mask] = argmaxMasks(data, dims, Uint8Array.from([1, 0, 7]));
     expect([...mask!]).toEqual([1, 0, 7]);
   });
 
   it('breaks ties towards the first channel, like numpy.argmax', () => {
-    const { data, dims } = logits([[[2, 2, 1], [0, 3, 3]]]);
+    const { data, dims } = logits([
+      [
+        [2, 2, 1],
+        [0, 3, 3],
+      ],
+    ]);
     expect([...argmaxMasks(data, dims, Uint8Array.from([4, 5, 6]))[0]!]).toEqual([4, 5]);
   });
 

@@ -65,7 +65,11 @@ describe('OnnxSessionRepository', () => {
     // In a child process: ONNX Runtime's native logger prints the failed CUDA library load
     // (`Failed to load library libonnxruntime_providers_shared.so`) to stderr, which would land
     // red in a passing test run; here it is captured, and nothing but ONNX Runtime's own lines is allowed there.
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/cuda-fallback-probe.ts'), pkg.dir], { cwd: REPO_ROOT });
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'test/helpers/cuda-fallback-probe.ts'), pkg.dir],
+      { cwd: REPO_ROOT },
+    );
     const probe = JSON.parse(stdout) as { provider: string; lines: string[] };
     // This machine's onnxruntime-node has no CUDA provider library; a GPU machine with it would say cuda.
     expect(['cpu', 'cuda']).toContain(probe.provider);
@@ -84,7 +88,9 @@ describe('OnnxSessionRepository', () => {
     manifest.classEmbeddings.dim = 4;
     manifest.classes = manifest.classes.map((c: { embedding: number[] }) => ({ ...c, embedding: c.embedding.slice(0, 4) }));
     await writeFile(path.join(broken, 'model.json'), JSON.stringify(manifest));
-    const error = await OnnxSessionRepository.load(await loadModelPackage(broken), { executionProvider: 'cpu', intraOpThreads: 1, logger }).catch((e: unknown) => e);
+    const error = await OnnxSessionRepository.load(await loadModelPackage(broken), { executionProvider: 'cpu', intraOpThreads: 1, logger }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'E_MODEL_MISMATCH' });
     const message = (error as Error).message;
     expect(message).toContain('no input "head.proj.lora_A"');

@@ -52,7 +52,10 @@ function authErrorPage(path: string, needed: TokenScope, held: TokenScope | unde
   const why = path === '/admin' || path.startsWith('/admin/') ? ' (bull-board can retry and remove jobs)' : '';
   const [title, lead] =
     held === undefined
-      ? ['An API token is needed', `${at} answers only requests that carry one of the tokens in the server's <code>STREAMSEG_API_TOKENS</code> setting. This browser sent none, or one the server does not know.`]
+      ? [
+          'An API token is needed',
+          `${at} answers only requests that carry one of the tokens in the server's <code>STREAMSEG_API_TOKENS</code> setting. This browser sent none, or one the server does not know.`,
+        ]
       : ['This token may not open this page', `The API token this browser sent has scope <code>"${held}"</code>; ${at} needs <code>"${needed}"</code>.`];
   return `<!doctype html>
 <html lang="en">

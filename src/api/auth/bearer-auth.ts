@@ -34,7 +34,11 @@ export function registerBearerAuth(app: FastifyInstance, verifier: TokenVerifier
       if (cookie !== undefined && sameOriginOrSafe(request)) principal = verifier.identify(cookie);
     }
     if (!principal) {
-      const error = new HttpError(401, ErrorCode.UNAUTHORIZED, 'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS');
+      const error = new HttpError(
+        401,
+        ErrorCode.UNAUTHORIZED,
+        'missing or invalid token: send "Authorization: Bearer <token>" with a token from STREAMSEG_API_TOKENS',
+      );
       return sendAuthError(request, reply, error);
     }
     const needed = requiredScope(request.method, path);

@@ -23,13 +23,21 @@ export interface HlsSegment {
 export class HlsRepository {
   private readonly durations = new Map<string, number>();
 
-  constructor(private readonly ffmpegPath = 'ffmpeg', private readonly ffprobePath = 'ffprobe') {}
+  constructor(
+    private readonly ffmpegPath = 'ffmpeg',
+    private readonly ffprobePath = 'ffprobe',
+  ) {}
 
   /** The consecutive whole segments written so far, from the first. */
   async segments(outDir: string): Promise<HlsSegment[]> {
     const dir = segmentsDir(outDir);
     const names = await readdir(dir).catch(() => [] as string[]);
-    const indices = new Set(names.map((n) => SEGMENT_FILE.exec(n)).filter((m): m is RegExpExecArray => m !== null).map((m) => Number(m[1])));
+    const indices = new Set(
+      names
+        .map((n) => SEGMENT_FILE.exec(n))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => Number(m[1])),
+    );
     const out: HlsSegment[] = [];
     let start = 0;
     for (let index = 0; indices.has(index); index++) {
@@ -67,7 +75,8 @@ export class HlsRepository {
     const known = this.durations.get(key);
     if (known !== undefined) return known;
     const probe = await runMedia(this.ffprobePath, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'csv=p=0', file]);
-    if (probe.spawnError || probe.code !== 0) throw new FfmpegError(`ffprobe failed on ${file}: ${probe.spawnError?.message ?? probe.lastLine}`, { cause: probe.spawnError });
+    if (probe.spawnError || probe.code !== 0)
+      throw new FfmpegError(`ffprobe failed on ${file}: ${probe.spawnError?.message ?? probe.lastLine}`, { cause: probe.spawnError });
     const seconds = Number(probe.stdout.trim());
     if (!(seconds > 0)) throw new FfmpegError(`ffprobe found no duration in ${file}`);
     if (this.durations.size > 10_000) this.durations.clear();

@@ -19,9 +19,18 @@ const nameParams = { type: 'object', properties: { name: { type: 'string' } }, r
 
 /** GET/POST/DELETE /v1/adapters: the adapters every worker retrieves from (package + run-time, in Redis). */
 export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/adapters', { schema: { tags: TAGS, summary: 'Adapters served to the workers (package and run-time), from the index and Redis without loading weights, and any record that cannot be read' } }, async () => {
-    return listAdapters(ctx.redis, requirePackage(ctx));
-  });
+  app.get(
+    '/v1/adapters',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Adapters served to the workers (package and run-time), from the index and Redis without loading weights, and any record that cannot be read',
+      },
+    },
+    async () => {
+      return listAdapters(ctx.redis, requirePackage(ctx));
+    },
+  );
 
   app.post(
     '/v1/adapters',
@@ -39,16 +48,28 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
       try {
         const fields = await receiveAdapter(request, dir);
         if (!fields.name) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "name" is required');
-        if (!fields.centroid) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "centroid" (comma-separated numbers) is required: retrieval needs the adapter\'s domain centroid');
+        if (!fields.centroid)
+          throw new HttpError(
+            400,
+            ErrorCode.BAD_REQUEST,
+            'field "centroid" (comma-separated numbers) is required: retrieval needs the adapter\'s domain centroid',
+          );
         const centroid = fields.centroid.split(',').map((v) => (v.trim() === '' ? Number.NaN : Number(v.trim())));
         if (centroid.some((v) => !Number.isFinite(v))) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'field "centroid" must be comma-separated numbers');
         const norm = Math.hypot(...centroid);
         if (!(norm >= CENTROID_NORM_RANGE[0] && norm <= CENTROID_NORM_RANGE[1])) {
-          throw new ModelError(ErrorCode.ADAPTER_VALUES, `field "centroid": its L2 norm is ${norm}, outside ${CENTROID_NORM_RANGE[0]}..${CENTROID_NORM_RANGE[1]}; send the centroid in the embedder's space`);
+          throw new ModelError(
+            ErrorCode.ADAPTER_VALUES,
+            `field "centroid": its L2 norm is ${norm}, outside ${CENTROID_NORM_RANGE[0]}..${CENTROID_NORM_RANGE[1]}; send the centroid in the embedder's space`,
+          );
         }
         const shadows = (await packageAdapterNames(pkg)).has(fields.name);
         if (shadows && fields.shadow !== 'true') {
-          throw new HttpError(409, ErrorCode.ADAPTER_READ_ONLY, `"${fields.name}" is a package adapter, read-only: pick another name, or send shadow=true to serve this one in its place (DELETE removes the shadow)`);
+          throw new HttpError(
+            409,
+            ErrorCode.ADAPTER_READ_ONLY,
+            `"${fields.name}" is a package adapter, read-only: pick another name, or send shadow=true to serve this one in its place (DELETE removes the shadow)`,
+          );
         }
         assertWeightsBounded(parseAdapter(await readAdapterFiles(dir), pkg.manifest.lora.targets, fields.name));
         const added = await addRuntimeAdapter(ctx.redis, pkg, { dir, name: fields.name, centroids: [centroid], condition: fields.condition || undefined });
@@ -61,13 +82,23 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
 
   app.delete(
     '/v1/adapters/:name',
-    { schema: { tags: TAGS, summary: 'Remove a run-time adapter (one that shadowed a package adapter gives the package one back); package adapters are read-only (409)', params: nameParams } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Remove a run-time adapter (one that shadowed a package adapter gives the package one back); package adapters are read-only (409)',
+        params: nameParams,
+      },
+    },
     async (request) => {
       const { name } = request.params as { name: string };
       const pkg = requirePackage(ctx);
       if (await removeAdapter(ctx.redis, pkg, name, { runtimeOnly: true })) return { name, removed: true };
       if ((await packageAdapterNames(pkg)).has(name)) {
-        throw new HttpError(409, ErrorCode.ADAPTER_READ_ONLY, `"${name}" is a package adapter, read-only: it ships with the model package (shadow it with a run-time adapter instead)`);
+        throw new HttpError(
+          409,
+          ErrorCode.ADAPTER_READ_ONLY,
+          `"${name}" is a package adapter, read-only: it ships with the model package (shadow it with a run-time adapter instead)`,
+        );
       }
       throw new HttpError(404, ErrorCode.NOT_FOUND, `no adapter "${name}" is served`);
     },
@@ -75,7 +106,13 @@ export function registerAdapterRoutes(app: FastifyInstance, ctx: ApiContext): vo
 
   app.post(
     '/v1/adapters/:name/restore',
-    { schema: { tags: TAGS, summary: 'Serve the package adapter of this name again: drops a run-time adapter shadowing it, or a removal recorded by an older version', params: nameParams } },
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Serve the package adapter of this name again: drops a run-time adapter shadowing it, or a removal recorded by an older version',
+        params: nameParams,
+      },
+    },
     async (request) => {
       const { name } = request.params as { name: string };
       const pkg = requirePackage(ctx);
@@ -95,10 +132,16 @@ async function packageAdapterNames(pkg: ModelPackage): Promise<Set<string>> {
 /** Refuses weights no training produces (±1e38 would poison every merge it takes part in). */
 function assertWeightsBounded(adapter: ReturnType<typeof parseAdapter>): void {
   for (const target of adapter.targets.values()) {
-    for (const [label, values] of [['A', target.A], ['B', target.B]] as const) {
+    for (const [label, values] of [
+      ['A', target.A],
+      ['B', target.B],
+    ] as const) {
       for (const value of values) {
         if (!(Math.abs(value) <= MAX_ADAPTER_WEIGHT)) {
-          throw new ModelError(ErrorCode.ADAPTER_VALUES, `adapter "${adapter.name}": ${target.module} lora_${label} holds ${value}, outside ±${MAX_ADAPTER_WEIGHT}; check the file is a trained LoRA adapter`);
+          throw new ModelError(
+            ErrorCode.ADAPTER_VALUES,
+            `adapter "${adapter.name}": ${target.module} lora_${label} holds ${value}, outside ±${MAX_ADAPTER_WEIGHT}; check the file is a trained LoRA adapter`,
+          );
         }
       }
     }
@@ -106,7 +149,12 @@ function assertWeightsBounded(adapter: ReturnType<typeof parseAdapter>): void {
 }
 
 function requirePackage(ctx: ApiContext): ModelPackage {
-  if (!ctx.modelPackage) throw new HttpError(503, ErrorCode.UNAVAILABLE, `the model package (STREAMSEG_MODEL=${ctx.config.modelDir}) could not be loaded by the API: adapters need it`);
+  if (!ctx.modelPackage)
+    throw new HttpError(
+      503,
+      ErrorCode.UNAVAILABLE,
+      `the model package (STREAMSEG_MODEL=${ctx.config.modelDir}) could not be loaded by the API: adapters need it`,
+    );
   return ctx.modelPackage;
 }
 
@@ -127,6 +175,7 @@ async function receiveAdapter(request: FastifyRequest, dir: string): Promise<Rec
       fields[part.fieldname] = part.value;
     }
   }
-  for (const name of Object.keys(PEFT_FILES)) if (!seen.has(name)) throw new HttpError(400, ErrorCode.BAD_REQUEST, `file "${name}" (${PEFT_FILES[name]}) is missing`);
+  for (const name of Object.keys(PEFT_FILES))
+    if (!seen.has(name)) throw new HttpError(400, ErrorCode.BAD_REQUEST, `file "${name}" (${PEFT_FILES[name]}) is missing`);
   return fields;
 }

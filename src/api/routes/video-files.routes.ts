@@ -43,7 +43,8 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
     {
       schema: {
         tags: ['outputs'],
-        summary: 'HLS of the annotated stream while it is produced: index.m3u8 and its segments. Files: a live EVENT playlist of the sink\'s closed segments (seg-NNNNNN.ts, remuxed), annotated.mp4 once done. Live sources: the sink\'s rolling low-latency playlist',
+        summary:
+          "HLS of the annotated stream while it is produced: index.m3u8 and its segments. Files: a live EVENT playlist of the sink's closed segments (seg-NNNNNN.ts, remuxed), annotated.mp4 once done. Live sources: the sink's rolling low-latency playlist",
         params: { type: 'object', properties: { id: { type: 'string' }, file: { type: 'string' } }, required: ['id', 'file'] },
       },
     },
@@ -61,7 +62,10 @@ export function registerVideoFileRoutes(app: FastifyInstance, ctx: ApiContext): 
       if (view.status === 'done') throw new HttpError(404, ErrorCode.NOT_FOUND, `video ${id} is finished: play ${view.outputs.annotated}`);
       const segments = await hls.segments(await outDirOf(ctx, id));
       if (file === 'index.m3u8') {
-        return reply.header('content-type', 'application/vnd.apple.mpegurl').header('cache-control', 'no-cache').send(hls.playlist(segments, view.status === 'failed' || view.status === 'cancelled'));
+        return reply
+          .header('content-type', 'application/vnd.apple.mpegurl')
+          .header('cache-control', 'no-cache')
+          .send(hls.playlist(segments, view.status === 'failed' || view.status === 'cancelled'));
       }
       const match = /^seg-(\d{6})\.ts$/.exec(file);
       const segment = match ? segments[Number(match[1])] : undefined;
@@ -93,7 +97,8 @@ async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: Fastify
   const info = confined ? await lstat(confined).catch(() => null) : null;
   if (!info?.isFile()) {
     const view = await ctx.queries.find(videoId);
-    if (view && view.status !== 'done') throw new HttpError(404, ErrorCode.OUTPUT_NOT_READY, `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);
+    if (view && view.status !== 'done')
+      throw new HttpError(404, ErrorCode.OUTPUT_NOT_READY, `${path.basename(file)} of video ${videoId} is not written yet (status ${view.status})`);
     throw new HttpError(404, ErrorCode.NOT_FOUND, `video ${videoId} has no ${path.basename(file)}`);
   }
   const size = info.size;
@@ -105,7 +110,10 @@ async function sendFile(ctx: ApiContext, request: FastifyRequest, reply: Fastify
     return reply.code(416).header('content-range', `bytes */${size}`).send();
   }
   if (range) {
-    reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
+    reply
+      .code(206)
+      .header('content-range', `bytes ${range.start}-${range.end}/${size}`)
+      .header('content-length', range.end - range.start + 1);
     return reply.send(request.method === 'HEAD' ? undefined : createReadStream(file, { start: range.start, end: range.end }));
   }
   reply.header('content-length', size);

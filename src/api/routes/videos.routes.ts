@@ -55,17 +55,22 @@ export function registerVideoRoutes(app: FastifyInstance, ctx: ApiContext): void
     },
   );
 
-  app.get('/v1/videos/:id', { schema: { tags: TAGS, summary: 'Status and progress per stage (decode, segment, sink) of one video', params: idParams } }, async (request) => {
-    const { id } = request.params as { id: string };
-    return ctx.queries.get(id);
-  });
+  app.get(
+    '/v1/videos/:id',
+    { schema: { tags: TAGS, summary: 'Status and progress per stage (decode, segment, sink) of one video', params: idParams } },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      return ctx.queries.get(id);
+    },
+  );
 
   app.post(
     '/v1/videos/:id/stop',
     {
       schema: {
         tags: TAGS,
-        summary: 'End a live video gracefully (as `streamseg stop`): the producer stops reading, the sink finishes its outputs and report; 409 E_NOT_LIVE for a file',
+        summary:
+          'End a live video gracefully (as `streamseg stop`): the producer stops reading, the sink finishes its outputs and report; 409 E_NOT_LIVE for a file',
         params: idParams,
       },
     },
@@ -130,7 +135,8 @@ async function submitMultipart(request: FastifyRequest, ctx: ApiContext) {
     if (error instanceof Error && 'code' in error && error.code === 'FST_REQ_FILE_TOO_LARGE') throw tooLarge(ctx);
     throw error;
   }
-  if (!upload && fields.url) return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest), principalOf(request));
+  if (!upload && fields.url)
+    return ctx.submissions.submitUrl(fields.url, resolveVideoOptions(withoutUrl(fields), ctx.modelPackage?.manifest), principalOf(request));
   if (!upload) throw new HttpError(400, ErrorCode.BAD_REQUEST, 'no "file" field in the upload');
   let options;
   try {
@@ -157,7 +163,11 @@ async function assertMayChange(ctx: ApiContext, request: FastifyRequest, videoId
   if (scopeAllows(principal.scope, OTHERS_VIDEOS_SCOPE)) return;
   const owner = await ctx.usage.owner(videoId);
   if (owner === principal.id) return;
-  throw new HttpError(403, ErrorCode.FORBIDDEN, `video ${videoId} was not submitted with this token: to ${action} another token's video, use a token with scope "${OTHERS_VIDEOS_SCOPE}"`);
+  throw new HttpError(
+    403,
+    ErrorCode.FORBIDDEN,
+    `video ${videoId} was not submitted with this token: to ${action} another token's video, use a token with scope "${OTHERS_VIDEOS_SCOPE}"`,
+  );
 }
 
 function withoutUrl(fields: Record<string, string>): Record<string, string> {

@@ -28,7 +28,11 @@ export class ClusterMetricsService {
     const registers = [this.registry];
     this.queueJobs = new Gauge({ name: 'streamseg_queue_jobs', help: 'Jobs per queue and state (BullMQ)', labelNames: ['queue', 'state'], registers });
     this.queueWorkers = new Gauge({ name: 'streamseg_queue_workers', help: 'Workers connected per queue', labelNames: ['queue'], registers });
-    this.hitRatio = new Gauge({ name: 'streamseg_adapter_cache_hit_ratio', help: 'Merged-adapter cache hits / lookups, all workers, since they started', registers });
+    this.hitRatio = new Gauge({
+      name: 'streamseg_adapter_cache_hit_ratio',
+      help: 'Merged-adapter cache hits / lookups, all workers, since they started',
+      registers,
+    });
     this.framesPerSecond = new Gauge({
       name: 'streamseg_frames_per_second',
       help: 'Frames per second per stage over the interval since the previous scrape (all processes)',

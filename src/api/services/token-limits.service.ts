@@ -30,9 +30,14 @@ export class TokenLimitsService {
     const waitMs = await this.usage.countSubmission(principal.id, this.limits.submissionsPerMinute);
     if (waitMs > 0) {
       const seconds = Math.ceil(waitMs / 1000);
-      throw new HttpError(429, ErrorCode.RATE_LIMITED, `this token made ${this.limits.submissionsPerMinute} submissions in the last minute (STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE); try again in ${seconds} s`, {
-        retryAfterSeconds: seconds,
-      });
+      throw new HttpError(
+        429,
+        ErrorCode.RATE_LIMITED,
+        `this token made ${this.limits.submissionsPerMinute} submissions in the last minute (STREAMSEG_TOKEN_SUBMISSIONS_PER_MINUTE); try again in ${seconds} s`,
+        {
+          retryAfterSeconds: seconds,
+        },
+      );
     }
   }
 

@@ -8,7 +8,13 @@ import { assertClassesInModel } from '../../shared/video-classes.js';
 import { MERGE_METHODS, type RetrievalOverrides } from '../../shared/retrieval-options.js';
 
 /** A JSON number, or a decimal string (multipart): no arrays, booleans, hex or exponents through coercion. */
-const strictNumber = z.union([z.number(), z.string().regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a decimal number').transform(Number)]);
+const strictNumber = z.union([
+  z.number(),
+  z
+    .string()
+    .regex(/^\d{1,6}(\.\d{1,6})?$/, 'must be a decimal number')
+    .transform(Number),
+]);
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
 
 /**
@@ -52,7 +58,11 @@ export interface ResolvedVideoOptions {
 export function resolveVideoOptions(raw: unknown, manifest?: ModelManifest): ResolvedVideoOptions {
   const parsed = videoRequestOptionsSchema.safeParse(raw ?? {});
   if (!parsed.success) {
-    throw new HttpError(400, ErrorCode.BAD_REQUEST, `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    throw new HttpError(
+      400,
+      ErrorCode.BAD_REQUEST,
+      `invalid options: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
   }
   const { fps, classes, topK, merge, adapters, live, audio } = parsed.data;
   // The CLI's flag mapping, so --no-adapters and adapters=false mean exactly the same.

@@ -54,7 +54,10 @@ export class VideoSubmissionService {
     }
     let kept: string | undefined;
     try {
-      return await this.submit(principal, submissionHash({ upload: upload.sha256 }, options), options, async (id) => ({ kind: 'file', path: (kept = await this.uploads.keep(upload, id)) }));
+      return await this.submit(principal, submissionHash({ upload: upload.sha256 }, options), options, async (id) => ({
+        kind: 'file',
+        path: (kept = await this.uploads.keep(upload, id)),
+      }));
     } catch (error) {
       if (kept) await this.uploads.discard(kept);
       kept = undefined;
@@ -65,7 +68,12 @@ export class VideoSubmissionService {
     }
   }
 
-  private async submit(principal: ApiPrincipal, hash: string, options: ResolvedVideoOptions, inputFor: (id: string) => Promise<VideoInput>): Promise<SubmissionResult> {
+  private async submit(
+    principal: ApiPrincipal,
+    hash: string,
+    options: ResolvedVideoOptions,
+    inputFor: (id: string) => Promise<VideoInput>,
+  ): Promise<SubmissionResult> {
     const id = newVideoId();
     if (this.dedup.enabled) {
       const existing = await this.claim(hash, id);

@@ -52,7 +52,13 @@ export function videoView(state: VideoState): VideoView {
     finishedAt: state.finishedAt ?? null,
     source:
       state.sourceWidth !== undefined && state.sourceHeight !== undefined
-        ? { width: state.sourceWidth, height: state.sourceHeight, fps: state.sourceFps ?? state.fps ?? 0, durationMs: state.durationMs ?? 0, codec: state.codec ?? 'unknown' }
+        ? {
+            width: state.sourceWidth,
+            height: state.sourceHeight,
+            fps: state.sourceFps ?? state.fps ?? 0,
+            durationMs: state.durationMs ?? 0,
+            codec: state.codec ?? 'unknown',
+          }
         : null,
     totalFrames: total,
     totalIsEstimate: exact === undefined,

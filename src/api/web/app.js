@@ -99,13 +99,15 @@ async function refreshVideos() {
   const { videos } = await api('/v1/videos?limit=25');
   // Each row opens its video: a click anywhere on it, or Enter / Space when it has the focus (one
   // Tab stop per row: the id link is for screen readers' link lists and middle-click).
-  const rows = videos.map((v) => `
+  const rows = videos.map(
+    (v) => `
     <tr data-id="${escapeHtml(v.id)}" data-testid="video-row" data-status="${v.status}" tabindex="0" class="${v.id === selected ? 'selected' : ''}"${v.id === selected ? ' aria-current="true"' : ''}>
       <td><a href="#${escapeHtml(v.id)}" tabindex="-1">${escapeHtml(v.id)}</a></td>
       <td class="status-${v.status}" data-testid="video-status">${v.status}${v.error ? ` <small title="${escapeHtml(v.error)}">(${escapeHtml(v.error.split(':')[0])})</small>` : ''}</td>
       <td>${bar(v.stages.decode)}</td><td>${bar(v.stages.segment)}</td><td>${bar(v.stages.sink)}</td>
       <td>${v.status === 'done' || v.status === 'failed' || v.status === 'cancelled' ? '' : `${v.live ? `<button data-stop="${escapeHtml(v.id)}">stop</button> ` : ''}<button data-cancel="${escapeHtml(v.id)}">cancel</button>`}</td>
-    </tr>`);
+    </tr>`,
+  );
   const html = rows.length ? rows.join('') : '<tr class="empty"><td colspan="6">No videos yet: submit one above.</td></tr>';
   if (html === videosHtml) return;
   videosHtml = html;
@@ -124,7 +126,10 @@ async function refreshQueues() {
   if (!tokenUsable()) return;
   const { queues } = await api('/v1/queues');
   $('#queues tbody').innerHTML = queues
-    .map((q) => `<tr data-testid="queue-row"><td>${escapeHtml(q.name)}${q.paused ? ' (paused)' : ''}</td><td>${q.counts.waiting + q.counts.prioritized}</td><td>${q.counts.active}</td><td>${q.counts.delayed}</td><td>${q.counts.completed}</td><td>${q.counts.failed}</td><td>${q.workers.length}</td></tr>`)
+    .map(
+      (q) =>
+        `<tr data-testid="queue-row"><td>${escapeHtml(q.name)}${q.paused ? ' (paused)' : ''}</td><td>${q.counts.waiting + q.counts.prioritized}</td><td>${q.counts.active}</td><td>${q.counts.delayed}</td><td>${q.counts.completed}</td><td>${q.counts.failed}</td><td>${q.workers.length}</td></tr>`,
+    )
     .join('');
 }
 
@@ -145,7 +150,10 @@ function renderScenes(scenes, totalFrames) {
     })
     .join('');
   $('#scenes tbody').innerHTML = scenes
-    .map((s) => `<tr data-testid="scene-row"><td>${s.index}</td><td>${s.startFrame}–${s.endFrame - 1} (${s.frames})</td><td>${s.adapters.length ? s.adapters.map((a) => `${escapeHtml(a.name)} (${a.weight.toFixed(2)})`).join(', ') : 'base model (no adapter)'}</td></tr>`)
+    .map(
+      (s) =>
+        `<tr data-testid="scene-row"><td>${s.index}</td><td>${s.startFrame}–${s.endFrame - 1} (${s.frames})</td><td>${s.adapters.length ? s.adapters.map((a) => `${escapeHtml(a.name)} (${a.weight.toFixed(2)})`).join(', ') : 'base model (no adapter)'}</td></tr>`,
+    )
     .join('');
 }
 
@@ -155,7 +163,13 @@ function addLiveFrame(record) {
     last.endFrame++;
     last.frames++;
   } else if (!liveScenes.has(`${record.scene}:${record.index}`)) {
-    liveScenes.set(`${record.scene}:${record.index}`, { index: record.scene, startFrame: record.index, endFrame: record.index + 1, frames: 1, adapters: record.adapters });
+    liveScenes.set(`${record.scene}:${record.index}`, {
+      index: record.scene,
+      startFrame: record.index,
+      endFrame: record.index + 1,
+      frames: 1,
+      adapters: record.adapters,
+    });
   }
 }
 
@@ -182,7 +196,9 @@ function showPlayer(view) {
 async function showReport(view) {
   const report = await api(view.outputs.report);
   renderScenes(report.scenes, report.frames);
-  $('#links').innerHTML = ['annotated', 'masks', 'report'].map((k) => `<a href="${view.outputs[k]}" target="_blank" rel="noopener">${view.outputs[k].split('/').pop()}</a>`).join('');
+  $('#links').innerHTML = ['annotated', 'masks', 'report']
+    .map((k) => `<a href="${view.outputs[k]}" target="_blank" rel="noopener">${view.outputs[k].split('/').pop()}</a>`)
+    .join('');
 }
 
 function select(id) {
@@ -250,7 +266,11 @@ $('#submit-form').addEventListener('submit', async (e) => {
       form.append('file', file);
       result = await api('/v1/videos', { method: 'POST', body: form });
     } else if ($('#url').value) {
-      result = await api('/v1/videos', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: $('#url').value, ...options }) });
+      result = await api('/v1/videos', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: $('#url').value, ...options }),
+      });
     } else {
       state.textContent = 'choose a file or enter a URL';
       return;
@@ -296,7 +316,10 @@ function openVideo(id) {
 window.addEventListener('hashchange', () => select(location.hash.slice(1)));
 if (location.hash.length > 1) select(location.hash.slice(1));
 const loop = (fn, ms) => {
-  const tick = () => fn().catch(() => undefined).finally(() => setTimeout(tick, ms));
+  const tick = () =>
+    fn()
+      .catch(() => undefined)
+      .finally(() => setTimeout(tick, ms));
   tick();
 };
 loop(refreshVideos, 1000);

@@ -49,7 +49,10 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   const config = configFromFlags({ model: flags.model, logLevel: 'warn' });
   const pkg = await loadModelPackage(config.modelDir);
   if (!pkg.manifest.adapters || !pkg.manifest.embedder) {
-    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${pkg.dir}/model.json has no "adapters" or "embedder": adapters train needs both (streamseg model import writes them)`);
+    throw new ModelError(
+      ErrorCode.MODEL_MANIFEST,
+      `${pkg.dir}/model.json has no "adapters" or "embedder": adapters train needs both (streamseg model import writes them)`,
+    );
   }
   const args = ['--model', path.resolve(pkg.dir), '--from', path.resolve(flags.from), '--name', flags.name];
   const pass = (flag: string, value: string | undefined) => value !== undefined && args.push(flag, value);
@@ -77,7 +80,8 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
   await registry.close();
   const refused = registry.problems().find((p) => p.name === flags.name);
   if (refused) throw new StreamsegError(ErrorCode.ADAPTER_FILE, `the trained adapter is refused by the registry: ${refused.error}`);
-  if (!registry.entries().some((e) => e.name === flags.name)) throw new StreamsegError(ErrorCode.ADAPTER_FILE, `adapter ${flags.name} is not in ${pkg.manifest.adapters.index}`);
+  if (!registry.entries().some((e) => e.name === flags.name))
+    throw new StreamsegError(ErrorCode.ADAPTER_FILE, `adapter ${flags.name} is not in ${pkg.manifest.adapters.index}`);
 
   let published = false;
   if (config.redisUrl && flags.publish !== false) {
@@ -102,7 +106,9 @@ export async function trainAdapter(flags: TrainFlags): Promise<TrainResult> {
 export function registerAdaptersTrainCommand(adapters: Command): void {
   adapters
     .command('train')
-    .description('train a LoRA adapter from your own footage: supervised with --labels, self-training (no labels) without; it lands in the package with its centroid, and in every worker when REDIS_URL is set')
+    .description(
+      'train a LoRA adapter from your own footage: supervised with --labels, self-training (no labels) without; it lands in the package with its centroid, and in every worker when REDIS_URL is set',
+    )
     .requiredOption('--from <video|dir>', 'a video, or a directory of images, of the domain (e.g. one camera)')
     .option('--labels <dir>', 'class-index mask PNGs (255 = ignore): NNNNNN.png per video frame index, or named like the images')
     .requiredOption('--name <name>', 'adapter name')
@@ -117,7 +123,14 @@ export function registerAdaptersTrainCommand(adapters: Command): void {
     .option('--lr <lr>', 'learning rate (AdamW)', '0.001')
     .option('--max-frames <n>', 'frames sampled evenly from the footage', '64')
     .addOption(new Option('--teacher <which>', 'self-training teacher').choices(['base', 'ema']).default('ema'))
-    .addOption(new Option('--teacher-view <view>', 'self-training: what the teacher sees; normalized = each frame\'s per-channel mean/std set to the model\'s input normalisation (undoes haze and darkness in part)').choices(['raw', 'normalized']).default('normalized'))
+    .addOption(
+      new Option(
+        '--teacher-view <view>',
+        "self-training: what the teacher sees; normalized = each frame's per-channel mean/std set to the model's input normalisation (undoes haze and darkness in part)",
+      )
+        .choices(['raw', 'normalized'])
+        .default('normalized'),
+    )
     .option('--threshold <p>', 'self-training: pseudo-label confidence threshold', '0.9')
     .option('--class-quantile <q>', 'self-training: per class, keep at least this quantile of its pixels by confidence', '0.5')
     .option('--threads <n>', 'torch threads', '1')

@@ -15,7 +15,7 @@ interface CommonFlags {
 function setup(flags: CommonFlags, needRedis: boolean): { modelDir: string; redisUrl?: string } {
   const config = configFromFlags({ model: flags.model, logLevel: 'warn' });
   if (needRedis && !config.redisUrl) {
-    throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: run-time adapters live in the cluster\'s Redis, where every worker picks them up');
+    throw new StreamsegError(ErrorCode.CONFIG, "REDIS_URL is not set: run-time adapters live in the cluster's Redis, where every worker picks them up");
   }
   return { modelDir: config.modelDir, redisUrl: config.redisUrl };
 }
@@ -32,7 +32,8 @@ async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Prom
 
 function parseCentroid(text: string): number[] {
   const values = text.split(',').map((v) => Number(v.trim()));
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new StreamsegError(ErrorCode.CONFIG, `--centroid must be comma-separated numbers, got "${text}"`);
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v)))
+    throw new StreamsegError(ErrorCode.CONFIG, `--centroid must be comma-separated numbers, got "${text}"`);
   return values;
 }
 
@@ -40,7 +41,16 @@ async function listing(pkg: ModelPackage, redis?: Redis) {
   const registry = await AdapterRegistry.open({ pkg, redis });
   await registry.close();
   return {
-    adapters: registry.entries().map((e) => ({ name: e.name, source: e.source, condition: e.condition ?? null, version: e.adapter.version, r: e.adapter.r, alpha: e.adapter.alpha, targets: e.adapter.targets.size, centroids: e.centroids.length })),
+    adapters: registry.entries().map((e) => ({
+      name: e.name,
+      source: e.source,
+      condition: e.condition ?? null,
+      version: e.adapter.version,
+      r: e.adapter.r,
+      alpha: e.adapter.alpha,
+      targets: e.adapter.targets.size,
+      centroids: e.centroids.length,
+    })),
     problems: registry.problems(),
   };
 }
@@ -56,7 +66,7 @@ export function registerAdaptersCommand(program: Command): void {
     .description('validate a PEFT LoRA adapter directory and publish it to every worker (REDIS_URL), no restart needed')
     .argument('<dir>', 'adapter directory: adapter_config.json + adapter_model.safetensors')
     .option('--name <name>', 'adapter name (default: the directory name); an existing run-time adapter of that name is replaced')
-    .option('--centroid-from <paths...>', 'a video, image files, or directories of images of the adapter\'s domain: its centroid is their mean embedding')
+    .option('--centroid-from <paths...>', "a video, image files, or directories of images of the adapter's domain: its centroid is their mean embedding")
     .option('--centroid <values>', 'the centroid itself, comma-separated (instead of --centroid-from)')
     .option('--condition <label>', 'a label for reports (e.g. fog)')
     .option('--max-frames <n>', 'most images/frames embedded for the centroid', '32')
@@ -64,7 +74,11 @@ export function registerAdaptersCommand(program: Command): void {
     .action(async (dir: string, flags: CommonFlags & { name?: string; centroidFrom?: string[]; centroid?: string; condition?: string; maxFrames: string }) => {
       try {
         const { modelDir, redisUrl } = setup(flags, true);
-        if (!flags.centroidFrom && !flags.centroid) throw new StreamsegError(ErrorCode.CONFIG, 'give --centroid-from VIDEO|IMAGES (or --centroid v1,v2,…): retrieval needs the adapter\'s domain centroid');
+        if (!flags.centroidFrom && !flags.centroid)
+          throw new StreamsegError(
+            ErrorCode.CONFIG,
+            "give --centroid-from VIDEO|IMAGES (or --centroid v1,v2,…): retrieval needs the adapter's domain centroid",
+          );
         const pkg = await loadModelPackage(modelDir);
         let centroid: number[];
         if (flags.centroid) centroid = parseCentroid(flags.centroid);
@@ -73,7 +87,9 @@ export function registerAdaptersCommand(program: Command): void {
           centroid = result.centroid;
           process.stderr.write(`centroid from ${result.frames} image(s)\n`);
         }
-        const added = await withRedis(redisUrl!, (redis) => addRuntimeAdapter(redis, pkg, { dir, name: flags.name, centroids: [centroid], condition: flags.condition }));
+        const added = await withRedis(redisUrl!, (redis) =>
+          addRuntimeAdapter(redis, pkg, { dir, name: flags.name, centroids: [centroid], condition: flags.condition }),
+        );
         process.stdout.write(`${added.replaced ? 'replaced' : 'added'} ${added.name} (version ${added.version})\n`);
         process.exit(0);
       } catch (error) {
@@ -93,11 +109,17 @@ export function registerAdaptersCommand(program: Command): void {
         const result = redisUrl ? await withRedis(redisUrl, (redis) => listing(pkg, redis)) : await listing(pkg);
         if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
         else {
-          if (!redisUrl) process.stderr.write('REDIS_URL is not set: showing the package\'s adapters only\n');
+          if (!redisUrl) process.stderr.write("REDIS_URL is not set: showing the package's adapters only\n");
           const rows = result.adapters.map((a) => [a.name, a.source, a.condition ?? '', a.version, String(a.r), String(a.targets)]);
           const header = ['name', 'source', 'condition', 'version', 'r', 'targets'];
           const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-          for (const row of [header, ...rows]) process.stdout.write(`${row.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+          for (const row of [header, ...rows])
+            process.stdout.write(
+              `${row
+                .map((c, i) => c.padEnd(widths[i]!))
+                .join('  ')
+                .trimEnd()}\n`,
+            );
           for (const p of result.problems) process.stdout.write(`refused ${p.name} (${p.source}): ${p.error}\n`);
         }
         process.exit(0);

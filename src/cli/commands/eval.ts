@@ -39,13 +39,19 @@ function positiveInt(value: string, flag: string): number {
   return n;
 }
 
-const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+const list = (text: string | undefined): string[] =>
+  (text ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** `streamseg eval`: segmentation quality through the product's path on held-out synthetic videos. */
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('render held-out synthetic videos at users\' sizes and score the masks the product path produces (base, top-1, merges, oracles) by mIoU per condition and size')
+    .description(
+      "render held-out synthetic videos at users' sizes and score the masks the product path produces (base, top-1, merges, oracles) by mIoU per condition and size",
+    )
     .option('--seed <n>', `render the videos from this seed (default ${DEFAULT_EVAL_SEED}, never used in training)`)
     .option('--json', 'print one JSON object instead of the tables', false)
     .option('--model <dir>', 'model package directory (STREAMSEG_MODEL)')
@@ -53,7 +59,11 @@ export function registerEvalCommand(program: Command): void {
     .option('--conditions <list>', `conditions (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
     .option('--scenes <n>', 'scenes (street layouts) per condition and size', '2')
     .option('--frames <n>', 'frames per scene (at least 8)', '8')
-    .option('--styles <list>', `unseen styles over clear and adverse scenes (of: ${Object.keys(UNSEEN_STYLES).join(', ')}; "" for none)`, Object.keys(UNSEEN_STYLES).join(','))
+    .option(
+      '--styles <list>',
+      `unseen styles over clear and adverse scenes (of: ${Object.keys(UNSEEN_STYLES).join(', ')}; "" for none)`,
+      Object.keys(UNSEEN_STYLES).join(','),
+    )
     .option('--style-sizes <list>', 'sizes the styled videos are rendered at', '640x360')
     .option('--methods <list>', `methods to score (default: all of ${EVAL_METHODS.join(', ')})`)
     .option('--top-k <n>', 'adapters merged (retrieval topK)')
@@ -78,7 +88,8 @@ export function registerEvalCommand(program: Command): void {
         });
         const methods = flags.methods ? list(flags.methods) : [...EVAL_METHODS];
         for (const m of methods) {
-          if (!(EVAL_METHODS as readonly string[]).includes(m)) throw new StreamsegError(ErrorCode.CONFIG, `--methods: unknown method "${m}" (one of ${EVAL_METHODS.join(', ')})`);
+          if (!(EVAL_METHODS as readonly string[]).includes(m))
+            throw new StreamsegError(ErrorCode.CONFIG, `--methods: unknown method "${m}" (one of ${EVAL_METHODS.join(', ')})`);
         }
         const frames = positiveInt(flags.frames, '--frames');
         if (frames < 8) throw new StreamsegError(ErrorCode.CONFIG, `--frames must be at least 8 (a scene's shortest length), got ${frames}`);

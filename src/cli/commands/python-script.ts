@@ -54,12 +54,21 @@ export function runPythonScript(script: string, args: readonly string[], options
       if (!options.quiet) process.stderr.write(`${line}\n`);
     };
     child.on('error', (error) =>
-      reject(new StreamsegError(ErrorCode.PYTHON, `cannot run ${python} (${error.message}): install Python 3 with torch and onnx (Debian: python3-torch python3-onnx), or set STREAMSEG_PYTHON`)),
+      reject(
+        new StreamsegError(
+          ErrorCode.PYTHON,
+          `cannot run ${python} (${error.message}): install Python 3 with torch and onnx (Debian: python3-torch python3-onnx), or set STREAMSEG_PYTHON`,
+        ),
+      ),
     );
     child.on('close', (code) => {
       if (pending) handle(pending);
       if (code === 0) {
-        const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+        const line = stdout
+          .trim()
+          .split('\n')
+          .reverse()
+          .find((l) => l.startsWith('{'));
         try {
           resolve({ json: line ? (JSON.parse(line) as Record<string, unknown>) : {} });
         } catch {
@@ -76,7 +85,12 @@ export function runPythonScript(script: string, args: readonly string[], options
       }
       const missing = /No module named '([^']+)'/.exec(lastLine);
       if (missing) {
-        reject(new StreamsegError(ErrorCode.PYTHON, `${python} has no module ${missing[1]}: install python3-torch, python3-torchvision and python3-onnx (or set STREAMSEG_PYTHON)`));
+        reject(
+          new StreamsegError(
+            ErrorCode.PYTHON,
+            `${python} has no module ${missing[1]}: install python3-torch, python3-torchvision and python3-onnx (or set STREAMSEG_PYTHON)`,
+          ),
+        );
         return;
       }
       reject(new StreamsegError(ErrorCode.PYTHON_FAILED, `${script} failed (exit ${code}): ${lastLine || 'no output'}`));

@@ -15,23 +15,21 @@ const DESCRIPTIONS: Record<Role, string> = {
 /** `streamseg producer|worker|sink`: one long-running role against REDIS_URL, until SIGTERM. */
 export function registerRoleCommands(program: Command): void {
   for (const role of Object.keys(DESCRIPTIONS) as Role[]) {
-    addPipelineOptions(program.command(role).description(`${DESCRIPTIONS[role]} (needs REDIS_URL)`)).action(
-      async (flags: PipelineFlags) => {
-        try {
-          const config = configFromFlags(flags);
-          if (!config.redisUrl) {
-            throw new StreamsegError(ErrorCode.CONFIG, `REDIS_URL is not set: the ${role} role needs a shared Redis (e.g. redis://localhost:6379)`);
-          }
-          // Wrong credentials, TLS trust or an unreachable server: one line and exit 1, not a retry loop.
-          await verifyRedis(config.redisUrl);
-          const logger = createLogger(config.logLevel);
-          const running = await startRoles([role], { config, redisUrl: config.redisUrl, logger });
-          logger.info({ role }, `${role} started`);
-          closeOnSignals(() => running.close(), config.shutdownGraceMs);
-        } catch (error) {
-          exitWithError(error);
+    addPipelineOptions(program.command(role).description(`${DESCRIPTIONS[role]} (needs REDIS_URL)`)).action(async (flags: PipelineFlags) => {
+      try {
+        const config = configFromFlags(flags);
+        if (!config.redisUrl) {
+          throw new StreamsegError(ErrorCode.CONFIG, `REDIS_URL is not set: the ${role} role needs a shared Redis (e.g. redis://localhost:6379)`);
         }
-      },
-    );
+        // Wrong credentials, TLS trust or an unreachable server: one line and exit 1, not a retry loop.
+        await verifyRedis(config.redisUrl);
+        const logger = createLogger(config.logLevel);
+        const running = await startRoles([role], { config, redisUrl: config.redisUrl, logger });
+        logger.info({ role }, `${role} started`);
+        closeOnSignals(() => running.close(), config.shutdownGraceMs);
+      } catch (error) {
+        exitWithError(error);
+      }
+    });
   }
 }

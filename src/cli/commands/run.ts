@@ -21,14 +21,18 @@ interface RunFlags extends PipelineFlags, VideoFlags, LiveFlags {
 }
 
 export function registerRunCommand(program: Command): void {
-  addLiveOptions(addVideoOptions(addPipelineOptions(
-    program
-      .command('run')
-      .description('segment one video in this process: producer, worker and sink (own redis-server unless REDIS_URL is set)')
-      .argument('<input>', 'video file path, an http/https/rtsp/udp URL, or - for stdin (an MP4/MOV is read to its end first; other streams are live)')
-      .option('--out <dir>', 'output directory', 'out')
-      .option('--no-progress', 'do not draw progress bars'),
-  ))).action(async (input: string, flags: RunFlags) => {
+  addLiveOptions(
+    addVideoOptions(
+      addPipelineOptions(
+        program
+          .command('run')
+          .description('segment one video in this process: producer, worker and sink (own redis-server unless REDIS_URL is set)')
+          .argument('<input>', 'video file path, an http/https/rtsp/udp URL, or - for stdin (an MP4/MOV is read to its end first; other streams are live)')
+          .option('--out <dir>', 'output directory', 'out')
+          .option('--no-progress', 'do not draw progress bars'),
+      ),
+    ),
+  ).action(async (input: string, flags: RunFlags) => {
     try {
       await runVideo(input, flags);
       process.exit(0);
@@ -116,7 +120,9 @@ async function runVideo(input: string, flags: RunFlags): Promise<void> {
         view?.stop();
       }
       stopLive = undefined;
-      process.stdout.write(`${path.join(outDir, isLive ? 'live/index.m3u8' : 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`);
+      process.stdout.write(
+        `${path.join(outDir, isLive ? 'live/index.m3u8' : 'annotated.mp4')}\n${path.join(outDir, 'masks.ndjson')}\n${path.join(outDir, 'report.json')}\n`,
+      );
     } finally {
       await shutdown();
     }

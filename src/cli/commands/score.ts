@@ -43,12 +43,14 @@ async function masksOf(dir: string, what: string): Promise<string> {
 export function registerScoreCommand(program: Command): void {
   program
     .command('score')
-    .description('score the masks of a run (OUT/masks.ndjson) against synth ground truth: mIoU per ground-truth scene and over the whole video, with the adapters each scene used')
+    .description(
+      'score the masks of a run (OUT/masks.ndjson) against synth ground truth: mIoU per ground-truth scene and over the whole video, with the adapters each scene used',
+    )
     .argument('<out-dir>', 'output directory of `streamseg run` (holds masks.ndjson)')
     .option('--truth <masks-dir>', 'ground-truth masks: the FILE.masks directory `streamseg synth --out FILE.mp4` wrote')
     .option('--scenes <scenes.json>', 'ground-truth scenes (default: FILE.scenes.json next to the --truth directory)')
     .option('--baseline <out-dir>', 'a second run to compare with (e.g. `streamseg run --no-adapters`): adds mIoU base and gain')
-    .option('--pictures <dir>', 'write one PNG per scene: source | ground truth | prediction (the scene\'s middle frame)')
+    .option('--pictures <dir>', "write one PNG per scene: source | ground truth | prediction (the scene's middle frame)")
     .option('--video <source.mp4>', 'source video for --pictures (default: FILE.mp4 next to the --truth directory)')
     .option('--model <dir>', 'model package whose class names and palette the masks use (STREAMSEG_MODEL)')
     .option('--json', 'print one JSON object instead of the table', false)
@@ -56,13 +58,20 @@ export function registerScoreCommand(program: Command): void {
       try {
         const masksFile = await masksOf(outDir, 'the run to score');
         if (!flags.truth) {
-          throw new ScoreError(ErrorCode.SCORE_NOT_FOUND, 'no ground truth given; pass --truth FILE.masks (the masks directory `streamseg synth --out FILE.mp4` wrote)');
+          throw new ScoreError(
+            ErrorCode.SCORE_NOT_FOUND,
+            'no ground truth given; pass --truth FILE.masks (the masks directory `streamseg synth --out FILE.mp4` wrote)',
+          );
         }
         const truthDir = flags.truth;
         await requireDir(truthDir, 'ground-truth masks', 'give --truth the FILE.masks directory `streamseg synth --out FILE.mp4` wrote');
         const stem = truthStem(truthDir);
         const scenesFile = flags.scenes ?? `${stem}.scenes.json`;
-        await requireFile(scenesFile, 'ground-truth scenes', flags.scenes ? 'check the --scenes path' : 'give --scenes <scenes.json> (streamseg synth writes FILE.scenes.json next to FILE.masks)');
+        await requireFile(
+          scenesFile,
+          'ground-truth scenes',
+          flags.scenes ? 'check the --scenes path' : 'give --scenes <scenes.json> (streamseg synth writes FILE.scenes.json next to FILE.masks)',
+        );
         const baselineMasks = flags.baseline === undefined ? undefined : await masksOf(flags.baseline, 'the --baseline run');
         const video = flags.pictures === undefined ? undefined : (flags.video ?? `${stem}.mp4`);
         if (video !== undefined) {
@@ -72,7 +81,10 @@ export function registerScoreCommand(program: Command): void {
         const config = configFromFlags({ model: flags.model });
         const { manifest } = await loadModelPackage(config.modelDir);
         const truth = await readTruthScenes(scenesFile);
-        const mapping = mapClasses(truth.classes, manifest.classes.map((c) => c.name));
+        const mapping = mapClasses(
+          truth.classes,
+          manifest.classes.map((c) => c.name),
+        );
         const keep = video === undefined ? undefined : new Set(truth.scenes.map(middleFrame));
         const run = await scoreRun({ masksFile, truthDir, scenes: truth.scenes, mapping, keep });
         let baseline: RunScore | undefined;

@@ -19,11 +19,16 @@ export function registerServeCommand(program: Command): void {
   addPipelineOptions(
     program
       .command('serve')
-      .description('HTTP API (/v1), web page (/web/), /metrics, /admin/queues; needs STREAMSEG_API_TOKENS, and REDIS_URL unless --roles starts its own redis-server')
+      .description(
+        'HTTP API (/v1), web page (/web/), /metrics, /admin/queues; needs STREAMSEG_API_TOKENS, and REDIS_URL unless --roles starts its own redis-server',
+      )
       .addOption(new Option('--port <n>', 'port to listen on (PORT, default 8080)'))
       .addOption(new Option('--host <address>', 'address to bind (STREAMSEG_API_HOST, default 0.0.0.0)'))
       .addOption(
-        new Option('--roles <list>', `also run these roles in this process (comma-separated: ${ROLES.join(',')}, or "all"); without REDIS_URL an embedded redis-server is started`),
+        new Option(
+          '--roles <list>',
+          `also run these roles in this process (comma-separated: ${ROLES.join(',')}, or "all"); without REDIS_URL an embedded redis-server is started`,
+        ),
       ),
   ).action(async (flags: ServeFlags) => {
     let redis: EmbeddedRedis | undefined;
@@ -38,7 +43,10 @@ export function registerServeCommand(program: Command): void {
       const config = configFromFlags(flags, { port: flags.port, apiHost: flags.host });
       const wanted = parseRoles(flags.roles);
       if (!config.redisUrl && wanted.length === 0) {
-        throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: serve needs the cluster\'s Redis (or --roles all for a single-machine setup with its own redis-server)');
+        throw new StreamsegError(
+          ErrorCode.CONFIG,
+          "REDIS_URL is not set: serve needs the cluster's Redis (or --roles all for a single-machine setup with its own redis-server)",
+        );
       }
       // Everything that can be checked is checked before a server or a role starts.
       assertApiConfig(config);
@@ -66,9 +74,13 @@ export function registerServeCommand(program: Command): void {
 function parseRoles(value: string | undefined): Role[] {
   if (!value) return [];
   if (value === 'all') return [...ROLES];
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const names = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const name of names) {
-    if (!(ROLES as readonly string[]).includes(name)) throw new StreamsegError(ErrorCode.CONFIG, `--roles: unknown role "${name}" (expected ${ROLES.join(', ')} or all)`);
+    if (!(ROLES as readonly string[]).includes(name))
+      throw new StreamsegError(ErrorCode.CONFIG, `--roles: unknown role "${name}" (expected ${ROLES.join(', ')} or all)`);
   }
   return names as Role[];
 }

@@ -7,7 +7,7 @@ import { PipelineClient } from '../../shared/pipeline-client.js';
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('print a table of queues (job counts) and of the workers connected to them, or one video\'s progress per stage')
+    .description("print a table of queues (job counts) and of the workers connected to them, or one video's progress per stage")
     .argument('[videoId]', 'a video id printed by submit')
     .option('--json', 'print JSON', false)
     .action(async (videoId: string | undefined, flags: { json: boolean }) => {
@@ -15,7 +15,7 @@ export function registerStatusCommand(program: Command): void {
       let failed = false;
       try {
         const config = configFromFlags({});
-        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: status reads the cluster\'s Redis');
+        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, "REDIS_URL is not set: status reads the cluster's Redis");
         client = await PipelineClient.connect(config, config.redisUrl);
         if (videoId) {
           const state = await client.states.get(videoId);
@@ -45,7 +45,13 @@ export function registerStatusCommand(program: Command): void {
           const workers = (
             await Promise.all(
               Object.values(client.queues).map(async (q) =>
-                (await q.getWorkers()).map((w) => ({ queue: q.name, name: w.name ?? '', addr: w.addr ?? '', ageSeconds: Number(w.age ?? 0), idleSeconds: Number(w.idle ?? 0) })),
+                (await q.getWorkers()).map((w) => ({
+                  queue: q.name,
+                  name: w.name ?? '',
+                  addr: w.addr ?? '',
+                  ageSeconds: Number(w.age ?? 0),
+                  idleSeconds: Number(w.idle ?? 0),
+                })),
               ),
             )
           ).flat();

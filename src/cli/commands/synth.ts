@@ -37,13 +37,19 @@ export function registerSynthCommand(program: Command): void {
     .option('--scenes <k>', 'video: number of scenes (hard cuts between them), each >= 8 frames', '4')
     .option('--count <n>', 'stills: number of stills', '1000')
     .option('--seed <s>', 'random seed: same seed, same bytes', '1')
-    .option('--size <WxH>', 'frame size (default 256x256 for video, 160x160 for stills); stills with --model-input: a comma-separated list to cycle through, all mapping to one model input size')
+    .option(
+      '--size <WxH>',
+      'frame size (default 256x256 for video, 160x160 for stills); stills with --model-input: a comma-separated list to cycle through, all mapping to one model input size',
+    )
     .option('--scene-conditions <list>', 'video: one scene per entry, in this order, e.g. clear,fog,fog+night (implies --scenes)')
     .option('--fps <n>', 'video: frame rate', '24')
     .option('--conditions <list>', `comma-separated, from: ${CONDITIONS.join(', ')} (default: all)`)
     .option('--intensity <v|lo-hi>', 'condition intensity or range in [0,1] (default: 0.5-1 for adverse conditions)')
     .option('--supersample <n>', 'samples per pixel per axis (antialiasing)', '2')
-    .option('--model-input <spec>', 'stills: write each still as the model receives it, via planModelInput and the producer\'s resizer: fit:PIXELS:STRIDE:MAXSIDE (e.g. fit:28672:16:448) or letterbox:WxH')
+    .option(
+      '--model-input <spec>',
+      "stills: write each still as the model receives it, via planModelInput and the producer's resizer: fit:PIXELS:STRIDE:MAXSIDE (e.g. fit:28672:16:448) or letterbox:WxH",
+    )
     .option('--workers <n>', 'stills: worker threads (default: CPU count, at most 8)')
     .action(async (flags: SynthFlags) => {
       try {
@@ -79,19 +85,26 @@ async function stills(dir: string, flags: SynthFlags, common: Common): Promise<v
   const summary = await renderStills({ dir: path.resolve(dir), count, width, height, sizes, modelInput, workers, ...common, onProgress: progress });
   progress.end();
   const first = summary.metas[0];
-  const written = first?.width !== undefined && (first.width !== width || first.height !== height) ? `${flags.size ?? '160x160'} → ${first.width}x${first.height}` : sizes.map((s) => `${s.width}x${s.height}`).join(',');
+  const written =
+    first?.width !== undefined && (first.width !== width || first.height !== height)
+      ? `${flags.size ?? '160x160'} → ${first.width}x${first.height}`
+      : sizes.map((s) => `${s.width}x${s.height}`).join(',');
   process.stdout.write(
     `wrote ${summary.count} stills (${written}) to ${dir} in ${summary.seconds.toFixed(1)} s (${summary.stillsPerSecond.toFixed(1)} stills/s)\n`,
   );
 }
 
 async function video(out: string, flags: SynthFlags, common: Common): Promise<void> {
-  if (flags.modelInput !== undefined) throw new SynthError(ErrorCode.SYNTH_OPTION, '--model-input applies to --stills only (a video is served at its own size; the producer resizes it)');
+  if (flags.modelInput !== undefined)
+    throw new SynthError(ErrorCode.SYNTH_OPTION, '--model-input applies to --stills only (a video is served at its own size; the producer resizes it)');
   const frames = parseIntFlag(flags.frames, '--frames', 8, 1_000_000);
   const sceneConditions = flags.sceneConditions === undefined ? undefined : parseConditions(flags.sceneConditions, '--scene-conditions');
   const scenes = sceneConditions ? sceneConditions.length : parseIntFlag(flags.scenes, '--scenes', 1, 100_000);
   if (frames < scenes * 8) {
-    throw new SynthError(ErrorCode.SYNTH_OPTION, `--frames ${frames} is too few for --scenes ${scenes}: each scene needs >= 8 frames, so use --frames >= ${scenes * 8} or fewer --scenes`);
+    throw new SynthError(
+      ErrorCode.SYNTH_OPTION,
+      `--frames ${frames} is too few for --scenes ${scenes}: each scene needs >= 8 frames, so use --frames >= ${scenes * 8} or fewer --scenes`,
+    );
   }
   const { width, height } = parseSize(flags.size ?? '256x256', '--size', { even: true });
   const fps = parseFps(flags.fps);
@@ -100,7 +113,9 @@ async function video(out: string, flags: SynthFlags, common: Common): Promise<vo
   progress.end();
   const weak = result.cutDistances.map((d, i) => ({ d, at: result.scenes[i + 1]!.startFrame })).filter((c) => c.d < 0.3);
   for (const cut of weak) {
-    process.stderr.write(`synth: warning: the cut at frame ${cut.at} is weak (histogram distance ${cut.d.toFixed(2)}); a cut detector may miss it; give --conditions more than one condition or another --seed\n`);
+    process.stderr.write(
+      `synth: warning: the cut at frame ${cut.at} is weak (histogram distance ${cut.d.toFixed(2)}); a cut detector may miss it; give --conditions more than one condition or another --seed\n`,
+    );
   }
   process.stdout.write(
     `wrote ${out} (${frames} frames, ${result.scenes.length} scenes, ${width}x${height} @ ${fps} fps), ${result.masksDir} and ${result.scenesPath} in ${result.seconds.toFixed(1)} s\n`,

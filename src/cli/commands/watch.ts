@@ -10,15 +10,16 @@ import { waitForVideo } from '../video-waiter.js';
 export function registerWatchCommand(program: Command): void {
   program
     .command('watch')
-    .description('show a video\'s progress per stage until it is done (REDIS_URL)')
+    .description("show a video's progress per stage until it is done (REDIS_URL)")
     .argument('<videoId>', 'a video id printed by submit or returned by the API')
     .action(async (videoId: string) => {
       let client: PipelineClient | undefined;
       try {
         const config = configFromFlags({});
-        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'REDIS_URL is not set: watch reads the cluster\'s Redis');
+        if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, "REDIS_URL is not set: watch reads the cluster's Redis");
         client = await PipelineClient.connect(config, config.redisUrl);
-        if (!(await client.states.get(videoId))) throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (expired, cancelled or never submitted)`);
+        if (!(await client.states.get(videoId)))
+          throw new StreamsegError(ErrorCode.VIDEO_UNKNOWN, `no video ${videoId} (expired, cancelled or never submitted)`);
         const view = new ProgressView(videoId);
         let final;
         try {

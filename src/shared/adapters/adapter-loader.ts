@@ -70,7 +70,11 @@ export async function readAdapterFiles(dir: string): Promise<AdapterFiles> {
     try {
       return await readFile(full);
     } catch (cause) {
-      throw new ModelError(ErrorCode.ADAPTER_FILE, `${full}: cannot read (${(cause as Error).message}); an adapter directory holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`, { cause });
+      throw new ModelError(
+        ErrorCode.ADAPTER_FILE,
+        `${full}: cannot read (${(cause as Error).message}); an adapter directory holds ${ADAPTER_CONFIG_FILE} and ${ADAPTER_WEIGHTS_FILE}`,
+        { cause },
+      );
     }
   };
   const [config, weights] = await Promise.all([read(ADAPTER_CONFIG_FILE), read(ADAPTER_WEIGHTS_FILE)]);
@@ -115,7 +119,8 @@ function parseConfig(files: AdapterFiles): AdapterConfig {
   if (config.peft_type !== undefined && config.peft_type.toUpperCase() !== 'LORA') {
     throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: peft_type is ${config.peft_type}; only LORA adapters can be merged`);
   }
-  if (config.use_dora) throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: use_dora adapters are not supported (their magnitude vector cannot be fed as LoRA inputs)`);
+  if (config.use_dora)
+    throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: use_dora adapters are not supported (their magnitude vector cannot be fed as LoRA inputs)`);
   if (config.fan_in_fan_out) throw new ModelError(ErrorCode.ADAPTER_FILE, `${file}: fan_in_fan_out (Conv1D-style transposed) adapters are not supported`);
   return config;
 }

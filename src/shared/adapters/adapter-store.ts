@@ -89,7 +89,10 @@ export async function readAdapterIndex(pkg: ModelPackage): Promise<AdapterIndex 
   }
   const size = pkg.manifest.embedder?.size;
   if (size !== undefined && parsed.data.embedding.size !== size) {
-    throw new ModelError(ErrorCode.MODEL_MISMATCH, `${file}: embedding.size ${parsed.data.embedding.size} differs from the embedder's size ${size} in model.json`);
+    throw new ModelError(
+      ErrorCode.MODEL_MISMATCH,
+      `${file}: embedding.size ${parsed.data.embedding.size} differs from the embedder's size ${size} in model.json`,
+    );
   }
   return parsed.data;
 }
@@ -164,7 +167,11 @@ return redis.call('INCR', KEYS[2])
  * Validates an adapter against the package and publishes it to every worker. A bad adapter is
  * refused (ModelError naming file and tensor) and nothing is written.
  */
-export async function addRuntimeAdapter(redis: Redis, pkg: ModelPackage, input: AddAdapterInput): Promise<{ name: string; version: string; replaced: boolean }> {
+export async function addRuntimeAdapter(
+  redis: Redis,
+  pkg: ModelPackage,
+  input: AddAdapterInput,
+): Promise<{ name: string; version: string; replaced: boolean }> {
   const name = input.name ?? path.basename(path.resolve(input.dir));
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
     throw new ModelError(ErrorCode.ADAPTER_FILE, `adapter name "${name}" must be 1-64 letters, digits, '.', '_' or '-' (use --name)`);
@@ -247,7 +254,10 @@ export interface ListedAdapter {
  * tombstones hide them. Records that cannot be read are listed as problems. Whether each
  * adapter's weights fit the model is checked when it is added (and by every worker that loads it).
  */
-export async function listAdapters(redis: Redis, pkg: ModelPackage): Promise<{ adapters: ListedAdapter[]; problems: { name: string; source: 'package' | 'runtime'; error: string }[] }> {
+export async function listAdapters(
+  redis: Redis,
+  pkg: ModelPackage,
+): Promise<{ adapters: ListedAdapter[]; problems: { name: string; source: 'package' | 'runtime'; error: string }[] }> {
   const problems: { name: string; source: 'package' | 'runtime'; error: string }[] = [];
   const listed = new Map<string, ListedAdapter>();
   const index = await readAdapterIndex(pkg).catch((error: unknown) => {
@@ -260,11 +270,22 @@ export async function listAdapters(redis: Redis, pkg: ModelPackage): Promise<{ a
   for (const [name, text] of Object.entries(await redis.hgetall(adapterRegistryKeys.registry))) {
     const record = parseRuntimeRecord(text);
     if (!record.success) {
-      problems.push({ name, source: 'runtime', error: `${ErrorCode.ADAPTER_FILE}: the run-time record in Redis is not readable (${record.error.issues[0]?.message ?? 'invalid'})` });
+      problems.push({
+        name,
+        source: 'runtime',
+        error: `${ErrorCode.ADAPTER_FILE}: the run-time record in Redis is not readable (${record.error.issues[0]?.message ?? 'invalid'})`,
+      });
       continue;
     }
     if ('removed' in record.data) listed.delete(name);
-    else listed.set(name, { name, source: 'runtime', condition: record.data.condition ?? null, version: record.data.version, centroids: record.data.centroids.length });
+    else
+      listed.set(name, {
+        name,
+        source: 'runtime',
+        condition: record.data.condition ?? null,
+        version: record.data.version,
+        centroids: record.data.centroids.length,
+      });
   }
   return { adapters: [...listed.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), problems };
 }

@@ -143,12 +143,7 @@ export function parseSafetensors(bytes: Uint8Array, file: string, options: ReadS
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       fail(file, `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
     }
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      offsets[0] > offsets[1]
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
       fail(file, `${where}: data_offsets ${JSON.stringify(offsets)} is not [begin, end] with begin <= end`);
     }
     const [begin, end] = offsets as [number, number];

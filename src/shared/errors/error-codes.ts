@@ -123,9 +123,9 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 type ShortName<C extends string> = C extends `E_${infer N}` ? N : never;
 
 /** The codes as typed constants: `ErrorCode.VIDEO_GONE` is `'E_VIDEO_GONE'`. */
-export const ErrorCode = Object.freeze(
-  Object.fromEntries(Object.keys(ERROR_CATALOGUE).map((code) => [code.slice(2), code])),
-) as { readonly [C in ErrorCode as ShortName<C>]: C };
+export const ErrorCode = Object.freeze(Object.fromEntries(Object.keys(ERROR_CATALOGUE).map((code) => [code.slice(2), code]))) as {
+  readonly [C in ErrorCode as ShortName<C>]: C;
+};
 
 /** Whether `value` is a code of the catalogue (e.g. one parsed from a failure reason or a script's output). */
 export function isErrorCode(value: string): value is ErrorCode {

@@ -54,7 +54,12 @@ export function runMedia(command: string, args: readonly string[]): Promise<Medi
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4096)));
     const done = (code: number | null, spawnError?: Error) => {
-      const lastLine = stderr.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+      const lastLine =
+        stderr
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean)
+          .pop() ?? '';
       resolve({ code, stdout: Buffer.concat(chunks).toString('utf8'), stderr, lastLine, ...(spawnError ? { spawnError } : {}) });
     };
     child.once('error', (error) => done(null, error));

@@ -37,7 +37,10 @@ export class RawFrameFfmpeg {
     this.child.stderr.on('data', (chunk: string) => {
       // Keep only a tail: ffmpeg can be chatty, and only the last line explains a failure.
       stderrTail = (stderrTail + chunk).slice(-4096);
-      const lines = stderrTail.split('\n').map((l) => l.trim()).filter(Boolean);
+      const lines = stderrTail
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
       this.lastStderrLine = lines[lines.length - 1] ?? this.lastStderrLine;
     });
     // EPIPE after ffmpeg died is reported through the exit below, with its stderr.

@@ -17,9 +17,7 @@ export function drawBuildings(canvas: Canvas, cam: Camera, layout: SceneLayout):
     const lit = b.side === layout.palette.sunSide ? 1 : 0.78;
     if (cam.z < b.z0) {
       const xOut = b.x + b.side * b.depth;
-      drawAxisQuad(canvas, cam, 'z', b.z0, Math.min(b.x, xOut), Math.max(b.x, xOut), 0, b.height, (X, Y, s) =>
-        facade(b, Math.abs(X - b.x), Y, lit * 0.82, s),
-      );
+      drawAxisQuad(canvas, cam, 'z', b.z0, Math.min(b.x, xOut), Math.max(b.x, xOut), 0, b.height, (X, Y, s) => facade(b, Math.abs(X - b.x), Y, lit * 0.82, s));
     }
     drawAxisQuad(canvas, cam, 'x', b.x, b.z0, b.z1, 0, b.height, (Z, Y, s) => facade(b, Z - b.z0, Y, lit, s));
   }
@@ -105,7 +103,7 @@ export function drawSkyline(canvas: Canvas, cam: Camera, layout: SceneLayout): v
     const h0 = sky.heights[i] ?? 0;
     if (sky.kind === 'building') {
       if (Y > h0) return -1;
-      const win = ((Y % 3.4) < 1.6 && ((X % 2.5) + 2.5) % 2.5 < 1.2) ? 0.82 : 1;
+      const win = Y % 3.4 < 1.6 && ((X % 2.5) + 2.5) % 2.5 < 1.2 ? 0.82 : 1;
       const k = (0.85 + 0.15 * hash2(i, 3, sky.seed)) * win;
       s.r = sky.color[0] * k;
       s.g = sky.color[1] * k;

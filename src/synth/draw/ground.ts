@@ -23,11 +23,11 @@ export function drawGround(canvas: Canvas, cam: Camera, layout: SceneLayout): vo
     let marking = false;
     if (centreLine !== 'none' && ax < 0.08) marking = centreLine === 'solid' || ((Z % 9) + 9) % 9 < 4.5;
     if (ax > roadHalf - 0.4 && ax < roadHalf - 0.25) marking = true;
-    if (crosswalkZ !== null && Z > crosswalkZ && Z < crosswalkZ + 3.5 && ((X + 60) % 1.2) < 0.6) marking = true;
+    if (crosswalkZ !== null && Z > crosswalkZ && Z < crosswalkZ + 3.5 && (X + 60) % 1.2 < 0.6) marking = true;
     // Tyre tracks keep snow off parts of each lane.
     const lanePos = ((ax % 3.25) + 3.25) % 3.25;
     const track = Math.abs(lanePos - 0.8) < 0.25 || Math.abs(lanePos - 2.45) < 0.25;
-    s.snow = (track ? 0.45 : 0.75) + 0.25 * (patch - 0.92) / 0.16;
+    s.snow = (track ? 0.45 : 0.75) + (0.25 * (patch - 0.92)) / 0.16;
     if (marking) {
       k = 0.9 + 0.1 * grain;
       s.r = palette.marking[0] * k;
@@ -83,9 +83,9 @@ export function drawGround(canvas: Canvas, cam: Camera, layout: SceneLayout): vo
       s.b = palette.curb[2] * k;
       return C.sidewalk;
     }
-    const fx = ((X / 0.6) % 1 + 1) % 1;
-    const fz = ((Z / 0.6) % 1 + 1) % 1;
-    const joint = (fx < 0.07 || fz < 0.07) ? 0.16 * Math.max(0, 1 - t / 25) : 0;
+    const fx = (((X / 0.6) % 1) + 1) % 1;
+    const fz = (((Z / 0.6) % 1) + 1) % 1;
+    const joint = fx < 0.07 || fz < 0.07 ? 0.16 * Math.max(0, 1 - t / 25) : 0;
     const k = (t < 60 ? 0.9 + 0.2 * valueNoise(X * 0.7, Z * 0.7, seed + 6) : 1) * (1 - joint);
     s.r = palette.sidewalk[0] * k;
     s.g = palette.sidewalk[1] * k;

@@ -78,15 +78,17 @@ export function drawVehicle(canvas: Canvas, cam: Camera, v: Vehicle, t: number):
     paintRgb(s, body, 0.92);
     return C.vehicle;
   };
-  const sideFace = (len: number): FaceMaterial => (Z, Y, s) => {
-    const u = Z - z0;
-    if (tall && v.kind !== 'truck' && Y > v.height * 0.55 && Y < v.height - 0.25 && u > 0.4 && u < len - 0.4 && (u % 1.6) > 0.15) {
-      paintRgb(s, GLASS, 1.2);
+  const sideFace =
+    (len: number): FaceMaterial =>
+    (Z, Y, s) => {
+      const u = Z - z0;
+      if (tall && v.kind !== 'truck' && Y > v.height * 0.55 && Y < v.height - 0.25 && u > 0.4 && u < len - 0.4 && u % 1.6 > 0.15) {
+        paintRgb(s, GLASS, 1.2);
+        return C.vehicle;
+      }
+      paintRgb(s, body, Y < 0.45 ? 0.5 : 0.78);
       return C.vehicle;
-    }
-    paintRgb(s, body, Y < 0.45 ? 0.5 : 0.78);
-    return C.vehicle;
-  };
+    };
   const topFace: FaceMaterial = (_X, _Z, s) => {
     paintRgb(s, body, 1.08);
     s.snow = 1;
@@ -113,17 +115,19 @@ export function drawVehicle(canvas: Canvas, cam: Camera, v: Vehicle, t: number):
     const cab = front ? { z0, z1: z0 + cabLen } : { z0: z1 - cabLen, z1 };
     const cargo = front ? { z0: z0 + cabLen + 0.2, z1 } : { z0, z1: z1 - cabLen - 0.2 };
     const cargoColor = mix(body, [0.9, 0.9, 0.9], 0.6);
-    const drawCab = (): void => drawBox(canvas, cam, { x0, x1, y0: bodyTop, y1: v.height * 0.8, z0: cab.z0, z1: cab.z1 }, (face) => (a, b, s) => {
-      const glassHit = face === 'near' && front && b > v.height * 0.5 && Math.abs(a - v.x) < v.width / 2 - 0.15;
-      paintRgb(s, glassHit ? GLASS : body, glassHit ? 1.3 : face === 'top' ? 1.05 : 0.85);
-      if (face === 'top') s.snow = 1;
-      return C.vehicle;
-    });
-    const drawCargo = (): void => drawBox(canvas, cam, { x0, x1, y0: 1.0, y1: v.height, z0: cargo.z0, z1: cargo.z1 }, (face) => (_a, b, s) => {
-      paintRgb(s, cargoColor, face === 'top' ? 1.05 : face === 'side' ? 0.8 : 0.95 - (b > v.height - 0.2 ? 0.2 : 0));
-      if (face === 'top') s.snow = 1;
-      return C.vehicle;
-    });
+    const drawCab = (): void =>
+      drawBox(canvas, cam, { x0, x1, y0: bodyTop, y1: v.height * 0.8, z0: cab.z0, z1: cab.z1 }, (face) => (a, b, s) => {
+        const glassHit = face === 'near' && front && b > v.height * 0.5 && Math.abs(a - v.x) < v.width / 2 - 0.15;
+        paintRgb(s, glassHit ? GLASS : body, glassHit ? 1.3 : face === 'top' ? 1.05 : 0.85);
+        if (face === 'top') s.snow = 1;
+        return C.vehicle;
+      });
+    const drawCargo = (): void =>
+      drawBox(canvas, cam, { x0, x1, y0: 1.0, y1: v.height, z0: cargo.z0, z1: cargo.z1 }, (face) => (_a, b, s) => {
+        paintRgb(s, cargoColor, face === 'top' ? 1.05 : face === 'side' ? 0.8 : 0.95 - (b > v.height - 0.2 ? 0.2 : 0));
+        if (face === 'top') s.snow = 1;
+        return C.vehicle;
+      });
     if (front) {
       drawCab();
       drawCargo();
@@ -149,15 +153,14 @@ export function drawVehicle(canvas: Canvas, cam: Camera, v: Vehicle, t: number):
     }
   }
 
-
   const lightY = lightsY0 + 0.1;
   for (const lx of [x0 + 0.22, x1 - 0.22]) {
     const zc = cam.camZ(lx, z0);
     if (zc < NEAR + 0.3 || cam.z > z0) continue;
     const k = cam.f / zc / canvas.ss;
     canvas.lights.push({
-      x: (cam.cx + cam.camX(lx, z0) * cam.f / zc) / canvas.ss,
-      y: (cam.cy - (lightY - cam.h) * cam.f / zc) / canvas.ss,
+      x: (cam.cx + (cam.camX(lx, z0) * cam.f) / zc) / canvas.ss,
+      y: (cam.cy - ((lightY - cam.h) * cam.f) / zc) / canvas.ss,
       radius: front ? Math.max(1.2 * canvas.unit, k * 0.22) : Math.max(0.8 * canvas.unit, k * 0.1),
       color: front ? [1, 0.95, 0.8] : [1, 0.12, 0.08],
       kind: 'glow',

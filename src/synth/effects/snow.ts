@@ -47,8 +47,10 @@ export function snowFlakes(fb: FrameBuffers, s: number, state: LightState, scene
     const y = ((((y0 + speed * t) % span) + span) % span) - margin;
     const x = (((x0 + Math.sin(t * 0.05 + phase) * 4 * unit + t * 0.3 * unit) % width) + width) % width;
     const alpha = (0.55 + 0.4 * near) * areaK;
-    const xa = Math.floor(x - r - 1), xb = Math.ceil(x + r + 1);
-    const ya = Math.floor(y - r - 1), yb = Math.ceil(y + r + 1);
+    const xa = Math.floor(x - r - 1),
+      xb = Math.ceil(x + r + 1);
+    const ya = Math.floor(y - r - 1),
+      yb = Math.ceil(y + r + 1);
     for (let py = Math.max(0, ya); py <= Math.min(height - 1, yb); py++) {
       for (let px = Math.max(0, xa); px <= Math.min(width - 1, xb); px++) {
         const d = Math.hypot(px + 0.5 - x, py + 0.5 - y) / r;

@@ -63,7 +63,9 @@ export class AdapterLoraFeedProvider implements LoraFeedProvider {
 
   async feedsFor(ctx: AdapterFeedContext): Promise<AdapterFeedResult> {
     const options = resolveRetrievalOptions(this.deps.retrieval, ctx.retrieval);
-    await this.deps.registry.maybeRefresh().catch((error: unknown) => this.deps.logger?.warn({ err: String(error) }, 'adapter registry refresh failed; serving the adapters known so far'));
+    await this.deps.registry
+      .maybeRefresh()
+      .catch((error: unknown) => this.deps.logger?.warn({ err: String(error) }, 'adapter registry refresh failed; serving the adapters known so far'));
     const candidates = this.deps.registry.candidates();
     if (candidates.length === 0) return this.base(options.method, [], 'none', 'local');
 
@@ -95,7 +97,12 @@ export class AdapterLoraFeedProvider implements LoraFeedProvider {
     return this.closed;
   }
 
-  private base(method: string, ranking: RetrievalResult['ranking'], fallback: RetrievalResult['fallback'], embeddingSource: AdapterFeedResult['details']['embeddingSource']): AdapterFeedResult {
+  private base(
+    method: string,
+    ranking: RetrievalResult['ranking'],
+    fallback: RetrievalResult['fallback'],
+    embeddingSource: AdapterFeedResult['details']['embeddingSource'],
+  ): AdapterFeedResult {
     adapterSelections.inc({ outcome: 'base' });
     return { feeds: this.baseFeeds, adapters: [], cacheHit: null, details: { method, ranking, fallback, embeddingSource, mergeMs: 0 } };
   }
@@ -124,17 +131,15 @@ export function packageHasAdapters(pkg: ModelPackage): boolean {
 export async function createAdapterLoraFeedProvider(options: CreateAdapterLoraFeedOptions): Promise<AdapterLoraFeedProvider> {
   const { pkg } = options;
   if (!packageHasAdapters(pkg)) {
-    throw new ModelError(ErrorCode.MODEL_MANIFEST, `${pkg.dir}/model.json has no "embedder" or no "adapters": per-scene adapters need both (use the base feeds instead)`);
+    throw new ModelError(
+      ErrorCode.MODEL_MANIFEST,
+      `${pkg.dir}/model.json has no "embedder" or no "adapters": per-scene adapters need both (use the base feeds instead)`,
+    );
   }
   const logger = options.logger?.child({ part: 'adapters' });
   const registry = await AdapterRegistry.open({ pkg, redis: options.redis, subscriber: options.subscriber, logger });
   const embedder = await OnnxEmbedder.create(pkg, { ...options.embedder, logger });
-  const embeddings = new SceneEmbeddingService(
-    options.redis,
-    options.frameStore,
-    embedder,
-    { ...options.sceneEmbedding, logger },
-  );
+  const embeddings = new SceneEmbeddingService(options.redis, options.frameStore, embedder, { ...options.sceneEmbedding, logger });
   const cache = new MergedAdapterCache(pkg.manifest.lora.targets, { maxBytes: options.cacheBytes });
   return new AdapterLoraFeedProvider({
     targets: pkg.manifest.lora.targets,

@@ -5,14 +5,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { ADAPTER_REGISTRY_KEYS } from '../../shared/redis-keys.js';
 import { parseAdapter, readAdapterFiles, type LoadedAdapter } from '../../shared/adapters/adapter-loader.js';
-import {
-  embeddingSize,
-  readAdapterIndex,
-  readRuntimeFiles,
-  parseRuntimeRecord,
-  toCentroids,
-  type AdapterIndex,
-} from '../../shared/adapters/adapter-store.js';
+import { embeddingSize, readAdapterIndex, readRuntimeFiles, parseRuntimeRecord, toCentroids, type AdapterIndex } from '../../shared/adapters/adapter-store.js';
 import { BASE_CANDIDATE, type RetrievalCandidate } from './retrieval.js';
 
 /**
@@ -195,7 +188,11 @@ export class AdapterRegistry {
     for (const [name, text] of Object.entries(raw)) {
       try {
         const parsed = parseRuntimeRecord(text);
-        if (!parsed.success) throw new ModelError(ErrorCode.ADAPTER_FILE, `run-time adapter "${name}": its record in Redis is not readable (${parsed.error.issues[0]?.message ?? 'invalid'})`);
+        if (!parsed.success)
+          throw new ModelError(
+            ErrorCode.ADAPTER_FILE,
+            `run-time adapter "${name}": its record in Redis is not readable (${parsed.error.issues[0]?.message ?? 'invalid'})`,
+          );
         const record = parsed.data;
         if ('removed' in record) {
           nextTombstones.add(name);
@@ -224,4 +221,3 @@ export class AdapterRegistry {
     return true;
   }
 }
-

@@ -54,7 +54,11 @@ async function sampleVideo(file: string, workDir: string, options: Required<Cent
  * frames of its domain, each resized to its model input (planModelInput) and embedded on its content only,
  * as the workers embed scenes.
  */
-export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly string[], options: CentroidOptions = {}): Promise<{ centroid: number[]; frames: number }> {
+export async function centroidFromMedia(
+  pkg: ModelPackage,
+  inputs: readonly string[],
+  options: CentroidOptions = {},
+): Promise<{ centroid: number[]; frames: number }> {
   const settings = { maxFrames: options.maxFrames ?? 32, videoFps: options.videoFps ?? 2 };
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'streamseg-centroid-'));
   const embedder = await OnnxEmbedder.create(pkg);
@@ -69,7 +73,13 @@ export async function centroidFromMedia(pkg: ModelPackage, inputs: readonly stri
       const { width, height, rect } = plan;
       let scaled = image.removeAlpha().resize(rect.width, rect.height, { fit: 'fill' });
       if (rect.width !== width || rect.height !== height) {
-        scaled = scaled.extend({ left: rect.x, top: rect.y, right: width - rect.width - rect.x, bottom: height - rect.height - rect.y, background: { r: 0, g: 0, b: 0 } });
+        scaled = scaled.extend({
+          left: rect.x,
+          top: rect.y,
+          right: width - rect.width - rect.x,
+          bottom: height - rect.height - rect.y,
+          background: { r: 0, g: 0, b: 0 },
+        });
       }
       const rgb = await scaled.raw().toBuffer();
       embeddings.push(...(await embedder.embedFrames([rgb], plan, rect)));

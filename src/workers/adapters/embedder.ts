@@ -44,7 +44,8 @@ export function preprocessRgb(
   const scale = [0, 1, 2].map((c) => 1 / (255 * std[c]!));
   const shift = [0, 1, 2].map((c) => mean[c]! / std[c]!);
   frames.forEach((frame, n) => {
-    if (frame.length !== width * height * 3) throw new RangeError(`frame ${n} has ${frame.length} bytes, expected ${width * height * 3} (RGB24 ${width}x${height})`);
+    if (frame.length !== width * height * 3)
+      throw new RangeError(`frame ${n} has ${frame.length} bytes, expected ${width * height * 3} (RGB24 ${width}x${height})`);
     const base = n * 3 * plane;
     for (let y = 0; y < ch; y++) {
       let src = ((y0 + y) * width + x0) * 3;
@@ -123,7 +124,10 @@ export class OnnxEmbedder implements FrameEmbedder {
     const output = result[spec.output]!;
     const values = output.data as Float32Array;
     if (output.dims.length !== 2 || output.dims[0] !== frames.length || output.dims[1] !== this.size) {
-      throw new ModelError(ErrorCode.MODEL_MISMATCH, `embedder output "${spec.output}" has dims [${output.dims.join(', ')}], expected [${frames.length}, ${this.size}]`);
+      throw new ModelError(
+        ErrorCode.MODEL_MISMATCH,
+        `embedder output "${spec.output}" has dims [${output.dims.join(', ')}], expected [${frames.length}, ${this.size}]`,
+      );
     }
     return Array.from({ length: frames.length }, (_, i) => values.slice(i * this.size, (i + 1) * this.size));
   }

@@ -135,7 +135,13 @@ export function retrieveAdapters(embedding: Float32Array, candidates: readonly R
     return { selected: [{ name: nearest.name, distance: nearest.distance, weight: 1 }], ranking, fallback: 'nearest' };
   }
   const top = within.slice(0, options.topK);
-  const weights = quantiseWeights(distanceWeights(top.map((t) => t.distance), options), options.weightQuantum);
+  const weights = quantiseWeights(
+    distanceWeights(
+      top.map((t) => t.distance),
+      options,
+    ),
+    options.weightQuantum,
+  );
   const selected = top
     .map((t, i) => ({ name: t.name, distance: t.distance, weight: weights[i]!, base: t.base }))
     .filter((s) => s.weight > 0 && !s.base)

@@ -160,7 +160,12 @@ export class SceneEmbeddingService {
     const rect = await this.states.getLetterbox(videoId);
     if (!rect) return undefined;
     const { width, height } = input;
-    const valid = [rect.x, rect.y, rect.width, rect.height].every(Number.isInteger) && rect.width >= 8 && rect.height >= 8 && rect.x + rect.width <= width && rect.y + rect.height <= height;
+    const valid =
+      [rect.x, rect.y, rect.width, rect.height].every(Number.isInteger) &&
+      rect.width >= 8 &&
+      rect.height >= 8 &&
+      rect.x + rect.width <= width &&
+      rect.y + rect.height <= height;
     return valid ? rect : undefined;
   }
 }

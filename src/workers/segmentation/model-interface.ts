@@ -28,10 +28,7 @@ function expectedInputs(manifest: ModelManifest): ExpectedInput[] {
  * anything; fixed ones must equal what the manifest promises, since the worker sizes its
  * feeds from the manifest alone.
  */
-export function compareModelInterface(
-  manifest: ModelManifest,
-  graph: { inputs: readonly ValueMetadata[]; outputs: readonly ValueMetadata[] },
-): string[] {
+export function compareModelInterface(manifest: ModelManifest, graph: { inputs: readonly ValueMetadata[]; outputs: readonly ValueMetadata[] }): string[] {
   const problems: string[] = [];
   const byName = new Map(graph.inputs.map((m) => [m.name, m]));
   const expected = expectedInputs(manifest);

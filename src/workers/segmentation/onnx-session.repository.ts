@@ -40,7 +40,14 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 
 /** Where a session runs: this thread, or a worker thread that owns it. */
 interface InferenceRunner {
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult>;
+  segment(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions,
+  ): Promise<EngineResult>;
   release(): Promise<void>;
 }
 
@@ -152,10 +159,13 @@ export class OnnxSessionRepository {
     // One buffer of its own, handed to the inference thread without a copy.
     const batch = new Uint8Array(frames.length * frameBytes);
     frames.forEach((frame, slot) => {
-      if (frame.length !== frameBytes) throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
+      if (frame.length !== frameBytes)
+        throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
       batch.set(frame, slot * frameBytes);
     });
-    const { masks, inferenceMs, confidence } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf, { confidence: request.confidence === true });
+    const { masks, inferenceMs, confidence } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf, {
+      confidence: request.confidence === true,
+    });
     const buffer = Buffer.from(masks.buffer, masks.byteOffset, masks.byteLength);
     return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs, ...(confidence ? { confidence } : {}) };
   }
@@ -172,7 +182,14 @@ class InlineRunner implements InferenceRunner {
     private readonly session: ort.InferenceSession,
   ) {}
 
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
+  segment(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions,
+  ): Promise<EngineResult> {
     return this.engine.segment(frames, count, size, feeds, classOf, call);
   }
 
@@ -198,7 +215,8 @@ class ThreadRunner implements InferenceRunner {
       if (reply.kind === 'result' || reply.kind === 'run-failed') {
         const waiter = this.pending.get(reply.id);
         this.pending.delete(reply.id);
-        if (reply.kind === 'result') waiter?.resolve({ masks: reply.masks, inferenceMs: reply.inferenceMs, ...(reply.confidence ? { confidence: reply.confidence } : {}) });
+        if (reply.kind === 'result')
+          waiter?.resolve({ masks: reply.masks, inferenceMs: reply.inferenceMs, ...(reply.confidence ? { confidence: reply.confidence } : {}) });
         else waiter?.reject(new Error(reply.message));
       }
     });
@@ -237,11 +255,19 @@ class ThreadRunner implements InferenceRunner {
     });
   }
 
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
+  segment(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions,
+  ): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
-      if (tensor.type !== 'float32') return Promise.reject(new ModelError(ErrorCode.MODEL_MISMATCH, `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
+      if (tensor.type !== 'float32')
+        return Promise.reject(new ModelError(ErrorCode.MODEL_MISMATCH, `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
       // Cloned by postMessage (not transferred): callers keep cached LoRA and class tensors.
       wire[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
     }

@@ -24,7 +24,16 @@ export interface WireTensor {
 
 export type InferenceThreadRequest =
   /** `frames` (transferred): `count` RGB24 frames of `size` back to back; `feeds`: the other graph inputs. */
-  | { kind: 'segment'; id: number; frames: Uint8Array; count: number; size: FrameSize; feeds: Record<string, WireTensor>; classOf: Uint8Array; call: EngineCallOptions }
+  | {
+      kind: 'segment';
+      id: number;
+      frames: Uint8Array;
+      count: number;
+      size: FrameSize;
+      feeds: Record<string, WireTensor>;
+      classOf: Uint8Array;
+      call: EngineCallOptions;
+    }
   | { kind: 'release' };
 
 export type InferenceThreadReply =

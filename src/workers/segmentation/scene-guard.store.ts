@@ -30,7 +30,7 @@ export class SceneGuardStore {
   async settle(videoId: string, scene: number, verdict: GuardVerdict): Promise<GuardVerdict> {
     const key = videoKeys(videoId).guard(scene);
     const set = await this.redis.set(key, verdict, 'EX', this.ttlSeconds, 'NX');
-    const holds = set === 'OK' ? verdict : ((await this.redis.get(key)) as GuardVerdict | null) ?? verdict;
+    const holds = set === 'OK' ? verdict : (((await this.redis.get(key)) as GuardVerdict | null) ?? verdict);
     this.remember(key, holds);
     return holds;
   }

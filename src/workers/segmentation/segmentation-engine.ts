@@ -73,16 +73,32 @@ export class SegmentationEngine {
    * Segments `frames` (count × width × height × 3 RGB24 bytes); `feeds` are the other graph
    * inputs (class embeddings and LoRA A/B), `classOf[c]` the mask value of logit channel c.
    */
-  segment(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions = {}): Promise<EngineResult> {
+  segment(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions = {},
+  ): Promise<EngineResult> {
     const result = this.tail.then(() => this.segmentNow(frames, count, size, feeds, classOf, call));
     this.tail = result.catch(() => undefined);
     return result;
   }
 
-  private async segmentNow(frames: Uint8Array, count: number, size: FrameSize, feeds: Record<string, ort.Tensor>, classOf: Uint8Array, call: EngineCallOptions): Promise<EngineResult> {
+  private async segmentNow(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions,
+  ): Promise<EngineResult> {
     const preprocessor = this.preprocessorFor(size);
     if (!(count > 0) || frames.length !== count * preprocessor.frameBytes) {
-      throw new RangeError(`${count} frames of ${preprocessor.width}x${preprocessor.height} RGB need ${count * preprocessor.frameBytes} bytes, got ${frames.length}`);
+      throw new RangeError(
+        `${count} frames of ${preprocessor.width}x${preprocessor.height} RGB need ${count * preprocessor.frameBytes} bytes, got ${frames.length}`,
+      );
     }
     const floats = count * preprocessor.frameFloats;
     if (this.batch.length < floats) this.batch = new Float32Array(floats);
@@ -96,7 +112,8 @@ export class SegmentationEngine {
     const results = await this.session.run({ ...feeds, [this.spec.input.name]: image }, [this.spec.outputName]);
     const inferenceMs = performance.now() - started;
     const logits = results[this.spec.outputName];
-    if (!logits || logits.type !== 'float32') throw new ModelError(ErrorCode.MODEL_MISMATCH, `model output "${this.spec.outputName}" is missing or not float32`);
+    if (!logits || logits.type !== 'float32')
+      throw new ModelError(ErrorCode.MODEL_MISMATCH, `model output "${this.spec.outputName}" is missing or not float32`);
     const plane = preprocessor.width * preprocessor.height;
     if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
     const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);

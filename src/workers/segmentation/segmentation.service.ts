@@ -105,7 +105,10 @@ export class SegmentationService {
         const verdict: GuardVerdict = sure(merged) >= sure(base) + lora.guard.margin ? 'kept' : 'base';
         guard = await this.deps.guards.settle(data.videoId, data.scene, verdict);
         output = { masks: (guard === 'kept' ? merged : base).masks, inferenceMs: merged.inferenceMs + base.inferenceMs };
-        this.deps.logger.debug({ videoId: data.videoId, scene: data.scene, merged: sure(merged), base: sure(base), guard }, 'confidence guard judged the scene');
+        this.deps.logger.debug(
+          { videoId: data.videoId, scene: data.scene, merged: sure(merged), base: sure(base), guard },
+          'confidence guard judged the scene',
+        );
       }
       if (guard === 'base') {
         adapters = [];
@@ -154,7 +157,10 @@ export class SegmentationService {
    * end, a failed job naming the frames.
    */
   private async fetchInputs(data: SegmentFramesJob): Promise<{ frames: SegmentFramesJob['frames']; inputs: Buffer[] }> {
-    const inputs = await this.deps.frameStore.getInputs(data.videoId, data.frames.map((f) => f.index));
+    const inputs = await this.deps.frameStore.getInputs(
+      data.videoId,
+      data.frames.map((f) => f.index),
+    );
     const missing = data.frames.filter((_, i) => !inputs[i]);
     if (missing.length === 0) return { frames: data.frames, inputs: inputs as Buffer[] };
     const state = await this.deps.states.get(data.videoId);

@@ -32,7 +32,10 @@ export class FrameStreamRepository {
 }
 
 const APPEND_COMMAND = 'streamsegAppendFrameRecord';
-type AppendCommand = Record<typeof APPEND_COMMAND, (stream: string, last: string, index: string, record: string, maxLen: string, ttl: string) => Promise<number>>;
+type AppendCommand = Record<
+  typeof APPEND_COMMAND,
+  (stream: string, last: string, index: string, record: string, maxLen: string, ttl: string) => Promise<number>
+>;
 
 const APPEND_IF_NEW = `
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')

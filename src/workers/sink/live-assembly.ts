@@ -185,7 +185,8 @@ export class LiveAssembly {
       lastStatusAt = now;
       const state = await states.get(this.videoId);
       if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
-      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
+      if (state.status === 'failed')
+        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
       totalFrames = state.totalFrames;
       decodedFrames = state.decodedFrames;
       if (totalFrames !== undefined && buffer.next >= totalFrames) break;
@@ -231,7 +232,10 @@ export class LiveAssembly {
     await rename(`${file}.partial`, file);
     await states.markDone(this.videoId);
     this.closeConnections();
-    this.log.info({ frames, emitted: this.emitted, dropped: report.live.droppedFrames, lost: this.lost, latencyMs: report.live.latencyMs }, 'live video finished');
+    this.log.info(
+      { frames, emitted: this.emitted, dropped: report.live.droppedFrames, lost: this.lost, latencyMs: report.live.latencyMs },
+      'live video finished',
+    );
     return { videoId: this.videoId, frames: this.emitted, scenes: report.scenes.length, outDir: this.outDir };
   }
 
@@ -254,10 +258,15 @@ export class LiveAssembly {
       this.signal?.throwIfAborted();
       const state = await this.deps.states.get(this.videoId);
       if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
+      if (state.status === 'failed')
+        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
       if (
-        state.sourceWidth !== undefined && state.sourceHeight !== undefined && state.fps !== undefined &&
-        state.inputWidth !== undefined && state.inputHeight !== undefined && state.letterbox !== undefined
+        state.sourceWidth !== undefined &&
+        state.sourceHeight !== undefined &&
+        state.fps !== undefined &&
+        state.inputWidth !== undefined &&
+        state.inputHeight !== undefined &&
+        state.letterbox !== undefined
       ) {
         return state as ProbedState;
       }
@@ -265,4 +274,3 @@ export class LiveAssembly {
     }
   }
 }
-

@@ -62,9 +62,13 @@ export function liveOutputArgs(options: LiveOutputOptions): string[] {
       playlist,
     ];
   }
-  for (const [what, value] of [['output directory', playlist], ['restream URL', options.restreamUrl]] as const) {
+  for (const [what, value] of [
+    ['output directory', playlist],
+    ['restream URL', options.restreamUrl],
+  ] as const) {
     // The tee muxer splits on these characters; such names are refused rather than half-escaped.
-    if (/[|[\]\\']/.test(value)) throw new StreamsegError(ErrorCode.LIVE_OUTPUT, `${what} ${value} holds one of | [ ] \\ ' which the live outputs cannot carry`);
+    if (/[|[\]\\']/.test(value))
+      throw new StreamsegError(ErrorCode.LIVE_OUTPUT, `${what} ${value} holds one of | [ ] \\ ' which the live outputs cannot carry`);
   }
   const restream = /^rtsp:/i.test(options.restreamUrl)
     ? `[f=rtsp:rtsp_transport=tcp:onfail=ignore]${options.restreamUrl}`

@@ -29,9 +29,8 @@ export function evenSize(width: number, height: number): EvenSize {
  */
 export function playerSafeFilter(width: number, height: number): string {
   const even = evenSize(width, height);
-  const pad = even.padRight || even.padBottom
-    ? `pad=${even.width}:${even.height}:0:0,fillborders=right=${even.padRight}:bottom=${even.padBottom}:mode=smear,`
-    : '';
+  const pad =
+    even.padRight || even.padBottom ? `pad=${even.width}:${even.height}:0:0,fillborders=right=${even.padRight}:bottom=${even.padBottom}:mode=smear,` : '';
   return `${pad}scale=out_color_matrix=bt709:out_range=tv,format=yuv420p`;
 }
 

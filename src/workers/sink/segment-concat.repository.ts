@@ -40,7 +40,9 @@ export async function concatSegments(segments: readonly string[], output: string
     const { code, lastLine, spawnError } = await runMedia(ffmpegPath, args);
     if (spawnError) throw new FfmpegError(`cannot run ffmpeg (${spawnError.message}): install it (apt-get install ffmpeg)`, { cause: spawnError });
     if (code !== 0) {
-      throw new FfmpegError(`ffmpeg joining ${segments.length} segment(s)${audio ? ` and the audio of ${audio.path}` : ''} into ${output} exited with ${code}: ${lastLine || 'no message'}`);
+      throw new FfmpegError(
+        `ffmpeg joining ${segments.length} segment(s)${audio ? ` and the audio of ${audio.path}` : ''} into ${output} exited with ${code}: ${lastLine || 'no message'}`,
+      );
     }
     await rename(partial, output);
   } finally {

@@ -23,7 +23,6 @@ import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 import { abortableSleep } from '../../shared/abortable-sleep.js';
 
-
 type ProbedState = VideoState & VideoProbeFacts;
 
 /**
@@ -124,7 +123,10 @@ export class VideoAssembly {
         }
         const source = await frameStore.getSource(this.videoId, index);
         if (!source) {
-          throw new FrameError(ErrorCode.FRAME_MISSING, `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`);
+          throw new FrameError(
+            ErrorCode.FRAME_MISSING,
+            `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
+          );
         }
         unletterbox.apply(item.mask, sourceMask);
         const annotated = await overlay.annotate(source, sourceMask, width, height);
@@ -220,7 +222,14 @@ export class VideoAssembly {
     await this.segments.remove();
     this.closeBlocking();
     this.log.info(
-      { frames: this.framesWritten, scenes: report.scenes.length, segments: checkpoint.segments, wallMs: report.timings.wallMs, sinkMs: Math.round(activeMs), fps: report.timings.framesPerSecond },
+      {
+        frames: this.framesWritten,
+        scenes: report.scenes.length,
+        segments: checkpoint.segments,
+        wallMs: report.timings.wallMs,
+        sinkMs: Math.round(activeMs),
+        fps: report.timings.framesPerSecond,
+      },
       'video assembled',
     );
     return { videoId: this.videoId, frames: this.framesWritten, scenes: report.scenes.length, outDir: this.outDir };
@@ -245,7 +254,9 @@ export class VideoAssembly {
       colorMatrix: 'bt709',
       padded: { right: even.padRight, bottom: even.padBottom },
       ...(even.padRight || even.padBottom
-        ? { note: `the source is ${width}x${height}; yuv420p needs even sizes, so annotated.mp4 is ${even.width}x${even.height} with the last column/row repeated; masks stay ${width}x${height}` }
+        ? {
+            note: `the source is ${width}x${height}; yuv420p needs even sizes, so annotated.mp4 is ${even.width}x${even.height} with the last column/row repeated; masks stay ${width}x${height}`,
+          }
         : {}),
       startMs: videoOffsetMs,
     };
@@ -254,7 +265,10 @@ export class VideoAssembly {
       await join(list, this.files.video, { videoOffsetMs });
       return { video, audio: plan };
     }
-    const readable = await access(plan.path, fsConstants.R_OK).then(() => true, () => false);
+    const readable = await access(plan.path, fsConstants.R_OK).then(
+      () => true,
+      () => false,
+    );
     if (readable) {
       try {
         await join(list, this.files.video, { videoOffsetMs, audio: plan });
@@ -291,7 +305,10 @@ export class VideoAssembly {
   }
 
   private ownerLost(): StreamsegError {
-    return new StreamsegError(ErrorCode.SINK_OWNER_LOST, `another sink took video ${this.videoId} over (this one lost its job lock); this sink stops writing it`);
+    return new StreamsegError(
+      ErrorCode.SINK_OWNER_LOST,
+      `another sink took video ${this.videoId} over (this one lost its job lock); this sink stops writing it`,
+    );
   }
 
   private closeBlocking(): void {
@@ -317,7 +334,8 @@ export class VideoAssembly {
       this.signal?.throwIfAborted();
       const state = await this.deps.states.get(this.videoId);
       if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
+      if (state.status === 'failed')
+        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
       if (hasProbeFacts(state)) return state;
       await abortableSleep(100, this.signal);
     }

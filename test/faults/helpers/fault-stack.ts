@@ -49,7 +49,13 @@ export class FaultStack {
       if (options.video) {
         const { frames } = options.video;
         stack.clip = path.join(stack.dir, 'clip.mp4');
-        await makeTestVideo(stack.clip, { width: 96, height: 54, fps: 10, framesPerScene: [frames / 2, frames / 2], video: ['libx264', '-pix_fmt', 'yuv420p'] });
+        await makeTestVideo(stack.clip, {
+          width: 96,
+          height: 54,
+          fps: 10,
+          framesPerScene: [frames / 2, frames / 2],
+          video: ['libx264', '-pix_fmt', 'yuv420p'],
+        });
       }
       stack.env = faultEnv(stack.redis.url, stack.outRoot, options.env);
       stack.roles.push(...(await startRoles(options.roles ?? ['producer', 'worker', 'sink'], stack.env)));

@@ -60,7 +60,11 @@ export interface VideoOutputs {
 export async function readOutputs(outDir: string): Promise<VideoOutputs> {
   const text = await readFile(path.join(outDir, 'masks.ndjson'), 'utf8');
   return {
-    lines: text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as MaskLine),
+    lines: text
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as MaskLine),
     video: await probeVideo(path.join(outDir, 'annotated.mp4')),
     report: JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport,
   };
