@@ -8,11 +8,11 @@ import { LiveFrameLog } from '../../shared/live-frame-log.js';
 import type { Logger } from '../../shared/logger.js';
 import { LIVE_OUTPUT_DIR, LIVE_PLAYLIST, OUTPUT_FILES } from '../../shared/output-layout.js';
 import { framesDropped, framesProcessed, liveLatencySeconds, stageSeconds } from '../../shared/metrics.js';
-import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { LiveOutputRepository, type LiveOutput, type LiveOutputOptions } from './live-output.repository.js';
 import { LiveMaskFile } from './live-mask-file.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { SceneTracker, buildReport } from './report-builder.js';
+import { waitForProbeFacts } from './probe-facts.js';
 import type { LiveSinkSettings, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
 
 /** A frame record of a live video: the worker's record plus when and what around it. */
@@ -31,7 +31,6 @@ export interface LiveFrameRecord extends FrameResult {
 const LATENCY_SAMPLES = 10_000;
 
 type Item = { kind: 'frame'; mask: Buffer; record: FrameResult } | { kind: 'dropped' } | { kind: 'lost' };
-type ProbedState = VideoState & VideoProbeFacts;
 
 /**
  * One attempt at a live video's sink. Frames are released in index order as for files, but a
@@ -80,7 +79,7 @@ export class LiveAssembly {
     // The sink only reads and forgets what the producer logged; the TTL applies to writes.
     const liveLog = new LiveFrameLog(this.redis, this.deps.live?.frameTtlSeconds ?? 3600);
 
-    const video = await this.waitForProbe();
+    const video = await waitForProbeFacts(this.deps.states, this.videoId, this.signal);
     if (video.status === 'done') return { videoId: this.videoId, frames: video.sinkFrames, scenes: 0, outDir: this.outDir };
     const { sourceWidth: width, sourceHeight: height, fps } = video;
     await mkdir(this.dir, { recursive: true });
@@ -251,26 +250,5 @@ export class LiveAssembly {
     this.blocking?.disconnect();
     this.redis = undefined;
     this.blocking = undefined;
-  }
-
-  private async waitForProbe(): Promise<ProbedState> {
-    for (;;) {
-      this.signal?.throwIfAborted();
-      const state = await this.deps.states.get(this.videoId);
-      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed')
-        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
-      if (
-        state.sourceWidth !== undefined &&
-        state.sourceHeight !== undefined &&
-        state.fps !== undefined &&
-        state.inputWidth !== undefined &&
-        state.inputHeight !== undefined &&
-        state.letterbox !== undefined
-      ) {
-        return state as ProbedState;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
   }
 }

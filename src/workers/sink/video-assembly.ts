@@ -12,7 +12,6 @@ import { MaskUnletterboxer } from '../../shared/letterbox.js';
 import type { Logger } from '../../shared/logger.js';
 import { OUTPUT_FILES } from '../../shared/output-layout.js';
 import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/metrics.js';
-import type { VideoProbeFacts, VideoState } from '../../shared/video-state.js';
 import { MaskWriter } from './mask-writer.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { evenSize } from './player-safe-format.js';
@@ -20,10 +19,8 @@ import { SceneTracker, buildReport, type OutputMediaReport, type VideoReport } f
 import { concatSegments, type JoinMedia } from './segment-concat.repository.js';
 import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
+import { waitForProbeFacts } from './probe-facts.js';
 import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
-import { abortableSleep } from '../../shared/abortable-sleep.js';
-
-type ProbedState = VideoState & VideoProbeFacts;
 
 /**
  * One attempt at assembling one video. Frames are taken in order from Redis, overlaid,
@@ -72,7 +69,7 @@ export class VideoAssembly {
   async execute(): Promise<SinkSummary> {
     const { frameStore, states, stream, overlay, checkpoints } = this.deps;
     const { lookahead, sinkFramesEvery, waitSeconds, statusCheckMs, segmentFrames } = this.tuning;
-    const video = await this.waitForProbe();
+    const video = await waitForProbeFacts(this.deps.states, this.videoId, this.signal);
     if (video.status === 'done') {
       // A re-run of a job whose video was finished (killed between markDone and job completion).
       return { videoId: this.videoId, frames: video.sinkFrames, scenes: 0, outDir: this.outDir };
@@ -327,28 +324,4 @@ export class VideoAssembly {
       await this.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
     }
   }
-
-  /** The producer writes probe facts before any frame; until then there is nothing to size the outputs by. */
-  private async waitForProbe(): Promise<ProbedState> {
-    for (;;) {
-      this.signal?.throwIfAborted();
-      const state = await this.deps.states.get(this.videoId);
-      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} is not in Redis (never submitted, deleted or expired)`);
-      if (state.status === 'failed')
-        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); nothing to assemble`);
-      if (hasProbeFacts(state)) return state;
-      await abortableSleep(100, this.signal);
-    }
-  }
-}
-
-function hasProbeFacts(state: VideoState): state is ProbedState {
-  return (
-    state.sourceWidth !== undefined &&
-    state.sourceHeight !== undefined &&
-    state.fps !== undefined &&
-    state.inputWidth !== undefined &&
-    state.inputHeight !== undefined &&
-    state.letterbox !== undefined
-  );
 }
