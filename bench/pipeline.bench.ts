@@ -12,7 +12,10 @@
  *   (e) frames/s of the plain sequential loop a user would write instead (issue 16,
  *       bench/sequential-loop.ts): ffmpeg decode → resize → ORT → overlay → ffmpeg encode and
  *       masks.ndjson, one batch after another in one process, with raw ORT's feeds.
- *       pipeline/sequential is what streamseg's pipelining buys over it.
+ *       pipeline/sequential is what streamseg's pipelining buys over it;
+ *   (f) bytes sent to Redis per frame by kind (source pixels, model input, mask, the worker's
+ *       result record, the sink's stream record, BullMQ jobs, other) during the pipeline run,
+ *       and redis-server's used_memory_peak next to STREAMSEG_HIGH_WATER_BYTES (issue 16).
  *
  *   npm run bench -- [--source synth|testsrc2] [--size 640x360] [--frames 240] [--fps 24] [--scenes 6] [--input FILE] [--rounds 2]
  *
@@ -33,6 +36,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import { Command } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
 import { PipelineClient } from '../src/shared/pipeline-client.js';
@@ -40,6 +44,8 @@ import { startRoles, type RunningRoles } from '../src/cli/roles.js';
 import { waitForVideo } from '../src/cli/video-waiter.js';
 import { loadConfig, retrievalDefaultsFromConfig, type StreamsegConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
+import { QUEUE_PREFIX } from '../src/shared/queues.js';
+import { createRedis } from '../src/shared/redis.js';
 import { loadModelPackage, type ModelPackage } from '../src/shared/model-manifest.js';
 import { videoKeys } from '../src/shared/redis-keys.js';
 import { AdapterRegistry } from '../src/workers/adapters/adapter-registry.js';
@@ -113,6 +119,78 @@ async function benchVideo(): Promise<string> {
   }
   console.log(`rendered ${file} in ${((performance.now() - started) / 1000).toFixed(0)} s (cached for later runs)`);
   return file;
+}
+
+/**
+ * (f) Bytes sent to Redis, by kind. Method: every command any ioredis connection of this
+ * process writes to its socket passes through `Command.prototype.toWritable` (the RESP
+ * encoding: BullMQ's connections, the roles', the client's, scripts by EVAL/EVALSHA too), so
+ * the bench wraps it and adds the encoded length to the kind of the command. Chosen over the
+ * alternatives because it needs no change to src/, sees every byte written rather than a
+ * sample of keys that expire or are deleted within milliseconds (STRLEN / MEMORY USAGE
+ * sampling), and counts bytes, not calls (INFO commandstats). The kinds add up to the total by
+ * construction, and the total is checked against redis-server's own `total_net_input_bytes`
+ * over the same window. Limits: a command is attributed whole (key names, RESP framing and
+ * MULTI/EXEC included) to the kind of its key, so `source` is the frame's pixels plus ~60 bytes;
+ * only this process's connections are counted (in this bench every role runs in it, so the
+ * server's counter should agree); a command resent after a reconnect counts twice, as it is
+ * sent twice. Keys: src/shared/redis-keys.ts (videoKeys), BullMQ's under QUEUE_PREFIX.
+ */
+const REDIS_KINDS = {
+  source: 'source frame pixels (SET src)',
+  input: 'model input (SET in)',
+  mask: 'mask (SET mask)',
+  record: "worker's result record (SET res, JSON)",
+  stream: "sink's stream record (XADD script)",
+  jobs: `BullMQ jobs: payloads, state (${QUEUE_PREFIX}:*)`,
+  other: 'other: reads, deletes, meta, scenes, MULTI/EXEC',
+} as const;
+type RedisKind = keyof typeof REDIS_KINDS;
+type RedisBytes = Record<RedisKind, number>;
+const zeroBytes = (): RedisBytes => ({ source: 0, input: 0, mask: 0, record: 0, stream: 0, jobs: 0, other: 0 });
+const FRAME_VALUE_KEY = /^ss:\{[^}]+\}:(src|in|mask|res):\d+$/;
+const FRAME_VALUE_KIND = { src: 'source', in: 'input', mask: 'mask', res: 'record' } as const;
+const STREAM_KEY = /^ss:\{[^}]+\}:frames$/;
+
+function redisKind({ name, args }: Command): RedisKind {
+  const first = args[0];
+  if (name === 'set' && typeof first === 'string') {
+    const match = FRAME_VALUE_KEY.exec(first);
+    if (match) return FRAME_VALUE_KIND[match[1] as keyof typeof FRAME_VALUE_KIND];
+  }
+  // Scripts: EVAL/EVALSHA <script> <numkeys> <first key> ...
+  if ((name === 'evalsha' || name === 'eval') && typeof args[2] === 'string' && STREAM_KEY.test(args[2])) return 'stream';
+  if (args.some((arg) => typeof arg === 'string' && arg.startsWith(`${QUEUE_PREFIX}:`))) return 'jobs';
+  return 'other';
+}
+
+/** Running totals since the last reset; the wrapper stays installed for the whole bench (a few regex tests per command). */
+let redisBytesSent = zeroBytes();
+const toWritable = Command.prototype.toWritable;
+Command.prototype.toWritable = function countedToWritable(this: Command, socket: object): string | Buffer {
+  const resp = toWritable.call(this, socket);
+  redisBytesSent[redisKind(this)] += typeof resp === 'string' ? Buffer.byteLength(resp) : resp.length;
+  return resp;
+};
+
+interface RedisTraffic {
+  /** RESP bytes this process sent during the pipeline run, by kind. */
+  sent: RedisBytes;
+  /** redis-server's `total_net_input_bytes` / `total_net_output_bytes` over the same window. */
+  serverIn: number;
+  serverOut: number;
+  /** `used_memory_peak` after the run: since redis-server started, i.e. the max over the rounds so far. */
+  usedMemoryPeak: number;
+}
+
+async function redisInfo(redis: ReturnType<typeof createRedis>, section: string): Promise<Map<string, number>> {
+  const text = await redis.info(section);
+  return new Map(
+    text
+      .split('\r\n')
+      .filter((line) => line.includes(':'))
+      .map((line) => [line.slice(0, line.indexOf(':')), Number(line.slice(line.indexOf(':') + 1))]),
+  );
 }
 
 interface PipelineResult {
@@ -418,6 +496,7 @@ try {
   );
 
   redis = await startEmbeddedRedis();
+  const infoRedis = createRedis(redis.url);
   // The worker's session options (threads, no spinning, optimisation level), on this thread:
   // nothing but ORT itself between the feeds and the logits.
   const rawSession = await ort.InferenceSession.create(pkg.modelPath, {
@@ -428,11 +507,31 @@ try {
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
   // so each pipeline run is compared with the raw sample taken right after it (same feeds).
-  const rounds: { pipeline: PipelineResult; raw: RawResult; ceiling: CeilingResult; sequential: SequentialRound; lora: string; load: number }[] = [];
+  const rounds: {
+    pipeline: PipelineResult;
+    raw: RawResult;
+    ceiling: CeilingResult;
+    sequential: SequentialRound;
+    traffic: RedisTraffic;
+    lora: string;
+    load: number;
+  }[] = [];
   for (let r = 0; r < Number(values.rounds); r++) {
     const load = os.loadavg()[0]!;
     const pipelineDir = path.join(tmp, `out-${r}`);
+    // (f): the window opens after this INFO's reply (the server counted it, the bench does not)
+    // and closes with the next INFO (both count it).
+    const statsBefore = await redisInfo(infoRedis, 'stats');
+    redisBytesSent = zeroBytes();
     const pipeline = await runPipeline(video, redis.url, pipelineDir);
+    const statsAfter = await redisInfo(infoRedis, 'stats');
+    const sent = { ...redisBytesSent };
+    const traffic: RedisTraffic = {
+      sent,
+      serverIn: statsAfter.get('total_net_input_bytes')! - statsBefore.get('total_net_input_bytes')!,
+      serverOut: statsAfter.get('total_net_output_bytes')! - statsBefore.get('total_net_output_bytes')!,
+      usedMemoryPeak: (await redisInfo(infoRedis, 'memory')).get('used_memory_peak')!,
+    };
     const lora = await pipelineFeeds(pkg, pipeline.report);
     const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
     const outputFps = config.fps ?? Number(rateNum) / Number(rateDen);
@@ -455,14 +554,15 @@ try {
     const cpuAfter = await cpuSeconds();
     const check = await checkOutputs(pipelineDir, pipeline.frames, loop);
     const sequential = { ...loop, cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children }, check };
-    rounds.push({ pipeline, raw, ceiling, sequential, lora: lora.label, load });
+    rounds.push({ pipeline, raw, ceiling, sequential, traffic, lora: lora.label, load });
   }
   await rawSession.release();
+  infoRedis.disconnect();
 
   const row = (label: string, value: string, note = '') => console.log(`${label.padEnd(44)}${value.padStart(10)}  ${note}`);
   const fps = (x: number) => x.toFixed(2);
   console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
-  rounds.forEach(({ pipeline, raw, ceiling, sequential, load }, r) => {
+  rounds.forEach(({ pipeline, raw, ceiling, sequential, traffic, load }, r) => {
     const frames = pipeline.frames;
     const { timings } = pipeline.report;
     console.log('');
@@ -511,6 +611,24 @@ try {
     for (const [stage, ms] of Object.entries(timings.stageMs)) {
       console.log(`  ${stage.padEnd(20)} ${ms.toFixed(0).padStart(8)} ms  ${(ms / frames).toFixed(1).padStart(6)} ms/frame`);
     }
+    const kB = (bytes: number) => (bytes / frames / 1000).toFixed(1);
+    const total = Object.values(traffic.sent).reduce((a, b) => a + b, 0);
+    console.log(`bytes sent to Redis per frame, pipeline run (RESP-encoded commands of this process, by kind; kB = 1000 bytes):`);
+    for (const [kind, label] of Object.entries(REDIS_KINDS)) {
+      const bytes = traffic.sent[kind as RedisKind];
+      console.log(`  ${label.padEnd(48)} ${kB(bytes).padStart(8)} kB  ${((bytes / total) * 100).toFixed(1).padStart(5)}%`);
+    }
+    console.log(
+      `  ${'total'.padEnd(48)} ${kB(total).padStart(8)} kB  (${(total / 1e6).toFixed(1)} MB in all; redis-server total_net_input_bytes ${kB(traffic.serverIn)} kB/frame, ` +
+        `counted/server ${(total / traffic.serverIn).toFixed(4)}; read back from Redis, total_net_output_bytes: ${kB(traffic.serverOut)} kB/frame)`,
+    );
+    const MiB = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    const frameBytes = (traffic.sent.source + traffic.sent.input) / frames;
+    console.log(
+      `Redis used_memory_peak ${MiB(traffic.usedMemoryPeak)} MiB = ${(traffic.usedMemoryPeak / config.highWaterBytes).toFixed(2)} × STREAMSEG_HIGH_WATER_BYTES (${MiB(config.highWaterBytes)} MiB) ` +
+        `(since redis-server started: max over rounds 1..${r + 1}); the frame mark binds first when STREAMSEG_HIGH_WATER_FRAMES × (source + input) ` +
+        `= ${config.highWaterFrames} × ${(frameBytes / 1000).toFixed(1)} kB = ${MiB(config.highWaterFrames * frameBytes)} MiB is below it`,
+    );
   });
   const median = (xs: number[]) => {
     const sorted = [...xs].sort((a, b) => a - b);
