@@ -57,7 +57,7 @@ import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-ses
 import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
 import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
 import { decode, decompress, type CocoRleString } from '../src/workers/sink/coco-rle.js';
-import { runSequentialLoop, type SequentialResult } from './sequential-loop.js';
+import { rawRgbDecodeArgs, runSequentialLoop, type SequentialResult } from './sequential-loop.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -340,27 +340,8 @@ function finished(child: ReturnType<typeof spawn>, name: string): Promise<void> 
  */
 async function runCeiling(video: string, size: { width: number; height: number; fps: number }, raw: RawResult): Promise<CeilingResult> {
   const before = await cpuSeconds();
-  const decoder = spawn(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-nostdin',
-      '-i',
-      video,
-      '-an',
-      '-vf',
-      `scale=${size.width}:${size.height},fps=${size.fps}`,
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'rgb24',
-      'pipe:1',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const decoder = spawn('ffmpeg', rawRgbDecodeArgs(video, size.width, size.height, size.fps), { stdio: ['ignore', 'pipe', 'pipe'] });
+
   const encoder = spawn('ffmpeg', encoderArgs({ ...size, preset: config.encoderPreset }, path.join(tmp, 'ceiling.mp4')), { stdio: ['pipe', 'ignore', 'pipe'] });
   let bytes = 0;
   decoder.stdout!.on('data', (chunk: Buffer) => (bytes += chunk.length));

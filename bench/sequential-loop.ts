@@ -37,6 +37,15 @@ import { maskLine } from '../src/workers/sink/mask-writer.js';
 import { OverlayRepository } from '../src/workers/sink/overlay.repository.js';
 import { encoderArgs, type EncoderPreset } from '../src/workers/sink/video-encoder.repository.js';
 
+/**
+ * ffmpeg decoding a video to RGB24 at its own size and the output rate on stdout, as the
+ * producer does: the bench's ceiling and the sequential loop decode alike.
+ */
+export function rawRgbDecodeArgs(video: string, width: number, height: number, fps: number): string[] {
+  // prettier-ignore
+  return ['-hide_banner', '-loglevel', 'error', '-nostdin', '-i', video, '-an', '-vf', `scale=${width}:${height},fps=${fps}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+}
+
 export interface SequentialLoopOptions {
   video: string;
   /** Source size; the decoder keeps it (as the producer does). */
@@ -110,28 +119,8 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
   await mkdir(options.outDir, { recursive: true });
   const files = { video: path.join(options.outDir, 'annotated.mp4'), masks: path.join(options.outDir, 'masks.ndjson') };
   const started = performance.now();
-  const decoder = spawn(
-    'ffmpeg',
-    [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-nostdin',
-      '-i',
-      video,
-      '-an',
-      '-vf',
-      `scale=${width}:${height},fps=${fps}`,
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'rgb24',
-      'pipe:1',
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const decoder = spawn('ffmpeg', rawRgbDecodeArgs(options.video, width, height, fps), { stdio: ['ignore', 'pipe', 'pipe'] });
+
   const encoder = spawn('ffmpeg', encoderArgs({ width, height, fps, preset: options.preset }, files.video), { stdio: ['pipe', 'ignore', 'pipe'] });
   const decoded = exited(decoder, 'ffmpeg decode');
   const encoded = exited(encoder, 'ffmpeg encode');

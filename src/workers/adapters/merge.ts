@@ -1,6 +1,6 @@
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import type { MergeMethod } from '../../shared/retrieval-options.js';
-import type { LoadedAdapter } from '../../shared/adapters/adapter-loader.js';
+import type { AdapterTarget, LoadedAdapter } from '../../shared/adapters/adapter-loader.js';
 
 /**
  * Merging LoRA adapters into one, on typed arrays (DESIGN "Merging").
@@ -26,17 +26,8 @@ export interface WeightedAdapter {
   weight: number;
 }
 
-/** One target of a merged adapter: ΔW = B·A, scaling folded into B. */
-export interface MergedTarget {
-  module: string;
-  in: number;
-  out: number;
-  r: number;
-  /** [r, in], row-major. */
-  A: Float32Array;
-  /** [out, r], row-major. */
-  B: Float32Array;
-}
+/** One target of a merged adapter: ΔW = B·A, the scaling folded into B (B is [out, r], row-major). */
+export type MergedTarget = Omit<AdapterTarget, 'scaling'>;
 
 export interface MergeOptions {
   method: MergeMethod;
