@@ -192,15 +192,19 @@ describe('Ctrl-C and the embedded Redis, in a terminal', () => {
     // the `status` below alone can take seconds; the run is interrupted long before it ends.
     await makeTestVideo(long, { width: 160, height: 120, fps: 24, framesPerScene: [1500, 1500], video: H264 });
     const main = path.join(REPO_ROOT, 'src/cli/main.ts');
-    const command = [process.execPath, '--import', 'tsx', main, 'run', long, '--out', path.join(dir, 'out-long'), '--no-progress']
+    // `exec`: `script` runs the command through $SHELL -c (/bin/sh where SHELL is unset). dash does
+    // not exec a quoted command itself; left waiting in the foreground group, it dies of the same
+    // Ctrl-C and `script` reports its 130 instead of streamseg's exit (a CI failure). SHELL is
+    // pinned to /bin/sh below so that this case is the one tested.
+    const command = `exec ${[process.execPath, '--import', 'tsx', main, 'run', long, '--out', path.join(dir, 'out-long'), '--no-progress']
       .map((a) => `'${a}'`)
-      .join(' ');
+      .join(' ')}`;
     // util-linux `script` runs the command on a pseudo-terminal: stderr is a TTY, and a Ctrl-C
     // (0x03) written to the terminal makes its line discipline send SIGINT to the whole
     // foreground process group, redis-server's too unless it has a group of its own.
     const terminal = spawn('script', ['-qfec', command, '/dev/null'], {
       cwd: REPO_ROOT,
-      env: { ...process.env, REDIS_URL: undefined, LOG_LEVEL: undefined, STREAMSEG_MODEL: TEST_MODEL },
+      env: { ...process.env, REDIS_URL: undefined, LOG_LEVEL: undefined, STREAMSEG_MODEL: TEST_MODEL, SHELL: '/bin/sh' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let screen = '';
