@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../shared/redis.js';
 import type { PipelineClient } from '../shared/pipeline-client.js';
 import type { StreamsegConfig } from '../shared/config.js';
 import type { Logger } from '../shared/logger.js';
@@ -15,7 +15,7 @@ import type { VideoSubmissionService } from './services/video-submission.service
 export interface ApiContext {
   config: StreamsegConfig;
   /** Fails fast while Redis is away (producer purpose): requests error instead of hanging. */
-  redis: Redis;
+  redis: RedisConnection;
   pipeline: PipelineClient;
   queries: VideoQueryService;
   submissions: VideoSubmissionService;
@@ -31,7 +31,7 @@ export interface ApiContext {
   modelPackage: ModelPackage | null;
   logger: Logger;
   /** A new connection for one blocking reader (SSE); the caller disconnects it. */
-  openBlockingConnection(): Redis;
+  openBlockingConnection(): RedisConnection;
   /** Resolves when the server starts closing (long-lived responses end then). */
   closing: Promise<void>;
 }

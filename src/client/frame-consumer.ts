@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../shared/redis.js';
 import { ErrorCode, StreamsegError } from '../shared/errors/index.js';
 import type { FrameResult } from '../shared/frame-store.js';
 import { videoKeys } from '../shared/redis-keys.js';
@@ -63,7 +63,7 @@ export class FrameConsumer implements AsyncIterable<FrameDelivery> {
   constructor(
     private readonly videoId: string,
     /** Held by blocking reads: a connection of its own. */
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly states: VideoStateStore,
     private readonly ttlSeconds: number,
     private readonly options: FrameConsumerOptions = {},

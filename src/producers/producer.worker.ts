@@ -4,7 +4,7 @@ import { ErrorCode, errorLine, jobFailure } from '../shared/errors/index.js';
 import { FrameStore } from '../shared/frame-store.js';
 import { videoIdSchema } from '../shared/job-schemas.js';
 import type { Logger } from '../shared/logger.js';
-import { JobName, QUEUE_PREFIX, QueueName, assertHandlersComplete } from '../shared/queues.js';
+import { JobName, QueueName, assertHandlersComplete, queuePrefixFor } from '../shared/queues.js';
 import { createRedis } from '../shared/redis.js';
 import { VideoStateStore } from '../shared/video-state.js';
 import { FfmpegRepository } from './ffmpeg.repository.js';
@@ -69,8 +69,8 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
   for (const connection of [workerConnection, queueConnection]) {
     connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   }
-  const framesQueue = new Queue(QueueName.Frames, { connection: queueConnection, prefix: QUEUE_PREFIX });
-  const sinkQueue = new Queue(QueueName.Sink, { connection: queueConnection, prefix: QUEUE_PREFIX });
+  const framesQueue = new Queue(QueueName.Frames, { connection: queueConnection, prefix: queuePrefixFor(queueConnection) });
+  const sinkQueue = new Queue(QueueName.Sink, { connection: queueConnection, prefix: queuePrefixFor(queueConnection) });
   for (const queue of [framesQueue, sinkQueue]) {
     queue.on('error', (error) => logger.warn({ err: error, queue: queue.name }, 'queue error'));
   }
@@ -145,7 +145,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
 
   const worker = new Worker(QueueName.Videos, processor, {
     connection: workerConnection,
-    prefix: QUEUE_PREFIX,
+    prefix: queuePrefixFor(workerConnection),
     // Both pools' slots; the processor keeps files and live videos each within their own.
     concurrency: pools.total,
     // A long video keeps its job active for minutes; the lock is renewed in the background, and

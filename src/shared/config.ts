@@ -3,6 +3,7 @@ import { ConfigError } from './errors/index.js';
 import { MERGE_METHODS, type RetrievalOverrides } from './retrieval-options.js';
 import { apiTokenProblems } from './api-tokens.js';
 import { parseAllowEntry } from './url-policy.js';
+import { formatClusterAddress, parseHostPort, redactRedisUrl, type ClusterAddress } from './redis.js';
 
 const intFrom = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const numberFrom = (min: number, max: number) => z.coerce.number().min(min).max(max);
@@ -12,10 +13,29 @@ const numberFrom = (min: number, max: number) => z.coerce.number().min(min).max(
  * Flags given on the command line override the environment.
  */
 export const configSchema = z.object({
-  /** `REDIS_URL` (redis:// or rediss://, AUTH in the URL). Unset: `run` starts its own redis-server. */
+  /**
+   * `REDIS_URL` (redis:// or rediss://, AUTH in the URL). Unset: `run` starts its own redis-server.
+   * With REDIS_CLUSTER_NODES, loadConfig sets it to the cluster's `redis+cluster://` address
+   * (redis.ts), so every role, the API, the CLI and the client connect through a Cluster.
+   */
   redisUrl: z
     .string()
     .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
+  /**
+   * `REDIS_CLUSTER_NODES`: a Redis Cluster's seed nodes, comma-separated, each `host:port` or a URL
+   * (`redis://[user:password@]host:port`, `rediss://` for TLS) whose scheme and credentials apply to
+   * every node; the rest of the cluster is discovered. Parsed into a `redis+cluster://` address.
+   * Exclusive with REDIS_URL.
+   */
+  redisClusterNodes: z
+    .union([z.string(), z.array(z.string())])
+    .transform((value, ctx) => {
+      const entries = (Array.isArray(value) ? value : value.split(',')).map((t) => t.trim()).filter(Boolean);
+      const cluster = parseClusterNodes(entries);
+      for (const problem of cluster.problems) ctx.addIssue({ code: 'custom', message: problem });
+      return cluster.problems.length > 0 ? z.NEVER : formatClusterAddress(cluster.address);
+    })
     .optional(),
   /** `STREAMSEG_MODEL`: the model package directory. @defaultValue `models/default` */
   modelDir: z.string().min(1).default('models/default'),
@@ -220,6 +240,7 @@ export type ConfigOverrides = { [K in keyof StreamsegConfig]?: StreamsegConfig[K
 
 const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   redisUrl: 'REDIS_URL',
+  redisClusterNodes: 'REDIS_CLUSTER_NODES',
   modelDir: 'STREAMSEG_MODEL',
   outDir: 'STREAMSEG_OUT',
   fps: 'STREAMSEG_FPS',
@@ -295,15 +316,72 @@ export function loadConfig(overrides: ConfigOverrides = {}, env: NodeJS.ProcessE
     }
   }
   const parsed = configSchema.safeParse(raw);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
+  if (parsed.success && !(parsed.data.redisUrl && parsed.data.redisClusterNodes)) {
+    return parsed.data.redisClusterNodes ? { ...parsed.data, redisUrl: parsed.data.redisClusterNodes } : parsed.data;
+  }
+  const issues = parsed.success
+    ? [{ path: ['redisClusterNodes'], message: 'set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both' }]
+    : parsed.error.issues;
+  const problems = issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const from = source[key] ?? ENV_NAMES[key as keyof StreamsegConfig] ?? key;
     // Tokens are secrets: the line names the entry (issue.message), never the list.
-    const value = key === 'apiTokens' ? '(hidden)' : JSON.stringify(raw[key]);
+    const value =
+      key === 'apiTokens'
+        ? '(hidden)'
+        : key === 'redisClusterNodes'
+          ? JSON.stringify(String(raw[key]).replace(/\/\/[^@/]*@/g, '//***@'))
+          : JSON.stringify(raw[key]);
     return `${from}=${value}: ${issue.message}`;
   });
   throw new ConfigError(problems);
+}
+
+/**
+ * REDIS_CLUSTER_NODES entries → one cluster address, or a message per bad entry: `host:port` or a
+ * redis:// / rediss:// URL without a database number; URL entries must agree on scheme and
+ * credentials (they are the cluster's), and plain entries take them.
+ */
+export function parseClusterNodes(entries: readonly string[]): { address: ClusterAddress; problems: string[] } {
+  const problems: string[] = [];
+  const address: ClusterAddress = { tls: false, nodes: [] };
+  let auth: string | undefined;
+  if (entries.length === 0) problems.push('no node given: list host:port,host:port,...');
+  for (const entry of entries) {
+    const plain = parseHostPort(entry);
+    if (plain) {
+      address.nodes.push(plain);
+      continue;
+    }
+    const shown = redactRedisUrl(entry);
+    let url: URL | undefined;
+    try {
+      url = /^rediss?:\/\//.test(entry) ? new URL(entry) : undefined;
+    } catch {
+      url = undefined;
+    }
+    const node = url ? parseHostPort(`${url.hostname}:${url.port || '6379'}`) : null;
+    if (!url || !node) {
+      problems.push(`"${shown}" is neither host:port nor a redis:// or rediss:// URL of one node`);
+      continue;
+    }
+    if (url.pathname !== '' && url.pathname !== '/' && url.pathname !== '/0') {
+      problems.push(`"${shown}": a cluster has database 0 only; drop the ${url.pathname}`);
+      continue;
+    }
+    const tls = url.protocol === 'rediss:';
+    const username = decodeURIComponent(url.username) || undefined;
+    const password = url.password ? decodeURIComponent(url.password) : undefined;
+    const key = JSON.stringify([tls, username, password]);
+    if (auth !== undefined && auth !== key) {
+      problems.push(`"${shown}": every URL entry must have the same scheme and credentials (they are the cluster's)`);
+      continue;
+    }
+    auth = key;
+    Object.assign(address, { tls, username, password });
+    address.nodes.push(node);
+  }
+  return { address, problems };
 }
 
 /** The deployment's retrieval defaults from config: only the keys that were set (jobs may still override them). */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisConnection } from './redis.js';
 import { videoKeys } from './redis-keys.js';
 
 /** What a segmentation worker records for one frame, next to its mask. */
@@ -25,7 +25,7 @@ export interface FrameResult {
  */
 export class FrameStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** Lifetime of each frame key, seconds. */
     private readonly ttlSeconds: number,
   ) {}
@@ -69,7 +69,7 @@ export class FrameStore {
    * Blocks up to `timeoutSeconds` until some worker reports finished frames, then drains
    * the notifications. The sink checks results itself; this only avoids busy polling.
    */
-  async waitForResults(videoId: string, timeoutSeconds: number, blocking: Redis): Promise<void> {
+  async waitForResults(videoId: string, timeoutSeconds: number, blocking: RedisConnection): Promise<void> {
     const keys = videoKeys(videoId);
     const popped = await blocking.blpop(keys.ready, timeoutSeconds);
     if (popped) await this.redis.del(keys.ready);
@@ -93,13 +93,10 @@ export class FrameStore {
   /** Removes every key of a video, the stream included. */
   async deleteVideo(videoId: string): Promise<number> {
     const { pattern } = videoKeys(videoId);
+    const found = await scanKeys(this.redis, pattern);
     let removed = 0;
-    let cursor = '0';
-    do {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-      cursor = next;
-      if (found.length > 0) removed += await this.redis.del(...found);
-    } while (cursor !== '0');
+    // One slot (the `{videoId}` tag), so a multi-key DEL works on a cluster too; in batches.
+    for (let i = 0; i < found.length; i += 500) removed += await this.redis.del(...found.slice(i, i + 500));
     return removed;
   }
 }

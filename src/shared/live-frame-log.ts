@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis.js';
 import { liveKeys, videoKeys } from './redis-keys.js';
 
 /** The live outputs a video asked for besides HLS. */
@@ -14,7 +14,7 @@ export interface LiveOutputRequest {
  */
 export class LiveFrameLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** Lifetime of every key, refreshed on write. */
     private readonly ttlSeconds: number,
   ) {}

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis.js';
 import type { Registry } from 'prom-client';
 import { METRICS_SNAPSHOT_PREFIX } from './redis-keys.js';
 
@@ -9,7 +9,7 @@ export function metricsInstanceId(): string {
 }
 
 export interface MetricsPublisherOptions {
-  redis: Redis;
+  redis: RedisConnection;
   registry: Registry;
   /** How often the snapshot is refreshed. */
   intervalMs: number;

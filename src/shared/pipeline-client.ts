@@ -1,14 +1,14 @@
 import { Queue } from 'bullmq';
 import type { StreamsegConfig } from './config.js';
 import { FrameStore } from './frame-store.js';
-import { QUEUE_PREFIX, QueueName } from './queues.js';
-import { createRedis, waitForRedisReady, type Redis } from './redis.js';
+import { QueueName, queuePrefixFor } from './queues.js';
+import { createRedis, waitForRedisReady, type RedisConnection } from './redis.js';
 import { VideoStateStore } from './video-state.js';
 import { VideoSubmitter } from './video-submitter.js';
 
 /** What a submitting or watching client needs: the queues and the shared video state. */
 export class PipelineClient {
-  readonly redis: Redis;
+  readonly redis: RedisConnection;
   readonly states: VideoStateStore;
   readonly frames: FrameStore;
   readonly queues: { videos: Queue; frames: Queue; sink: Queue };
@@ -37,7 +37,7 @@ export class PipelineClient {
     this.redis.on('error', () => undefined);
     this.states = new VideoStateStore(this.redis, config.frameTtlSeconds);
     this.frames = new FrameStore(this.redis, config.frameTtlSeconds);
-    const queue = (name: QueueName) => new Queue(name, { connection: this.redis, prefix: QUEUE_PREFIX }).on('error', () => undefined);
+    const queue = (name: QueueName) => new Queue(name, { connection: this.redis, prefix: queuePrefixFor(this.redis) }).on('error', () => undefined);
     this.queues = { videos: queue(QueueName.Videos), frames: queue(QueueName.Frames), sink: queue(QueueName.Sink) };
     this.submitter = new VideoSubmitter(this.queues.videos, this.states, config.jobAttempts);
   }

@@ -1,3 +1,5 @@
+import { isCluster, type RedisConnection } from './redis.js';
+
 /**
  * Every queue and job name, in one place. A worker registers a handler for exactly the
  * job names of its queue; `assertHandlersComplete` fails start-up otherwise.
@@ -27,6 +29,18 @@ export const JOBS_BY_QUEUE: Record<QueueName, readonly JobName[]> = {
 
 /** All BullMQ queues share this prefix so several deployments can share one Redis. */
 export const QUEUE_PREFIX = 'streamseg';
+
+/**
+ * The prefix on a Redis Cluster: hash-tagged, so each queue's keys (and BullMQ's Lua scripts
+ * over them) share one slot, as BullMQ requires. Frames and results live in per-video keys
+ * spread over the shards; only the small job records share this slot.
+ */
+export const CLUSTER_QUEUE_PREFIX = '{streamseg}';
+
+/** The BullMQ prefix for queues on `redis`: QUEUE_PREFIX on one server, CLUSTER_QUEUE_PREFIX on a cluster. */
+export function queuePrefixFor(redis: RedisConnection): string {
+  return isCluster(redis) ? CLUSTER_QUEUE_PREFIX : QUEUE_PREFIX;
+}
 
 export function assertHandlersComplete(queue: QueueName, handled: readonly string[]): void {
   const expected = JOBS_BY_QUEUE[queue];

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis.js';
 import type { LetterboxRect } from './letterbox.js';
 import { VIDEO_INDEX_KEY, cancelledKey, videoKeys } from './redis-keys.js';
 import { redactText } from './redact-credentials.js';
@@ -68,17 +68,22 @@ return failed and 1 or 0
 /** Per-video state hash shared by every role; small values only, no pixels. */
 export class VideoStateStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
   ) {}
 
   async init(videoId: string, fields: { outDir: string; submittedAt: number }): Promise<void> {
     const { meta } = videoKeys(videoId);
+    // Two transactions: the video's hash lives in its own slot (`{videoId}`), the index in
+    // another, and a Redis Cluster runs a MULTI within one slot only.
     await this.redis
       .multi()
       .hsetnx(meta, 'status', 'queued')
       .hset(meta, 'outDir', fields.outDir, 'submittedAt', String(fields.submittedAt))
       .expire(meta, this.ttlSeconds)
+      .exec();
+    await this.redis
+      .multi()
       .zadd(VIDEO_INDEX_KEY, fields.submittedAt, videoId)
       // Ids far older than the state's TTL are certainly gone: keep the index from growing forever.
       .zremrangebyscore(VIDEO_INDEX_KEY, 0, fields.submittedAt - 2 * this.ttlSeconds * 1000)

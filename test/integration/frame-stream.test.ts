@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRedis, type Redis } from '../../src/shared/redis.js';
+import { createRedis, type RedisConnection } from '../../src/shared/redis.js';
 import { videoKeys } from '../../src/shared/redis-keys.js';
 import type { FrameResult } from '../../src/shared/frame-store.js';
 import { FrameStreamRepository } from '../../src/workers/sink/frame-stream.repository.js';
@@ -9,7 +9,7 @@ const record = (index: number): FrameResult => ({ index, timestampMs: index * 40
 
 describe('FrameStreamRepository on a real redis-server', () => {
   let server: TestRedisServer;
-  let redis: Redis;
+  let redis: RedisConnection;
 
   beforeAll(async () => {
     server = await startRedisServer();

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { dedupKey, videoKeys } from '../../shared/redis-keys.js';
 
 /** SET the key to ARGV[2] (for ARGV[3] s) only while it holds ARGV[1]. */
@@ -15,7 +15,7 @@ return 1
  */
 export class DedupRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly windowSeconds: number,
     private readonly videoTtlSeconds: number,
   ) {}

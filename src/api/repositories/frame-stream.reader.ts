@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { videoKeys } from '../../shared/redis-keys.js';
 import { entriesOfFirstStream, type RawStreamEntry } from '../../shared/stream-reply.js';
@@ -15,7 +15,7 @@ export const STREAM_ID = /^\d+(-\d+)?$/;
 /** Reads a video's frame records (written by the sink) after a given entry id, blocking briefly. */
 export class FrameStreamReader {
   /** `blocking` is held by XREAD BLOCK: give each reader its own connection. */
-  constructor(private readonly blocking: Redis) {}
+  constructor(private readonly blocking: RedisConnection) {}
 
   async readAfter(videoId: string, afterId: string, options: { blockMs: number; count: number }): Promise<StreamEntry[]> {
     const reply: unknown = await this.blocking.xread('COUNT', options.count, 'BLOCK', options.blockMs, 'STREAMS', videoKeys(videoId).stream, afterId);

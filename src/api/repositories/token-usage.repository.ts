@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { tokenKeys, videoKeys } from '../../shared/redis-keys.js';
 
 /** String: the id of the token that submitted a video. Inside the video's key pattern, so a cancel deletes it. */
@@ -29,7 +29,7 @@ return 0
  */
 export class TokenUsageRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
   ) {}
 

@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { VIDEO_INDEX_KEY } from '../../shared/redis-keys.js';
 
 /** The sorted set of submitted video ids (written by VideoStateStore.init), newest first. */
 export class VideoIndexRepository {
-  constructor(private readonly redis: Redis) {}
+  constructor(private readonly redis: RedisConnection) {}
 
   async newest(limit: number, offset = 0): Promise<string[]> {
     return this.redis.zrevrange(VIDEO_INDEX_KEY, offset, offset + limit - 1);

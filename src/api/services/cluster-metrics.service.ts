@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { isCluster, scanKeys, type RedisConnection } from '../../shared/redis.js';
 import { AggregatorRegistry, Gauge, Registry, type MetricObjectWithValues, type MetricValue, type PrometheusContentType } from 'prom-client';
 import { metricsRegistry } from '../../shared/metrics.js';
 import { METRICS_SNAPSHOT_PREFIX } from '../../shared/redis-keys.js';
@@ -21,7 +21,7 @@ export class ClusterMetricsService {
   private previous?: { at: number; frames: Map<string, number> };
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly queues: readonly Queue[],
     private readonly ownInstanceId: string,
   ) {
@@ -58,15 +58,11 @@ export class ClusterMetricsService {
 
   /** Other processes' snapshots (this one's is read live). */
   private async snapshots(): Promise<MetricObjectWithValues<MetricValue<string>>[][]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', `${METRICS_SNAPSHOT_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...found.filter((k) => k !== `${METRICS_SNAPSHOT_PREFIX}${this.ownInstanceId}`));
-    } while (cursor !== '0');
+    const own = `${METRICS_SNAPSHOT_PREFIX}${this.ownInstanceId}`;
+    const keys = (await scanKeys(this.redis, `${METRICS_SNAPSHOT_PREFIX}*`, 1000)).filter((k) => k !== own);
     if (keys.length === 0) return [];
-    const values = await this.redis.mget(...keys);
+    // One key per process, spread over a cluster's slots: there, one GET each (MGET is single-slot).
+    const values = isCluster(this.redis) ? await Promise.all(keys.map((key) => this.redis.get(key))) : await this.redis.mget(...keys);
     return values.flatMap((v) => {
       if (!v) return [];
       try {

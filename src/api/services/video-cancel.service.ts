@@ -1,10 +1,10 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { ErrorCode, HttpError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { framesDropped } from '../../shared/metrics.js';
-import { QUEUE_PREFIX } from '../../shared/queues.js';
+import { queuePrefixFor } from '../../shared/queues.js';
+import { scanKeys, type RedisConnection } from '../../shared/redis.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
 import type { DedupRepository } from '../repositories/dedup.repository.js';
 import type { UploadRepository } from '../repositories/upload.repository.js';
@@ -44,7 +44,7 @@ export class VideoCancelService {
 
   constructor(
     private readonly deps: {
-      redis: Redis;
+      redis: RedisConnection;
       states: VideoStateStore;
       frames: FrameStore;
       queues: { videos: Queue; frames: Queue; sink: Queue };
@@ -99,16 +99,10 @@ export class VideoCancelService {
 
   /** Ids of the video's frames jobs (`<videoId>-<first frame>`), whatever their state. */
   private async frameJobIds(videoId: string): Promise<string[]> {
-    const prefix = `${QUEUE_PREFIX}:${this.deps.queues.frames.name}:`;
+    const prefix = `${queuePrefixFor(this.deps.redis)}:${this.deps.queues.frames.name}:`;
     const pattern = new RegExp(`^${escapeRegExp(prefix)}${escapeRegExp(videoId)}-\\d+$`);
-    const ids: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.deps.redis.scan(cursor, 'MATCH', `${prefix}${videoId}-*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) if (pattern.test(key)) ids.push(key.slice(prefix.length));
-    } while (cursor !== '0');
-    return ids;
+    const keys = await scanKeys(this.deps.redis, `${escapeGlob(prefix)}${escapeGlob(videoId)}-*`, 1000);
+    return keys.filter((key) => pattern.test(key)).map((key) => key.slice(prefix.length));
   }
 
   /** Removes each job once it is not running (a running job's lock refuses removal); returns how many went. */
@@ -130,6 +124,11 @@ export class VideoCancelService {
       await new Promise((r) => setTimeout(r, this.pollMs));
     }
   }
+}
+
+/** `text` as a literal in a SCAN MATCH pattern (`*`, `?`, `[` and `\\` are its wildcards and escape). */
+function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 function escapeRegExp(text: string): string {

@@ -1,7 +1,7 @@
 import { Option, type Command } from 'commander';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import { loadModelPackage, type ModelPackage } from '../../shared/model-manifest.js';
-import { createRedis, waitForRedisReady, type Redis } from '../../shared/redis.js';
+import { createRedis, waitForRedisReady, type RedisConnection } from '../../shared/redis.js';
 import { AdapterRegistry, addRuntimeAdapter, removeAdapter } from '../../workers/adapters/adapter-registry.js';
 import { centroidFromMedia } from '../../workers/adapters/centroid-from-media.js';
 import { exitWithError } from '../exit.js';
@@ -20,7 +20,7 @@ function setup(flags: CommonFlags, needRedis: boolean): { modelDir: string; redi
   return { modelDir: config.modelDir, redisUrl: config.redisUrl };
 }
 
-async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
+async function withRedis<T>(url: string, fn: (redis: RedisConnection) => Promise<T>): Promise<T> {
   const redis = createRedis(url, { purpose: 'producer', connectionName: 'streamseg-adapters-cli' });
   try {
     await waitForRedisReady(redis, url);
@@ -37,7 +37,7 @@ function parseCentroid(text: string): number[] {
   return values;
 }
 
-async function listing(pkg: ModelPackage, redis?: Redis) {
+async function listing(pkg: ModelPackage, redis?: RedisConnection) {
   const registry = await AdapterRegistry.open({ pkg, redis });
   await registry.close();
   return {

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis.js';
 import { z } from 'zod';
 import { ErrorCode, errorLine, ModelError } from '../errors/index.js';
 import type { ModelPackage } from '../model-manifest.js';
@@ -97,7 +97,7 @@ export async function readAdapterIndex(pkg: ModelPackage): Promise<AdapterIndex 
   return parsed.data;
 }
 
-export async function readRuntimeFiles(redis: Redis, name: string, version: string): Promise<AdapterFiles> {
+export async function readRuntimeFiles(redis: RedisConnection, name: string, version: string): Promise<AdapterFiles> {
   const key = adapterRegistryKeys.files(name, version);
   const [config, weights] = await redis.hmgetBuffer(key, 'config', 'weights');
   if (!config || !weights) throw new ModelError(ErrorCode.ADAPTER_FILE, `redis ${key}: the adapter's files are missing (removed while loading?)`);
@@ -168,7 +168,7 @@ return redis.call('INCR', KEYS[2])
  * refused (ModelError naming file and tensor) and nothing is written.
  */
 export async function addRuntimeAdapter(
-  redis: Redis,
+  redis: RedisConnection,
   pkg: ModelPackage,
   input: AddAdapterInput,
 ): Promise<{ name: string; version: string; replaced: boolean }> {
@@ -210,7 +210,7 @@ export async function addRuntimeAdapter(
  * Stops serving an adapter everywhere: deletes a run-time adapter, or records a tombstone for
  * a package adapter. Returns false when no adapter of that name is served.
  */
-export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: string, options: { runtimeOnly?: boolean } = {}): Promise<boolean> {
+export async function removeAdapter(redis: RedisConnection, pkg: ModelPackage, name: string, options: { runtimeOnly?: boolean } = {}): Promise<boolean> {
   const index = await readAdapterIndex(pkg).catch(() => undefined);
   const inPackage = Boolean(index?.adapters.some((a) => a.name === name));
   // runtimeOnly: a run-time adapter goes (a package adapter it shadowed is served again); package adapters stay.
@@ -231,7 +231,7 @@ export async function removeAdapter(redis: Redis, pkg: ModelPackage, name: strin
 }
 
 /** Undoes the removal of a package adapter (drops its tombstone). */
-export async function restorePackageAdapter(redis: Redis, name: string): Promise<boolean> {
+export async function restorePackageAdapter(redis: RedisConnection, name: string): Promise<boolean> {
   const version = (await redis.eval(RESTORE_ADAPTER, 2, adapterRegistryKeys.registry, adapterRegistryKeys.version, name)) as number;
   if (version === 0) return false;
   await redis.publish(adapterRegistryKeys.channel, 'restore');
@@ -255,7 +255,7 @@ export interface ListedAdapter {
  * adapter's weights fit the model is checked when it is added (and by every worker that loads it).
  */
 export async function listAdapters(
-  redis: Redis,
+  redis: RedisConnection,
   pkg: ModelPackage,
 ): Promise<{ adapters: ListedAdapter[]; problems: { name: string; source: 'package' | 'runtime'; error: string }[] }> {
   const problems: { name: string; source: 'package' | 'runtime'; error: string }[] = [];

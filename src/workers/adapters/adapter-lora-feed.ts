@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import type ort from 'onnxruntime-node';
 import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
@@ -110,10 +110,10 @@ export class AdapterLoraFeedProvider implements LoraFeedProvider {
 
 export interface CreateAdapterLoraFeedOptions {
   pkg: ModelPackage;
-  redis: Redis;
+  redis: RedisConnection;
   frameStore: FrameStore;
   /** A dedicated connection for registry change announcements (optional; polling otherwise). */
-  subscriber?: Redis;
+  subscriber?: RedisConnection;
   embedder?: EmbedderOptions;
   sceneEmbedding?: SceneEmbeddingOptions;
   /** Byte budget of the merged-adapter cache. @defaultValue 64 MiB */

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { ErrorCode, errorLine, ModelError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
@@ -50,12 +50,12 @@ export interface AdapterProblem {
 export interface AdapterRegistryOptions {
   pkg: ModelPackage;
   /** Where run-time additions live; without it only the package's adapters are served. */
-  redis?: Redis;
+  redis?: RedisConnection;
   /**
    * A dedicated connection to subscribe to change announcements with, so changes apply at
    * once; without it, `maybeRefresh()` polls the version counter.
    */
-  subscriber?: Redis;
+  subscriber?: RedisConnection;
   logger?: Logger;
   /** Least time between two version checks in `maybeRefresh()`. @defaultValue 1000 */
   refreshIntervalMs?: number;

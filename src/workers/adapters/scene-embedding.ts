@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { LetterboxRect } from '../../shared/letterbox.js';
@@ -68,7 +68,7 @@ export class SceneEmbeddingService {
   private readonly logger: Logger | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly frameStore: FrameStore,
     private readonly embedder: FrameEmbedder,
     options: SceneEmbeddingOptions = {},

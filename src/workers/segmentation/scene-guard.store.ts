@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { videoKeys } from '../../shared/redis-keys.js';
 
 export type GuardVerdict = 'kept' | 'base';
@@ -12,7 +12,7 @@ export class SceneGuardStore {
   private readonly local = new Map<string, GuardVerdict>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
   ) {}
 

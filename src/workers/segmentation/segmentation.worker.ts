@@ -6,7 +6,7 @@ import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { jobFailures } from '../../shared/metrics.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
-import { JobName, QUEUE_PREFIX, QueueName, assertHandlersComplete } from '../../shared/queues.js';
+import { JobName, QueueName, assertHandlersComplete, queuePrefixFor } from '../../shared/queues.js';
 import { createRedis } from '../../shared/redis.js';
 import { VideoStateStore } from '../../shared/video-state.js';
 import { BaseModelLoraFeeds, type LoraFeedProvider } from './lora-feed.js';
@@ -78,7 +78,7 @@ export async function startSegmentationWorker(options: StartSegmentationWorkerOp
 
   const worker = new Worker(QueueName.Frames, processor, {
     connection: workerConnection,
-    prefix: QUEUE_PREFIX,
+    prefix: queuePrefixFor(workerConnection),
     concurrency: config.workerConcurrency,
     // A worker killed mid-batch holds the job until its lock expires; the next stalled check
     // (by any worker) puts it back, and another worker runs it again (results are idempotent).

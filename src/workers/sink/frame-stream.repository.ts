@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { videoKeys } from '../../shared/redis-keys.js';
 
@@ -10,7 +10,7 @@ import { videoKeys } from '../../shared/redis-keys.js';
  */
 export class FrameStreamRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly maxLen: number,
     private readonly ttlSeconds: number,
   ) {
@@ -26,7 +26,7 @@ export class FrameStreamRepository {
    */
   async append(videoId: string, record: FrameResult): Promise<void> {
     const { stream, streamLast } = videoKeys(videoId);
-    const redis = this.redis as Redis & AppendCommand;
+    const redis = this.redis as RedisConnection & AppendCommand;
     await redis[APPEND_COMMAND](stream, streamLast, String(record.index), JSON.stringify(record), String(this.maxLen), String(this.ttlSeconds));
   }
 }

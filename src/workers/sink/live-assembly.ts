@@ -1,6 +1,6 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { ErrorCode, FrameError, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { MaskUnletterboxer } from '../../shared/letterbox.js';
@@ -45,8 +45,8 @@ type Item = { kind: 'frame'; mask: Buffer; record: FrameResult } | { kind: 'drop
  */
 export class LiveAssembly {
   private readonly dir: string;
-  private redis?: Redis;
-  private blocking?: Redis;
+  private redis?: RedisConnection;
+  private blocking?: RedisConnection;
   private output?: LiveOutput;
   private masks?: LiveMaskFile;
   private readonly latencies: number[] = [];

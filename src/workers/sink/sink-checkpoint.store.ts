@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { videoKeys } from '../../shared/redis-keys.js';
 import type { SceneReport } from './report-builder.js';
 
@@ -36,7 +36,7 @@ return 1`;
 /** The sink's checkpoint of each video in Redis, with the id of the sink that owns the video. */
 export class SinkCheckpointStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly ttlSeconds: number,
   ) {}
 

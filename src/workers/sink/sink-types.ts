@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
@@ -55,7 +55,7 @@ export interface SinkDependencies {
   /** Outputs are written only under this directory (STREAMSEG_OUT); unset: anywhere (tests). */
   outputRoot?: string;
   /** A dedicated connection per video: BLPOP holds its connection while it waits. */
-  openBlockingConnection(): Redis;
+  openBlockingConnection(): RedisConnection;
   /** Mask value → class name (manifest.classes order). */
   classNames: readonly string[];
   settings?: SinkSettings;

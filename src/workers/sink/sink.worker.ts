@@ -6,7 +6,7 @@ import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
 import { jobFailures } from '../../shared/metrics.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
-import { JobName, QUEUE_PREFIX, QueueName, assertHandlersComplete } from '../../shared/queues.js';
+import { JobName, QueueName, assertHandlersComplete, queuePrefixFor } from '../../shared/queues.js';
 import { createRedis } from '../../shared/redis.js';
 import { VideoStateStore } from '../../shared/video-state.js';
 import { FrameStreamRepository } from './frame-stream.repository.js';
@@ -103,7 +103,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
   const concurrency = options.concurrency ?? 2;
   const worker = new Worker(QueueName.Sink, processor, {
     connection: workerConnection,
-    prefix: QUEUE_PREFIX,
+    prefix: queuePrefixFor(workerConnection),
     concurrency,
     // A video keeps its job active for minutes; the lock is renewed every lockDuration/2. A sink
     // that dies loses it after lockDuration, and a stalled check hands the video to another sink.

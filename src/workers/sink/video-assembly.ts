@@ -3,7 +3,7 @@ import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../shared/redis.js';
 import { ErrorCode, errorLine, FfmpegError, FrameError, StreamsegError } from '../../shared/errors/index.js';
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import { QueueName } from '../../shared/queues.js';
@@ -41,7 +41,7 @@ export class VideoAssembly {
   private encoder?: FrameEncoder;
   private framesInSegment = 0;
   private masks?: MaskWriter;
-  private blocking?: Redis;
+  private blocking?: RedisConnection;
   private activeMs = 0;
   private sinkFramesReported = 0;
   private lastProgressAt = 0;
