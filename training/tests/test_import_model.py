@@ -1,7 +1,8 @@
 """`streamseg model import` graph surgery (training/import_model.py, streamseg_import/):
 rank-0 / zero LoRA parity with the original, a random LoRA equal to the dense ΔW = B·A folded
 into the weights, ORT running the graph, the torch graph runner agreeing with ORT, and one-line
-errors for bad models. Real torchvision LRASPP (random weights) plus a tiny net with MatMul and
+errors for bad models, and ORT against the torchvision module itself with a PEFT adapter fed
+(LRASPP and DeepLabV3). Real torchvision LRASPP (random weights) plus a tiny net with MatMul and
 Gemm layers; small inputs, one thread."""
 from __future__ import annotations
 
@@ -152,6 +153,108 @@ class ImportModelTest(unittest.TestCase):
         emb = ort_run(os.path.join(out, "embedder.onnx"), {"image": image}, threads=1)["embedding"]
         self.assertEqual(emb.shape, (2, manifest["embedder"]["size"]))
         np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+
+    def test_ort_matches_torchvision_module_with_adapter_fed(self):
+        """ORT against torch with an adapter fed (issue 13, point 3), for LRASPP and DeepLabV3.
+
+        Torch side: the torchvision nn.Module itself (not the imported graph), with each LoRA
+        added where the imported graph adds it. torch.onnx.export folds eval-mode BatchNorm into
+        the conv before it, so the graph's `y + x·Aᵀ·Bᵀ` is taken after that BatchNorm (the
+        conv's own output when no BatchNorm follows). ORT side: the imported model.onnx fed the
+        same PEFT-layout adapter the way the worker feeds one (lora_A [r, C, kh, kw] read as
+        [r, C·kh·kw], scaling lora_alpha / r folded into B). The module names in model.json must
+        be the torch module paths. BatchNorm statistics are recalibrated before export, so the
+        activations do not vanish (with torchvision's random init they are ~1e-8 and no LoRA
+        moves DeepLabV3's logits) and BatchNorm is far from the identity (a LoRA applied on the
+        wrong side of it would not match)."""
+        from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large, lraspp_mobilenet_v3_large
+
+        class Out(nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return self.net(x)["out"]
+
+        for arch, fn in (("lraspp", lraspp_mobilenet_v3_large), ("deeplabv3", deeplabv3_mobilenet_v3_large)):
+            with self.subTest(arch=arch):
+                torch.manual_seed(1)
+                model = Out(fn(weights=None, weights_backbone=None, num_classes=8))
+                for m in model.modules():
+                    if isinstance(m, nn.BatchNorm2d):
+                        m.reset_running_stats()
+                        m.momentum = None
+                model.train()
+                with torch.no_grad():
+                    for _ in range(2):
+                        model(torch.randn(4, 3, 64, 96))
+                model.eval()
+                src = os.path.join(self.dir, f"{arch}_calibrated.onnx")
+                export(model, src)
+                out = os.path.join(self.dir, f"pkg_{arch}_torch")
+                code, err = run_import([src, "--classes", CLASSES8, "--out", out, "--fit-pixels", "6144"])
+                self.assertEqual(code, 0, err)
+                manifest = json.load(open(os.path.join(out, "model.json")))
+                modules = dict(model.named_modules())
+                targets = manifest["lora"]["targets"]
+                self.assertGreater(len(targets), 40)
+
+                # A random PEFT-layout adapter (rank 4, lora_alpha 8: scaling 2) on every target.
+                rank, alpha = 4, 8.0
+                g = np.random.default_rng(3)
+                peft = {}
+                for t in targets:
+                    conv = modules.get(t["module"])
+                    self.assertIsInstance(conv, nn.Conv2d, f"{t['module']} is not a torch Conv2d module path")
+                    c, (kh, kw) = conv.in_channels, conv.kernel_size
+                    self.assertEqual(t["in"], c * kh * kw)
+                    self.assertEqual(t["out"], conv.out_channels)
+                    key = f"base_model.model.{t['module']}"
+                    peft[f"{key}.lora_A.weight"] = (g.standard_normal((rank, c, kh, kw)) / np.sqrt(t["in"])).astype(np.float32)
+                    peft[f"{key}.lora_B.weight"] = (g.standard_normal((t["out"], rank, 1, 1)) * 0.01).astype(np.float32)
+                scaling = alpha / rank
+
+                # Torch: the module with the LoRA hooked in after the BatchNorm the export folds.
+                hooks, pending = [], {}
+                for t in targets:
+                    name = t["module"]
+                    conv = modules[name]
+                    A = torch.from_numpy(peft[f"base_model.model.{name}.lora_A.weight"])
+                    B = torch.from_numpy(peft[f"base_model.model.{name}.lora_B.weight"])
+
+                    def delta(x, conv=conv, A=A, B=B):
+                        h = nn.functional.conv2d(x, A, stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+                        return nn.functional.conv2d(h, B) * scaling
+
+                    parent_name, _, index = name.rpartition(".")
+                    parent = modules.get(parent_name)
+                    after = parent[int(index) + 1] if isinstance(parent, nn.Sequential) and index.isdigit() and int(index) + 1 < len(parent) else None
+                    if isinstance(after, nn.BatchNorm2d):
+                        hooks.append(conv.register_forward_hook(lambda mod, inp, out, name=name, delta=delta: pending.__setitem__(name, delta(inp[0]))))
+                        hooks.append(after.register_forward_hook(lambda mod, inp, out, name=name: out + pending.pop(name)))
+                    else:
+                        hooks.append(conv.register_forward_hook(lambda mod, inp, out, delta=delta: out + delta(inp[0])))
+                image = torch.from_numpy(np.random.default_rng(4).standard_normal((2, 3, 64, 96)).astype(np.float32))
+                with torch.no_grad():
+                    adapted_torch = model(image).numpy()
+                    for h in hooks:
+                        h.remove()
+                    base_torch = model(image).numpy()
+                self.assertEqual(pending, {})
+
+                # ORT: the imported graph fed the adapter as the worker feeds it.
+                feeds = {"input": image.numpy(), "class_embeddings": np.eye(8, dtype=np.float32)}
+                for t in targets:
+                    key = f"base_model.model.{t['module']}"
+                    feeds[t["inputA"]] = peft[f"{key}.lora_A.weight"].reshape(rank, t["in"])
+                    feeds[t["inputB"]] = peft[f"{key}.lora_B.weight"].reshape(t["out"], rank) * np.float32(scaling)
+                adapted_ort = ort_run(os.path.join(out, "model.onnx"), feeds, threads=1)["logits"]
+                scale = max(1.0, float(np.abs(adapted_torch).max()))
+                moved = float(np.abs(adapted_torch - base_torch).max())
+                self.assertGreater(moved, 0.05 * scale, f"{arch}: the adapter should move the logits (moved {moved:.3g})")
+                diff = float(np.abs(adapted_ort - adapted_torch).max())
+                self.assertLess(diff, 1e-4 * scale, f"{arch}: ORT vs torch with the adapter fed differ by {diff:.3g} (adapter moves logits by {moved:.3g})")
 
     def test_matmul_and_gemm_layers(self):
         out = os.path.join(self.dir, "pkg_tiny")
