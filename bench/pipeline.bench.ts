@@ -30,36 +30,26 @@
  * Settings come from the environment as for `streamseg run` (STREAMSEG_BATCH_FRAMES,
  * STREAMSEG_INTRA_OP_THREADS, ...).
  */
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import { Command } from 'ioredis';
 import ort from 'onnxruntime-node';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
-import { PipelineClient } from '../src/shared/pipeline-client.js';
-import { startRoles, type RunningRoles } from '../src/cli/roles.js';
-import { waitForVideo } from '../src/cli/video-waiter.js';
-import { loadConfig, retrievalDefaultsFromConfig, type StreamsegConfig } from '../src/shared/config.js';
+import { loadConfig, type StreamsegConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
+import { planModelInput } from '../src/shared/model-input-plan.js';
 import { QUEUE_PREFIX } from '../src/shared/queues.js';
 import { createRedis } from '../src/shared/redis.js';
-import { loadModelPackage, type ModelPackage } from '../src/shared/model-manifest.js';
-import { videoKeys } from '../src/shared/redis-keys.js';
-import { AdapterRegistry } from '../src/workers/adapters/adapter-registry.js';
-import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js';
-import { resolveRetrievalOptions } from '../src/workers/adapters/retrieval.js';
-import type { VideoReport } from '../src/workers/sink/report-builder.js';
-import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js';
+import { loadModelPackage } from '../src/shared/model-manifest.js';
 import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
-import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
 import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
 import { decode, decompress, type CocoRleString } from '../src/workers/sink/coco-rle.js';
+import { benchVideo, cpuSeconds, median, pipelineFeeds, probeVideo, run, runPipeline, runRaw, type PipelineResult, type RawResult } from './pipeline-common.js';
 import { rawRgbDecodeArgs, runSequentialLoop, type SequentialResult } from './sequential-loop.js';
 
-const run = promisify(execFile);
 const { values } = parseArgs({
   options: {
     source: { type: 'string', default: 'synth' },
@@ -77,49 +67,6 @@ const tmp = await mkdtemp(path.join(os.tmpdir(), 'streamseg-bench-'));
 // The outputs go to a temp dir, which must be the sink's output root (as `run --out` does).
 const config: StreamsegConfig = loadConfig({ logLevel: process.env.LOG_LEVEL ?? 'warn', outDir: tmp });
 const logger = createLogger(config.logLevel);
-const cacheDir = path.join(os.tmpdir(), 'streamseg-bench-cache');
-
-/** The input video: a given file, or one rendered once and kept in the temp dir (synth takes a minute or two). */
-async function benchVideo(): Promise<string> {
-  if (values.input) return path.resolve(values.input);
-  const { source, size, frames, fps, scenes, seed } = values;
-  await mkdir(cacheDir, { recursive: true });
-  const file = path.join(cacheDir, `${source}-${size}-${frames}f-${fps}fps-${scenes}s-${seed}.mp4`);
-  if (existsSync(file)) return file;
-  const started = performance.now();
-  if (source === 'synth') {
-    const main = path.resolve('src/cli/main.ts');
-    await run(
-      process.execPath,
-      ['--import', 'tsx', main, 'synth', '--out', file, '--frames', frames, '--scenes', scenes, '--size', size, '--fps', fps, '--seed', seed],
-      {
-        maxBuffer: 64 * 2 ** 20,
-      },
-    );
-  } else if (source === 'testsrc2') {
-    const duration = Number(frames) / Number(fps);
-    await run('ffmpeg', [
-      '-v',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      `testsrc2=size=${size}:rate=${fps}:duration=${duration}`,
-      '-c:v',
-      'libx264',
-      '-preset',
-      'fast',
-      '-pix_fmt',
-      'yuv420p',
-      file,
-    ]);
-  } else {
-    throw new Error(`--source must be synth or testsrc2, got ${source}`);
-  }
-  console.log(`rendered ${file} in ${((performance.now() - started) / 1000).toFixed(0)} s (cached for later runs)`);
-  return file;
-}
 
 /**
  * (f) Bytes sent to Redis, by kind. Method: every command any ioredis connection of this
@@ -191,128 +138,6 @@ async function redisInfo(redis: ReturnType<typeof createRedis>, section: string)
       .filter((line) => line.includes(':'))
       .map((line) => [line.slice(0, line.indexOf(':')), Number(line.slice(line.indexOf(':') + 1))]),
   );
-}
-
-interface PipelineResult {
-  frames: number;
-  /** Frames / (last sink frame − first sink frame). */
-  steadyFps: number;
-  steadySeconds: number;
-  /** Frames / (decoding started → last sink frame). */
-  fromDecodeFps: number;
-  /** CPU seconds from submission to done: this process (all roles, ORT, libvips) and its ffmpeg children. */
-  cpu: { self: number; children: number };
-  report: VideoReport;
-}
-
-/** CPU seconds of this process and of its reaped children (ffmpeg decoders and encoders), from /proc. */
-async function cpuSeconds(): Promise<{ self: number; children: number }> {
-  // Fields after the command name: utime stime cutime cstime are the 12th..15th, in clock ticks (100/s on Linux).
-  const stat = await readFile('/proc/self/stat', 'utf8');
-  const fields = stat
-    .slice(stat.lastIndexOf(')') + 2)
-    .split(' ')
-    .map(Number);
-  const tick = 100;
-  return { self: (fields[11]! + fields[12]!) / tick, children: (fields[13]! + fields[14]!) / tick };
-}
-
-async function runPipeline(video: string, redisUrl: string, outDir: string): Promise<PipelineResult> {
-  let roles: RunningRoles | undefined;
-  let client: PipelineClient | undefined;
-  try {
-    roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
-    client = await PipelineClient.connect(config, redisUrl);
-    const cpuBefore = await cpuSeconds();
-    const videoId = await client.submitter.submit(video, { outDir, fps: config.fps });
-    const final = await waitForVideo(videoId, client.states, client.queues, { pollMs: 100 });
-    const cpuAfter = await cpuSeconds();
-    const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
-    // Stream entry ids are `<server ms>-<seq>`, taken when the sink appended each frame record.
-    const { stream } = videoKeys(videoId);
-    const first = await client.redis.xrange(stream, '-', '+', 'COUNT', 1);
-    const last = await client.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
-    const length = await client.redis.xlen(stream);
-    if (length !== report.frames) throw new Error(`stream holds ${length} records, report says ${report.frames} frames (stream trimmed?)`);
-    const ms = (entries: [string, string[]][]) => Number(entries[0]![0].split('-')[0]);
-    const steadySeconds = (ms(last) - ms(first)) / 1000;
-    const fromDecodeSeconds = (ms(last) - (final.startedAt ?? 0)) / 1000;
-    return {
-      frames: report.frames,
-      steadyFps: (report.frames - 1) / steadySeconds,
-      steadySeconds,
-      fromDecodeFps: report.frames / fromDecodeSeconds,
-      cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children },
-      report,
-    };
-  } finally {
-    await client?.close();
-    await roles?.close();
-  }
-}
-
-/** The LoRA feeds of the scene with the most frames, merged the way the worker merges them (one cached merge). */
-async function pipelineFeeds(
-  pkg: ModelPackage,
-  report: VideoReport | undefined,
-): Promise<{ feeds: LoraFeeds; label: string; adapters: { name: string; weight: number }[] }> {
-  const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
-  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters)
-    return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)', adapters: [] };
-  const registry = await AdapterRegistry.open({ pkg });
-  const options = resolveRetrievalOptions(retrievalDefaultsFromConfig(config));
-  const cache = new MergedAdapterCache(pkg.manifest.lora.targets);
-  const request = {
-    adapters: scene.adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })),
-    method: options.method,
-    svdRank: options.svdRank,
-  };
-  cache.lookup(request); // the miss: merge once
-  const { feeds, hit } = cache.lookup(request);
-  if (!hit) throw new Error('merged adapter was not cached');
-  await registry.close();
-  return {
-    feeds,
-    label: `${options.method} merge of ${scene.adapters.map((a) => `${a.name} ${a.weight}`).join(' + ')}`,
-    adapters: scene.adapters.map((a) => ({ name: a.name, weight: a.weight })),
-  };
-}
-
-interface RawResult {
-  fps: number;
-  /** CPU ms of this process per frame while only ORT ran. */
-  cpuMsPerFrame: number;
-  batches: number;
-  msPerBatch: number;
-}
-
-/** Bare `session.run` of full batches, the same feeds a worker builds; at least `minBatches` and `minSeconds`. */
-async function runRaw(session: ort.InferenceSession, pkg: ModelPackage, lora: LoraFeeds, minBatches: number, minSeconds: number): Promise<RawResult> {
-  const { manifest } = pkg;
-  const batchFrames = config.batchFrames;
-  const pre = new Preprocessor(manifest.input);
-  const batch = new Float32Array(batchFrames * pre.frameFloats);
-  // Pixel values do not change the work of a CNN on CPU; any plausible frame will do.
-  const rgb = new Uint8Array(pre.frameBytes);
-  for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 2654435761) >>> 24;
-  for (let slot = 0; slot < batchFrames; slot++) pre.write(rgb, batch, slot);
-  const vocabulary = new ClassVocabulary(manifest).forJob();
-  const feeds = {
-    ...lora,
-    [manifest.input.name]: new ort.Tensor('float32', batch, [batchFrames, 3, pre.height, pre.width]),
-    [manifest.classEmbeddings.input]: vocabulary.embeddings,
-  };
-  for (let i = 0; i < 3; i++) await session.run(feeds, [manifest.output.name]);
-  let batches = 0;
-  const cpuBefore = await cpuSeconds();
-  const started = performance.now();
-  while (batches < minBatches || performance.now() - started < minSeconds * 1000) {
-    await session.run(feeds, [manifest.output.name]);
-    batches++;
-  }
-  const seconds = (performance.now() - started) / 1000;
-  const cpu = (await cpuSeconds()).self - cpuBefore.self;
-  return { fps: (batches * batchFrames) / seconds, cpuMsPerFrame: (cpu * 1000) / (batches * batchFrames), batches, msPerBatch: (seconds * 1000) / batches };
 }
 
 interface CeilingResult {
@@ -452,27 +277,16 @@ async function checkOutputs(pipelineDir: string, pipelineFrames: number, sequent
   };
 }
 
-const video = await benchVideo();
+const video = values.input ? path.resolve(values.input) : await benchVideo(values);
 const pkg = await loadModelPackage(config.modelDir);
 let redis: EmbeddedRedis | undefined;
 try {
-  const probe = await run('ffprobe', [
-    '-v',
-    'error',
-    '-select_streams',
-    'v:0',
-    '-count_packets',
-    '-show_entries',
-    'stream=width,height,r_frame_rate,nb_read_packets',
-    '-of',
-    'csv=p=0',
-    video,
-  ]);
-  console.log(`video ${path.basename(video)}: ${probe.stdout.trim()} (width,height,rate,frames)`);
-  const [probeWidth, probeHeight, rate] = probe.stdout.trim().split(',');
-  const [rateNum, rateDen = '1'] = rate!.split('/');
+  const probe = await probeVideo(video);
+  console.log(`video ${path.basename(video)}: ${probe.line} (width,height,rate,frames)`);
+  // The model input the producer plans for this video (a fit model's size follows the source's).
+  const modelSize = planModelInput(pkg.manifest.input, probe.width, probe.height);
   console.log(
-    `model ${pkg.manifest.name} ${pkg.manifest.input.width}x${pkg.manifest.input.height}, batch ${config.batchFrames}, ` +
+    `model ${pkg.manifest.name} ${modelSize.width}x${modelSize.height}, batch ${config.batchFrames}, ` +
       `intra-op threads ${config.intraOpThreads || 'auto'}, worker concurrency ${config.workerConcurrency}, ${os.cpus().length} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
   );
 
@@ -484,7 +298,12 @@ try {
     ...segmentationSessionOptions(config),
     executionProviders: [config.executionProvider],
   });
-  await runRaw(rawSession, pkg, (await pipelineFeeds(pkg, undefined)).feeds, 5, 1); // page the model in before anything is timed
+  await runRaw(rawSession, pkg, (await pipelineFeeds(config, pkg, undefined)).feeds, {
+    batchFrames: config.batchFrames,
+    size: modelSize,
+    minBatches: 5,
+    minSeconds: 1,
+  }); // page the model in before anything is timed
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
   // so each pipeline run is compared with the raw sample taken right after it (same feeds).
@@ -504,7 +323,7 @@ try {
     // and closes with the next INFO (both count it).
     const statsBefore = await redisInfo(infoRedis, 'stats');
     redisBytesSent = zeroBytes();
-    const pipeline = await runPipeline(video, redis.url, pipelineDir);
+    const pipeline = await runPipeline({ config, logger }, video, redis.url, pipelineDir);
     const statsAfter = await redisInfo(infoRedis, 'stats');
     const sent = { ...redisBytesSent };
     const traffic: RedisTraffic = {
@@ -513,10 +332,10 @@ try {
       serverOut: statsAfter.get('total_net_output_bytes')! - statsBefore.get('total_net_output_bytes')!,
       usedMemoryPeak: (await redisInfo(infoRedis, 'memory')).get('used_memory_peak')!,
     };
-    const lora = await pipelineFeeds(pkg, pipeline.report);
-    const raw = await runRaw(rawSession, pkg, lora.feeds, 20, 8);
-    const outputFps = config.fps ?? Number(rateNum) / Number(rateDen);
-    const size = { width: Number(probeWidth), height: Number(probeHeight), fps: outputFps };
+    const lora = await pipelineFeeds(config, pkg, pipeline.report);
+    const raw = await runRaw(rawSession, pkg, lora.feeds, { batchFrames: config.batchFrames, size: modelSize, minBatches: 20, minSeconds: 8 });
+    const outputFps = config.fps ?? probe.fps;
+    const size = { width: probe.width, height: probe.height, fps: outputFps };
     const ceiling = await runCeiling(video, size, raw);
     // (e): the plain loop, on raw ORT's session (the worker's options) and feeds.
     const cpuBefore = await cpuSeconds();
@@ -611,11 +430,6 @@ try {
         `= ${config.highWaterFrames} × ${(frameBytes / 1000).toFixed(1)} kB = ${MiB(config.highWaterFrames * frameBytes)} MiB is below it`,
     );
   });
-  const median = (xs: number[]) => {
-    const sorted = [...xs].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  };
   const ratios = rounds.map(({ pipeline, raw }) => pipeline.steadyFps / raw.fps);
   console.log('');
   console.log(

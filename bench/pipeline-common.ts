@@ -1,0 +1,265 @@
+/**
+ * What the pipeline benchmarks share (`npm run bench`, bench/pipeline.bench.ts, and
+ * `npm run bench:models`, bench/models.bench.ts): the bench video (rendered once and cached),
+ * a run of producer + worker + sink in this process on a given Redis (as `streamseg run`
+ * does), the LoRA feeds of the run's largest scene merged the way the worker merges them,
+ * bare ONNX Runtime `session.run` on the same model, size, batch and feeds, and CPU time from
+ * /proc.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import ort from 'onnxruntime-node';
+import { PipelineClient } from '../src/shared/pipeline-client.js';
+import { startRoles, type RunningRoles } from '../src/cli/roles.js';
+import { waitForVideo } from '../src/cli/video-waiter.js';
+import { retrievalDefaultsFromConfig, type StreamsegConfig } from '../src/shared/config.js';
+import type { Logger } from '../src/shared/logger.js';
+import type { ModelPackage } from '../src/shared/model-manifest.js';
+import { videoKeys } from '../src/shared/redis-keys.js';
+import { AdapterRegistry } from '../src/workers/adapters/adapter-registry.js';
+import { MergedAdapterCache, zeroFeeds, type LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js';
+import { resolveRetrievalOptions } from '../src/workers/adapters/retrieval.js';
+import type { VideoReport } from '../src/workers/sink/report-builder.js';
+import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js';
+import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
+
+export const run = promisify(execFile);
+
+export interface BenchVideoOptions {
+  source: string;
+  /** WxH */
+  size: string;
+  frames: string;
+  fps: string;
+  scenes: string;
+  seed: string;
+}
+
+/** Where rendered bench videos are kept between runs (synth takes a minute or two). */
+export const BENCH_CACHE_DIR = path.join(os.tmpdir(), 'streamseg-bench-cache');
+
+/** The bench video: rendered once (`streamseg synth`, or ffmpeg's testsrc2) and kept in BENCH_CACHE_DIR. */
+export async function benchVideo({ source, size, frames, fps, scenes, seed }: BenchVideoOptions): Promise<string> {
+  await mkdir(BENCH_CACHE_DIR, { recursive: true });
+  const file = path.join(BENCH_CACHE_DIR, `${source}-${size}-${frames}f-${fps}fps-${scenes}s-${seed}.mp4`);
+  if (existsSync(file)) return file;
+  const started = performance.now();
+  if (source === 'synth') {
+    const main = path.resolve('src/cli/main.ts');
+    await run(
+      process.execPath,
+      ['--import', 'tsx', main, 'synth', '--out', file, '--frames', frames, '--scenes', scenes, '--size', size, '--fps', fps, '--seed', seed],
+      {
+        maxBuffer: 64 * 2 ** 20,
+      },
+    );
+  } else if (source === 'testsrc2') {
+    const duration = Number(frames) / Number(fps);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${size}:rate=${fps}:duration=${duration}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'fast',
+      '-pix_fmt',
+      'yuv420p',
+      file,
+    ]);
+  } else {
+    throw new Error(`--source must be synth or testsrc2, got ${source}`);
+  }
+  console.log(`rendered ${file} in ${((performance.now() - started) / 1000).toFixed(0)} s (cached for later runs)`);
+  return file;
+}
+
+export interface ProbedVideo {
+  width: number;
+  height: number;
+  /** Frame rate as ffprobe's r_frame_rate, e.g. `24/1`. */
+  rate: string;
+  fps: number;
+  packets: number;
+  /** ffprobe's CSV line: width,height,rate,frames. */
+  line: string;
+}
+
+/** Size, rate and packet count of the first video stream (ffprobe). */
+export async function probeVideo(video: string): Promise<ProbedVideo> {
+  const probe = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-count_packets',
+    '-show_entries',
+    'stream=width,height,r_frame_rate,nb_read_packets',
+    '-of',
+    'csv=p=0',
+    video,
+  ]);
+  const line = probe.stdout.trim();
+  const [width, height, rate, packets] = line.split(',');
+  const [num, den = '1'] = rate!.split('/');
+  return { width: Number(width), height: Number(height), rate: rate!, fps: Number(num) / Number(den), packets: Number(packets), line };
+}
+
+/** CPU seconds of this process and of its reaped children (ffmpeg decoders and encoders), from /proc. */
+export async function cpuSeconds(): Promise<{ self: number; children: number }> {
+  // Fields after the command name: utime stime cutime cstime are the 12th..15th, in clock ticks (100/s on Linux).
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  const fields = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
+  const tick = 100;
+  return { self: (fields[11]! + fields[12]!) / tick, children: (fields[13]! + fields[14]!) / tick };
+}
+
+export function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface PipelineResult {
+  frames: number;
+  /** Frames / (last sink frame − first sink frame). */
+  steadyFps: number;
+  steadySeconds: number;
+  /** Frames / (decoding started → last sink frame). */
+  fromDecodeFps: number;
+  /** CPU seconds from submission to done: this process (all roles, ORT, libvips) and its ffmpeg children. */
+  cpu: { self: number; children: number };
+  report: VideoReport;
+}
+
+/**
+ * One video through producer + segmentation worker + sink started in this process on
+ * `redisUrl` (config.modelDir is the model; outDir must lie under config.outDir, as with
+ * `run --out`). Steady-state frames/s from the Redis Stream entry ids of the sink's records.
+ */
+export async function runPipeline(
+  context: { config: StreamsegConfig; logger: Logger },
+  video: string,
+  redisUrl: string,
+  outDir: string,
+): Promise<PipelineResult> {
+  const { config, logger } = context;
+  let roles: RunningRoles | undefined;
+  let client: PipelineClient | undefined;
+  try {
+    roles = await startRoles(['producer', 'worker', 'sink'], { config, redisUrl, logger });
+    client = await PipelineClient.connect(config, redisUrl);
+    const cpuBefore = await cpuSeconds();
+    const videoId = await client.submitter.submit(video, { outDir, fps: config.fps });
+    const final = await waitForVideo(videoId, client.states, client.queues, { pollMs: 100 });
+    const cpuAfter = await cpuSeconds();
+    const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
+    // Stream entry ids are `<server ms>-<seq>`, taken when the sink appended each frame record.
+    const { stream } = videoKeys(videoId);
+    const first = await client.redis.xrange(stream, '-', '+', 'COUNT', 1);
+    const last = await client.redis.xrevrange(stream, '+', '-', 'COUNT', 1);
+    const length = await client.redis.xlen(stream);
+    if (length !== report.frames) throw new Error(`stream holds ${length} records, report says ${report.frames} frames (stream trimmed?)`);
+    const ms = (entries: [string, string[]][]) => Number(entries[0]![0].split('-')[0]);
+    const steadySeconds = (ms(last) - ms(first)) / 1000;
+    const fromDecodeSeconds = (ms(last) - (final.startedAt ?? 0)) / 1000;
+    return {
+      frames: report.frames,
+      steadyFps: (report.frames - 1) / steadySeconds,
+      steadySeconds,
+      fromDecodeFps: report.frames / fromDecodeSeconds,
+      cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children },
+      report,
+    };
+  } finally {
+    await client?.close();
+    await roles?.close();
+  }
+}
+
+export interface PipelineFeeds {
+  feeds: LoraFeeds;
+  label: string;
+  adapters: { name: string; weight: number }[];
+}
+
+/** The LoRA feeds of the scene with the most frames, merged the way the worker merges them (one cached merge). */
+export async function pipelineFeeds(config: StreamsegConfig, pkg: ModelPackage, report: VideoReport | undefined): Promise<PipelineFeeds> {
+  const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
+  if (!scene || scene.adapters.length === 0 || !pkg.manifest.adapters)
+    return { feeds: zeroFeeds(pkg.manifest.lora.targets), label: 'base (zero LoRA)', adapters: [] };
+  const registry = await AdapterRegistry.open({ pkg });
+  const options = resolveRetrievalOptions(retrievalDefaultsFromConfig(config));
+  const cache = new MergedAdapterCache(pkg.manifest.lora.targets);
+  const request = {
+    adapters: scene.adapters.map((a) => ({ adapter: registry.get(a.name)!.adapter, weight: a.weight })),
+    method: options.method,
+    svdRank: options.svdRank,
+  };
+  cache.lookup(request); // the miss: merge once
+  const { feeds, hit } = cache.lookup(request);
+  if (!hit) throw new Error('merged adapter was not cached');
+  await registry.close();
+  return {
+    feeds,
+    label: `${options.method} merge of ${scene.adapters.map((a) => `${a.name} ${a.weight}`).join(' + ')}`,
+    adapters: scene.adapters.map((a) => ({ name: a.name, weight: a.weight })),
+  };
+}
+
+export interface RawResult {
+  fps: number;
+  /** CPU ms of this process per frame while only ORT ran. */
+  cpuMsPerFrame: number;
+  batches: number;
+  msPerBatch: number;
+}
+
+/**
+ * Bare `session.run` of full batches of `batchFrames` frames at the model input size the
+ * producer plans for the video (`size`), with the feeds a worker builds; at least
+ * `minBatches` and `minSeconds`.
+ */
+export async function runRaw(
+  session: ort.InferenceSession,
+  pkg: ModelPackage,
+  lora: LoraFeeds,
+  options: { batchFrames: number; size: { width: number; height: number }; minBatches: number; minSeconds: number },
+): Promise<RawResult> {
+  const { manifest } = pkg;
+  const { batchFrames, size, minBatches, minSeconds } = options;
+  const pre = new Preprocessor({ ...manifest.input, width: size.width, height: size.height });
+  const batch = new Float32Array(batchFrames * pre.frameFloats);
+  // Pixel values do not change the work of a CNN on CPU; any plausible frame will do.
+  const rgb = new Uint8Array(pre.frameBytes);
+  for (let i = 0; i < rgb.length; i++) rgb[i] = (i * 2654435761) >>> 24;
+  for (let slot = 0; slot < batchFrames; slot++) pre.write(rgb, batch, slot);
+  const vocabulary = new ClassVocabulary(manifest).forJob();
+  const feeds = {
+    ...lora,
+    [manifest.input.name]: new ort.Tensor('float32', batch, [batchFrames, 3, pre.height, pre.width]),
+    [manifest.classEmbeddings.input]: vocabulary.embeddings,
+  };
+  for (let i = 0; i < 3; i++) await session.run(feeds, [manifest.output.name]);
+  let batches = 0;
+  const cpuBefore = await cpuSeconds();
+  const started = performance.now();
+  while (batches < minBatches || performance.now() - started < minSeconds * 1000) {
+    await session.run(feeds, [manifest.output.name]);
+    batches++;
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = (await cpuSeconds()).self - cpuBefore.self;
+  return { fps: (batches * batchFrames) / seconds, cpuMsPerFrame: (cpu * 1000) / (batches * batchFrames), batches, msPerBatch: (seconds * 1000) / batches };
+}
