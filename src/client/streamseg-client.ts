@@ -11,6 +11,11 @@ import { FrameConsumer, type FrameConsumerOptions, type FrameDelivery } from './
 export interface StreamsegClientOptions {
   /** The cluster's Redis. @defaultValue REDIS_URL */
   redisUrl?: string;
+  /**
+   * A Redis Cluster's seed nodes instead (`host:port,...`, see REDIS_CLUSTER_NODES in config.ts);
+   * exclusive with `redisUrl`. @defaultValue REDIS_CLUSTER_NODES
+   */
+  redisClusterNodes?: string;
   /** Where outputs go, one folder per video (must be writable by the sinks). @defaultValue STREAMSEG_OUT */
   outDir?: string;
 }
@@ -46,8 +51,10 @@ export class StreamsegClient {
   ) {}
 
   static async connect(options: StreamsegClientOptions = {}): Promise<StreamsegClient> {
-    const config = loadConfig({ redisUrl: options.redisUrl, outDir: options.outDir, logLevel: 'silent' });
-    if (!config.redisUrl) throw new StreamsegError(ErrorCode.CONFIG, 'no Redis URL: pass { redisUrl } or set REDIS_URL');
+    const config = loadConfig({ redisUrl: options.redisUrl, redisClusterNodes: options.redisClusterNodes, outDir: options.outDir, logLevel: 'silent' });
+    if (!config.redisUrl) {
+      throw new StreamsegError(ErrorCode.CONFIG, 'no Redis URL: pass { redisUrl } or { redisClusterNodes }, or set REDIS_URL or REDIS_CLUSTER_NODES');
+    }
     return new StreamsegClient(await PipelineClient.connect(config, config.redisUrl), config, config.redisUrl);
   }
 

@@ -9,6 +9,7 @@ import { FrameStreamReader } from '../../src/api/repositories/frame-stream.reade
 import { TokenUsageRepository } from '../../src/api/repositories/token-usage.repository.js';
 import { VideoIndexRepository } from '../../src/api/repositories/video-index.repository.js';
 import { ClusterMetricsService } from '../../src/api/services/cluster-metrics.service.js';
+import { StreamsegClient } from '../../src/client/streamseg-client.js';
 import { listAdapters } from '../../src/shared/adapters/adapter-store.js';
 import { loadConfig } from '../../src/shared/config.js';
 import { FrameStore, type FrameResult } from '../../src/shared/frame-store.js';
@@ -232,6 +233,14 @@ describe('stores on a Redis Cluster', () => {
       await client.frames.deleteVideo(id);
     } finally {
       await client.close();
+    }
+    // The Node client, given the seed nodes.
+    const node = await StreamsegClient.connect({ redisClusterNodes: cluster.clusterNodesEnv, outDir: path.join(dir, 'out') });
+    try {
+      const id = await node.submit('https://example.invalid/y.mp4');
+      expect((await node.status(id))?.status).toBe('queued');
+    } finally {
+      await node.close();
     }
   });
 });

@@ -3,10 +3,14 @@
  *
  *   npx tsx test/cluster/redis-capacity.ts pipeline [frames]   # bytes and ops per frame of `streamseg run`
  *   npx tsx test/cluster/redis-capacity.ts shard [seconds]     # frames/s one redis-server sustains
+ *   npx tsx test/cluster/redis-capacity.ts memory [frames]     # bytes resident in Redis per frame
  *
  * `pipeline`: for 360p, 720p and 1080p, a synthetic 25 fps clip goes through `streamseg run`
  * (STREAMSEG_MODEL or models/default) against a fresh redis-server; its INFO after the run gives
  * bytes received (total_net_input_bytes), commands (commandstats) and used_memory_peak, per frame.
+ *
+ * `memory`: for each size, `frames` frames stored as the pipeline stores them (source, model input
+ * 224x128, mask, result record) through FrameStore; used_memory after minus before, per frame.
  *
  * `shard`: a load generator of streamseg's own per-frame commands, through the real stores
  * (FrameStore, VideoStateStore, FrameStreamRepository): 720p frames, model input 224x128 (the
@@ -99,6 +103,34 @@ async function pipeline(frames: number): Promise<void> {
   }
 }
 
+async function memory(frames: number): Promise<void> {
+  const server = await startEmbeddedRedis();
+  const redis = new Redis(server.url);
+  try {
+    const store = new FrameStore(redis, 600);
+    for (const size of SIZES) {
+      const before = Number((await info(redis, 'memory')).get('used_memory'));
+      const source = Buffer.alloc(size.width * size.height * 3, 7);
+      const input = Buffer.alloc(224 * 128 * 3, 9);
+      const mask = Buffer.alloc(224 * 128, 1);
+      for (let index = 0; index < frames; index++) {
+        await store.putFrame(size.name, index, source, input);
+        const record: FrameResult = { index, timestampMs: index * 40, scene: 0, adapters: [], cacheHit: null, inferenceMs: 10, workerId: 'load' };
+        await store.putResults(size.name, [{ mask, record }]);
+      }
+      const after = Number((await info(redis, 'memory')).get('used_memory'));
+      console.log(
+        `${size.name} ${size.width}x${size.height}: ${((after - before) / frames / 1000).toFixed(1)} kB resident in Redis per frame ` +
+          `(source ${((size.width * size.height * 3) / 1000).toFixed(1)} kB + input ${(input.length / 1000).toFixed(1)} kB + mask ${(mask.length / 1000).toFixed(1)} kB + record)`,
+      );
+      await store.deleteVideo(size.name);
+    }
+  } finally {
+    redis.disconnect();
+    await server.stop();
+  }
+}
+
 /** One video's frames through the stores, as producer, worker and sink would call them. */
 async function oneVideo(redis: Redis, videoId: string, until: number, frameCount: { n: number }): Promise<void> {
   const frames = new FrameStore(redis, 600);
@@ -174,8 +206,9 @@ async function shard(seconds: number, videos: number): Promise<void> {
 
 const [mode, arg, videosArg] = process.argv.slice(2);
 if (mode === 'pipeline') await pipeline(Number(arg ?? 50));
+else if (mode === 'memory') await memory(Number(arg ?? 50));
 else if (mode === 'shard') await shard(Number(arg ?? 10), Number(videosArg ?? 16));
 else {
-  console.error('usage: npx tsx test/cluster/redis-capacity.ts pipeline [frames] | shard [seconds] [videos]');
+  console.error('usage: npx tsx test/cluster/redis-capacity.ts pipeline [frames] | memory [frames] | shard [seconds] [videos]');
   process.exit(2);
 }
