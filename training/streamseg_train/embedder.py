@@ -11,12 +11,21 @@ one-hot vector. Why not the earlier LDA projection + cosine: a composition (fog+
 in the training set, and in LDA space it landed near whichever single happened to be closest
 (often neither component); the head's probabilities put it on its components. Everything is
 baked into embedder.onnx as constants.
+
+The style gate: a scene unlike every training condition runs the base model. Its distance is
+the whitened distance of z to the nearest condition mean (whitened by the pooled within-condition
+covariance, so each direction counts by how much scenes of one condition vary along it); the
+frame's probabilities move to the base condition by g = sigmoid((distance - threshold) / width),
+so past the threshold its embedding lands on the base centroid and retrieval picks no adapter.
+Why a distance and not the head's own confidence: the head is a linear classifier, and a style it
+never saw (sepia, a re-tinted palette) still falls confidently on one side of its boundaries.
 """
 from __future__ import annotations
 
 import copy
 import warnings
-from typing import List
+from dataclasses import dataclass
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -57,10 +66,42 @@ class StyleFeatures(nn.Module):
         return torch.cat([im, isd, dx, dy, m0, s0, m1, s1, m3], dim=1)
 
 
-class Embedder(nn.Module):
-    """Style features → condition probabilities, L2-normalised (retrieval is by cosine)."""
+@dataclass
+class StyleGate:
+    """The style gate's constants (see the module doc): z @ whiten is compared with the
+    whitened condition means; past ``threshold`` (± ``width``) a frame counts as the base
+    condition, column ``base_index`` of the head."""
 
-    def __init__(self, feats: StyleFeatures, mu: np.ndarray, sigma: np.ndarray, proj: np.ndarray, bias: np.ndarray, temperature: float):
+    whiten: np.ndarray  # [d, d]
+    means: np.ndarray  # [K, d], whitened
+    threshold: float
+    width: float
+    base_index: int
+
+    def distances(self, z: np.ndarray) -> np.ndarray:
+        """Whitened distance of each z-scored feature row to the nearest condition mean."""
+        w = z @ self.whiten
+        return np.sqrt(np.min(((w[:, None, :] - self.means[None]) ** 2).sum(-1), axis=1))
+
+
+def fit_style_gate(z: np.ndarray, labels: List[str], classes: List[str], threshold: float, width: float, base: str,
+                   ridge: float = 0.1) -> StyleGate:
+    """Condition means and the pooled within-condition covariance (plus ``ridge`` on the
+    diagonal: the z-scored features are correlated, some nearly collinear) of z-scored features."""
+    lab = np.array(labels)
+    means = np.stack([z[lab == c].mean(0) for c in classes])
+    within = sum((z[lab == c] - means[i]).T @ (z[lab == c] - means[i]) for i, c in enumerate(classes)) / len(z)
+    values, vectors = np.linalg.eigh(within + ridge * np.eye(z.shape[1]))
+    whiten = (vectors @ np.diag(values ** -0.5) @ vectors.T).astype(np.float32)
+    return StyleGate(whiten, (means @ whiten).astype(np.float32), float(threshold), float(width), classes.index(base))
+
+
+class Embedder(nn.Module):
+    """Style features → condition probabilities (through the style gate when given),
+    L2-normalised (retrieval is by cosine)."""
+
+    def __init__(self, feats: StyleFeatures, mu: np.ndarray, sigma: np.ndarray, proj: np.ndarray, bias: np.ndarray, temperature: float,
+                 gate: Optional[StyleGate] = None):
         super().__init__()
         self.feats = feats
         self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
@@ -68,10 +109,31 @@ class Embedder(nn.Module):
         self.register_buffer("proj", torch.tensor(proj, dtype=torch.float32))
         self.register_buffer("bias", torch.tensor(bias, dtype=torch.float32))
         self.temperature = float(temperature)
+        self.gated = gate is not None
+        if gate is not None:
+            self.register_buffer("whiten", torch.tensor(gate.whiten, dtype=torch.float32))
+            self.register_buffer("means", torch.tensor(gate.means, dtype=torch.float32))
+            base = torch.zeros(len(bias))
+            base[gate.base_index] = 1.0
+            self.register_buffer("base", base)
+            self.threshold = gate.threshold
+            self.width = gate.width
+
+    def _distance(self, z):
+        w = z @ self.whiten
+        return torch.sqrt(((w[:, None, :] - self.means[None]) ** 2).sum(-1).min(dim=1).values)
+
+    def gate_distance(self, image):
+        """The style gate's distance of each image (for checks and reports)."""
+        return self._distance((self.feats(image) - self.mu) / self.sigma)
 
     def forward(self, image):
         z = (self.feats(image) - self.mu) / self.sigma
-        return F.normalize(torch.softmax((z @ self.proj + self.bias) / self.temperature, dim=1), dim=1)
+        p = torch.softmax((z @ self.proj + self.bias) / self.temperature, dim=1)
+        if self.gated:
+            g = torch.sigmoid((self._distance(z) - self.threshold) / self.width)[:, None]
+            p = (1 - g) * p + g * self.base
+        return F.normalize(p, dim=1)
 
 
 @torch.no_grad()
@@ -106,11 +168,16 @@ def fit_condition_head(f: np.ndarray, labels: List[str], classes: List[str], l2:
     return mu.astype(np.float32), sigma.astype(np.float32), w.detach().numpy().astype(np.float32), b.detach().numpy().astype(np.float32)
 
 
-def embed_np(mu, sigma, w, f: np.ndarray, bias: np.ndarray, temperature: float) -> np.ndarray:
+def embed_np(mu, sigma, w, f: np.ndarray, bias: np.ndarray, temperature: float, gate: Optional[StyleGate] = None) -> np.ndarray:
     """What embedder.onnx computes, from raw features (numpy)."""
-    e = (((f - mu) / sigma) @ w + bias) / temperature
+    z = (f - mu) / sigma
+    e = (z @ w + bias) / temperature
     e = np.exp(e - e.max(1, keepdims=True))
     e = e / e.sum(1, keepdims=True)
+    if gate is not None:
+        g = 1.0 / (1.0 + np.exp(-(gate.distances(z) - gate.threshold) / gate.width))
+        e = (1 - g)[:, None] * e
+        e[:, gate.base_index] += g
     return e / np.linalg.norm(e, axis=1, keepdims=True)
 
 
@@ -139,5 +206,9 @@ def load_embedder(path: str) -> Embedder:
     from .safetensors_io import load_file
 
     w = load_file(path)
+    gate = None
+    if "embedder.gate" in w:
+        threshold, width, base_index = (float(v) for v in w["embedder.gate"].reshape(-1))
+        gate = StyleGate(w["embedder.whiten"], w["embedder.means"], threshold, width, int(base_index))
     return Embedder(StyleFeatures(load_base(path)), w["embedder.mu"], w["embedder.sigma"], w["embedder.proj"], w["embedder.bias"],
-                    float(w["embedder.temperature"].reshape(-1)[0])).eval()
+                    float(w["embedder.temperature"].reshape(-1)[0]), gate).eval()

@@ -9,7 +9,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from . import data as D
-from .embedder import Embedder, StyleFeatures, embed_np, export_embedder, fit_condition_head, raw_features
+from .embedder import Embedder, StyleFeatures, embed_np, export_embedder, fit_condition_head, fit_style_gate, raw_features
 from .model import SegNet
 
 # The head's softmax temperature. At 1 the head is so sure of the nearest single that a
@@ -18,6 +18,14 @@ from .model import SegNet
 # from `streamseg eval`'s held-out videos): training/README.md, "Retrieval embedder".
 HEAD_TEMPERATURE = 2.0
 HEAD_L2 = 1e-3
+# The style gate (embedder.py): a frame counts as the base condition once its whitened distance
+# to the nearest training condition passes STYLE_GATE_FACTOR times the training stills' median
+# distance, over a soft edge of STYLE_GATE_WIDTH times that median. Chosen on validation stills
+# and videos (never training or eval seeds): compositions, which must keep their adapters, stay
+# below it; sepia fog and snow, where every adapter is worse than the base, are far past it
+# (training/README.md, "Style gate").
+STYLE_GATE_FACTOR = 2.6
+STYLE_GATE_WIDTH = 0.05
 
 
 def fit_retrieval(net: SegNet, stills: Dict[str, List[D.Stills]], per_condition: int, seed: int, mean, std,
@@ -40,15 +48,21 @@ def fit_retrieval(net: SegNet, stills: Dict[str, List[D.Stills]], per_condition:
     f_all = np.concatenate(fs)
     classes = list(D.TRAIN_CONDITIONS)
     mu, sigma, w, b = fit_condition_head(f_all, labels, classes, l2=HEAD_L2)
-    emb = embed_np(mu, sigma, w, f_all, b, HEAD_TEMPERATURE)
-    export_embedder(Embedder(feats, mu, sigma, w, b, HEAD_TEMPERATURE), os.path.join(out_dir, "embedder.onnx"), size=export_size)
+    z_all = (f_all - mu) / sigma
+    gate = fit_style_gate(z_all, labels, classes, threshold=0.0, width=1.0, base="clear")
+    median = float(np.median(gate.distances(z_all)))
+    gate.threshold, gate.width = STYLE_GATE_FACTOR * median, STYLE_GATE_WIDTH * median
+    emb = embed_np(mu, sigma, w, f_all, b, HEAD_TEMPERATURE, gate)
+    export_embedder(Embedder(feats, mu, sigma, w, b, HEAD_TEMPERATURE, gate), os.path.join(out_dir, "embedder.onnx"), size=export_size)
     lab = np.array(labels)
     centroids = {}
     for cond in classes:
         c = emb[lab == cond].mean(0)
         centroids[cond] = c / np.linalg.norm(c)
     log(f"[embedder] condition head over {len(classes)} conditions, {f_all.shape[1]} features, T={HEAD_TEMPERATURE}; "
-        f"train accuracy {np.mean(np.argmax(emb, 1) == np.array([classes.index(l) for l in labels])):.3f}")
+        f"train accuracy {np.mean(np.argmax(emb, 1) == np.array([classes.index(l) for l in labels])):.3f}; "
+        f"style gate at distance {gate.threshold:.2f} (median {median:.2f}), "
+        f"{np.mean(gate.distances(z_all) > gate.threshold):.3%} of training stills past it")
     index = {
         "embedding": {"size": len(classes), "metric": "cosine", "dimensions": classes},
         # the base model's own domain: a scene nearest to it runs without adapters
@@ -64,5 +78,7 @@ def fit_retrieval(net: SegNet, stills: Dict[str, List[D.Stills]], per_condition:
     return {
         "manifest": {"file": "embedder.onnx", "input": "image", "output": "embedding", "size": len(classes)},
         "constants": {"embedder.mu": mu, "embedder.sigma": sigma, "embedder.proj": w, "embedder.bias": b,
-                      "embedder.temperature": np.array([HEAD_TEMPERATURE], dtype=np.float32)},
+                      "embedder.temperature": np.array([HEAD_TEMPERATURE], dtype=np.float32),
+                      "embedder.whiten": gate.whiten, "embedder.means": gate.means,
+                      "embedder.gate": np.array([gate.threshold, gate.width, gate.base_index], dtype=np.float32)},
     }

@@ -203,6 +203,23 @@ class PackageChecks:
         print(f"\n[parity {self.LABEL}] embedder: embedding {tuple(got.shape)} max|ort-torch| = {diff:.3e}", file=sys.stderr, flush=True)
         self.assertLessEqual(diff, TOL)
 
+    def test_style_gate_sends_unlike_scenes_to_the_base(self):
+        """A frame unlike every training condition (pixel noise at full contrast) embeds on the
+        base domain's centroid, so retrieval runs the base model for it."""
+        w = load_file(os.path.join(self.PKG, "base_model.safetensors"))
+        self.assertIn("embedder.gate", w, "the package's embedder has no style gate")
+        g = torch.Generator().manual_seed(99)
+        inp = self.m["input"]
+        noise = torch.randint(0, 2, (2, 3, inp["height"], inp["width"]), generator=g).float()
+        mean = torch.tensor(inp["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(inp["std"]).view(1, 3, 1, 1)
+        e = self.m["embedder"]
+        got = ort_run(os.path.join(self.PKG, e["file"]), {e["input"]: ((noise - mean) / std).numpy()})[e["output"]]
+        base = np.array(self.index["base"]["centroids"][0])
+        cos = got @ base / np.linalg.norm(got, axis=1) / np.linalg.norm(base)
+        print(f"\n[gate {self.LABEL}] noise frames: cosine to the base centroid {np.round(cos, 4).tolist()}", file=sys.stderr, flush=True)
+        self.assertTrue(np.all(cos > 0.99), cos)
+
     # --------------------------------------------------------------- contract
     def test_manifest(self):
         m = self.m

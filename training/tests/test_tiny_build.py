@@ -117,6 +117,36 @@ class TinyBuildTest(PackageChecks, unittest.TestCase):
                 if cond != "clear":
                     self.assertEqual(mm.get("components", [cond]), [cond])
 
+    def test_style_gate_keeps_training_conditions_and_matches_torch(self):
+        """Stills of every training condition pass the gate (their own probabilities, not the
+        base's), and embedder.onnx matches the torch embedder on them (the gate open, the
+        head's path is what is compared)."""
+        import numpy as np
+        import torch
+        from streamseg_train.embedder import load_embedder
+        from streamseg_train.ort import ort_run
+
+        data = os.path.join(self.root, "data")
+        (train_dir,) = [d for d in os.listdir(data) if d.startswith("train_")]
+        emb = load_embedder(os.path.join(self.PKG, "base_model.safetensors"))
+        inp, e = self.m["input"], self.m["embedder"]
+        mean = np.array(inp["mean"], dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.array(inp["std"], dtype=np.float32).reshape(1, 3, 1, 1)
+        classes = self.index["embedding"]["dimensions"]
+        for cond in D.TRAIN_CONDITIONS:
+            for source in sorted(os.listdir(os.path.join(data, train_dir, cond))):
+                stills = D.load_stills(os.path.join(data, train_dir, cond, source), limit=8)
+                x = ((stills.images.astype(np.float32) / 255.0).transpose(0, 3, 1, 2) - mean) / std
+                got = ort_run(os.path.join(self.PKG, e["file"]), {e["input"]: x})[e["output"]]
+                with torch.no_grad():
+                    ref = emb(torch.from_numpy(x)).numpy()
+                self.assertLessEqual(float(np.abs(got - ref).max()), 1e-4, f"{cond} {source}")
+                dist = emb.gate_distance(torch.from_numpy(x)).numpy()
+                self.assertGreaterEqual(float(np.mean(dist < emb.threshold)), 0.85, f"{cond} {source}: gate distances {dist}, threshold {emb.threshold}")
+                if cond != "clear":
+                    # the gate left the head's answer in place: the condition's own column leads
+                    self.assertGreater(float(np.mean(np.argmax(got, 1) == classes.index(cond))), 0.5, f"{cond} {source}")
+
 
 if __name__ == "__main__":
     unittest.main()
