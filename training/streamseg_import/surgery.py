@@ -94,7 +94,11 @@ def load_and_inspect(path: str) -> Inspection:
     inits = {i.name: i for i in g.initializer}
     inputs = [i for i in g.input if i.name not in inits]
     if len(inputs) != 1:
-        raise ImportError_("E_IMPORT_NOT_SEGMENTATION", f"{path} has {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); streamseg imports networks with one image input")
+        names = [i.name for i in inputs]
+        if any(n.endswith(".lora_A") for n in names) and "class_embeddings" in names:
+            raise ImportError_("E_IMPORT_NOT_SEGMENTATION", f"{path} is already a streamseg import (LoRA and class_embeddings inputs); import the original export, or use its package directory with --model")
+        listed = ", ".join(names[:6]) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
+        raise ImportError_("E_IMPORT_NOT_SEGMENTATION", f"{path} has {len(inputs)} graph inputs ({listed}); streamseg imports networks with one image input")
     inp = inputs[0]
     if inp.type.tensor_type.elem_type != TensorProto.FLOAT:
         raise ImportError_("E_IMPORT_LAYOUT", f"input \"{inp.name}\" is {TensorProto.DataType.Name(inp.type.tensor_type.elem_type)}, expected float32 NCHW")

@@ -409,11 +409,16 @@ class ImportModelTest(unittest.TestCase):
 
         export(Nhwc(), nhwc, size=(32, 48), dynamic=False, layout="nhwc")
         cases.append((nhwc, "a,b", "E_IMPORT_LAYOUT"))
+        # An already imported graph (LoRA inputs) given again: named as such, not its 20 inputs.
+        imported = os.path.join(self.dir, "pkg_reimport")
+        self.assertEqual(run_import([self.tiny, "--classes", "a,b,c", "--out", imported, "--fit-pixels", "6144"])[0], 0)
+        cases.append((os.path.join(imported, "model.onnx"), "a,b,c", "E_IMPORT_NOT_SEGMENTATION: " + os.path.join(imported, "model.onnx") + " is already a streamseg import"))
         for i, (src, classes, code_want) in enumerate(cases):
             code, err = run_import([src, "--classes", classes, "--out", os.path.join(self.dir, f"bad{i}")])
             lines = [l for l in err.splitlines() if l.strip()]
             self.assertEqual(code, 2, err)
-            self.assertTrue(lines[-1].startswith(code_want + ": "), f"{src}: {err}")
+            self.assertTrue(lines[-1].startswith(code_want if ":" in code_want else code_want + ": "), f"{src}: {err}")
+            self.assertLess(len(lines[-1]), 400, lines[-1])
             self.assertEqual(sum(l.startswith("E_") for l in lines), 1)
 
 
