@@ -31,3 +31,14 @@ export async function waitForProbeFacts(states: VideoStateStore, videoId: string
     await abortableSleep(100, signal);
   }
 }
+
+/**
+ * The video's state while frames are assembled, re-read now and then by both assemblies: a
+ * vanished or failed video stops the sink.
+ */
+export async function readRunningVideo(states: VideoStateStore, videoId: string): Promise<VideoState> {
+  const state = await states.get(videoId);
+  if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${videoId} vanished from Redis (deleted or expired); sink stopped`);
+  if (state.status === 'failed') throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
+  return state;
+}

@@ -27,6 +27,13 @@ export class ReorderBuffer<T> {
     return index < this.nextIndex || this.held.has(index);
   }
 
+  /** The indices from `next` up to `end` (exclusive) neither released nor held: those worth fetching. */
+  missing(end: number): number[] {
+    const indices: number[] = [];
+    for (let i = this.nextIndex; i < end; i++) if (!this.held.has(i)) indices.push(i);
+    return indices;
+  }
+
   /**
    * Adds a result. Returns false (and keeps nothing) for an index already released or
    * already held: the first copy wins, as every copy of a frame's result is equivalent.

@@ -28,6 +28,18 @@ export interface SinkJobHandle {
   updateProgress(progress: number | object): Promise<void>;
 }
 
+/** One attempt at one video, as the orchestrator hands it to an assembly (file or live). */
+export interface AssemblyRun {
+  videoId: string;
+  /** The video's output directory, already checked against the output root. */
+  outDir: string;
+  job: SinkJobHandle;
+  /** The orchestrator's logger, bound to the video. */
+  log: Logger;
+  /** Aborted on shutdown: the attempt stops and the video resumes later. */
+  signal?: AbortSignal;
+}
+
 export interface SinkSettings {
   /** Results fetched ahead of the next frame in one round of requests. @defaultValue 16 */
   lookahead?: number;

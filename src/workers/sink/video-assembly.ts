@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RedisConnection } from '../../shared/redis.js';
@@ -8,19 +8,22 @@ import { ErrorCode, errorLine, FfmpegError, FrameError, StreamsegError } from '.
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
-import { MaskUnletterboxer } from '../../shared/letterbox.js';
-import type { Logger } from '../../shared/logger.js';
 import { OUTPUT_FILES } from '../../shared/output-layout.js';
 import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/metrics.js';
 import { MaskWriter } from './mask-writer.js';
 import { ReorderBuffer } from './reorder-buffer.js';
 import { evenSize } from './player-safe-format.js';
-import { SceneTracker, buildReport, type OutputMediaReport, type VideoReport } from './report-builder.js';
+import { SceneTracker, buildReport, type OutputMediaReport } from './report-builder.js';
+import { writeReportAndFinish } from './report-file.js';
 import { concatSegments, type JoinMedia } from './segment-concat.repository.js';
 import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
-import { waitForProbeFacts } from './probe-facts.js';
-import type { FrameEncoder, SinkDependencies, SinkJobHandle, SinkSettings, SinkSummary } from './sink-types.js';
+import { readRunningVideo, waitForProbeFacts, type ProbedState } from './probe-facts.js';
+import { SourceMask } from './source-mask.js';
+import type { AssemblyRun, FrameEncoder, SinkDependencies, SinkSettings, SinkSummary } from './sink-types.js';
+
+/** A frame's result as the workers left it in Redis. */
+type FrameResultItem = { mask: Buffer; record: FrameResult };
 
 /**
  * One attempt at assembling one video. Frames are taken in order from Redis, overlaid,
@@ -46,98 +49,43 @@ export class VideoAssembly {
   private sinkFramesReported = 0;
   private lastProgressAt = 0;
   private lastStatusAt = 0;
-  /** Source frame size, known once the probe facts are in. */
-  private frameSize?: { width: number; height: number };
+  /** Source frame size and rate, known once the probe facts are in. */
+  private format?: { width: number; height: number; fps: number };
 
   constructor(
     private readonly deps: SinkDependencies,
     private readonly tuning: Required<SinkSettings>,
-    private readonly videoId: string,
-    private readonly outDir: string,
-    private readonly job: SinkJobHandle,
-    private readonly log: Logger,
-    private readonly signal?: AbortSignal,
+    private readonly run: AssemblyRun,
   ) {
     this.files = {
-      video: path.join(outDir, OUTPUT_FILES.video),
-      masks: path.join(outDir, OUTPUT_FILES.masks),
-      report: path.join(outDir, OUTPUT_FILES.report),
+      video: path.join(run.outDir, OUTPUT_FILES.video),
+      masks: path.join(run.outDir, OUTPUT_FILES.masks),
+      report: path.join(run.outDir, OUTPUT_FILES.report),
     };
-    this.segments = new SegmentFiles(outDir);
+    this.segments = new SegmentFiles(run.outDir);
   }
 
   async execute(): Promise<SinkSummary> {
-    const { frameStore, states, stream, overlay, checkpoints } = this.deps;
+    const { videoId, outDir, signal } = this.run;
     const { lookahead, sinkFramesEvery, waitSeconds, statusCheckMs, segmentFrames } = this.tuning;
-    const video = await waitForProbeFacts(this.deps.states, this.videoId, this.signal);
+    const video = await waitForProbeFacts(this.deps.states, videoId, signal);
     if (video.status === 'done') {
       // A re-run of a job whose video was finished (killed between markDone and job completion).
-      return { videoId: this.videoId, frames: video.sinkFrames, scenes: 0, outDir: this.outDir };
+      return { videoId, frames: video.sinkFrames, scenes: 0, outDir };
     }
-    const { sourceWidth: width, sourceHeight: height, fps } = video;
-    this.frameSize = { width, height };
-    await mkdir(this.outDir, { recursive: true });
-
-    const { checkpoint, previousOwner } = await checkpoints.claim(this.videoId, this.owner);
-    this.checkpoint = checkpoint;
-    this.framesWritten = checkpoint.frames;
-    this.sinkFramesReported = Math.max(checkpoint.frames, video.sinkFrames);
-    if (previousOwner) {
-      this.log.warn({ previousOwner, resumeFrame: checkpoint.frames, segments: checkpoint.segments }, 'taking the video over from the last checkpoint');
-    } else {
-      this.log.info({ width, height, fps, outDir: this.outDir }, 'assembling video');
-    }
-    await this.segments.recover(checkpoint.segments);
-    this.masks = await MaskWriter.open(this.files.masks, this.deps.classNames, checkpoint.masksBytes);
-    const scenes = new SceneTracker(checkpoint.scenes);
-    const buffer = new ReorderBuffer<{ mask: Buffer; record: FrameResult }>(checkpoint.frames);
-
-    const unletterbox = new MaskUnletterboxer(video.letterbox, video.inputWidth, width, height);
-    const maskBytes = video.inputWidth * video.inputHeight;
-    const sourceMask = new Uint8Array(width * height);
+    const { scenes, buffer } = await this.resume(video);
+    const mask = new SourceMask(video);
     this.blocking = this.deps.openBlockingConnection();
-    this.blocking.on('error', (error) => this.log.warn({ err: error }, 'sink blocking connection error'));
+    this.blocking.on('error', (error) => this.run.log.warn({ err: error }, 'sink blocking connection error'));
 
     let totalFrames = video.totalFrames;
     for (;;) {
-      this.signal?.throwIfAborted();
-      // Fetch what is missing of the next `lookahead` frames in one burst of requests; the
-      // buffer keeps early arrivals so they are not fetched again.
-      const wanted: number[] = [];
-      for (let i = buffer.next; i < buffer.next + lookahead && (totalFrames === undefined || i < totalFrames); i++) {
-        if (!buffer.has(i)) wanted.push(i);
-      }
-      const fetched = await Promise.all(wanted.map((i) => frameStore.getResult(this.videoId, i)));
-      fetched.forEach((result, k) => {
-        if (result) buffer.push(wanted[k]!, result);
-      });
-
+      signal?.throwIfAborted();
+      await this.fetchAhead(buffer, Math.min(buffer.next + lookahead, totalFrames ?? Number.MAX_SAFE_INTEGER));
       let wrote = 0;
       for (const { index, item } of buffer.drain()) {
-        const started = performance.now();
-        if (item.mask.length !== maskBytes) {
-          throw new FrameError(ErrorCode.FRAME_SIZE, `mask of frame ${index} has ${item.mask.length} bytes, ${video.inputWidth}x${video.inputHeight} expected`);
-        }
-        const source = await frameStore.getSource(this.videoId, index);
-        if (!source) {
-          throw new FrameError(
-            ErrorCode.FRAME_MISSING,
-            `source frame ${index} of video ${this.videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
-          );
-        }
-        unletterbox.apply(item.mask, sourceMask);
-        const annotated = await overlay.annotate(source, sourceMask, width, height);
-        this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint.segments), width, height, fps });
-        await this.encoder.write(annotated);
-        this.masks.write(item.record, sourceMask, height, width, unletterbox.columnOffsets);
-        scenes.add(item.record);
-        // Records the previous owner already published are skipped by the append itself.
-        await stream.append(this.videoId, item.record);
-        this.framesWritten = index + 1;
-        this.framesInSegment++;
+        await this.writeFrame(index, item, mask, scenes);
         wrote++;
-        framesProcessed.inc({ stage: 'sink' });
-        this.activeMs += performance.now() - started;
         if (this.framesInSegment >= segmentFrames) await this.closeSegment(scenes);
         if (this.framesWritten - this.sinkFramesReported >= sinkFramesEvery) await this.reportProgress(totalFrames ?? video.expectedFrames);
       }
@@ -148,16 +96,73 @@ export class VideoAssembly {
       // producer paused at its high-water mark would wait for us while we wait for it.
       await this.reportProgress(totalFrames ?? video.expectedFrames);
       this.lastStatusAt = now;
-      const state = await states.get(this.videoId);
-      if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis (deleted or expired); sink stopped`);
-      if (state.status === 'failed') {
-        throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed (${state.error ?? 'no reason'}); sink stopped`);
-      }
-      totalFrames = state.totalFrames;
+      totalFrames = (await readRunningVideo(this.deps.states, videoId)).totalFrames;
       if (totalFrames !== undefined && buffer.next >= totalFrames) break;
-      if (wrote === 0) await frameStore.waitForResults(this.videoId, waitSeconds, this.blocking);
+      if (wrote === 0) await this.deps.frameStore.waitForResults(videoId, waitSeconds, this.blocking);
     }
     return this.finish(totalFrames ?? this.framesWritten, scenes);
+  }
+
+  /**
+   * Claims the video and picks it up where its checkpoint says, whoever made it: segments on
+   * disk, mask lines, scenes, and the next frame to write (all zero for a fresh video).
+   */
+  private async resume(video: ProbedState): Promise<{ scenes: SceneTracker; buffer: ReorderBuffer<FrameResultItem> }> {
+    const { videoId, outDir, log } = this.run;
+    const { sourceWidth: width, sourceHeight: height, fps } = video;
+    this.format = { width, height, fps };
+    await mkdir(outDir, { recursive: true });
+
+    const { checkpoint, previousOwner } = await this.deps.checkpoints.claim(videoId, this.owner);
+    this.checkpoint = checkpoint;
+    this.framesWritten = checkpoint.frames;
+    this.sinkFramesReported = Math.max(checkpoint.frames, video.sinkFrames);
+    if (previousOwner) {
+      log.warn({ previousOwner, resumeFrame: checkpoint.frames, segments: checkpoint.segments }, 'taking the video over from the last checkpoint');
+    } else {
+      log.info({ width, height, fps, outDir }, 'assembling video');
+    }
+    await this.segments.recover(checkpoint.segments);
+    this.masks = await MaskWriter.open(this.files.masks, this.deps.classNames, checkpoint.masksBytes);
+    return { scenes: new SceneTracker(checkpoint.scenes), buffer: new ReorderBuffer<FrameResultItem>(checkpoint.frames) };
+  }
+
+  /**
+   * Fetches what is missing of the frames before `end` in one burst of requests; the buffer
+   * keeps early arrivals so they are not fetched again.
+   */
+  private async fetchAhead(buffer: ReorderBuffer<FrameResultItem>, end: number): Promise<void> {
+    const wanted = buffer.missing(end);
+    const fetched = await Promise.all(wanted.map((i) => this.deps.frameStore.getResult(this.run.videoId, i)));
+    fetched.forEach((result, k) => {
+      if (result) buffer.push(wanted[k]!, result);
+    });
+  }
+
+  /** Frame `index`, overlaid on its source frame, into the open segment; its mask line queued, its record published. */
+  private async writeFrame(index: number, item: FrameResultItem, mask: SourceMask, scenes: SceneTracker): Promise<void> {
+    const { videoId } = this.run;
+    const { width, height, fps } = this.format!;
+    const started = performance.now();
+    const pixels = mask.project(index, item.mask);
+    const source = await this.deps.frameStore.getSource(videoId, index);
+    if (!source) {
+      throw new FrameError(
+        ErrorCode.FRAME_MISSING,
+        `source frame ${index} of video ${videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
+      );
+    }
+    const annotated = await this.deps.overlay.annotate(source, pixels, width, height);
+    this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps });
+    await this.encoder.write(annotated);
+    this.masks!.write(item.record, pixels, height, width, mask.columnOffsets);
+    scenes.add(item.record);
+    // Records the previous owner already published are skipped by the append itself.
+    await this.deps.stream.append(videoId, item.record);
+    this.framesWritten = index + 1;
+    this.framesInSegment++;
+    framesProcessed.inc({ stage: 'sink' });
+    this.activeMs += performance.now() - started;
   }
 
   /**
@@ -180,15 +185,16 @@ export class VideoAssembly {
     };
     this.activeMs += performance.now() - started;
     next.activeMs = this.checkpoint.activeMs + this.activeMs;
-    if (!(await this.deps.checkpoints.save(this.videoId, this.owner, next))) throw this.ownerLost();
-    await this.deps.frameStore.deleteFrames(this.videoId, this.checkpoint.frames, next.frames);
+    if (!(await this.deps.checkpoints.save(this.run.videoId, this.owner, next))) throw this.ownerLost();
+    await this.deps.frameStore.deleteFrames(this.run.videoId, this.checkpoint.frames, next.frames);
     this.activeMs = 0;
     this.checkpoint = next;
     this.framesInSegment = 0;
-    this.log.debug({ frames: next.frames, segments: next.segments, masksBytes }, 'segment checkpointed');
+    this.run.log.debug({ frames: next.frames, segments: next.segments, masksBytes }, 'segment checkpointed');
   }
 
   private async finish(totalFrames: number, scenes: SceneTracker): Promise<SinkSummary> {
+    const { videoId, outDir, job, log } = this.run;
     const { states } = this.deps;
     const warnings: string[] = [];
     await this.closeSegment(scenes);
@@ -203,22 +209,18 @@ export class VideoAssembly {
     }
     await this.masks!.close();
     const activeMs = checkpoint.activeMs + this.activeMs + (performance.now() - started);
-    await states.setSinkFrames(this.videoId, this.framesWritten);
-    await states.addStageTime(this.videoId, 'sink', activeMs);
+    await states.setSinkFrames(videoId, this.framesWritten);
+    await states.addStageTime(videoId, 'sink', activeMs);
     stageSeconds.observe({ stage: 'sink' }, activeMs / 1000);
 
-    const state = await states.get(this.videoId);
-    if (!state) throw new StreamsegError(ErrorCode.VIDEO_GONE, `video ${this.videoId} vanished from Redis before its report was written`);
-    const report: VideoReport = buildReport({ state, frames: this.framesWritten, scenes: scenes.list, finishedAt: Date.now(), warnings, media });
-    const partial = `${this.files.report}.partial`;
-    await writeFile(partial, `${JSON.stringify(report, null, 2)}\n`);
-    await rename(partial, this.files.report);
-    await states.markDone(this.videoId);
+    const report = await writeReportAndFinish(states, videoId, this.files.report, (state) =>
+      buildReport({ state, frames: this.framesWritten, scenes: scenes.list, finishedAt: Date.now(), warnings, media }),
+    );
     endToEndSeconds.observe(report.timings.wallMs / 1000);
-    await this.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
+    await job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
     await this.segments.remove();
     this.closeBlocking();
-    this.log.info(
+    log.info(
       {
         frames: this.framesWritten,
         scenes: report.scenes.length,
@@ -229,7 +231,7 @@ export class VideoAssembly {
       },
       'video assembled',
     );
-    return { videoId: this.videoId, frames: this.framesWritten, scenes: report.scenes.length, outDir: this.outDir };
+    return { videoId, frames: this.framesWritten, scenes: report.scenes.length, outDir };
   }
 
   /**
@@ -238,11 +240,11 @@ export class VideoAssembly {
    * this sink, or ffmpeg refuses it) costs a warning, not the video: it is joined without.
    */
   private async joinVideo(segments: number, warnings: string[]): Promise<OutputMediaReport> {
-    const job = parseJob(assembleVideoJobSchema, QueueName.Sink, this.job.data);
+    const job = parseJob(assembleVideoJobSchema, QueueName.Sink, this.run.job.data);
     const join = this.deps.joinSegments ?? ((list: readonly string[], output: string, media?: JoinMedia) => concatSegments(list, output, undefined, media));
     const list = this.segments.list(segments);
     const videoOffsetMs = job.videoOffsetMs ?? 0;
-    const { width, height } = this.frameSize!;
+    const { width, height } = this.format!;
     const even = evenSize(width, height);
     const video: NonNullable<OutputMediaReport['video']> = {
       width: even.width,
@@ -298,13 +300,13 @@ export class VideoAssembly {
   }
 
   private async assertOwner(): Promise<void> {
-    if (!(await this.deps.checkpoints.owns(this.videoId, this.owner))) throw this.ownerLost();
+    if (!(await this.deps.checkpoints.owns(this.run.videoId, this.owner))) throw this.ownerLost();
   }
 
   private ownerLost(): StreamsegError {
     return new StreamsegError(
       ErrorCode.SINK_OWNER_LOST,
-      `another sink took video ${this.videoId} over (this one lost its job lock); this sink stops writing it`,
+      `another sink took video ${this.run.videoId} over (this one lost its job lock); this sink stops writing it`,
     );
   }
 
@@ -315,13 +317,13 @@ export class VideoAssembly {
 
   private async reportProgress(totalFrames: number | undefined): Promise<void> {
     if (this.framesWritten > this.sinkFramesReported) {
-      await this.deps.states.setSinkFrames(this.videoId, this.framesWritten);
+      await this.deps.states.setSinkFrames(this.run.videoId, this.framesWritten);
       this.sinkFramesReported = this.framesWritten;
     }
     const now = Date.now();
     if (now - this.lastProgressAt >= 500) {
       this.lastProgressAt = now;
-      await this.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
+      await this.run.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
     }
   }
 }
