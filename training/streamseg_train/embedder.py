@@ -84,16 +84,21 @@ class StyleGate:
         return np.sqrt(np.min(((w[:, None, :] - self.means[None]) ** 2).sum(-1), axis=1))
 
 
-def fit_style_gate(z: np.ndarray, labels: List[str], classes: List[str], threshold: float, width: float, base: str,
+def fit_style_gate(z: np.ndarray, labels: List[str], classes: List[str], factor: float, width: float, base: str,
                    ridge: float = 0.1) -> StyleGate:
     """Condition means and the pooled within-condition covariance (plus ``ridge`` on the
-    diagonal: the z-scored features are correlated, some nearly collinear) of z-scored features."""
+    diagonal: the z-scored features are correlated, some nearly collinear) of z-scored features;
+    the threshold is ``factor`` and the soft edge ``width`` times the median distance of ``z``
+    itself, so the gate means the same across presets and sample counts."""
     lab = np.array(labels)
     means = np.stack([z[lab == c].mean(0) for c in classes])
     within = sum((z[lab == c] - means[i]).T @ (z[lab == c] - means[i]) for i, c in enumerate(classes)) / len(z)
     values, vectors = np.linalg.eigh(within + ridge * np.eye(z.shape[1]))
     whiten = (vectors @ np.diag(values ** -0.5) @ vectors.T).astype(np.float32)
-    return StyleGate(whiten, (means @ whiten).astype(np.float32), float(threshold), float(width), classes.index(base))
+    gate = StyleGate(whiten, (means @ whiten).astype(np.float32), 0.0, 1.0, classes.index(base))
+    median = float(np.median(gate.distances(z)))
+    gate.threshold, gate.width = factor * median, width * median
+    return gate
 
 
 class Embedder(nn.Module):

@@ -49,9 +49,7 @@ def fit_retrieval(net: SegNet, stills: Dict[str, List[D.Stills]], per_condition:
     classes = list(D.TRAIN_CONDITIONS)
     mu, sigma, w, b = fit_condition_head(f_all, labels, classes, l2=HEAD_L2)
     z_all = (f_all - mu) / sigma
-    gate = fit_style_gate(z_all, labels, classes, threshold=0.0, width=1.0, base="clear")
-    median = float(np.median(gate.distances(z_all)))
-    gate.threshold, gate.width = STYLE_GATE_FACTOR * median, STYLE_GATE_WIDTH * median
+    gate = fit_style_gate(z_all, labels, classes, factor=STYLE_GATE_FACTOR, width=STYLE_GATE_WIDTH, base="clear")
     emb = embed_np(mu, sigma, w, f_all, b, HEAD_TEMPERATURE, gate)
     export_embedder(Embedder(feats, mu, sigma, w, b, HEAD_TEMPERATURE, gate), os.path.join(out_dir, "embedder.onnx"), size=export_size)
     lab = np.array(labels)
@@ -61,7 +59,7 @@ def fit_retrieval(net: SegNet, stills: Dict[str, List[D.Stills]], per_condition:
         centroids[cond] = c / np.linalg.norm(c)
     log(f"[embedder] condition head over {len(classes)} conditions, {f_all.shape[1]} features, T={HEAD_TEMPERATURE}; "
         f"train accuracy {np.mean(np.argmax(emb, 1) == np.array([classes.index(l) for l in labels])):.3f}; "
-        f"style gate at distance {gate.threshold:.2f} (median {median:.2f}), "
+        f"style gate at distance {gate.threshold:.2f} ({STYLE_GATE_FACTOR} x the median), "
         f"{np.mean(gate.distances(z_all) > gate.threshold):.3%} of training stills past it")
     index = {
         "embedding": {"size": len(classes), "metric": "cosine", "dimensions": classes},
