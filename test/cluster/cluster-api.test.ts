@@ -12,7 +12,7 @@ import { createRedis, scanKeys, type RedisConnection } from '../../src/shared/re
 import { cancelledKey, videoKeys } from '../../src/shared/redis-keys.js';
 import { TEST_MODEL, TOKEN, auth, eventually } from '../api/stack.js';
 import { spawnCli, stopProcess } from '../helpers/cli.js';
-import { makeTestVideo } from '../helpers/media.js';
+import { makeTestVideo, smallClipSpec } from '../helpers/media.js';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 
 /**
@@ -64,14 +64,7 @@ describe('streamseg serve and the HTTP API on a Redis Cluster', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ss-cluster-api-'));
     clip = path.join(dir, 'clip.mp4');
     longClip = path.join(dir, 'long.mp4');
-    const spec = (frames: number) => ({
-      width: 96,
-      height: 54,
-      fps: 10,
-      framesPerScene: [frames / 2, frames / 2] as [number, number],
-      video: ['libx264', '-pix_fmt', 'yuv420p'],
-    });
-    await Promise.all([makeTestVideo(clip, spec(FRAMES)), makeTestVideo(longClip, spec(120))]);
+    await Promise.all([makeTestVideo(clip, smallClipSpec(FRAMES)), makeTestVideo(longClip, smallClipSpec(120))]);
     data = createRedis(cluster.address, { connectionName: 'test-cluster-api' });
     data.on('error', () => undefined);
 

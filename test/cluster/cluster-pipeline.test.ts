@@ -8,7 +8,7 @@ import { PipelineClient } from '../../src/shared/pipeline-client.js';
 import { createRedis, type RedisConnection } from '../../src/shared/redis.js';
 import { videoKeys } from '../../src/shared/redis-keys.js';
 import { runCli } from '../helpers/cli.js';
-import { makeTestVideo } from '../helpers/media.js';
+import { makeTestVideo, smallClipSpec } from '../helpers/media.js';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { finalState, indices, readOutputs, waitUntil } from '../faults/helpers/pipeline.js';
 import { TEST_MODEL, faultEnv, startRoles, type RoleProcess } from '../faults/helpers/roles.js';
@@ -78,15 +78,8 @@ describe('the pipeline on a Redis Cluster', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'ss-cluster-pipeline-'));
     shortClip = path.join(dir, 'short.mp4');
     longClip = path.join(dir, 'long.mp4');
-    const clip = (frames: number) => ({
-      width: 96,
-      height: 54,
-      fps: 10,
-      framesPerScene: [frames / 2, frames / 2] as [number, number],
-      video: ['libx264', '-pix_fmt', 'yuv420p'],
-    });
-    await makeTestVideo(shortClip, clip(SHORT));
-    await makeTestVideo(longClip, clip(LONG));
+    await makeTestVideo(shortClip, smallClipSpec(SHORT));
+    await makeTestVideo(longClip, smallClipSpec(LONG));
     data = createRedis(cluster.address, { connectionName: 'test-cluster-data' });
     data.on('error', () => undefined);
   });

@@ -16,6 +16,11 @@ export interface TestVideoSpec {
   variableFrameRate?: boolean;
 }
 
+/** The small H.264 clip the pipeline tests run: 96x54 at 10 fps, `frames` split over two scenes. */
+export function smallClipSpec(frames: number): TestVideoSpec {
+  return { width: 96, height: 54, fps: 10, framesPerScene: [frames / 2, frames / 2], video: ['libx264', '-pix_fmt', 'yuv420p'] };
+}
+
 /** Writes a two-scene test video with ffmpeg; the container follows the file extension. */
 export async function makeTestVideo(file: string, spec: TestVideoSpec): Promise<void> {
   // lavfi test sources round odd sizes down to even; render even, then scale to the exact size.

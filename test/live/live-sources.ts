@@ -9,6 +9,8 @@ export interface TestSender {
 
 const TESTSRC = (size: string, fps: number) => ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}`];
 const H264 = (fps: number) => ['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', String(fps), '-pix_fmt', 'yuv420p'];
+/** testsrc2 encoded as low-latency H.264 at real-time rate: what every sender below sends. */
+const LIVE_H264_SOURCE = (size: string, fps: number) => ['-hide_banner', '-loglevel', 'error', '-nostdin', ...TESTSRC(size, fps), ...H264(fps)];
 
 /**
  * Publishes testsrc2 at real-time rate (-re) to an RTSP listener (ANNOUNCE/RECORD), retrying
@@ -17,36 +19,14 @@ const H264 = (fps: number) => ['-c:v', 'libx264', '-preset', 'ultrafast', '-tune
  */
 export function startRtspPublisher(url: string, options: { transport: 'tcp' | 'udp'; size?: string; fps?: number }): TestSender {
   const fps = options.fps ?? 10;
-  const args = [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-nostdin',
-    ...TESTSRC(options.size ?? '320x240', fps),
-    ...H264(fps),
-    '-rtsp_transport',
-    options.transport,
-    '-f',
-    'rtsp',
-    url,
-  ];
+  const args = [...LIVE_H264_SOURCE(options.size ?? '320x240', fps), '-rtsp_transport', options.transport, '-f', 'rtsp', url];
   return retrying(args);
 }
 
 /** Sends testsrc2 as MPEG-TS over UDP at real-time rate, until killed. */
 export function startUdpSender(url: string, options: { size?: string; fps?: number } = {}): TestSender {
   const fps = options.fps ?? 10;
-  const args = [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-nostdin',
-    ...TESTSRC(options.size ?? '320x240', fps),
-    ...H264(fps),
-    '-f',
-    'mpegts',
-    `${url}?pkt_size=1316`,
-  ];
+  const args = [...LIVE_H264_SOURCE(options.size ?? '320x240', fps), '-f', 'mpegts', `${url}?pkt_size=1316`];
   return retrying(args);
 }
 

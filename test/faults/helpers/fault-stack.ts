@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { PipelineClient } from '../../../src/shared/pipeline-client.js';
-import { makeTestVideo } from '../../helpers/media.js';
+import { makeTestVideo, smallClipSpec } from '../../helpers/media.js';
 import { connectClient } from './pipeline.js';
 import { RedisProcess, type RedisProcessOptions } from './redis-process.js';
 import { type RoleProcess, faultEnv, startRoles } from './roles.js';
@@ -49,13 +49,7 @@ export class FaultStack {
       if (options.video) {
         const { frames } = options.video;
         stack.clip = path.join(stack.dir, 'clip.mp4');
-        await makeTestVideo(stack.clip, {
-          width: 96,
-          height: 54,
-          fps: 10,
-          framesPerScene: [frames / 2, frames / 2],
-          video: ['libx264', '-pix_fmt', 'yuv420p'],
-        });
+        await makeTestVideo(stack.clip, smallClipSpec(frames));
       }
       stack.env = faultEnv(stack.redis.url, stack.outRoot, options.env);
       stack.roles.push(...(await startRoles(options.roles ?? ['producer', 'worker', 'sink'], stack.env)));
