@@ -221,7 +221,8 @@ def main(argv=None):
         "name": "default",
         "version": "1.0.0",
         "input": {"name": "image", "width": EXPORT_SIZE[1], "height": EXPORT_SIZE[0], "layout": "NCHW", "mean": MEAN, "std": STD,
-                  "fit": {"pixels": D.FIT_PIXELS, "stride": D.FIT_STRIDE, "maxSide": D.FIT_MAX_SIDE}},
+                  "fit": {"pixels": D.FIT_PIXELS, "stride": D.FIT_STRIDE, "maxSide": D.FIT_MAX_SIDE,
+                          "smallSourceScale": D.FIT_SMALL_SOURCE_SCALE}},
         "output": {"name": "logits"},
         "classes": [
             {"name": n, "color": pal[n], "embedding": [round(float(v), 7) for v in ce[i]]} for i, n in enumerate(CLASS_NAMES)

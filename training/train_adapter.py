@@ -51,6 +51,8 @@ def plan_input(inp: dict, sw: int, sh: int):
     fit = inp.get("fit")
     if fit:
         scale = math.sqrt(fit["pixels"] / (sw * sh))
+        if sw * sh < fit["pixels"]:
+            scale = max(scale, fit.get("smallSourceScale", 1))
 
         def side(n):
             return min(fit["maxSide"], max(fit["stride"] * 2, int(math.floor(n * scale / fit["stride"] + 0.5)) * fit["stride"]))

@@ -58,6 +58,12 @@ export interface RenderEvalVideosOptions {
   conditions: readonly string[];
   /** Scenes (each its own street layout) per condition and size. */
   scenesPerCondition: number;
+  /**
+   * Scenes of `clear` per size, when more than `scenesPerCondition`: added after the cycle. Base
+   * on clear is the reference the sizes are compared by, and with 2 layouts one size's figure
+   * moved by up to 7 points with the layouts drawn. @defaultValue scenesPerCondition
+   */
+  clearScenes?: number;
   framesPerScene: number;
   seed: number;
   /** Unseen styles, each over `styleConditions`, rendered at `styleSizes`. */
@@ -94,6 +100,8 @@ export async function renderEvalVideos(options: RenderEvalVideosOptions): Promis
   const order = options.conditions.map(conditionOf);
   options.sizes.forEach((size, si) => {
     const conditions = Array.from({ length: options.scenesPerCondition }, () => order).flat();
+    const clear = order.find((c) => c.name === 'clear');
+    if (clear) for (let extra = options.scenesPerCondition; extra < (options.clearScenes ?? 0); extra++) conditions.push(clear);
     jobs.push({ name: `eval-${size}`, size, conditions, seed: options.seed + 1_000 * si });
   });
   for (const [sti, style] of (options.styles ?? []).entries()) {

@@ -24,6 +24,9 @@ export const modelManifestSchema = z.object({
      * Aspect-preserving input for networks with dynamic height and width: each video's input
      * keeps about `pixels` pixels, sides rounded to `stride` and capped at `maxSide` (see
      * planModelInput). Absent: every frame is letterboxed into `width`×`height`.
+     * `smallSourceScale` (default 1): a source with fewer pixels than `pixels` is scaled by at
+     * least this factor, because a small source carries less detail than the budget holds and
+     * the network does better on it when its objects are drawn larger.
      */
     fit: z
       .object({
@@ -34,6 +37,7 @@ export const modelManifestSchema = z.object({
           .max(4096 * 4096),
         stride: z.number().int().min(1).max(256),
         maxSide: z.number().int().min(8).max(4096),
+        smallSourceScale: z.number().min(1).max(4).optional(),
       })
       .optional(),
   }),

@@ -68,20 +68,26 @@ export function parseSizes(value: string, flag = '--size'): { width: number; hei
 }
 
 /**
- * `fit:PIXELS:STRIDE:MAXSIDE` (aspect-preserving, constant pixel budget, as a manifest's
+ * `fit:PIXELS:STRIDE:MAXSIDE[:SMALLSCALE]` (aspect-preserving, constant pixel budget, as a manifest's
  * `input.fit`) or `letterbox:WxH` (fixed-size input, padded black).
  */
 export function parseModelInput(value: string, flag = '--model-input'): ModelInputSpec {
-  const expected = 'expected fit:PIXELS:STRIDE:MAXSIDE (e.g. fit:28672:16:448) or letterbox:WxH (e.g. letterbox:256x256)';
-  const fit = /^fit:(\d+):(\d+):(\d+)$/i.exec(value.trim());
+  const expected = 'expected fit:PIXELS:STRIDE:MAXSIDE[:SMALLSCALE] (e.g. fit:28672:16:448:1.4) or letterbox:WxH (e.g. letterbox:256x256)';
+  const fit = /^fit:(\d+):(\d+):(\d+)(?::(\d+(?:\.\d+)?))?$/i.exec(value.trim());
   if (fit) {
     const pixels = Number(fit[1]);
     const stride = Number(fit[2]);
     const maxSide = Number(fit[3]);
+    const smallSourceScale = fit[4] === undefined ? undefined : Number(fit[4]);
     if (pixels < 64 || pixels > 4096 * 4096 || stride < 1 || stride > 256 || maxSide < 8 || maxSide > 4096 || maxSide < stride * 2) {
       throw bad(flag, value, 'need 64 <= PIXELS <= 4096², 1 <= STRIDE <= 256, 2·STRIDE <= MAXSIDE <= 4096');
     }
-    return { width: maxSide, height: maxSide, fit: { pixels, stride, maxSide } };
+    if (smallSourceScale !== undefined && !(smallSourceScale >= 1 && smallSourceScale <= 4)) throw bad(flag, value, 'need 1 <= SMALLSCALE <= 4');
+    return {
+      width: maxSide,
+      height: maxSide,
+      fit: smallSourceScale === undefined ? { pixels, stride, maxSide } : { pixels, stride, maxSide, smallSourceScale },
+    };
   }
   const box = /^letterbox:(\d+)x(\d+)$/i.exec(value.trim());
   if (box) {

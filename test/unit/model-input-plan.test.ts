@@ -24,6 +24,22 @@ describe('planModelInput', () => {
     expect(Math.abs(plan.width / plan.height - sw / sh) / (sw / sh)).toBeLessThan(0.08);
   });
 
+  it('scales a source under the budget by at least smallSourceScale, and leaves larger ones alone', () => {
+    const small = { ...FIT, fit: { ...FIT.fit, smallSourceScale: 1.4 } };
+    expect(planModelInput(small, 160, 160)).toMatchObject({ width: 224, height: 224 });
+    expect(planModelInput(small, 176, 144)).toMatchObject({ width: 240, height: 208 });
+    // far under the budget the budget itself asks for more than the factor
+    expect(planModelInput(small, 64, 64)).toMatchObject({ width: 176, height: 176 });
+    for (const [sw, sh] of [
+      [320, 180],
+      [640, 360],
+      [768, 576],
+      [360, 640],
+    ]) {
+      expect(planModelInput(small, sw!, sh!)).toEqual(planModelInput(FIT, sw!, sh!));
+    }
+  });
+
   it('caps extreme aspect ratios at maxSide and keeps at least two strides', () => {
     const wide = planModelInput(FIT, 4000, 100);
     expect(wide.width).toBe(448);

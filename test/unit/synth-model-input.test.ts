@@ -37,6 +37,8 @@ async function readMask(file: string): Promise<{ data: Buffer; width: number; he
 describe('--model-input: stills through planModelInput and the producer resizer', () => {
   it('parses fit and letterbox specs and rejects others', () => {
     expect(parseModelInput('fit:28672:16:448')).toMatchObject({ fit: { pixels: 28672, stride: 16, maxSide: 448 } });
+    expect(parseModelInput('fit:28672:16:448:1.4').fit).toEqual({ pixels: 28672, stride: 16, maxSide: 448, smallSourceScale: 1.4 });
+    expect(() => parseModelInput('fit:28672:16:448:0.5')).toThrow(/SMALLSCALE/);
     expect(parseModelInput('letterbox:256x192')).toEqual({ width: 256, height: 192 });
     expect(() => parseModelInput('fit:28672:16')).toThrow(/--model-input/);
     expect(() => parseModelInput('224x128')).toThrow(/fit:PIXELS:STRIDE:MAXSIDE/);

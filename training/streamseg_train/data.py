@@ -31,11 +31,19 @@ def condition_seed(base: int, condition: str) -> int:
 
 
 # How the shipped model takes frames (model.json input.fit; src/shared/model-input-plan.ts):
-# aspect preserved at about PIXELS pixels, sides rounded to STRIDE, at most MAX_SIDE.
+# aspect preserved at about PIXELS pixels, sides rounded to STRIDE, at most MAX_SIDE; a
+# source under the budget scaled by at least SMALL_SOURCE_SCALE (160x160 -> 224x224).
 FIT_PIXELS = 224 * 128
 FIT_STRIDE = 16
 FIT_MAX_SIDE = 448
-MODEL_INPUT = f"fit:{FIT_PIXELS}:{FIT_STRIDE}:{FIT_MAX_SIDE}"
+FIT_SMALL_SOURCE_SCALE = 1.4
+MODEL_INPUT = f"fit:{FIT_PIXELS}:{FIT_STRIDE}:{FIT_MAX_SIDE}:{FIT_SMALL_SOURCE_SCALE}"
+
+
+def stills_dir_name(sw: int, sh: int) -> str:
+    """Cache folder of one source size; sizes the small-source rule upscales name their input
+    size too, so stills rendered before that rule are not reused."""
+    return f"{sw}x{sh}" if sw * sh >= FIT_PIXELS else f"{sw}x{sh}-small{FIT_SMALL_SOURCE_SCALE}"
 
 # The source sizes training stills are rendered at, with their share of each condition's
 # stills: users' aspect ratios (16:9, 4:3, portrait, square) and their sizes. Effects scale
@@ -107,7 +115,7 @@ def training_stills(data_dir: str, sources, n_clear: int, n_cond: int, seed: int
     for cond in TRAIN_CONDITIONS:
         stills[cond] = []
         for si, ((sw, sh), count) in enumerate(source_counts(n_clear if cond == "clear" else n_cond, sources)):
-            d = os.path.join(data_dir, f"train_fit{FIT_PIXELS}_s{seed}", cond, f"{sw}x{sh}")
+            d = os.path.join(data_dir, f"train_fit{FIT_PIXELS}_s{seed}", cond, stills_dir_name(sw, sh))
             render_stills(d, count, condition_seed(TRAIN_SEED_BASE, cond) + seed * 10_000 + si * 1_000, cond, (sw, sh), log=log)
             stills[cond].append(load_stills(d, limit=count))
         log(f"[data] {cond}: " + ", ".join(f"{s.images.shape[2]}x{s.images.shape[1]}:{len(s)}" for s in stills[cond]))

@@ -20,6 +20,7 @@ interface EvalFlags {
   sizes: string;
   conditions?: string;
   scenes: string;
+  clearScenes: string;
   frames: string;
   styles: string;
   styleSizes: string;
@@ -58,6 +59,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--sizes <list>', 'source sizes WxH, comma-separated', DEFAULT_EVAL_SIZES.join(','))
     .option('--conditions <list>', `conditions (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
     .option('--scenes <n>', 'scenes (street layouts) per condition and size', '2')
+    .option('--clear-scenes <n>', 'scenes of clear per size (base on clear is what sizes are compared by); at least --scenes', '8')
     .option('--frames <n>', 'frames per scene (at least 8)', '8')
     .option(
       '--styles <list>',
@@ -102,6 +104,7 @@ export function registerEvalCommand(program: Command): void {
           sizes: list(flags.sizes),
           conditions: flags.conditions ? list(flags.conditions) : DEFAULT_EVAL_CONDITIONS,
           scenesPerCondition: positiveInt(flags.scenes, '--scenes'),
+          clearScenes: positiveInt(flags.clearScenes, '--clear-scenes'),
           framesPerScene: frames,
           seed: flags.seed === undefined ? DEFAULT_EVAL_SEED : positiveInt(flags.seed, '--seed'),
           styles: list(flags.styles),
