@@ -117,6 +117,8 @@ export class ProducerService {
     let scene = -1;
     let sceneStartFrame = 0;
     let batch: FrameRef[] = [];
+    // The batch's frames, stored together when the batch is handed over: one round trip per job, not per frame.
+    let pixels: { index: number; source: Buffer; input: Buffer }[] = [];
     let framesJobs = 0;
     let decodedFrames = 0;
     let waitedMs = 0;
@@ -125,6 +127,8 @@ export class ProducerService {
       if (batch.length === 0) return;
       const frames = batch;
       batch = [];
+      await frameStore.putFrames(videoId, pixels);
+      pixels = [];
       await addFramesJob(
         queues.frames,
         framesJob(data, { index: scene, startFrame: sceneStartFrame }, frames, { width: plan.width, height: plan.height }),
@@ -158,7 +162,8 @@ export class ProducerService {
       }
       if (frame.index >= resumedFrom) {
         const input = await resizer.resize(frame.data);
-        await frameStore.putFrame(videoId, frame.index, frame.data, input);
+        // A copy: the decoder reuses frame.data for the next frame.
+        pixels.push({ index: frame.index, source: Buffer.from(frame.data), input });
         batch.push({ index: frame.index, timestampMs: frame.timestampMs });
         if (batch.length >= settings.batchFrames) await flush();
       }

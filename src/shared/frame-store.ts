@@ -31,8 +31,18 @@ export class FrameStore {
   ) {}
 
   async putFrame(videoId: string, index: number, source: Buffer, input: Buffer): Promise<void> {
+    await this.putFrames(videoId, [{ index, source, input }]);
+  }
+
+  /** Stores the source and model input of several frames in one transaction (one round trip). */
+  async putFrames(videoId: string, frames: readonly { index: number; source: Buffer; input: Buffer }[]): Promise<void> {
+    if (frames.length === 0) return;
     const keys = videoKeys(videoId);
-    await this.redis.multi().set(keys.source(index), source, 'EX', this.ttlSeconds).set(keys.input(index), input, 'EX', this.ttlSeconds).exec();
+    const tx = this.redis.multi();
+    for (const { index, source, input } of frames) {
+      tx.set(keys.source(index), source, 'EX', this.ttlSeconds).set(keys.input(index), input, 'EX', this.ttlSeconds);
+    }
+    await tx.exec();
   }
 
   /** Model inputs of several frames in one round trip; null where a frame is missing. */
@@ -43,6 +53,13 @@ export class FrameStore {
 
   async getSource(videoId: string, index: number): Promise<Buffer | null> {
     return this.redis.getBuffer(videoKeys(videoId).source(index));
+  }
+
+  /** Source frames of several frames in one round trip; null where one is missing. */
+  async getSources(videoId: string, indices: readonly number[]): Promise<(Buffer | null)[]> {
+    if (indices.length === 0) return [];
+    const keys = videoKeys(videoId);
+    return this.redis.mgetBuffer(...indices.map((i) => keys.source(i)));
   }
 
   /** Stores masks and records of a batch atomically, then wakes the sink. */
@@ -59,10 +76,20 @@ export class FrameStore {
   }
 
   async getResult(videoId: string, index: number): Promise<{ mask: Buffer; record: FrameResult } | null> {
+    const [result] = await this.getResults(videoId, [index]);
+    return result ?? null;
+  }
+
+  /** Masks and records of several frames in one round trip; null where a frame's result is not (yet) there. */
+  async getResults(videoId: string, indices: readonly number[]): Promise<({ mask: Buffer; record: FrameResult } | null)[]> {
+    if (indices.length === 0) return [];
     const keys = videoKeys(videoId);
-    const [mask, record] = await this.redis.mgetBuffer(keys.mask(index), keys.result(index));
-    if (!mask || !record) return null;
-    return { mask, record: JSON.parse(record.toString('utf8')) as FrameResult };
+    const values = await this.redis.mgetBuffer(...indices.flatMap((i) => [keys.mask(i), keys.result(i)]));
+    return indices.map((_, k) => {
+      const mask = values[2 * k];
+      const record = values[2 * k + 1];
+      return mask && record ? { mask, record: JSON.parse(record.toString('utf8')) as FrameResult } : null;
+    });
   }
 
   /**

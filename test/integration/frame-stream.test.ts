@@ -33,4 +33,15 @@ describe('FrameStreamRepository on a real redis-server', () => {
       expect(ttl).toBeLessThanOrEqual(60);
     }
   });
+
+  it('appends a run of records in one call, skipping those already published (a sink taking over mid-run)', async () => {
+    const stream = new FrameStreamRepository(redis, 1000, 60);
+    expect(await stream.appendAll('s2', [record(0), record(1), record(2)])).toBe(3);
+    // A takeover re-appends from its checkpoint (frame 1): only 3 and 4 are new.
+    expect(await stream.appendAll('s2', [record(1), record(2), record(3), record(4)])).toBe(2);
+    expect(await stream.appendAll('s2', [])).toBe(0);
+    const entries = await redis.xrange(videoKeys('s2').stream, '-', '+');
+    expect(entries.map(([, fields]) => (JSON.parse(fields[1]!) as FrameResult).index)).toEqual([0, 1, 2, 3, 4]);
+    expect(await redis.get(videoKeys('s2').streamLast)).toBe('4');
+  });
 });

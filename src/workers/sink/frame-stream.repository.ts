@@ -25,23 +25,40 @@ export class FrameStreamRepository {
    * that takes a video over re-append from its checkpoint without duplicating records.
    */
   async append(videoId: string, record: FrameResult): Promise<void> {
+    await this.appendAll(videoId, [record]);
+  }
+
+  /** Appends records in index order in one round trip, each under the same rule as `append`. Returns how many were new. */
+  async appendAll(videoId: string, records: readonly FrameResult[]): Promise<number> {
+    if (records.length === 0) return 0;
     const { stream, streamLast } = videoKeys(videoId);
     const redis = this.redis as RedisConnection & AppendCommand;
-    await redis[APPEND_COMMAND](stream, streamLast, String(record.index), JSON.stringify(record), String(this.maxLen), String(this.ttlSeconds));
+    const pairs = records.flatMap((record) => [String(record.index), JSON.stringify(record)]);
+    return redis[APPEND_COMMAND](stream, streamLast, String(this.maxLen), String(this.ttlSeconds), ...pairs);
   }
 }
 
-const APPEND_COMMAND = 'streamsegAppendFrameRecord';
+const APPEND_COMMAND = 'streamsegAppendFrameRecords';
 type AppendCommand = Record<
   typeof APPEND_COMMAND,
-  (stream: string, last: string, index: string, record: string, maxLen: string, ttl: string) => Promise<number>
+  (stream: string, last: string, maxLen: string, ttl: string, ...indexRecordPairs: string[]) => Promise<number>
 >;
 
+// ARGV: maxLen, ttl, then (index, record) pairs in index order.
 const APPEND_IF_NEW = `
 local last = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if tonumber(ARGV[1]) <= last then return 0 end
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'record', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return 1
+local added = 0
+for i = 3, #ARGV, 2 do
+  local index = tonumber(ARGV[i])
+  if index > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'record', ARGV[i + 1])
+    last = index
+    added = added + 1
+  end
+end
+if added > 0 then
+  redis.call('SET', KEYS[2], tostring(last), 'EX', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return added
 `;

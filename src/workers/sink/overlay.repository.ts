@@ -35,16 +35,17 @@ export class OverlayRepository {
   }
 
   /**
-   * Source RGB24 (width×height) + class-index mask of the same size → annotated RGB24, a new
-   * buffer per call: the encoder may still hold the previous frame in its write queue.
+   * Source RGB24 (width×height) + class-index mask of the same size → annotated RGB24 in `out`:
+   * by default a new buffer per call, as the encoder may still hold the previous frame in its
+   * write queue; `out` may be `source` itself when nothing else reads that source afterwards.
    */
-  async annotate(source: Uint8Array, mask: Uint8Array, width: number, height: number): Promise<Buffer> {
+  async annotate(source: Uint8Array, mask: Uint8Array, width: number, height: number, out: Buffer = Buffer.allocUnsafe(width * height * 3)): Promise<Buffer> {
     const pixels = width * height;
     if (source.length !== pixels * 3) throw new RangeError(`source frame has ${source.length} bytes, ${width}x${height} RGB needs ${pixels * 3}`);
     if (mask.length !== pixels) throw new RangeError(`mask has ${mask.length} bytes, ${width}x${height} needs ${pixels}`);
-    const out = Buffer.allocUnsafe(pixels * 3);
+    if (out.length !== pixels * 3) throw new RangeError(`output buffer has ${out.length} bytes, ${width}x${height} RGB needs ${pixels * 3}`);
     if (this.alpha === 0) {
-      out.set(source);
+      if (out !== source) out.set(source);
       return out;
     }
     const { table } = this;

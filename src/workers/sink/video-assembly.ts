@@ -82,10 +82,14 @@ export class VideoAssembly {
     for (;;) {
       signal?.throwIfAborted();
       await this.fetchAhead(buffer, Math.min(buffer.next + lookahead, totalFrames ?? Number.MAX_SAFE_INTEGER));
+      const ready = [...buffer.drain()];
       let wrote = 0;
-      for (const { index, item } of buffer.drain()) {
-        await this.writeFrame(index, item, mask, scenes);
-        wrote++;
+      while (wrote < ready.length) {
+        // A run of ready frames is written with one read of their sources and one append of their
+        // records (round trips cost more CPU here than the bytes); runs end at segment boundaries.
+        const run = ready.slice(wrote, wrote + segmentFrames - this.framesInSegment);
+        await this.writeFrames(run, mask, scenes);
+        wrote += run.length;
         if (this.framesInSegment >= segmentFrames) await this.closeSegment(scenes);
         if (this.framesWritten - this.sinkFramesReported >= sinkFramesEvery) await this.reportProgress(totalFrames ?? video.expectedFrames);
       }
@@ -133,35 +137,45 @@ export class VideoAssembly {
    */
   private async fetchAhead(buffer: ReorderBuffer<FrameResultItem>, end: number): Promise<void> {
     const wanted = buffer.missing(end);
-    const fetched = await Promise.all(wanted.map((i) => this.deps.frameStore.getResult(this.run.videoId, i)));
+    const fetched = await this.deps.frameStore.getResults(this.run.videoId, wanted);
     fetched.forEach((result, k) => {
       if (result) buffer.push(wanted[k]!, result);
     });
   }
 
-  /** Frame `index`, overlaid on its source frame, into the open segment; its mask line queued, its record published. */
-  private async writeFrame(index: number, item: FrameResultItem, mask: SourceMask, scenes: SceneTracker): Promise<void> {
+  /** Consecutive frames, overlaid on their source frames, into the open segment; their mask lines queued, their records published. */
+  private async writeFrames(run: readonly { index: number; item: FrameResultItem }[], mask: SourceMask, scenes: SceneTracker): Promise<void> {
     const { videoId } = this.run;
     const { width, height, fps } = this.format!;
     const started = performance.now();
-    const pixels = mask.project(index, item.mask);
-    const source = await this.deps.frameStore.getSource(videoId, index);
-    if (!source) {
-      throw new FrameError(
-        ErrorCode.FRAME_MISSING,
-        `source frame ${index} of video ${videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
-      );
+    const sources = await this.deps.frameStore.getSources(
+      videoId,
+      run.map((frame) => frame.index),
+    );
+    for (const [k, { index, item }] of run.entries()) {
+      const source = sources[k];
+      if (!source) {
+        throw new FrameError(
+          ErrorCode.FRAME_MISSING,
+          `source frame ${index} of video ${videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
+        );
+      }
+      const pixels = mask.project(index, item.mask);
+      // In place: each source buffer is read from Redis for this frame alone.
+      const annotated = await this.deps.overlay.annotate(source, pixels, width, height, source);
+      this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps });
+      await this.encoder.write(annotated);
+      this.masks!.write(item.record, pixels, height, width, mask.columnOffsets);
+      scenes.add(item.record);
+      this.framesWritten = index + 1;
+      this.framesInSegment++;
+      framesProcessed.inc({ stage: 'sink' });
     }
-    const annotated = await this.deps.overlay.annotate(source, pixels, width, height);
-    this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps });
-    await this.encoder.write(annotated);
-    this.masks!.write(item.record, pixels, height, width, mask.columnOffsets);
-    scenes.add(item.record);
     // Records the previous owner already published are skipped by the append itself.
-    await this.deps.stream.append(videoId, item.record);
-    this.framesWritten = index + 1;
-    this.framesInSegment++;
-    framesProcessed.inc({ stage: 'sink' });
+    await this.deps.stream.appendAll(
+      videoId,
+      run.map((frame) => frame.item.record),
+    );
     this.activeMs += performance.now() - started;
   }
 
