@@ -48,7 +48,7 @@ export function registerSynthCommand(program: Command): void {
     .option('--supersample <n>', 'samples per pixel per axis (antialiasing)', '2')
     .option(
       '--model-input <spec>',
-      "stills: write each still as the model receives it, via planModelInput and the producer's resizer: fit:PIXELS:STRIDE:MAXSIDE (e.g. fit:28672:16:448) or letterbox:WxH",
+      "stills: write each still as the model receives it, via planModelInput and the producer's resizer: fit:PIXELS:STRIDE:MAXSIDE[:SMALLSCALE] (e.g. fit:28672:16:448:1.4) or letterbox:WxH",
     )
     .option('--workers <n>', 'stills: worker threads (default: CPU count, at most 8)')
     .action(async (flags: SynthFlags) => {
