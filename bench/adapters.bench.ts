@@ -159,3 +159,5 @@ for (const [method, ms] of Object.entries(missMs)) {
   console.log(`cache miss, merge ${method.padEnd(6)}:           ${ms.toFixed(2)} ms  ratio ${(ms / frameMs).toFixed(3)} of a frame (target ≤ 1)`);
 }
 console.log(`embedder runs: ${runs} for ${scenes} scenes, ${scenes * perScene} frames, ${batches} batches on 2 workers (target: one per scene)`);
+// The issue 16 figure on its own line (same numbers as the svd line above), for scripts to read.
+console.log(`svd merge at top-${adapters.length} / one frame's inference = ${(missMs.svd! / frameMs).toFixed(3)} (target ≤ 1)`);

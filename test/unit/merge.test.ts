@@ -89,6 +89,44 @@ describe('merge', () => {
     }
   });
 
+  it('svd stays at working precision on ill-conditioned (graded) factors, small singular values included', () => {
+    // Columns of B and rows of A decay by 10× per index: each factor has condition number ~1e7
+    // and ΔW's singular values span ~14 decades. A merge that squared the condition number (a
+    // Gram/Cholesky R) or rebuilt the factors from the core's less accurate singular vectors
+    // loses the small components here; Gram–Schmidt with Q kept does not.
+    const target: LoraTarget = { module: 'm', in: 40, out: 96, inputA: 'm.lora_A', inputB: 'm.lora_B' };
+    const random = rng(42);
+    const graded = (seed: number, weight: number): WeightedAdapter => {
+      const r = 6;
+      const A = randomMatrix(r, target.in, random);
+      const B = randomMatrix(target.out, r, random);
+      for (let j = 0; j < r; j++) {
+        for (let c = 0; c < target.in; c++) A[j * target.in + c] = A[j * target.in + c]! * 0.1 ** j;
+        for (let o = 0; o < target.out; o++) B[o * r + j] = B[o * r + j]! * 0.1 ** j;
+      }
+      const adapter: LoadedAdapter = {
+        name: `g${seed}`,
+        version: `v${seed}`,
+        r,
+        alpha: 12,
+        targets: new Map([['m', { module: 'm', in: target.in, out: target.out, r, A, B, scaling: 2 }]]),
+        byteLength: 0,
+        source: `g${seed}`,
+      };
+      return { adapter, weight };
+    };
+    const mix = [graded(1, 0.5), graded(2, 0.3), graded(3, 0.2)];
+    const dense = denseDelta(mix, target);
+    const full = mergeAdapters(mix, [target], { method: 'svd', svdRank: 18 }).get('m')!;
+    // float32 outputs: a few units of float32 rounding
+    expect(relativeError(mergedDelta(full), dense)).toBeLessThanOrEqual(1e-6);
+    const top = mergeAdapters(mix, [target], { method: 'svd', svdRank: 6 }).get('m')!;
+    const approx = mergedDelta(top);
+    const residual = dense.map((v, i) => v - approx[i]!);
+    const total = frobenius(dense) ** 2;
+    expect(Math.abs(total - frobenius(approx) ** 2 - frobenius(residual) ** 2) / total).toBeLessThan(1e-7);
+  });
+
   it('linear averages A and B separately, scaling folded into B (hand-computed)', () => {
     const target: LoraTarget = { module: 'm', in: 2, out: 1, inputA: 'm.lora_A', inputB: 'm.lora_B' };
     const one = (name: string, A: number[], B: number[], alpha: number): LoadedAdapter => ({

@@ -114,25 +114,42 @@ function mergeLinear(target: LoraTarget, parts: Part[]): MergedTarget {
  * tens, in/out a few hundred), Jacobi is accurate to working precision, and no maintained
  * numeric library in the npm registry fits (the candidates are unmaintained, pull in native
  * builds, or lack an SVD on plain typed arrays).
+ *
+ * The inner loops work on four columns at a time (one load of the shared operand for four
+ * multiply-adds, four independent sums): at these sizes V8's scalar loads, not the arithmetic,
+ * set the pace (profile in bench/README.md, "svd merge on a cache miss").
  */
 function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined): MergedTarget {
   const { in: cin, out } = target;
-  const cat = mergeCat(target, parts);
-  const R = cat.r;
-  const k = Math.min(svdRank ?? Math.max(...parts.map((p) => p.r)), R);
-  // Bc [out, R] and Acᵀ [in, R], column-major in float64.
+  let R = 0;
+  let largestInputRank = 0;
+  for (const p of parts) {
+    R += p.r;
+    largestInputRank = Math.max(largestInputRank, p.r);
+  }
+  const k = Math.min(svdRank ?? largestInputRank, R);
+  // Bc [out, R] and Acᵀ [in, R], column-major in float64, straight from the parts (no float32
+  // cat merge in between: w_i s_i B_i keeps its float64 product).
   const bc = new Float64Array(out * R);
-  for (let o = 0; o < out; o++) for (let j = 0; j < R; j++) bc[j * out + o] = cat.B[o * R + j]!;
   const at = new Float64Array(cin * R);
-  for (let j = 0; j < R; j++) for (let c = 0; c < cin; c++) at[j * cin + c] = cat.A[j * cin + c]!;
-  const qrB = thinQr(bc, out, R);
-  const qrA = thinQr(at, cin, R);
-  // core M = R_B · R_Aᵀ (R×R, column-major)
+  let offset = 0;
+  for (const p of parts) {
+    for (let j = 0; j < p.r; j++) {
+      const column = (offset + j) * out;
+      for (let o = 0; o < out; o++) bc[column + o] = p.factor * p.B[o * p.r + j]!;
+    }
+    at.set(p.A, offset * cin);
+    offset += p.r;
+  }
+  const rB = thinQrInPlace(bc, out, R);
+  const rA = thinQrInPlace(at, cin, R);
+  // core M = R_B · R_Aᵀ (R×R, column-major); both are upper triangular, so
+  // M[i][j] = Σ_{l ≥ max(i, j)} R_B[i][l] · R_A[j][l].
   const m = new Float64Array(R * R);
-  for (let i = 0; i < R; i++) {
-    for (let j = 0; j < R; j++) {
+  for (let j = 0; j < R; j++) {
+    for (let i = 0; i < R; i++) {
       let s = 0;
-      for (let l = 0; l < R; l++) s += qrB.r[l * R + i]! * qrA.r[l * R + j]!;
+      for (let l = Math.max(i, j); l < R; l++) s += rB[l * R + i]! * rA[l * R + j]!;
       m[j * R + i] = s;
     }
   }
@@ -140,77 +157,137 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
   const A = new Float32Array(k * cin);
   const B = new Float32Array(out * k);
   // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ
+  const weights = new Float64Array(R);
   const bColumn = new Float64Array(out);
   const aRow = new Float64Array(cin);
   for (let t = 0; t < k; t++) {
     const j = svd.order[t]!;
     const root = Math.sqrt(svd.sigma[j]!);
-    combineColumns(qrB.q, out, svd.u.subarray(j * R, (j + 1) * R), bColumn);
-    for (let o = 0; o < out; o++) B[o * k + t] = bColumn[o]! * root;
-    combineColumns(qrA.q, cin, svd.v.subarray(j * R, (j + 1) * R), aRow);
-    for (let c = 0; c < cin; c++) A[t * cin + c] = aRow[c]! * root;
+    // Components past rank ΔW carry nothing: their B column and A row stay zero.
+    if (root === 0) continue;
+    for (let l = 0; l < R; l++) weights[l] = svd.u[j * R + l]! * root;
+    combineColumns(bc, out, R, weights, bColumn);
+    for (let o = 0; o < out; o++) B[o * k + t] = bColumn[o]!;
+    for (let l = 0; l < R; l++) weights[l] = svd.v[j * R + l]! * root;
+    combineColumns(at, cin, R, weights, aRow);
+    for (let c = 0; c < cin; c++) A[t * cin + c] = aRow[c]!;
   }
   return { module: target.module, in: cin, out, r: k, A, B };
 }
 
-/**
- * result = Q · weights for a column-major Q [rows, weights.length], summed column by column of Q
- * so the inner loop runs over contiguous memory.
- */
-function combineColumns(q: Float64Array, rows: number, weights: Float64Array, result: Float64Array): void {
+/** result = Q · weights for a column-major Q [rows, cols], four columns of Q per pass over result. */
+function combineColumns(q: Float64Array, rows: number, cols: number, weights: Float64Array, result: Float64Array): void {
   result.fill(0);
-  for (let l = 0; l < weights.length; l++) {
-    const weight = weights[l]!;
-    if (weight === 0) continue;
-    const base = l * rows;
-    for (let i = 0; i < rows; i++) result[i] = result[i]! + q[base + i]! * weight;
+  let l = 0;
+  for (; l + 3 < cols; l += 4) {
+    const w0 = weights[l]!;
+    const w1 = weights[l + 1]!;
+    const w2 = weights[l + 2]!;
+    const w3 = weights[l + 3]!;
+    const o0 = l * rows;
+    const o1 = o0 + rows;
+    const o2 = o1 + rows;
+    const o3 = o2 + rows;
+    for (let i = 0; i < rows; i++) result[i] = result[i]! + q[o0 + i]! * w0 + q[o1 + i]! * w1 + q[o2 + i]! * w2 + q[o3 + i]! * w3;
+  }
+  for (; l < cols; l++) {
+    const w = weights[l]!;
+    const o = l * rows;
+    for (let i = 0; i < rows; i++) result[i] = result[i]! + q[o + i]! * w;
   }
 }
 
 /**
- * Thin QR of a column-major [rows, cols] matrix by modified Gram–Schmidt, re-orthogonalising a
- * column only when the first pass cancelled most of it (the Daniel–Gragg–Kaufman–Stewart test:
- * its norm fell below 1/√2 of what it was), where one pass would leave it visibly
- * non-orthogonal. Adapter factors are well conditioned, so most columns need one pass: half
- * the work of always doing two, which was most of an `svd` merge's time. A column that is
- * (numerically) in the span of the previous ones gets q = 0 and a zero row in R, which keeps
- * Q·R = X and makes the matching row of the SVD core zero, so it never reaches a singular vector.
+ * Thin QR of a column-major [rows, cols] matrix by Gram–Schmidt, in place: x becomes Q, and R
+ * (upper triangular, column-major: r[j*cols + i] = R[i][j]) is returned. Each column is
+ * projected against all previous ones at once (classical Gram–Schmidt, which blocks into
+ * four-column loops; the modified variant cannot, each of its steps waits on the last) and
+ * re-orthogonalised only when that cancelled most of it (the Daniel–Gragg–Kaufman–Stewart
+ * test: its norm fell below 1/√2 of what it was), where one pass would leave it visibly
+ * non-orthogonal. A column that is (numerically) in the span of the previous ones gets q = 0
+ * and a zero row in R, which keeps Q·R = X and makes the matching row of the SVD core zero,
+ * so it never reaches a singular vector.
  */
-function thinQr(x: Float64Array, rows: number, cols: number): { q: Float64Array; r: Float64Array } {
-  const q = Float64Array.from(x);
-  const r = new Float64Array(cols * cols); // column-major: r[j*cols + i] = R[i][j]
+function thinQrInPlace(q: Float64Array, rows: number, cols: number): Float64Array {
+  const r = new Float64Array(cols * cols);
+  const dots = new Float64Array(cols);
   for (let j = 0; j < cols; j++) {
     const start = j * rows;
-    const end = start + rows;
-    let squared = 0;
-    for (let i = start; i < end; i++) squared += q[i]! * q[i]!;
-    const original = Math.sqrt(squared);
+    const original = columnNorm(q, start, rows);
     let before = original;
     let norm = original;
     for (let pass = 0; pass < 2 && j > 0; pass++) {
-      for (let p = 0; p < j; p++) {
-        const offset = p * rows - start;
-        let dot = 0;
-        for (let i = start; i < end; i++) dot += q[i + offset]! * q[i]!;
-        if (dot === 0) continue;
-        for (let i = start; i < end; i++) q[i] = q[i]! - dot * q[i + offset]!;
-        r[j * cols + p] = r[j * cols + p]! + dot;
-      }
-      squared = 0;
-      for (let i = start; i < end; i++) squared += q[i]! * q[i]!;
-      norm = Math.sqrt(squared);
+      projectOut(q, rows, j, dots);
+      for (let p = 0; p < j; p++) r[j * cols + p] = r[j * cols + p]! + dots[p]!;
+      norm = columnNorm(q, start, rows);
       if (norm > before * Math.SQRT1_2) break;
       before = norm;
     }
     if (norm <= 1e-12 * original || norm === 0) {
-      q.fill(0, start, end);
+      q.fill(0, start, start + rows);
       r[j * cols + j] = 0;
     } else {
-      for (let i = start; i < end; i++) q[i] = q[i]! / norm;
+      for (let i = start; i < start + rows; i++) q[i] = q[i]! / norm;
       r[j * cols + j] = norm;
     }
   }
-  return { q, r };
+  return r;
+}
+
+function columnNorm(q: Float64Array, start: number, rows: number): number {
+  let squared = 0;
+  for (let i = start; i < start + rows; i++) squared += q[i]! * q[i]!;
+  return Math.sqrt(squared);
+}
+
+/** dots[p] = q_p · x_j for p < j, then x_j −= Σ_p dots[p] · q_p (columns of a column-major [rows, ·] q). */
+function projectOut(q: Float64Array, rows: number, j: number, dots: Float64Array): void {
+  const start = j * rows;
+  let p = 0;
+  for (; p + 3 < j; p += 4) {
+    const o0 = p * rows;
+    const o1 = o0 + rows;
+    const o2 = o1 + rows;
+    const o3 = o2 + rows;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0; i < rows; i++) {
+      const x = q[start + i]!;
+      s0 += q[o0 + i]! * x;
+      s1 += q[o1 + i]! * x;
+      s2 += q[o2 + i]! * x;
+      s3 += q[o3 + i]! * x;
+    }
+    dots[p] = s0;
+    dots[p + 1] = s1;
+    dots[p + 2] = s2;
+    dots[p + 3] = s3;
+  }
+  for (; p < j; p++) {
+    const o = p * rows;
+    let s = 0;
+    for (let i = 0; i < rows; i++) s += q[o + i]! * q[start + i]!;
+    dots[p] = s;
+  }
+  p = 0;
+  for (; p + 3 < j; p += 4) {
+    const d0 = dots[p]!;
+    const d1 = dots[p + 1]!;
+    const d2 = dots[p + 2]!;
+    const d3 = dots[p + 3]!;
+    const o0 = p * rows;
+    const o1 = o0 + rows;
+    const o2 = o1 + rows;
+    const o3 = o2 + rows;
+    for (let i = 0; i < rows; i++) q[start + i] = q[start + i]! - d0 * q[o0 + i]! - d1 * q[o1 + i]! - d2 * q[o2 + i]! - d3 * q[o3 + i]!;
+  }
+  for (; p < j; p++) {
+    const d = dots[p]!;
+    const o = p * rows;
+    for (let i = 0; i < rows; i++) q[start + i] = q[start + i]! - d * q[o + i]!;
+  }
 }
 
 /**
@@ -224,22 +301,20 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
   // Columns count as orthogonal at |cos| ≤ 1e-9: far below float32 output precision, and reached
   // in a few sweeps (1e-15 can stall at rounding level and spin to the sweep limit).
   const eps = 1e-9;
+  // Squared column norms, carried through each rotation (α' = α − tγ, β' = β + tγ) so a pair
+  // costs one dot product instead of three; recomputed every sweep so rounding cannot pile up.
+  const norms = new Float64Array(n);
   for (let sweep = 0; sweep < 80; sweep++) {
+    for (let j = 0; j < n; j++) norms[j] = columnNorm(g, j * n, n) ** 2;
     let rotated = false;
     for (let p = 0; p < n - 1; p++) {
       const po = p * n;
       for (let q = p + 1; q < n; q++) {
         const qo = q * n;
-        let alpha = 0;
-        let beta = 0;
+        const alpha = norms[p]!;
+        const beta = norms[q]!;
         let gamma = 0;
-        for (let i = 0; i < n; i++) {
-          const gp = g[po + i]!;
-          const gq = g[qo + i]!;
-          alpha += gp * gp;
-          beta += gq * gq;
-          gamma += gp * gq;
-        }
+        for (let i = 0; i < n; i++) gamma += g[po + i]! * g[qo + i]!;
         if (gamma === 0 || alpha === 0 || beta === 0 || Math.abs(gamma) <= eps * Math.sqrt(alpha * beta)) continue;
         rotated = true;
         const zeta = (beta - alpha) / (2 * gamma);
@@ -252,6 +327,8 @@ function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Arr
           g[po + i] = c * gp - s * gq;
           g[qo + i] = s * gp + c * gq;
         }
+        norms[p] = alpha - t * gamma;
+        norms[q] = beta + t * gamma;
       }
     }
     if (!rotated) break;
