@@ -3,7 +3,7 @@ import type { VideoStateStore } from '../shared/video-state.js';
 import { abortableSleep } from '../shared/abortable-sleep.js';
 
 export interface BackpressureLimits {
-  /** Most frames of the video decoded but not yet written by the sink. */
+  /** Most frames of the video in Redis: decoded, and not yet checkpointed by the sink. */
   highWaterFrames: number;
   /** Most bytes those frames may hold in Redis. */
   highWaterBytes: number;
@@ -13,24 +13,32 @@ export interface BackpressureLimits {
   pollMs?: number;
 }
 
+/** Most frames of one video the limits let Redis hold at once (never less than one). */
+export function maxFramesInRedis(limits: Pick<BackpressureLimits, 'highWaterFrames' | 'highWaterBytes' | 'bytesPerFrame'>): number {
+  return Math.max(1, Math.min(limits.highWaterFrames, Math.floor(limits.highWaterBytes / limits.bytesPerFrame)));
+}
+
 /**
- * Holds the decoder back while too much of one video waits for the sink, so memory stays
- * bounded however slow the workers are. In flight = frames decoded − frames the sink has
- * written. The sink count only grows, so while the last known count already leaves room no
+ * Holds the decoder back while too much of one video waits in Redis, so memory stays bounded
+ * however slow the workers are. In flight = frames decoded − frames the sink has checkpointed
+ * (only then are a frame's data deleted; frames written since still wait for the segment to
+ * close). The checkpoint only grows, so while the last known count already leaves room no
  * Redis round trip is needed: the gate reads Redis only when it may have to wait.
  */
 export class BackpressureGate {
-  private sinkFrames: number;
+  private freedFrames: number;
   private readonly pollMs: number;
+  private readonly maxInFlight: number;
 
   constructor(
     private readonly states: VideoStateStore,
     private readonly videoId: string,
-    private readonly limits: BackpressureLimits,
-    initialSinkFrames = 0,
+    limits: BackpressureLimits,
+    initialCheckpointFrames = 0,
   ) {
-    this.sinkFrames = initialSinkFrames;
+    this.freedFrames = initialCheckpointFrames;
     this.pollMs = limits.pollMs ?? 50;
+    this.maxInFlight = maxFramesInRedis(limits);
   }
 
   /**
@@ -52,17 +60,15 @@ export class BackpressureGate {
       if (state.status === 'failed') {
         throw new StreamsegError(ErrorCode.VIDEO_FAILED, `video ${this.videoId} failed in another stage (${state.error ?? 'no reason'}); decoding stopped`);
       }
-      this.sinkFrames = Math.max(this.sinkFrames, state.sinkFrames);
+      this.freedFrames = Math.max(this.freedFrames, state.checkpointFrames);
       if (!this.mustWait(decodedFrames)) return performance.now() - started;
       await abortableSleep(this.pollMs, signal);
     }
   }
 
   private mustWait(decodedFrames: number): boolean {
-    const inFlight = decodedFrames - this.sinkFrames;
-    const { highWaterFrames, highWaterBytes, bytesPerFrame } = this.limits;
     // One frame is always allowed in flight, even one larger than highWaterBytes, or a huge
-    // frame size would stall the video forever.
-    return inFlight > 0 && (inFlight >= highWaterFrames || (inFlight + 1) * bytesPerFrame > highWaterBytes);
+    // frame size would stall the video forever (maxFramesInRedis is at least 1).
+    return decodedFrames - this.freedFrames >= this.maxInFlight;
   }
 }

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import { framesProcessed, stageSeconds } from '../shared/metrics.js';
 import { QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
-import { BackpressureGate } from './backpressure-gate.js';
+import { BackpressureGate, maxFramesInRedis } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
@@ -76,6 +76,11 @@ export class ProducerService {
     const expectedFrames = estimateFrames(probe, requestedFps);
     const plan = planModelInput(modelInput, probe.width, probe.height);
     const resizer = new LetterboxResizer(probe.width, probe.height, plan);
+    const limits = {
+      highWaterFrames: settings.highWaterFrames,
+      highWaterBytes: settings.highWaterBytes,
+      bytesPerFrame: resizer.sourceBytes + resizer.inputBytes,
+    };
     await states.setProbe(videoId, {
       sourceWidth: probe.width,
       sourceHeight: probe.height,
@@ -87,6 +92,7 @@ export class ProducerService {
       inputHeight: plan.height,
       letterbox: resizer.rect,
       codec: probe.codec,
+      maxFramesInRedis: maxFramesInRedis(limits),
     });
     log.info({ ...probe, outputFps: fps, expectedFrames, attempt: job.attemptsMade + 1 }, 'decoding video');
 
@@ -101,16 +107,7 @@ export class ProducerService {
     const sinkFrames = before?.sinkFrames ?? 0;
     const resumedFrom = Math.max(sinkFrames, before?.decodedFrames ?? 0);
     if (resumedFrom > 0) log.info({ resumedFrom, sinkFrames }, 'resuming decode after the last enqueued frame');
-    const gate = new BackpressureGate(
-      states,
-      videoId,
-      {
-        highWaterFrames: settings.highWaterFrames,
-        highWaterBytes: settings.highWaterBytes,
-        bytesPerFrame: resizer.sourceBytes + resizer.inputBytes,
-      },
-      sinkFrames,
-    );
+    const gate = new BackpressureGate(states, videoId, limits, before?.checkpointFrames ?? 0);
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
     const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
 

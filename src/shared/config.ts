@@ -49,13 +49,16 @@ export const configSchema = z.object({
   sceneThreshold: numberFrom(0, 1).default(0.3),
   /** `STREAMSEG_MIN_SCENE_FRAMES`: a cut closer than this to the last one is ignored. @defaultValue 4 */
   minSceneFrames: intFrom(1).default(4),
-  /** `STREAMSEG_HIGH_WATER_FRAMES`: the producer pauses while this many frames of a video await the sink. @defaultValue 128 */
+  /**
+   * `STREAMSEG_HIGH_WATER_FRAMES`: the producer pauses while this many frames of a video are in
+   * Redis (decoded, and not yet checkpointed by the sink). @defaultValue 128
+   */
   highWaterFrames: intFrom(1).default(128),
   /**
-   * `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data (source + model input) the sink has
-   * not written yet. Written frames stay in Redis until their sink segment is checkpointed
-   * (`STREAMSEG_SINK_SEGMENT_FRAMES`), so Redis holds up to about this plus one segment's frames
-   * (at 720p: ~488 MiB peak with the defaults, bench/README.md). @defaultValue 268435456 (256 MiB)
+   * `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data (source + model input). Frames the
+   * sink has written count until their segment is checkpointed, and the sink shortens its segments
+   * to half of what the two marks admit, so a video's frame data in Redis stays within this.
+   * @defaultValue 268435456 (256 MiB)
    */
   highWaterBytes: intFrom(1024 * 1024).default(256 * 1024 * 1024),
   /** `STREAMSEG_FRAME_TTL_SECONDS`: lifetime of every per-frame key, so a dead video never leaks memory. @defaultValue 3600 */
@@ -122,7 +125,8 @@ export const configSchema = z.object({
   /**
    * `STREAMSEG_SINK_SEGMENT_FRAMES`: the sink encodes annotated.mp4 in segments of this many frames,
    * each closed with a checkpoint in Redis; a sink that takes a video over re-encodes from the last
-   * checkpoint. Frames stay in Redis until their segment is checkpointed. @defaultValue 64
+   * checkpoint. Frames stay in Redis until their segment is checkpointed, so a segment is at most
+   * half of the frames the high-water marks admit for the video. @defaultValue 64
    */
   sinkSegmentFrames: intFrom(1, 100_000).default(64),
   /**

@@ -22,6 +22,12 @@ export interface VideoProbeFacts {
   codec: string;
   /** A live source (camera, network stream, stdin): no known length, frames dropped rather than queued. */
   live?: boolean;
+  /**
+   * Most frames of this video the producer lets Redis hold (its high-water marks at this frame
+   * size). The sink closes its segments at half this at most, or frames it has written but not
+   * yet checkpointed would keep the producer waiting for room they hold.
+   */
+  maxFramesInRedis?: number;
 }
 
 export interface SceneStart {
@@ -41,6 +47,8 @@ export interface VideoState extends Partial<VideoProbeFacts> {
   segmentedFrames: number;
   /** Frames the sink has written. */
   sinkFrames: number;
+  /** Frames the sink has checkpointed: their data is gone from Redis (the producer's backpressure counts from here). */
+  checkpointFrames: number;
   /** Live videos: frames captured but dropped (workers behind, or lost), counted by the producer and the sink. */
   droppedFrames?: number;
   error?: string;
@@ -134,6 +142,10 @@ export class VideoStateStore {
     await this.redis.hset(videoKeys(videoId).meta, 'sinkFrames', String(sinkFrames));
   }
 
+  async setCheckpointFrames(videoId: string, checkpointFrames: number): Promise<void> {
+    await this.redis.hset(videoKeys(videoId).meta, 'checkpointFrames', String(checkpointFrames));
+  }
+
   async addStageTime(videoId: string, stage: string, ms: number): Promise<void> {
     await this.redis.hincrbyfloat(videoKeys(videoId).meta, `stageMs.${stage}`, ms);
   }
@@ -206,11 +218,13 @@ export class VideoStateStore {
       letterbox: raw.letterbox ? (JSON.parse(raw.letterbox) as LetterboxRect) : undefined,
       codec: raw.codec,
       live: raw.live === 'true' ? true : undefined,
+      maxFramesInRedis: num('maxFramesInRedis'),
       droppedFrames: num('droppedFrames'),
       decodedFrames: num('decodedFrames') ?? 0,
       totalFrames: num('totalFrames'),
       segmentedFrames: num('segmentedFrames') ?? 0,
       sinkFrames: num('sinkFrames') ?? 0,
+      checkpointFrames: num('checkpointFrames') ?? 0,
       error: raw.error,
       warnings: raw.warnings ? (JSON.parse(raw.warnings) as string[]) : [],
       submittedAt: num('submittedAt'),

@@ -225,7 +225,7 @@ describe('ProducerService on a real video and a real Redis', () => {
     expect(jobs.map((j) => j.data.scene)).toEqual([0, 1, 1]);
   });
 
-  it('pauses while the sink is behind and goes on when it catches up', async () => {
+  it('pauses while the sink is behind and goes on when its checkpoint catches up', async () => {
     const data = await submit('vidslow', videoFile);
     const run = service({ highWaterFrames: 5 }).decodeVideo(fakeJob(data).handle);
     const srcKeys = async () => (await redis.keys(`${videoKeys('vidslow').pattern.slice(0, -1)}src:*`)).length;
@@ -234,11 +234,17 @@ describe('ProducerService on a real video and a real Redis', () => {
     expect(await srcKeys()).toBe(5);
     // the partial batch was enqueued before pausing, or the sink would wait forever for it
     expect((await framesJobsOf('vidslow')).flatMap((j) => j.data.frames.map((f) => f.index))).toEqual([0, 1, 2, 3, 4]);
-    // the sink writes and frees frames 0..4
-    for (let i = 0; i < 5; i++) await frameStore.deleteFrame('vidslow', i);
+    // the producer tells the sink how many frames it lets Redis hold
+    expect((await states.get('vidslow'))?.maxFramesInRedis).toBe(5);
+    // written but not checkpointed: still in Redis, so the producer keeps waiting
     await states.setSinkFrames('vidslow', 5);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await states.get('vidslow'))?.decodedFrames).toBe(5);
+    // the sink checkpoints and frees frames 0..4
+    for (let i = 0; i < 5; i++) await frameStore.deleteFrame('vidslow', i);
+    await states.setCheckpointFrames('vidslow', 5);
     await expect.poll(srcKeys, { timeout: 10_000 }).toBe(5); // the next five
-    await states.setSinkFrames('vidslow', 30);
+    await states.setCheckpointFrames('vidslow', 30);
     await expect(run).resolves.toMatchObject({ totalFrames: 30 });
   });
 

@@ -67,8 +67,9 @@ export class VideoAssembly {
 
   async execute(): Promise<SinkSummary> {
     const { videoId, outDir, signal } = this.run;
-    const { lookahead, sinkFramesEvery, waitSeconds, statusCheckMs, segmentFrames } = this.tuning;
+    const { lookahead, sinkFramesEvery, waitSeconds, statusCheckMs } = this.tuning;
     const video = await waitForProbeFacts(this.deps.states, videoId, signal);
+    const segmentFrames = segmentLength(this.tuning.segmentFrames, video.maxFramesInRedis);
     if (video.status === 'done') {
       // A re-run of a job whose video was finished (killed between markDone and job completion).
       return { videoId, frames: video.sinkFrames, scenes: 0, outDir };
@@ -201,6 +202,7 @@ export class VideoAssembly {
     next.activeMs = this.checkpoint.activeMs + this.activeMs;
     if (!(await this.deps.checkpoints.save(this.run.videoId, this.owner, next))) throw this.ownerLost();
     await this.deps.frameStore.deleteFrames(this.run.videoId, this.checkpoint.frames, next.frames);
+    await this.deps.states.setCheckpointFrames(this.run.videoId, next.frames);
     this.activeMs = 0;
     this.checkpoint = next;
     this.framesInSegment = 0;
@@ -340,4 +342,14 @@ export class VideoAssembly {
       await this.run.job.updateProgress({ sinkFrames: this.framesWritten, totalFrames });
     }
   }
+}
+
+/**
+ * Frames per segment: the setting, but at most half of what the producer lets Redis hold for
+ * this video. Frames stay in Redis until their segment is checkpointed and the producer counts
+ * them until then, so a segment longer than that would wait for frames the producer holds back.
+ */
+export function segmentLength(segmentFrames: number, maxFramesInRedis: number | undefined): number {
+  if (maxFramesInRedis === undefined) return segmentFrames;
+  return Math.max(1, Math.min(segmentFrames, Math.floor(maxFramesInRedis / 2)));
 }
