@@ -98,11 +98,15 @@ function conditionOf(name: string): Condition {
 export async function renderEvalVideos(options: RenderEvalVideosOptions): Promise<EvalVideo[]> {
   const jobs: { name: string; size: string; conditions: Condition[]; style?: string; seed: number }[] = [];
   const order = options.conditions.map(conditionOf);
-  options.sizes.forEach((size, si) => {
+  options.sizes.forEach((size) => {
     const conditions = Array.from({ length: options.scenesPerCondition }, () => order).flat();
     const clear = order.find((c) => c.name === 'clear');
     if (clear) for (let extra = options.scenesPerCondition; extra < (options.clearScenes ?? 0); extra++) conditions.push(clear);
-    jobs.push({ name: `eval-${size}`, size, conditions, seed: options.seed + 1_000 * si });
+    // One seed for every size: street layouts are drawn from the seed alone (generateLayout does
+    // not see the frame size), so each size renders the same streets and the sizes are compared
+    // on the same scenes. With a seed per size, base on clear moved by up to 5 points between
+    // sizes with the layouts drawn, even at 8 layouts per size.
+    jobs.push({ name: `eval-${size}`, size, conditions, seed: options.seed });
   });
   for (const [sti, style] of (options.styles ?? []).entries()) {
     if (!UNSEEN_STYLES[style]) throw new InputError('E_INPUT_DECODE', `unknown style "${style}" (one of ${Object.keys(UNSEEN_STYLES).join(', ')})`);

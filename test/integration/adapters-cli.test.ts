@@ -101,7 +101,23 @@ describe('streamseg adapters / eval commands', () => {
     const pkgDir = path.join(dir, 'random');
     const made = spawnSync('/usr/bin/python3', [path.join(REPO_ROOT, 'test/fixtures/adapters/make-package.py'), pkgDir], { encoding: 'utf8' });
     expect(made.status, made.stderr).toBe(0);
-    const args = ['eval', '--model', pkgDir, '--sizes', '160x96,96x160', '--scenes', '1', '--frames', '8', '--styles', '', '--seed', '5'];
+    const args = [
+      'eval',
+      '--model',
+      pkgDir,
+      '--sizes',
+      '160x96,96x160',
+      '--scenes',
+      '1',
+      '--clear-scenes',
+      '1',
+      '--frames',
+      '8',
+      '--styles',
+      '',
+      '--seed',
+      '5',
+    ];
     const res = await run([...args, '--conditions', 'fog,clear,fog+night', '--json'], env);
     expect(res.code, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout) as {
