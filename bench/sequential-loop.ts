@@ -25,7 +25,7 @@ import path from 'node:path';
 import type { Writable } from 'node:stream';
 import ort from 'onnxruntime-node';
 import { LetterboxResizer } from '../src/producers/letterbox-resizer.js';
-import { readRawFrames } from '../src/producers/raw-frame-reader.js';
+import { readRawFrames } from '../src/shared/media/raw-frame-reader.js';
 import { MaskUnletterboxer } from '../src/shared/letterbox.js';
 import { planModelInput } from '../src/shared/model-input-plan.js';
 import type { ModelPackage } from '../src/shared/model-manifest.js';

@@ -3,8 +3,9 @@ import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
-import { assertDecodable, readProbe, type FfprobeOutput, type HdrSignal, type VideoProbe } from './probe-validation.js';
-import { readRawFrames } from './raw-frame-reader.js';
+import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
+import { rawRgbDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
+import { readRawFrames } from '../shared/media/raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
 import { startMediaReader } from '../shared/media/media-process.js';
@@ -17,8 +18,6 @@ export type { VideoProbe } from './probe-validation.js';
  * playlist listing `file:///…/secret.ts` would make the producer read (and segment) a local file.
  */
 export const URL_PROTOCOL_WHITELIST = 'http,https,tcp,tls,rtp,rtsp,udp,crypto';
-/** Smallest side bwdif takes (its chroma planes need 3 columns and 4 lines), with a margin. */
-const MIN_DEINTERLACE_SIDE = 16;
 /** Protocols ffmpeg may open for a local file input: the file itself, nothing it points to on the network. */
 export const FILE_PROTOCOL_WHITELIST = 'file';
 
@@ -46,7 +45,7 @@ export interface DecodeOptions {
   startMs?: number;
   /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
   signal?: AbortSignal;
-  /** The stream is HDR (probe.hdr): frames are tone-mapped to SDR BT.709 (see hdrToSdrFilter). */
+  /** The stream is HDR (probe.hdr): frames are tone-mapped to SDR BT.709 (see hdrToSdrFilter in shared/media/raw-video-decode.ts). */
   hdr?: HdrSignal;
   /**
    * Called once at the end when ffmpeg decoded the stream but reported errors on the way (a
@@ -193,35 +192,15 @@ export class FfmpegRepository {
     }
     signal?.throwIfAborted();
     const egress = await this.egress(input, source);
-    // prettier-ignore
-    const args = [
-      '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-protocol_whitelist', egress.protocols,
-      '-i', source.locator,
-      '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
-      '-an', '-sn', '-dn',
-      // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
-      // reach the model and the annotated video otherwise (it refuses tiny frames, which are
-      // never interlaced video). scale pins the output size to the
-      // probed one: a stream that changes resolution midway would otherwise change the frame
-      // size under the reader's feet. The fps filter does the resampling (it rounds to the
-      // nearest frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s
-      // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
-      // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
-      // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
-      //
-      // HDR (PQ or HLG, BT.2020) is tone-mapped to SDR BT.709 after deinterlacing: read as SDR
-      // it would reach the model and annotated.mp4 washed out, with shifted colours.
-      '-vf', [
-        ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
-        ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
-        `scale=${width}:${height}`,
-        `fps=${fps}`,
-      ].join(','),
-      '-fps_mode', 'passthrough',
-      '-f', 'rawvideo', '-pix_fmt', 'rgb24',
-      'pipe:1',
-    ];
+    const args = rawRgbDecodeArgs({
+      locator: source.locator,
+      protocols: egress.protocols,
+      streamIndex: options.streamIndex,
+      width,
+      height,
+      fps,
+      hdr: options.hdr,
+    });
     const child = startMediaReader(this.ffmpegPath, args, egress.env);
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
@@ -286,26 +265,6 @@ export class FfmpegRepository {
       return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), stderrFirstLine: stderr.firstLine(), spawnError, timedOut };
     });
   }
-}
-
-/**
- * ffmpeg filters that tone-map an HDR stream to SDR BT.709 (8-bit RGB): to linear light (the
- * input's transfer, primaries, matrix and range named explicitly, so a stream whose frames carry
- * fewer tags than its header still converts), to BT.709 primaries, hable tone mapping without
- * desaturation, then the BT.709 transfer. npl=100: SDR reference white at 100 nits. Out-of-gamut
- * colours are clipped in RGB, as a player does.
- */
-export function hdrToSdrFilter(hdr: HdrSignal): string {
-  return [
-    // p= too: zscale would otherwise give the output the frame's own primaries, unspecified in
-    // a stream tagged with its transfer only ("no path between colorspaces" in the next step).
-    `zscale=tin=${hdr.transfer}:pin=${hdr.primaries}:min=${hdr.matrix}:rin=${hdr.range}:t=linear:npl=100:p=${hdr.primaries}`,
-    'format=gbrpf32le',
-    'zscale=p=bt709',
-    'tonemap=hable:desat=0',
-    'zscale=t=bt709',
-    'format=gbrp',
-  ].join(',');
 }
 
 /** Resolves once the process is gone, whether it ran or failed to start. */

@@ -4,7 +4,7 @@ import { FfmpegError } from '../shared/errors/index.js';
 import type { LiveOptions } from '../shared/job-schemas.js';
 import { redactText, redactUrl } from '../shared/redact-credentials.js';
 import { liveInputSpec } from './live-source.js';
-import { readRawFrames } from './raw-frame-reader.js';
+import { readRawFrames } from '../shared/media/raw-frame-reader.js';
 import { startMediaReader } from '../shared/media/media-process.js';
 
 /** What ffmpeg reports about a live source once it has opened it and set up decoding. */

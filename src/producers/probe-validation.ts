@@ -1,4 +1,7 @@
 import { ErrorCode, InputError } from '../shared/errors/index.js';
+import type { HdrSignal } from '../shared/media/raw-video-decode.js';
+
+export type { HdrSignal } from '../shared/media/raw-video-decode.js';
 
 /** The most pixels a side and frames per second a header may claim before we call it absurd. */
 export const MAX_DIMENSION = 8192;
@@ -37,19 +40,6 @@ export interface VideoProbe {
   audio?: { streamIndex: number; codec: string };
   /** Set when the video stream is HDR (a PQ or HLG transfer): the decoder tone-maps it to SDR BT.709. */
   hdr?: HdrSignal;
-}
-
-/**
- * The colour description of an HDR video stream, as zscale takes it. Primaries, matrix and range
- * come from the stream when it names them (and zscale knows the name), else HDR's usual
- * BT.2020, non-constant-luminance, limited range.
- */
-export interface HdrSignal {
-  /** `smpte2084` (PQ, HDR10) or `arib-std-b67` (HLG). */
-  transfer: 'smpte2084' | 'arib-std-b67';
-  primaries: string;
-  matrix: string;
-  range: 'tv' | 'pc';
 }
 
 /** Transfer names ffprobe gives HDR streams. */

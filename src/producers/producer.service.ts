@@ -1,6 +1,6 @@
 import type { StreamsegConfig } from '../shared/config.js';
 import type { FrameStore } from '../shared/frame-store.js';
-import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type FrameRef } from '../shared/job-schemas.js';
+import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type FrameRef, type SourceDecode } from '../shared/job-schemas.js';
 import type { Logger } from '../shared/logger.js';
 import { framesProcessed, stageSeconds } from '../shared/metrics.js';
 import { QueueName } from '../shared/queues.js';
@@ -18,7 +18,7 @@ import { hdrNote } from './probe-validation.js';
 /** The settings the producer reads; a full StreamsegConfig fits. */
 export type ProducerSettings = Pick<
   StreamsegConfig,
-  'fps' | 'batchFrames' | 'sceneThreshold' | 'minSceneFrames' | 'highWaterFrames' | 'highWaterBytes' | 'jobAttempts'
+  'fps' | 'batchFrames' | 'sceneThreshold' | 'minSceneFrames' | 'highWaterFrames' | 'highWaterBytes' | 'jobAttempts' | 'sourceFrames'
 >;
 
 export type { DecodeJobHandle, DecodeProgress, JobQueue } from './producer-jobs.js';
@@ -76,10 +76,15 @@ export class ProducerService {
     const expectedFrames = estimateFrames(probe, requestedFps);
     const plan = planModelInput(modelInput, probe.width, probe.height);
     const resizer = new LetterboxResizer(probe.width, probe.height, plan);
+    // A file the sink decodes again itself: its source pixels never go to Redis.
+    const sourceDecode: SourceDecode | undefined =
+      settings.sourceFrames === 'sink' && data.input.kind === 'file'
+        ? { path: data.input.path, streamIndex: probe.streamIndex, width: probe.width, height: probe.height, fps, ...(probe.hdr ? { hdr: probe.hdr } : {}) }
+        : undefined;
     const limits = {
       highWaterFrames: settings.highWaterFrames,
       highWaterBytes: settings.highWaterBytes,
-      bytesPerFrame: resizer.sourceBytes + resizer.inputBytes,
+      bytesPerFrame: (sourceDecode ? 0 : resizer.sourceBytes) + resizer.inputBytes,
     };
     await states.setProbe(videoId, {
       sourceWidth: probe.width,
@@ -96,7 +101,11 @@ export class ProducerService {
     });
     log.info({ ...probe, outputFps: fps, expectedFrames, attempt: job.attemptsMade + 1 }, 'decoding video');
 
-    await addSinkJob(queues.sink, { videoId, outDir: data.options.outDir, ...planOutputMedia(data.input, probe, data.options.audio) }, settings.jobAttempts);
+    await addSinkJob(
+      queues.sink,
+      { videoId, outDir: data.options.outDir, ...planOutputMedia(data.input, probe, data.options.audio), ...(sourceDecode ? { sourceDecode } : {}) },
+      settings.jobAttempts,
+    );
 
     // An earlier attempt (a producer killed or stopped mid-decode) may have got far. Frames
     // below `decodedFrames` are stored and enqueued already (it is written right after each
@@ -115,7 +124,7 @@ export class ProducerService {
     let sceneStartFrame = 0;
     let batch: FrameRef[] = [];
     // The batch's frames, stored together when the batch is handed over: one round trip per job, not per frame.
-    let pixels: { index: number; source: Buffer; input: Buffer }[] = [];
+    let pixels: { index: number; source?: Buffer; input: Buffer }[] = [];
     let framesJobs = 0;
     let decodedFrames = 0;
     let waitedMs = 0;
@@ -160,7 +169,7 @@ export class ProducerService {
       if (frame.index >= resumedFrom) {
         const input = await resizer.resize(frame.data);
         // A copy: the decoder reuses frame.data for the next frame.
-        pixels.push({ index: frame.index, source: Buffer.from(frame.data), input });
+        pixels.push({ index: frame.index, source: sourceDecode ? undefined : Buffer.from(frame.data), input });
         batch.push({ index: frame.index, timestampMs: frame.timestampMs });
         if (batch.length >= settings.batchFrames) await flush();
       }

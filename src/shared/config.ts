@@ -66,6 +66,15 @@ export const configSchema = z.object({
   /** `STREAMSEG_OVERLAY_ALPHA`: opacity of the class palette over the source frame. @defaultValue 0.5 */
   overlayAlpha: numberFrom(0, 1).default(0.5),
   /**
+   * `STREAMSEG_SOURCE_FRAMES`: where the sink gets a file's source frames for annotated.mp4.
+   * `sink`: it decodes the input file again itself, so source pixels (85% of the bytes a frame
+   * sends through Redis) never cross Redis; sinks must be able to read the producers' input
+   * files (a shared volume, as in docker-compose.yml). `redis`: the producer stores each source
+   * frame in Redis for the sink. URL and live inputs always go through Redis. Read by the
+   * producer, which decides per video. @defaultValue sink
+   */
+  sourceFrames: z.enum(['sink', 'redis']).default('sink'),
+  /**
    * `STREAMSEG_ENCODER_PRESET`: x264 preset of annotated.mp4. `superfast` costs ~3 ms less CPU per
    * 640x360 frame than `veryfast` for ~8% larger files, on a pipeline that shares its cores with
    * inference; the sinks of one video must agree (segments are joined without re-encoding).
@@ -255,6 +264,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   highWaterBytes: 'STREAMSEG_HIGH_WATER_BYTES',
   frameTtlSeconds: 'STREAMSEG_FRAME_TTL_SECONDS',
   overlayAlpha: 'STREAMSEG_OVERLAY_ALPHA',
+  sourceFrames: 'STREAMSEG_SOURCE_FRAMES',
   encoderPreset: 'STREAMSEG_ENCODER_PRESET',
   executionProvider: 'STREAMSEG_EXECUTION_PROVIDER',
   intraOpThreads: 'STREAMSEG_INTRA_OP_THREADS',

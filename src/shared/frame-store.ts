@@ -34,13 +34,17 @@ export class FrameStore {
     await this.putFrames(videoId, [{ index, source, input }]);
   }
 
-  /** Stores the source and model input of several frames in one transaction (one round trip). */
-  async putFrames(videoId: string, frames: readonly { index: number; source: Buffer; input: Buffer }[]): Promise<void> {
+  /**
+   * Stores the model input and, unless the sink decodes the file itself, the source of several
+   * frames in one transaction (one round trip).
+   */
+  async putFrames(videoId: string, frames: readonly { index: number; source?: Buffer; input: Buffer }[]): Promise<void> {
     if (frames.length === 0) return;
     const keys = videoKeys(videoId);
     const tx = this.redis.multi();
     for (const { index, source, input } of frames) {
-      tx.set(keys.source(index), source, 'EX', this.ttlSeconds).set(keys.input(index), input, 'EX', this.ttlSeconds);
+      if (source) tx.set(keys.source(index), source, 'EX', this.ttlSeconds);
+      tx.set(keys.input(index), input, 'EX', this.ttlSeconds);
     }
     await tx.exec();
   }

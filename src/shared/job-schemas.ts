@@ -107,9 +107,25 @@ export const audioPlanSchema = z.discriminatedUnion('action', [
 ]);
 export type AudioPlan = z.infer<typeof audioPlanSchema>;
 
+/**
+ * How the sink decodes a file's source frames itself (STREAMSEG_SOURCE_FRAMES=sink): the same
+ * decode as the producer's (rawRgbDecodeArgs), so frame i is the frame the masks were made from.
+ */
+export const sourceDecodeSchema = z.object({
+  path: z.string().min(1),
+  streamIndex: z.number().int().nonnegative().optional(),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  fps: z.number().positive(),
+  hdr: z.object({ transfer: z.enum(['smpte2084', 'arib-std-b67']), primaries: z.string(), matrix: z.string(), range: z.enum(['tv', 'pc']) }).optional(),
+});
+export type SourceDecode = z.infer<typeof sourceDecodeSchema>;
+
 export const assembleVideoJobSchema = z.object({
   videoId: videoIdSchema,
   outDir: z.string().min(1),
+  /** Set: the sink decodes the source frames from the file; absent: they are in Redis. */
+  sourceDecode: sourceDecodeSchema.optional(),
   /** Where annotated.mp4's first frame is placed, ms: the source's, relative to the audio kept with it. @defaultValue 0 */
   videoOffsetMs: z.number().nonnegative().optional(),
   /** The input's audio for annotated.mp4. @defaultValue none */

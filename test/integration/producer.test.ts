@@ -30,6 +30,7 @@ const settings: ProducerSettings = {
   minSceneFrames: 4,
   highWaterFrames: 1000,
   highWaterBytes: 1024 ** 3,
+  sourceFrames: 'redis',
   jobAttempts: 3,
 };
 

@@ -95,6 +95,28 @@ describe('sink failures and takeover', () => {
     expect(progress).toContainEqual({ sinkFrames: 3, totalFrames: 50 });
   });
 
+  it('fails with E_SOURCE_UNREADABLE, saying what to do, when it cannot read the file it decodes source frames from', async () => {
+    const videoId = 'unreadable-source';
+    const outDir = path.join(dir, 'unreadable');
+    const states = new VideoStateStore(redis, 3600);
+    const frameStore = new FrameStore(redis, 3600);
+    const [width, height] = [40, 30];
+    await states.init(videoId, { outDir, submittedAt: Date.now() });
+    await states.setProbe(videoId, probeFacts(width, height, 10, 2, MODEL_SIZE));
+    const record = { index: 0, timestampMs: 0, scene: 0, adapters: [], cacheHit: null, inferenceMs: 1, workerId: 'test' };
+    await frameStore.putResults(videoId, [{ mask: Buffer.alloc(MODEL_SIZE * MODEL_SIZE, 1), record }]);
+    const missing = path.join(dir, 'moved-away.mp4');
+    const sourceDecode = { path: missing, width, height, fps: 10 };
+    const job: SinkJobHandle = { data: { videoId, outDir, sourceDecode }, attemptsMade: 0, opts: { attempts: 1 }, updateProgress: async () => undefined };
+    const error = await sinkService(states, frameStore)
+      .assemble(job)
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_SOURCE_UNREADABLE' });
+    expect((error as Error).message).toContain(missing);
+    expect((error as Error).message).toContain('STREAMSEG_SOURCE_FRAMES=redis');
+    expect((await states.get(videoId))!.error).toMatch(/^E_SOURCE_UNREADABLE: .*moved-away\.mp4/);
+  });
+
   async function putResult(frameStore: FrameStore, videoId: string, i: number, width: number, height: number): Promise<void> {
     await frameStore.putFrame(
       videoId,

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { assertDecodable, parseRate, readProbe, type FfprobeOutput } from '../../src/producers/probe-validation.js';
-import { readRawFrames } from '../../src/producers/raw-frame-reader.js';
+import { readRawFrames } from '../../src/shared/media/raw-frame-reader.js';
 import { InputError } from '../../src/shared/errors/index.js';
 
 const mp4 = 'mov,mp4,m4a,3gp,3g2,mj2';

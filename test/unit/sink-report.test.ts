@@ -35,6 +35,7 @@ describe('report', () => {
       totalFrames: 10,
       segmentedFrames: 10,
       sinkFrames: 10,
+      checkpointFrames: 10,
       sourceWidth: 640,
       sourceHeight: 360,
       fps: 10,

@@ -55,6 +55,11 @@ export const ERROR_CATALOGUE = {
   E_CANCELLED: { retryable: false, message: 'the video was cancelled' },
   E_FRAME_MISSING: { retryable: true, message: "a frame's data is missing from Redis (expired?): raise STREAMSEG_FRAME_TTL_SECONDS if it recurs" },
   E_FRAME_SIZE: { retryable: false, message: "a frame's data is not the size its video's facts say: resubmit the video" },
+  E_SOURCE_UNREADABLE: {
+    retryable: true,
+    message:
+      "the sink cannot decode the input file's source frames itself: give sinks read access to the producers' input files, or set STREAMSEG_SOURCE_FRAMES=redis on the producers",
+  },
   E_SCENE_EMBEDDING: { retryable: true, message: "a scene's embedding could not be computed from Redis: the frames may have expired" },
   E_FRAMES_FAILED: { retryable: false, message: "a frames job failed on its last attempt: the video's status has the worker's reason" },
   E_INFERENCE_THREAD: { retryable: true, message: 'the inference thread failed: the job is retried; the log has the cause' },

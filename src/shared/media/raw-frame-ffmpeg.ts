@@ -59,13 +59,17 @@ export class RawFrameFfmpeg {
     });
   }
 
-  /** Writes one RGB24 frame; resolves once ffmpeg has room for the next. */
-  async write(frame: Uint8Array): Promise<void> {
+  /**
+   * Writes one RGB24 frame; resolves once ffmpeg has room for the next. `onFlushed` is called
+   * when the frame's bytes have been handed to the pipe (or the write failed): only then may
+   * the caller reuse the buffer.
+   */
+  async write(frame: Uint8Array, onFlushed?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     if (frame.length !== this.frameBytes) {
       throw new RangeError(`frame has ${frame.length} bytes, ${this.options.width}x${this.options.height} RGB needs ${this.frameBytes}`);
     }
-    if (this.child.stdin.write(frame)) return;
+    if (this.child.stdin.write(frame, onFlushed && (() => onFlushed()))) return;
     // Backpressure: wait for 'drain', or for ffmpeg to die (then 'drain' never comes).
     await Promise.race([new Promise<void>((resolve) => this.child.stdin.once('drain', resolve)), this.exited]);
     if (this.failure) throw this.failure;

@@ -1,5 +1,6 @@
 import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameStore } from '../../shared/frame-store.js';
+import type { SourceDecode } from '../../shared/job-schemas.js';
 import type { Logger } from '../../shared/logger.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
 import type { FrameStreamRepository } from './frame-stream.repository.js';
@@ -16,9 +17,18 @@ import type { SinkCheckpointStore } from './sink-checkpoint.store.js';
 
 /** What the sink needs of an encoder (VideoEncoderRepository in production). */
 export interface FrameEncoder {
-  write(frame: Uint8Array): Promise<void>;
+  /**
+   * Resolves once the encoder has room for the next frame. `onFlushed` is called once the frame's
+   * bytes have left this process: until then the caller must not change them.
+   */
+  write(frame: Uint8Array, onFlushed?: () => void): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
+}
+
+/** Decodes a file's source frames in the sink (SourceDecoderRepository in production). */
+export interface SourceFrameDecoder {
+  decodeSourceFrames(decode: SourceDecode, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined>;
 }
 
 export interface SinkJobHandle {
@@ -60,6 +70,8 @@ export interface SinkDependencies {
   overlay: OverlayRepository;
   /** Where each video's outputs are durably written up to (shared by every sink). */
   checkpoints: SinkCheckpointStore;
+  /** Decodes a file's source frames when the producer left them out of Redis. @defaultValue SourceDecoderRepository (ffmpeg from PATH) */
+  sourceDecoder?: SourceFrameDecoder;
   /** Encodes one segment of annotated.mp4 (its `file` is a segment file). */
   createEncoder(options: { file: string; width: number; height: number; fps: number }): FrameEncoder;
   /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */

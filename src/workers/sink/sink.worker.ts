@@ -14,6 +14,7 @@ import { OverlayRepository } from './overlay.repository.js';
 import { concatSegments } from './segment-concat.repository.js';
 import { SinkCheckpointStore } from './sink-checkpoint.store.js';
 import { SinkService, type SinkSettings, type SinkSummary } from './sink.service.js';
+import { SourceDecoderRepository } from './source-decoder.repository.js';
 import { VideoEncoderRepository } from './video-encoder.repository.js';
 
 export interface StartSinkOptions {
@@ -75,6 +76,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
       config.overlayAlpha,
     ),
     checkpoints: new SinkCheckpointStore(dataConnection, config.frameTtlSeconds),
+    sourceDecoder: new SourceDecoderRepository(options.ffmpegPath),
     createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, preset: config.encoderPreset, ffmpegPath: options.ffmpegPath }),
     joinSegments: (segments, output, media) => concatSegments(segments, output, options.ffmpegPath, media),
     outputRoot: path.resolve(options.outputRoot ?? config.outDir),

@@ -4,7 +4,7 @@ import { access, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RedisConnection } from '../../shared/redis.js';
-import { ErrorCode, errorLine, FfmpegError, FrameError, StreamsegError } from '../../shared/errors/index.js';
+import { ErrorCode, errorLine, FfmpegError, StreamsegError } from '../../shared/errors/index.js';
 import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
 import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
@@ -20,6 +20,9 @@ import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import { readRunningVideo, waitForProbeFacts, type ProbedState } from './probe-facts.js';
 import { SourceMask } from './source-mask.js';
+import { DecodedSourceFrames, RedisSourceFrames, type SourceFrames } from './source-frames.js';
+import { SourceDecoderRepository } from './source-decoder.repository.js';
+import { FrameBufferRing } from './frame-buffer-ring.js';
 import type { AssemblyRun, FrameEncoder, SinkDependencies, SinkSettings, SinkSummary } from './sink-types.js';
 
 /** A frame's result as the workers left it in Redis. */
@@ -43,6 +46,8 @@ export class VideoAssembly {
   private checkpoint?: SinkCheckpoint;
   private encoder?: FrameEncoder;
   private framesInSegment = 0;
+  private sources?: SourceFrames;
+  private annotated?: FrameBufferRing;
   private masks?: MaskWriter;
   private blocking?: RedisConnection;
   private activeMs = 0;
@@ -76,6 +81,11 @@ export class VideoAssembly {
     }
     const { scenes, buffer } = await this.resume(video);
     const mask = new SourceMask(video);
+    const { sourceDecode } = parseJob(assembleVideoJobSchema, QueueName.Sink, this.run.job.data);
+    this.sources = sourceDecode
+      ? new DecodedSourceFrames(this.deps.sourceDecoder ?? new SourceDecoderRepository(), sourceDecode, signal)
+      : new RedisSourceFrames(this.deps.frameStore, videoId);
+    this.annotated = new FrameBufferRing(video.sourceWidth * video.sourceHeight * 3);
     this.blocking = this.deps.openBlockingConnection();
     this.blocking.on('error', (error) => this.run.log.warn({ err: error }, 'sink blocking connection error'));
 
@@ -149,23 +159,14 @@ export class VideoAssembly {
     const { videoId } = this.run;
     const { width, height, fps } = this.format!;
     const started = performance.now();
-    const sources = await this.deps.frameStore.getSources(
-      videoId,
-      run.map((frame) => frame.index),
-    );
-    for (const [k, { index, item }] of run.entries()) {
-      const source = sources[k];
-      if (!source) {
-        throw new FrameError(
-          ErrorCode.FRAME_MISSING,
-          `source frame ${index} of video ${videoId} is gone from Redis (expired after STREAMSEG_FRAME_TTL_SECONDS?)`,
-        );
-      }
+    await this.sources!.prefetch(run.map((frame) => frame.index));
+    for (const { index, item } of run) {
+      const source = await this.sources!.frame(index);
       const pixels = mask.project(index, item.mask);
-      // In place: each source buffer is read from Redis for this frame alone.
-      const annotated = await this.deps.overlay.annotate(source, pixels, width, height, source);
+      const out = await this.annotated!.acquire();
+      await this.deps.overlay.annotate(source, pixels, width, height, out.buffer);
       this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps });
-      await this.encoder.write(annotated);
+      await this.encoder.write(out.buffer, out.release);
       this.masks!.write(item.record, pixels, height, width, mask.columnOffsets);
       scenes.add(item.record);
       this.framesWritten = index + 1;
@@ -224,6 +225,7 @@ export class VideoAssembly {
       warnings.push('the video has no frames: annotated.mp4 was not written');
     }
     await this.masks!.close();
+    await this.sources?.close();
     const activeMs = checkpoint.activeMs + this.activeMs + (performance.now() - started);
     await states.setSinkFrames(videoId, this.framesWritten);
     await states.addStageTime(videoId, 'sink', activeMs);
@@ -305,7 +307,7 @@ export class VideoAssembly {
    */
   async cleanUp(final: boolean): Promise<void> {
     this.closeBlocking();
-    await Promise.allSettled([this.encoder?.abort(), this.masks?.abort(final)]);
+    await Promise.allSettled([this.encoder?.abort(), this.masks?.abort(final), this.sources?.close()]);
     if (!final) return;
     await Promise.allSettled([
       this.segments.remove(),

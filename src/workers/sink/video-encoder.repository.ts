@@ -59,9 +59,9 @@ export class VideoEncoderRepository {
     });
   }
 
-  /** Writes one RGB24 frame; resolves once ffmpeg has room for the next. */
-  write(frame: Uint8Array): Promise<void> {
-    return this.ffmpeg.write(frame);
+  /** Writes one RGB24 frame; resolves once ffmpeg has room for the next (see RawFrameFfmpeg.write). */
+  write(frame: Uint8Array, onFlushed?: () => void): Promise<void> {
+    return this.ffmpeg.write(frame, onFlushed);
   }
 
   /** Ends the stream, waits for ffmpeg, moves the file into place. Idempotent. */

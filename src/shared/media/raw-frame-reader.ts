@@ -1,4 +1,4 @@
-import { ErrorCode, InputError } from '../shared/errors/index.js';
+import { ErrorCode, InputError } from '../errors/index.js';
 
 /**
  * Cuts a byte stream of raw video (ffmpeg `-f rawvideo`) into whole frames of exactly

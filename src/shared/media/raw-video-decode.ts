@@ -1,0 +1,88 @@
+/**
+ * How a file's video stream becomes raw RGB24 frames: the ffmpeg arguments the producer decodes
+ * with, and the sink too when it decodes a file's source frames itself (STREAMSEG_SOURCE_FRAMES).
+ * One definition, because the two must produce the very same frames: the masks the workers made
+ * from the producer's frames are overlaid on the sink's.
+ */
+
+/**
+ * The colour description of an HDR video stream, as zscale takes it. Primaries, matrix and range
+ * come from the stream when it names them (and zscale knows the name), else HDR's usual
+ * BT.2020, non-constant-luminance, limited range.
+ */
+export interface HdrSignal {
+  /** `smpte2084` (PQ, HDR10) or `arib-std-b67` (HLG). */
+  transfer: 'smpte2084' | 'arib-std-b67';
+  primaries: string;
+  matrix: string;
+  range: 'tv' | 'pc';
+}
+
+/** Smallest side bwdif takes (its chroma planes need 3 columns and 4 lines), with a margin. */
+const MIN_DEINTERLACE_SIDE = 16;
+
+export interface RawDecodeArgsOptions {
+  /** What ffmpeg opens (`file:/abs/path` or a URL) and the protocols it may use for it. */
+  locator: string;
+  protocols: string;
+  /** ffmpeg stream index of the video stream. @defaultValue first video stream */
+  streamIndex?: number;
+  width: number;
+  height: number;
+  fps: number;
+  hdr?: HdrSignal;
+}
+
+/** ffmpeg arguments decoding one video stream to raw RGB24 on stdout at `width`×`height` and `fps`. */
+export function rawRgbDecodeArgs(options: RawDecodeArgsOptions): string[] {
+  const { width, height, fps } = options;
+  // prettier-ignore
+  return [
+    '-hide_banner', '-nostdin', '-loglevel', 'error',
+    '-protocol_whitelist', options.protocols,
+    '-i', options.locator,
+    '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
+    '-an', '-sn', '-dn',
+    // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
+    // reach the model and the annotated video otherwise (it refuses tiny frames, which are
+    // never interlaced video). scale pins the output size to the
+    // probed one: a stream that changes resolution midway would otherwise change the frame
+    // size under the reader's feet. The fps filter does the resampling (it rounds to the
+    // nearest frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s
+    // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
+    // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
+    // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
+    //
+    // HDR (PQ or HLG, BT.2020) is tone-mapped to SDR BT.709 after deinterlacing: read as SDR
+    // it would reach the model and annotated.mp4 washed out, with shifted colours.
+    '-vf', [
+      ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
+      ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
+      `scale=${width}:${height}`,
+      `fps=${fps}`,
+    ].join(','),
+    '-fps_mode', 'passthrough',
+    '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+    'pipe:1',
+  ];
+}
+
+/**
+ * ffmpeg filters that tone-map an HDR stream to SDR BT.709 (8-bit RGB): to linear light (the
+ * input's transfer, primaries, matrix and range named explicitly, so a stream whose frames carry
+ * fewer tags than its header still converts), to BT.709 primaries, hable tone mapping without
+ * desaturation, then the BT.709 transfer. npl=100: SDR reference white at 100 nits. Out-of-gamut
+ * colours are clipped in RGB, as a player does.
+ */
+export function hdrToSdrFilter(hdr: HdrSignal): string {
+  return [
+    // p= too: zscale would otherwise give the output the frame's own primaries, unspecified in
+    // a stream tagged with its transfer only ("no path between colorspaces" in the next step).
+    `zscale=tin=${hdr.transfer}:pin=${hdr.primaries}:min=${hdr.matrix}:rin=${hdr.range}:t=linear:npl=100:p=${hdr.primaries}`,
+    'format=gbrpf32le',
+    'zscale=p=bt709',
+    'tonemap=hable:desat=0',
+    'zscale=t=bt709',
+    'format=gbrp',
+  ].join(',');
+}

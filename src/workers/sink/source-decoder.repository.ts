@@ -1,0 +1,46 @@
+import path from 'node:path';
+import { FfmpegError } from '../../shared/errors/index.js';
+import type { SourceDecode } from '../../shared/job-schemas.js';
+import { startMediaReader } from '../../shared/media/media-process.js';
+import { readRawFrames } from '../../shared/media/raw-frame-reader.js';
+import { rawRgbDecodeArgs } from '../../shared/media/raw-video-decode.js';
+import type { SourceFrameDecoder } from './sink-types.js';
+
+/**
+ * ffmpeg decoding a local input file to raw RGB24 with the producer's arguments
+ * (rawRgbDecodeArgs): the sink's own copy of the source frames. Returning early (or the signal)
+ * kills ffmpeg; a failure quotes its last stderr line.
+ */
+export class SourceDecoderRepository implements SourceFrameDecoder {
+  constructor(private readonly ffmpegPath = 'ffmpeg') {}
+
+  async *decodeSourceFrames(decode: SourceDecode, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined> {
+    const file = path.resolve(decode.path);
+    const child = startMediaReader(this.ffmpegPath, rawRgbDecodeArgs({ ...decode, locator: `file:${file}`, protocols: 'file' }));
+    let stderrTail = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => (stderrTail = (stderrTail + chunk).slice(-2048)));
+    const exited = new Promise<{ code: number | null; spawnError?: Error }>((resolve) => {
+      child.once('error', (spawnError) => resolve({ code: null, spawnError }));
+      child.once('close', (code) => resolve({ code }));
+    });
+    const kill = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    signal?.addEventListener('abort', kill, { once: true });
+    try {
+      const frames = yield* readRawFrames(child.stdout, decode.width * decode.height * 3, { name: decode.path });
+      const { code, spawnError } = await exited;
+      if (spawnError) throw new FfmpegError(`cannot run ffmpeg (${spawnError.message}): install it (apt-get install ffmpeg)`, { cause: spawnError });
+      if (code !== 0) {
+        const lastLine = stderrTail.trim().split('\n').pop() ?? '';
+        throw new FfmpegError(`ffmpeg decoding ${decode.path} for the sink exited with ${code}: ${lastLine || 'no message'}`);
+      }
+      return frames;
+    } finally {
+      signal?.removeEventListener('abort', kill);
+      kill();
+      await exited;
+    }
+  }
+}
