@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { StreamsegConfig } from '../shared/config.js';
 import type { FrameStore } from '../shared/frame-store.js';
 import { decodeVideoJobSchema, parseJob, type DecodeVideoJob, type FrameRef, type SourceDecode } from '../shared/job-schemas.js';
@@ -79,7 +80,14 @@ export class ProducerService {
     // A file the sink decodes again itself: its source pixels never go to Redis.
     const sourceDecode: SourceDecode | undefined =
       settings.sourceFrames === 'sink' && data.input.kind === 'file'
-        ? { path: data.input.path, streamIndex: probe.streamIndex, width: probe.width, height: probe.height, fps, ...(probe.hdr ? { hdr: probe.hdr } : {}) }
+        ? {
+            path: path.resolve(data.input.path),
+            streamIndex: probe.streamIndex,
+            width: probe.width,
+            height: probe.height,
+            fps,
+            ...(probe.hdr ? { hdr: probe.hdr } : {}),
+          }
         : undefined;
     const limits = {
       highWaterFrames: settings.highWaterFrames,
