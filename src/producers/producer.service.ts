@@ -6,7 +6,7 @@ import type { Logger } from '../shared/logger.js';
 import { framesProcessed, stageSeconds } from '../shared/metrics.js';
 import { QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
-import { BackpressureGate, maxFramesInRedis } from './backpressure-gate.js';
+import { BackpressureGate, allocatedBytes, maxFramesInRedis } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
@@ -92,7 +92,9 @@ export class ProducerService {
     const limits = {
       highWaterFrames: settings.highWaterFrames,
       highWaterBytes: settings.highWaterBytes,
-      bytesPerFrame: (sourceDecode ? 0 : resizer.sourceBytes) + resizer.inputBytes,
+      // What a frame holds in Redis until the sink checkpoints it: source (unless the sink decodes
+      // it), model input, mask, as the allocator rounds them.
+      bytesPerFrame: (sourceDecode ? 0 : allocatedBytes(resizer.sourceBytes)) + allocatedBytes(resizer.inputBytes) + allocatedBytes(plan.width * plan.height),
     };
     await states.setProbe(videoId, {
       sourceWidth: probe.width,
