@@ -58,7 +58,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--model <dir>', 'model package directory (STREAMSEG_MODEL)')
     .option('--sizes <list>', 'source sizes WxH, comma-separated', DEFAULT_EVAL_SIZES.join(','))
     .option('--conditions <list>', `conditions (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
-    .option('--scenes <n>', 'scenes (street layouts) per condition and size', '2')
+    .option('--scenes <n>', 'scenes (street layouts) per condition and size', '4')
     .option('--clear-scenes <n>', 'scenes of clear per size (base on clear is what sizes are compared by); at least --scenes', '8')
     .option('--frames <n>', 'frames per scene (at least 8)', '8')
     .option(
