@@ -29,8 +29,9 @@ import type { AssemblyRun, FrameEncoder, SinkDependencies, SinkSettings, SinkSum
 type FrameResultItem = { mask: Buffer; record: FrameResult };
 
 /**
- * One attempt at assembling one video. Frames are taken in order from Redis, overlaid,
- * encoded into the open segment, their mask lines queued and their records published. Every
+ * One attempt at assembling one video. Frame results are taken in order from Redis, overlaid
+ * on their source frames (from Redis, or from the sink's own decode of an input file: see
+ * SourceFrames), encoded into the open segment, their mask lines queued and their records published. Every
  * `segmentFrames` frames the segment is closed: the encoder's file is renamed into place, the
  * mask lines are appended and synced, the checkpoint (frames, segments, masks bytes, scenes) is
  * saved in Redis, and only then are the checkpointed frames deleted from Redis. An attempt
@@ -97,7 +98,7 @@ export class VideoAssembly {
       let wrote = 0;
       while (wrote < ready.length) {
         // A run of ready frames is written with one read of their sources and one append of their
-        // records (round trips cost more CPU here than the bytes); runs end at segment boundaries.
+        // records: each Redis command was a syscall of its own in the profile. Runs end at segment boundaries.
         const run = ready.slice(wrote, wrote + segmentFrames - this.framesInSegment);
         await this.writeFrames(run, mask, scenes);
         wrote += run.length;
