@@ -1,4 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
@@ -9,6 +8,7 @@ import { readRawFrames } from '../shared/media/raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
 import { startMediaReader } from '../shared/media/media-process.js';
+import { StderrTail, exitOf, missingBinary } from '../shared/media/media-child.js';
 
 export type { VideoProbe } from './probe-validation.js';
 
@@ -264,55 +264,5 @@ export class FfmpegRepository {
       clearTimeout(timer);
       return { code, stdout: Buffer.concat(chunks).toString('utf8'), stderrLine: stderr.lastLine(), stderrFirstLine: stderr.firstLine(), spawnError, timedOut };
     });
-  }
-}
-
-/** Resolves once the process is gone, whether it ran or failed to start. */
-function exitOf(child: ChildProcess): Promise<{ code: number | null; spawnError?: Error }> {
-  return new Promise((resolve) => {
-    child.once('error', (spawnError) => resolve({ code: null, spawnError }));
-    child.once('close', (code) => resolve({ code }));
-  });
-}
-
-function missingBinary(command: string, error: Error): FfmpegError {
-  const missing = (error as NodeJS.ErrnoException).code === 'ENOENT';
-  return new FfmpegError(
-    missing ? `${command} not found: install ffmpeg (apt-get install ffmpeg) or put it on PATH` : `cannot start ${command}: ${error.message}`,
-    { cause: error },
-  );
-}
-
-/** Keeps the last few KiB of a tool's stderr; its last non-empty line goes into error messages. */
-class StderrTail {
-  private text = '';
-  private first = '';
-  /** Newlines seen on stderr (ffmpeg at -loglevel error prints one line per error). */
-  lines = 0;
-
-  constructor(child: ChildProcess) {
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      if (this.lines === 0) this.first = (this.first + chunk).slice(0, 4096);
-      for (let i = chunk.indexOf('\n'); i >= 0; i = chunk.indexOf('\n', i + 1)) this.lines++;
-      this.text = (this.text + chunk).slice(-4096);
-    });
-  }
-
-  firstLine(): string {
-    return (
-      this.first
-        .split('\n')
-        .map((l) => l.trim())
-        .find(Boolean) ?? ''
-    );
-  }
-
-  lastLine(): string {
-    const lines = this.text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter(Boolean);
-    return lines[lines.length - 1] ?? '';
   }
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { FfmpegError } from '../../shared/errors/index.js';
 import type { SourceDecode } from '../../shared/job-schemas.js';
+import { StderrTail, exitOf, missingBinary } from '../../shared/media/media-child.js';
 import { startMediaReader } from '../../shared/media/media-process.js';
 import { readRawFrames } from '../../shared/media/raw-frame-reader.js';
 import { rawRgbDecodeArgs } from '../../shared/media/raw-video-decode.js';
@@ -17,13 +18,8 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
   async *decodeSourceFrames(decode: SourceDecode, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined> {
     const file = path.resolve(decode.path);
     const child = startMediaReader(this.ffmpegPath, rawRgbDecodeArgs({ ...decode, locator: `file:${file}`, protocols: 'file' }));
-    let stderrTail = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => (stderrTail = (stderrTail + chunk).slice(-2048)));
-    const exited = new Promise<{ code: number | null; spawnError?: Error }>((resolve) => {
-      child.once('error', (spawnError) => resolve({ code: null, spawnError }));
-      child.once('close', (code) => resolve({ code }));
-    });
+    const stderr = new StderrTail(child);
+    const exited = exitOf(child);
     const kill = () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     };
@@ -31,11 +27,8 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
     try {
       const frames = yield* readRawFrames(child.stdout, decode.width * decode.height * 3, { name: decode.path });
       const { code, spawnError } = await exited;
-      if (spawnError) throw new FfmpegError(`cannot run ffmpeg (${spawnError.message}): install it (apt-get install ffmpeg)`, { cause: spawnError });
-      if (code !== 0) {
-        const lastLine = stderrTail.trim().split('\n').pop() ?? '';
-        throw new FfmpegError(`ffmpeg decoding ${decode.path} for the sink exited with ${code}: ${lastLine || 'no message'}`);
-      }
+      if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
+      if (code !== 0) throw new FfmpegError(`ffmpeg decoding ${decode.path} for the sink exited with ${code}: ${stderr.lastLine() || 'no message'}`);
       return frames;
     } finally {
       signal?.removeEventListener('abort', kill);
