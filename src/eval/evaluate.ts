@@ -146,6 +146,10 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
         // A detected scene is scored under the condition of its first frame's ground-truth scene.
         const truth = video.sceneOf(scene.indices[0]!);
         const own = byCondition.get(truth.condition);
+        logger.debug(
+          { size: sizeKey, scene: scene.indices[0], condition: truth.condition, ranking: product.ranking, selected: product.selected },
+          'eval scene retrieved',
+        );
         if (!truth.composition && !truth.style && own && truth.condition !== 'clear') {
           stats.total++;
           retrievalStats.total++;
