@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
-import { rawRgbDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
+import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
 import { readRawFrames } from '../shared/media/raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
@@ -192,7 +192,7 @@ export class FfmpegRepository {
     }
     signal?.throwIfAborted();
     const egress = await this.egress(input, source);
-    const args = rawRgbDecodeArgs({
+    const args = rawDecodeArgs({
       locator: source.locator,
       protocols: egress.protocols,
       streamIndex: options.streamIndex,

@@ -109,7 +109,7 @@ export type AudioPlan = z.infer<typeof audioPlanSchema>;
 
 /**
  * How the sink decodes a file's source frames itself (STREAMSEG_SOURCE_FRAMES=sink): the same
- * decode as the producer's (rawRgbDecodeArgs), so frame i is the frame the masks were made from.
+ * decode as the producer's (rawDecodeArgs), so frame i is the frame the masks were made from.
  */
 export const sourceDecodeSchema = z.object({
   path: z.string().min(1),

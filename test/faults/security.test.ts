@@ -159,7 +159,7 @@ describe('security: Redis AUTH and TLS from REDIS_URL, ffmpeg protocol whitelist
     // decode (whose arguments raw-video-decode.ts builds), and the sink's decode of a file (`file` only).
     const repository = await readFile(path.join(REPO_ROOT, 'src/producers/ffmpeg.repository.ts'), 'utf8');
     expect(repository.match(/'-protocol_whitelist', egress\.protocols/g)).toHaveLength(1);
-    expect(repository.match(/rawRgbDecodeArgs\(\{[^}]*protocols: egress\.protocols/g)).toHaveLength(1);
+    expect(repository.match(/rawDecodeArgs\(\{[^}]*protocols: egress\.protocols/g)).toHaveLength(1);
     const decodeArgs = await readFile(path.join(REPO_ROOT, 'src/shared/media/raw-video-decode.ts'), 'utf8');
     expect(decodeArgs).toMatch(/'-protocol_whitelist', options\.protocols,\s*'-i', options\.locator/);
     const sinkDecoder = await readFile(path.join(REPO_ROOT, 'src/workers/sink/source-decoder.repository.ts'), 'utf8');

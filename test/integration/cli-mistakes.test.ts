@@ -9,13 +9,13 @@ import { loadConfig } from '../../src/shared/config.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
 import type { VideoReport } from '../../src/workers/sink/report-builder.js';
-import { REPO_ROOT, runCli, type CliResult } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { makeTestVideo } from '../helpers/media.js';
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js';
 
 /**
  * A new user's mistakes and a cluster's failures, through the real CLI (a subprocess from
- * source): each ends with one clear line on stderr, a non-zero exit and within seconds.
+ * source): each ends with one clear line on stderr, a non-zero exit (a hang would run into the test's timeout; no wall-clock limits here, machines are noisy).
  */
 
 const TEST_MODEL = 'test/fixtures/test-model';
@@ -24,13 +24,6 @@ const H264 = ['libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p'];
 /** Nothing listens on port 1. */
 const DEAD_REDIS = 'redis://127.0.0.1:1';
 const TOKEN = 'a-test-token-of-24-chars';
-
-/** `runCli` plus how long it took. */
-async function timed(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult & { ms: number }> {
-  const started = Date.now();
-  const result = await runCli(args, env);
-  return { ...result, ms: Date.now() - started };
-}
 
 const lines = (text: string): string[] => text.split('\n').filter((line) => line.length > 0);
 
@@ -49,18 +42,17 @@ afterAll(async () => {
 });
 
 describe('streamseg run: mistakes caught before anything is queued', () => {
-  it("--classes with a class the model lacks: one line naming it and the model's classes, exit 1 within seconds", async () => {
-    const result = await timed(['run', video24, '--out', path.join(dir, 'out-classes'), '--classes', 'road,cars'], {
+  it("--classes with a class the model lacks: one line naming it and the model's classes, exit 1", async () => {
+    const result = await runCli(['run', video24, '--out', path.join(dir, 'out-classes'), '--classes', 'road,cars'], {
       REDIS_URL: undefined,
       STREAMSEG_MODEL: TEST_MODEL,
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`streamseg: E_CONFIG: --classes: "cars" is not in the model (its classes: ${CLASSES})\n`);
-    expect(result.ms).toBeLessThan(20_000);
   });
 
   it('two bad environment variables: one line each', async () => {
-    const result = await timed(['run', video24], { REDIS_URL: undefined, STREAMSEG_FPS: 'fast', STREAMSEG_BATCH_FRAMES: '0' });
+    const result = await runCli(['run', video24], { REDIS_URL: undefined, STREAMSEG_FPS: 'fast', STREAMSEG_BATCH_FRAMES: '0' });
     expect(result.code).toBe(1);
     const said = lines(result.stderr);
     expect(said).toHaveLength(2);
@@ -75,19 +67,18 @@ describe('with Redis unreachable', () => {
     ['submit', ['submit', 'clip.mp4']],
     ['watch', ['watch', 'v1']],
     ['serve', ['serve', '--port', '0']],
-  ])('%s prints one line naming the URL and what to do, and exits 1 within seconds', async (_name, args) => {
-    const result = await timed(args, { REDIS_URL: DEAD_REDIS, STREAMSEG_API_TOKENS: TOKEN });
+  ])('%s prints one line naming the URL and what to do, and exits 1 (an endless reconnect would run into the test timeout)', async (_name, args) => {
+    const result = await runCli(args, { REDIS_URL: DEAD_REDIS, STREAMSEG_API_TOKENS: TOKEN });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(
       `streamseg: E_REDIS: cannot reach Redis at ${DEAD_REDIS} (connection refused): check REDIS_URL and that redis-server is running there\n`,
     );
-    expect(result.ms).toBeLessThan(8_000);
   });
 });
 
 describe('streamseg serve', () => {
   it('without STREAMSEG_API_TOKENS says so before it starts Redis or any role', async () => {
-    const result = await timed(['serve', '--roles', 'all', '--port', '0'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: undefined });
+    const result = await runCli(['serve', '--roles', 'all', '--port', '0'], { REDIS_URL: undefined, STREAMSEG_API_TOKENS: undefined });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^streamseg: E_CONFIG: STREAMSEG_API_TOKENS is empty: [^\n]+\n$/);
   });
@@ -119,24 +110,22 @@ describe('failures in a cluster (shared Redis, roles in this process)', () => {
     await redis?.stop();
   });
 
-  it('submit --watch of a video whose frames jobs all fail ends non-zero with their reason within seconds', async () => {
+  it('submit --watch of a video whose frames jobs all fail ends non-zero with their reason', async () => {
     // This client has no model package (STREAMSEG_MODEL points nowhere), so only the workers can refuse.
-    const result = await timed(['submit', video24, '--classes', 'road,cars', '--watch'], {
+    const result = await runCli(['submit', video24, '--classes', 'road,cars', '--watch'], {
       REDIS_URL: redis.url,
       STREAMSEG_OUT: dir,
       STREAMSEG_MODEL: path.join(dir, 'no-model-here'),
     });
     expect(result.code).toBe(1);
     expect(lines(result.stderr).at(-1)).toMatch(/^streamseg: E_JOB_PAYLOAD: .*"cars" not in the model/);
-    expect(result.ms).toBeLessThan(30_000);
     // The video is recorded failed: `status` says so and exits 1, `watch` ends at once.
     const videoId = result.stdout.trim();
     const status = await runCli(['status', videoId], { REDIS_URL: redis.url });
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(new RegExp(`^${videoId} failed \\(E_JOB_PAYLOAD: `));
-    const watch = await timed(['watch', videoId], { REDIS_URL: redis.url });
+    const watch = await runCli(['watch', videoId], { REDIS_URL: redis.url });
     expect(watch.code).toBe(1);
-    expect(watch.ms).toBeLessThan(10_000);
   });
 
   it('a failed video stays failed when a slower role ends its stage afterwards; status exits 1 and watch ends', async () => {
@@ -163,10 +152,9 @@ describe('failures in a cluster (shared Redis, roles in this process)', () => {
     const status = await runCli(['status', videoId], { REDIS_URL: redis.url });
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/^vfailedfirst failed \(E_OUTPUT_DIR: /);
-    const watch = await timed(['watch', videoId], { REDIS_URL: redis.url });
+    const watch = await runCli(['watch', videoId], { REDIS_URL: redis.url });
     expect(watch.code).toBe(1);
     expect(lines(watch.stderr).at(-1)).toBe('streamseg: E_OUTPUT_DIR: /elsewhere is not under STREAMSEG_OUT');
-    expect(watch.ms).toBeLessThan(10_000);
   });
 
   it("report.json and status keep the source's frame rate and the output's (--fps 10 of a 24 fps source) apart", async () => {

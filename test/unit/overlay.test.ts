@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { OverlayRepository } from '../../src/workers/sink/overlay.repository.js';
+import { OverlayRepository, bt709Limited } from '../../src/workers/sink/overlay.repository.js';
+import { rawFrameBytes, sinkSourceFormat } from '../../src/shared/media/raw-pixel-format.js';
 
 describe('OverlayRepository', () => {
   const overlay = new OverlayRepository(
@@ -34,5 +35,51 @@ describe('OverlayRepository', () => {
 
   it('refuses an output buffer of the wrong size', async () => {
     await expect(overlay.annotate(source(), mask, width, height, Buffer.alloc(5))).rejects.toThrow(/output buffer has 5 bytes/);
+  });
+
+  describe('yuv420p', () => {
+    // 4x2: luma 8 bytes, then Cb and Cr 2 bytes each (one sample per 2x2 block)
+    const yuvWidth = 4;
+    const yuvHeight = 2;
+    const yuvSource = () => Buffer.from([16, 40, 80, 120, 160, 200, 235, 60, 100, 150, 110, 140]);
+    // block 0 (columns 0-1) starts with class 1, block 1 (columns 2-3) with class 0
+    const yuvMask = new Uint8Array([1, 0, 0, 1, 0, 1, 1, 0]);
+    const a = Math.round(0.5 * 255);
+    const blend = (v: number, c: number) => Math.round((v * (255 - a) + c * a) / 255);
+
+    it('tints luma per pixel and chroma per 2x2 block by its top-left pixel, in BT.709 limited range', () => {
+      const out = overlay.annotateYuv420p(yuvSource(), yuvMask, yuvWidth, yuvHeight, Buffer.alloc(12));
+      const colours = [bt709Limited([255, 0, 0]), bt709Limited([0, 0, 255])];
+      const src = yuvSource();
+      const luma = [...yuvMask].map((m, p) => blend(src[p]!, colours[m]![0]));
+      const cb = [blend(src[8]!, colours[1]![1]), blend(src[9]!, colours[0]![1])];
+      const cr = [blend(src[10]!, colours[1]![2]), blend(src[11]!, colours[0]![2])];
+      expect([...out]).toEqual([...luma, ...cb, ...cr]);
+    });
+
+    it('gives the colour the RGB blend gives, to within one level (a blend commutes with RGB→YUV)', () => {
+      const grey: [number, number, number] = [90, 140, 200];
+      const [y, u, v] = bt709Limited(grey).map(Math.round) as [number, number, number];
+      const flat = Buffer.from([y, y, y, y, y, y, y, y, u, u, v, v]);
+      const out = overlay.annotateYuv420p(flat, new Uint8Array(8).fill(1), yuvWidth, yuvHeight, Buffer.alloc(12));
+      const rgbBlend = bt709Limited([blend(grey[0], 0), blend(grey[1], 0), blend(grey[2], 255)]);
+      expect(Math.abs(out[0]! - rgbBlend[0])).toBeLessThanOrEqual(1.5);
+      expect(Math.abs(out[8]! - rgbBlend[1])).toBeLessThanOrEqual(1.5);
+      expect(Math.abs(out[10]! - rgbBlend[2])).toBeLessThanOrEqual(1.5);
+    });
+
+    it('refuses odd sizes and frames of the wrong size', () => {
+      expect(() => overlay.annotateYuv420p(Buffer.alloc(9), new Uint8Array(6), 3, 2, Buffer.alloc(9))).toThrow(/even size, got 3x2/);
+      expect(() => overlay.annotateYuv420p(Buffer.alloc(10), yuvMask, yuvWidth, yuvHeight, Buffer.alloc(12))).toThrow(/source frame has 10 bytes/);
+    });
+
+    it('sizes frames and picks the sink format: yuv420p only for even sizes', () => {
+      expect(rawFrameBytes(640, 360, 'yuv420p')).toBe(345_600);
+      expect(rawFrameBytes(641, 361, 'yuv420p')).toBe(641 * 361 + 2 * 321 * 181);
+      expect(rawFrameBytes(640, 360, 'rgb24')).toBe(691_200);
+      expect(sinkSourceFormat(640, 360)).toBe('yuv420p');
+      expect(sinkSourceFormat(641, 360)).toBe('rgb24');
+      expect(sinkSourceFormat(640, 361)).toBe('rgb24');
+    });
   });
 });

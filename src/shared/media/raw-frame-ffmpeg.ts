@@ -2,12 +2,15 @@ import type { ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { FfmpegError } from '../errors/index.js';
 import { startMediaWriter } from './media-process.js';
+import { rawFrameBytes, type RawPixelFormat } from './raw-pixel-format.js';
 
 export interface RawFrameFfmpegOptions {
-  /** ffmpeg arguments, reading raw RGB24 frames from `pipe:0`. */
+  /** ffmpeg arguments, reading raw frames in `pixelFormat` from `pipe:0`. */
   args: string[];
   width: number;
   height: number;
+  /** @defaultValue `rgb24` */
+  pixelFormat?: RawPixelFormat;
   /** What this ffmpeg writes, for error messages ("encoding out/x.mp4"). */
   describe: string;
   /** @defaultValue `ffmpeg` from PATH */
@@ -15,7 +18,7 @@ export interface RawFrameFfmpegOptions {
 }
 
 /**
- * One ffmpeg process fed raw RGB24 frames on stdin: what the sink's encoders (annotated.mp4
+ * One ffmpeg process fed raw frames on stdin: what the sink's encoders (annotated.mp4
  * segments, the live HLS output) and synth's video encoder share.
  * `write` resolves when ffmpeg can take more, so a slow encoder slows the sink instead of
  * growing its memory; `end` closes stdin and waits for a clean exit; `kill` stops it at once.
@@ -30,7 +33,7 @@ export class RawFrameFfmpeg {
   private killed = false;
 
   constructor(private readonly options: RawFrameFfmpegOptions) {
-    this.frameBytes = options.width * options.height * 3;
+    this.frameBytes = rawFrameBytes(options.width, options.height, options.pixelFormat ?? 'rgb24');
     this.child = startMediaWriter(options.ffmpegPath ?? 'ffmpeg', options.args);
     let stderrTail = '';
     this.child.stderr.setEncoding('utf8');
@@ -60,14 +63,16 @@ export class RawFrameFfmpeg {
   }
 
   /**
-   * Writes one RGB24 frame; resolves once ffmpeg has room for the next. `onFlushed` is called
+   * Writes one frame; resolves once ffmpeg has room for the next. `onFlushed` is called
    * when the frame's bytes have been handed to the pipe (or the write failed): only then may
    * the caller reuse the buffer.
    */
   async write(frame: Uint8Array, onFlushed?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     if (frame.length !== this.frameBytes) {
-      throw new RangeError(`frame has ${frame.length} bytes, ${this.options.width}x${this.options.height} RGB needs ${this.frameBytes}`);
+      throw new RangeError(
+        `frame has ${frame.length} bytes, ${this.options.width}x${this.options.height} ${this.options.pixelFormat ?? 'rgb24'} needs ${this.frameBytes}`,
+      );
     }
     if (this.child.stdin.write(frame, onFlushed && (() => onFlushed()))) return;
     // Backpressure: wait for 'drain', or for ffmpeg to die (then 'drain' never comes).

@@ -1,8 +1,11 @@
+import type { RawPixelFormat } from './raw-pixel-format.js';
+
 /**
- * How a file's video stream becomes raw RGB24 frames: the ffmpeg arguments the producer decodes
- * with, and the sink too when it decodes a file's source frames itself (STREAMSEG_SOURCE_FRAMES).
- * One definition, because the two must produce the very same frames: the masks the workers made
- * from the producer's frames are overlaid on the sink's.
+ * How a file's video stream becomes raw frames: the ffmpeg arguments the producer decodes
+ * with (RGB24), and the sink too when it decodes a file's source frames itself
+ * (STREAMSEG_SOURCE_FRAMES, in yuv420p where it can). One definition, because the two must
+ * produce the very same frames, geometry and timing: the masks the workers made from the
+ * producer's frames are overlaid on the sink's.
  */
 
 /**
@@ -31,11 +34,17 @@ export interface RawDecodeArgsOptions {
   height: number;
   fps: number;
   hdr?: HdrSignal;
+  /** @defaultValue `rgb24` */
+  pixelFormat?: RawPixelFormat;
 }
 
-/** ffmpeg arguments decoding one video stream to raw RGB24 on stdout at `width`×`height` and `fps`. */
-export function rawRgbDecodeArgs(options: RawDecodeArgsOptions): string[] {
+/** ffmpeg arguments decoding one video stream to raw frames on stdout at `width`×`height` and `fps`. */
+export function rawDecodeArgs(options: RawDecodeArgsOptions): string[] {
   const { width, height, fps } = options;
+  const pixelFormat = options.pixelFormat ?? 'rgb24';
+  // yuv420p comes out BT.709, limited range, as the encoder tags annotated.mp4 (playerSafeFilter);
+  // swscale converts only what differs (a full-range or RGB/HDR stage), a BT.709 stream passes through.
+  const scale = pixelFormat === 'yuv420p' ? `scale=${width}:${height}:out_color_matrix=bt709:out_range=tv` : `scale=${width}:${height}`;
   // prettier-ignore
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'error',
@@ -58,11 +67,11 @@ export function rawRgbDecodeArgs(options: RawDecodeArgsOptions): string[] {
     '-vf', [
       ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
       ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
-      `scale=${width}:${height}`,
+      scale,
       `fps=${fps}`,
     ].join(','),
     '-fps_mode', 'passthrough',
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24',
+    '-f', 'rawvideo', '-pix_fmt', pixelFormat,
     'pipe:1',
   ];
 }

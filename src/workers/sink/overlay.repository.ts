@@ -1,5 +1,14 @@
 export type Rgb = readonly [number, number, number];
 
+/** A colour's BT.709 limited-range Y, Cb, Cr (unrounded), as the encoder tags annotated.mp4. */
+export function bt709Limited([r, g, b]: Rgb): [number, number, number] {
+  return [
+    16 + ((0.2126 * r + 0.7152 * g + 0.0722 * b) * 219) / 255,
+    128 + ((-0.2126 / 1.8556) * r - (0.7152 / 1.8556) * g + 0.5 * b) * (224 / 255),
+    128 + (0.5 * r - (0.7152 / 1.5748) * g - (0.0722 / 1.5748) * b) * (224 / 255),
+  ];
+}
+
 /**
  * Tints each pixel of a source frame with its class colour at a fixed opacity:
  * out = round((src·(255−a) + colour·a) / 255) per channel, a = round(alpha·255).
@@ -15,6 +24,8 @@ export class OverlayRepository {
   private readonly alpha: number;
   /** `table[(value·3 + channel)·256 + source]`: the blended byte for mask value × channel × source byte. */
   private readonly table: Uint8Array;
+  /** The same for yuv420p: channel 0 is Y, 1 is Cb, 2 is Cr, the class colour in BT.709 limited range. */
+  private readonly yuvTable: Uint8Array;
 
   /** `palette[i]` colours mask value i (manifest.classes order); `alpha` in 0..1. */
   constructor(palette: readonly Rgb[], alpha: number) {
@@ -24,12 +35,16 @@ export class OverlayRepository {
     // Mask values beyond the palette are drawn black, as an all-zero palette entry always was.
     const a = this.alpha;
     this.table = new Uint8Array(256 * 3 * 256);
+    this.yuvTable = new Uint8Array(256 * 3 * 256);
     for (let value = 0; value < 256; value++) {
       const color = palette[value] ?? [0, 0, 0];
+      const yuv = bt709Limited(color);
       for (let channel = 0; channel < 3; channel++) {
-        const tint = color[channel]! * a;
         const row = (value * 3 + channel) * 256;
-        for (let v = 0; v < 256; v++) this.table[row + v] = Math.round((v * (255 - a) + tint) / 255);
+        for (let v = 0; v < 256; v++) {
+          this.table[row + v] = Math.round((v * (255 - a) + color[channel]! * a) / 255);
+          this.yuvTable[row + v] = Math.round((v * (255 - a) + yuv[channel]! * a) / 255);
+        }
       }
     }
   }
@@ -54,6 +69,37 @@ export class OverlayRepository {
       out[o] = table[row + source[o]!]!;
       out[o + 1] = table[row + 256 + source[o + 1]!]!;
       out[o + 2] = table[row + 512 + source[o + 2]!]!;
+    }
+    return out;
+  }
+
+  /**
+   * The same tint on a yuv420p frame (even width and height): luma per pixel; each chroma sample
+   * takes the class of the top-left pixel of its 2×2 block, so a class edge inside a block tints
+   * that block's colour with one class (luma still follows the edge to the pixel).
+   */
+  annotateYuv420p(source: Uint8Array, mask: Uint8Array, width: number, height: number, out: Buffer): Buffer {
+    if (width % 2 !== 0 || height % 2 !== 0) throw new RangeError(`yuv420p overlay needs an even size, got ${width}x${height}`);
+    const pixels = width * height;
+    const frameBytes = pixels + pixels / 2;
+    if (source.length !== frameBytes) throw new RangeError(`source frame has ${source.length} bytes, ${width}x${height} yuv420p needs ${frameBytes}`);
+    if (mask.length !== pixels) throw new RangeError(`mask has ${mask.length} bytes, ${width}x${height} needs ${pixels}`);
+    if (out.length !== frameBytes) throw new RangeError(`output buffer has ${out.length} bytes, ${width}x${height} yuv420p needs ${frameBytes}`);
+    if (this.alpha === 0) {
+      if (out !== source) out.set(source);
+      return out;
+    }
+    const table = this.yuvTable;
+    for (let p = 0; p < pixels; p++) out[p] = table[mask[p]! * 768 + source[p]!]!;
+    const chromaWidth = width / 2;
+    const chromaPlane = pixels / 4;
+    for (let cy = 0, c = pixels; cy < height / 2; cy++) {
+      const maskRow = 2 * cy * width;
+      for (let cx = 0; cx < chromaWidth; cx++, c++) {
+        const row = mask[maskRow + 2 * cx]! * 768;
+        out[c] = table[row + 256 + source[c]!]!;
+        out[c + chromaPlane] = table[row + 512 + source[c + chromaPlane]!]!;
+      }
     }
     return out;
   }

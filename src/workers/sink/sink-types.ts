@@ -1,6 +1,7 @@
 import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { SourceDecode } from '../../shared/job-schemas.js';
+import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 import type { Logger } from '../../shared/logger.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
 import type { FrameStreamRepository } from './frame-stream.repository.js';
@@ -28,7 +29,7 @@ export interface FrameEncoder {
 
 /** Decodes a file's source frames in the sink (SourceDecoderRepository in production). */
 export interface SourceFrameDecoder {
-  decodeSourceFrames(decode: SourceDecode, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined>;
+  decodeSourceFrames(decode: SourceDecode, pixelFormat: RawPixelFormat, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined>;
 }
 
 export interface SinkJobHandle {
@@ -72,8 +73,8 @@ export interface SinkDependencies {
   checkpoints: SinkCheckpointStore;
   /** Decodes a file's source frames when the producer left them out of Redis. @defaultValue SourceDecoderRepository (ffmpeg from PATH) */
   sourceDecoder?: SourceFrameDecoder;
-  /** Encodes one segment of annotated.mp4 (its `file` is a segment file). */
-  createEncoder(options: { file: string; width: number; height: number; fps: number }): FrameEncoder;
+  /** Encodes one segment of annotated.mp4 (its `file` is a segment file) from frames in `pixelFormat`. */
+  createEncoder(options: { file: string; width: number; height: number; fps: number; pixelFormat: RawPixelFormat }): FrameEncoder;
   /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */
   joinSegments?(segments: readonly string[], output: string, media?: JoinMedia): Promise<void>;
   /** Outputs are written only under this directory (STREAMSEG_OUT); unset: anywhere (tests). */

@@ -4,20 +4,21 @@ import type { SourceDecode } from '../../shared/job-schemas.js';
 import { StderrTail, exitOf, missingBinary } from '../../shared/media/media-child.js';
 import { startMediaReader } from '../../shared/media/media-process.js';
 import { readRawFrames } from '../../shared/media/raw-frame-reader.js';
-import { rawRgbDecodeArgs } from '../../shared/media/raw-video-decode.js';
+import { rawFrameBytes, type RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
+import { rawDecodeArgs } from '../../shared/media/raw-video-decode.js';
 import type { SourceFrameDecoder } from './sink-types.js';
 
 /**
- * ffmpeg decoding a local input file to raw RGB24 with the producer's arguments
- * (rawRgbDecodeArgs): the sink's own copy of the source frames. Returning early (or the signal)
+ * ffmpeg decoding a local input file to raw frames with the producer's arguments
+ * (rawDecodeArgs): the sink's own copy of the source frames. Returning early (or the signal)
  * kills ffmpeg; a failure quotes its last stderr line.
  */
 export class SourceDecoderRepository implements SourceFrameDecoder {
   constructor(private readonly ffmpegPath = 'ffmpeg') {}
 
-  async *decodeSourceFrames(decode: SourceDecode, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined> {
+  async *decodeSourceFrames(decode: SourceDecode, pixelFormat: RawPixelFormat, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined> {
     const file = path.resolve(decode.path);
-    const child = startMediaReader(this.ffmpegPath, rawRgbDecodeArgs({ ...decode, locator: `file:${file}`, protocols: 'file' }));
+    const child = startMediaReader(this.ffmpegPath, rawDecodeArgs({ ...decode, pixelFormat, locator: `file:${file}`, protocols: 'file' }));
     const stderr = new StderrTail(child);
     const exited = exitOf(child);
     const kill = () => {
@@ -25,7 +26,7 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
     };
     signal?.addEventListener('abort', kill, { once: true });
     try {
-      const frames = yield* readRawFrames(child.stdout, decode.width * decode.height * 3, { name: decode.path });
+      const frames = yield* readRawFrames(child.stdout, rawFrameBytes(decode.width, decode.height, pixelFormat), { name: decode.path });
       const { code, spawnError } = await exited;
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
       if (code !== 0) throw new FfmpegError(`ffmpeg decoding ${decode.path} for the sink exited with ${code}: ${stderr.lastLine() || 'no message'}`);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ErrorCode, FrameError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { SourceDecode } from '../../shared/job-schemas.js';
+import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 import type { SourceFrameDecoder } from './sink-types.js';
 
 /**
@@ -12,6 +13,8 @@ import type { SourceFrameDecoder } from './sink-types.js';
  * A frame returned is valid until the next call.
  */
 export interface SourceFrames {
+  /** The layout of the frames handed out. */
+  readonly pixelFormat: RawPixelFormat;
   /** Frames about to be asked for, in order: lets Redis serve them in one round trip. */
   prefetch(indices: readonly number[]): Promise<void>;
   frame(index: number): Promise<Uint8Array>;
@@ -20,6 +23,7 @@ export interface SourceFrames {
 }
 
 export class RedisSourceFrames implements SourceFrames {
+  readonly pixelFormat = 'rgb24';
   private fetched = new Map<number, Buffer | null>();
 
   constructor(
@@ -61,6 +65,7 @@ export class DecodedSourceFrames implements SourceFrames {
   constructor(
     private readonly decoder: SourceFrameDecoder,
     private readonly decode: SourceDecode,
+    readonly pixelFormat: RawPixelFormat,
     private readonly signal?: AbortSignal,
   ) {}
 
@@ -93,7 +98,7 @@ export class DecodedSourceFrames implements SourceFrames {
     await access(file, fsConstants.R_OK).catch((error: unknown) => {
       throw this.unreadable(`${file} is not readable here (${(error as NodeJS.ErrnoException).code ?? String(error)})`, error);
     });
-    return this.decoder.decodeSourceFrames(this.decode, this.signal);
+    return this.decoder.decodeSourceFrames(this.decode, this.pixelFormat, this.signal);
   }
 
   private unreadable(reason: string, cause: unknown): FrameError {

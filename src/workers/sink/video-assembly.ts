@@ -23,6 +23,7 @@ import { SourceMask } from './source-mask.js';
 import { DecodedSourceFrames, RedisSourceFrames, type SourceFrames } from './source-frames.js';
 import { SourceDecoderRepository } from './source-decoder.repository.js';
 import { FrameBufferRing } from './frame-buffer-ring.js';
+import { rawFrameBytes, sinkSourceFormat } from '../../shared/media/raw-pixel-format.js';
 import type { AssemblyRun, FrameEncoder, SinkDependencies, SinkSettings, SinkSummary } from './sink-types.js';
 
 /** A frame's result as the workers left it in Redis. */
@@ -84,9 +85,14 @@ export class VideoAssembly {
     const mask = new SourceMask(video);
     const { sourceDecode } = parseJob(assembleVideoJobSchema, QueueName.Sink, this.run.job.data);
     this.sources = sourceDecode
-      ? new DecodedSourceFrames(this.deps.sourceDecoder ?? new SourceDecoderRepository(), sourceDecode, signal)
+      ? new DecodedSourceFrames(
+          this.deps.sourceDecoder ?? new SourceDecoderRepository(),
+          sourceDecode,
+          sinkSourceFormat(sourceDecode.width, sourceDecode.height),
+          signal,
+        )
       : new RedisSourceFrames(this.deps.frameStore, videoId);
-    this.annotated = new FrameBufferRing(video.sourceWidth * video.sourceHeight * 3);
+    this.annotated = new FrameBufferRing(rawFrameBytes(video.sourceWidth, video.sourceHeight, this.sources.pixelFormat));
     this.blocking = this.deps.openBlockingConnection();
     this.blocking.on('error', (error) => this.run.log.warn({ err: error }, 'sink blocking connection error'));
 
@@ -165,8 +171,10 @@ export class VideoAssembly {
       const source = await this.sources!.frame(index);
       const pixels = mask.project(index, item.mask);
       const out = await this.annotated!.acquire();
-      await this.deps.overlay.annotate(source, pixels, width, height, out.buffer);
-      this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps });
+      const { pixelFormat } = this.sources!;
+      if (pixelFormat === 'yuv420p') this.deps.overlay.annotateYuv420p(source, pixels, width, height, out.buffer);
+      else await this.deps.overlay.annotate(source, pixels, width, height, out.buffer);
+      this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps, pixelFormat });
       await this.encoder.write(out.buffer, out.release);
       this.masks!.write(item.record, pixels, height, width, mask.columnOffsets);
       scenes.add(item.record);

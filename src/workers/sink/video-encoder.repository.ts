@@ -2,6 +2,7 @@ import { rename, rm } from 'node:fs/promises';
 import type { StreamsegConfig } from '../../shared/config.js';
 import { BT709_TAGS, playerSafeFilter } from './player-safe-format.js';
 import { RawFrameFfmpeg } from '../../shared/media/raw-frame-ffmpeg.js';
+import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 
 export type EncoderPreset = StreamsegConfig['encoderPreset'];
 
@@ -11,6 +12,8 @@ export interface VideoEncoderOptions {
   width: number;
   height: number;
   fps: number;
+  /** Layout of the frames written (yuv420p needs an even size). @defaultValue `rgb24` */
+  pixelFormat?: RawPixelFormat;
   /** x264 preset (STREAMSEG_ENCODER_PRESET). @defaultValue `superfast` */
   preset?: EncoderPreset;
   /** @defaultValue `ffmpeg` from PATH */
@@ -18,14 +21,18 @@ export interface VideoEncoderOptions {
 }
 
 /**
- * ffmpeg arguments for raw RGB24 on stdin → H.264 MP4 that every player decodes: yuv420p,
- * BT.709 tagged, an odd width or height padded by one pixel (see playerSafeFilter).
+ * ffmpeg arguments for raw frames on stdin → H.264 MP4 that every player decodes: yuv420p,
+ * BT.709 tagged, an odd width or height padded by one pixel (see playerSafeFilter). yuv420p
+ * frames are taken as BT.709 limited range already (the sink's decode makes them so).
  */
-export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps' | 'preset'>, output: string): string[] {
+export function encoderArgs(options: Pick<VideoEncoderOptions, 'width' | 'height' | 'fps' | 'preset' | 'pixelFormat'>, output: string): string[] {
+  const pixelFormat = options.pixelFormat ?? 'rgb24';
   // prettier-ignore
   return [
     '-hide_banner', '-loglevel', 'error', '-nostdin', '-y',
-    '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
+    '-f', 'rawvideo', '-pix_fmt', pixelFormat,
+    ...(pixelFormat === 'yuv420p' ? ['-colorspace', 'bt709', '-color_range', 'tv'] : []),
+    '-s', `${options.width}x${options.height}`, '-framerate', String(options.fps),
     '-i', 'pipe:0',
     '-an',
     '-vf', playerSafeFilter(options.width, options.height),
@@ -54,12 +61,13 @@ export class VideoEncoderRepository {
       args: encoderArgs(options, this.partial),
       width: options.width,
       height: options.height,
+      pixelFormat: options.pixelFormat,
       describe: `encoding ${options.file}`,
       ffmpegPath: options.ffmpegPath,
     });
   }
 
-  /** Writes one RGB24 frame; resolves once ffmpeg has room for the next (see RawFrameFfmpeg.write). */
+  /** Writes one frame in the encoder's pixel format; resolves once ffmpeg has room for the next (see RawFrameFfmpeg.write). */
   write(frame: Uint8Array, onFlushed?: () => void): Promise<void> {
     return this.ffmpeg.write(frame, onFlushed);
   }
