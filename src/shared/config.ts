@@ -51,9 +51,12 @@ export const configSchema = z.object({
   minSceneFrames: intFrom(1).default(4),
   /**
    * `STREAMSEG_HIGH_WATER_FRAMES`: the producer pauses while this many frames of a video are in
-   * Redis (decoded, and not yet checkpointed by the sink). @defaultValue 128
+   * Redis (decoded, and not yet checkpointed by the sink). 512 so that the sink's segments can be
+   * 256 frames (a segment is at most half of it); for a file the sink decodes itself a frame in
+   * Redis is its model input and mask (~115 kB at 640x360), and the bytes mark below still binds
+   * for frames that carry their source. @defaultValue 512
    */
-  highWaterFrames: intFrom(1).default(128),
+  highWaterFrames: intFrom(1).default(512),
   /**
    * `STREAMSEG_HIGH_WATER_BYTES`: same, in bytes of frame data (source + model input). Frames the
    * sink has written count until their segment is checkpointed, and the sink shortens its segments
@@ -135,9 +138,12 @@ export const configSchema = z.object({
    * `STREAMSEG_SINK_SEGMENT_FRAMES`: the sink encodes annotated.mp4 in segments of this many frames,
    * each closed with a checkpoint in Redis; a sink that takes a video over re-encodes from the last
    * checkpoint. Frames stay in Redis until their segment is checkpointed, so a segment is at most
-   * half of the frames the high-water marks admit for the video. @defaultValue 64
+   * half of the frames the high-water marks admit for the video. 256 rather than 64: each segment
+   * starts an x264 encoder (~95 ms of CPU), and 1200 frames at 640x360 took 2.6 ms less CPU per
+   * frame (bench/README.md); the price is up to 256 frames re-encoded after a sink crash and a
+   * coarser in-progress HLS preview (~10 s segments at 24 fps). @defaultValue 256
    */
-  sinkSegmentFrames: intFrom(1, 100_000).default(64),
+  sinkSegmentFrames: intFrom(1, 100_000).default(256),
   /**
    * `STREAMSEG_API_TOKENS`: comma-separated bearer tokens `serve` accepts, each `<token>` or
    * `<token>:<scope>` with scope `read`, `submit` or `admin` (see api-tokens.ts); a token without a

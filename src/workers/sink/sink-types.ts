@@ -60,7 +60,7 @@ export interface SinkSettings {
   waitSeconds?: number;
   /** How often the video's status is re-read while frames keep coming. @defaultValue 1000 */
   statusCheckMs?: number;
-  /** Frames per encoded segment, each closed with a checkpoint (STREAMSEG_SINK_SEGMENT_FRAMES). @defaultValue 64 */
+  /** Frames per encoded segment, each closed with a checkpoint (STREAMSEG_SINK_SEGMENT_FRAMES). @defaultValue 256 */
   segmentFrames?: number;
 }
 

@@ -30,7 +30,7 @@ export class SinkService {
       sinkFramesEvery: settings.sinkFramesEvery ?? 4,
       waitSeconds: settings.waitSeconds ?? 1,
       statusCheckMs: settings.statusCheckMs ?? 1000,
-      segmentFrames: settings.segmentFrames ?? 64,
+      segmentFrames: settings.segmentFrames ?? 256,
     };
     if (!(this.tuning.lookahead >= 1)) throw new RangeError('lookahead must be at least 1');
     if (!(this.tuning.sinkFramesEvery >= 1)) throw new RangeError('sinkFramesEvery must be at least 1');
