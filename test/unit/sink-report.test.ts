@@ -5,6 +5,7 @@ import type { VideoState } from '../../src/shared/video-state.js';
 import { maskLine } from '../../src/workers/sink/mask-writer.js';
 import { SceneTracker, buildReport } from '../../src/workers/sink/report-builder.js';
 import { encoderArgs } from '../../src/workers/sink/video-encoder.repository.js';
+import { rawDecodeArgs } from '../../src/shared/media/raw-video-decode.js';
 
 const record = (index: number, scene: number, adapters: FrameResult['adapters'] = []): FrameResult => ({
   index,
@@ -84,6 +85,19 @@ describe('encoder arguments', () => {
     const odd = encoderArgs({ width: 33, height: 20, fps: 25 }, 'x');
     expect(odd[odd.indexOf('-vf') + 1]).toMatch(/^pad=34:20:0:0,fillborders=right=1:bottom=0:mode=smear,.*format=yuv420p$/);
     expect(odd).not.toContain('yuv444p');
+  });
+
+  it('takes yuv420p input tagged BT.709 limited range, and the sink decode makes its frames so', () => {
+    const args = encoderArgs({ width: 640, height: 360, fps: 25, pixelFormat: 'yuv420p' }, 'x');
+    const input = args.slice(0, args.indexOf('-i'));
+    expect(input).toEqual(expect.arrayContaining(['-pix_fmt', 'yuv420p', '-colorspace', 'bt709', '-color_range', 'tv']));
+    expect(encoderArgs({ width: 640, height: 360, fps: 25 }, 'x').slice(0, 12)).toContain('rgb24');
+    const decode = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25, pixelFormat: 'yuv420p' });
+    expect(decode[decode.indexOf('-pix_fmt') + 1]).toBe('yuv420p');
+    expect(decode[decode.indexOf('-vf') + 1]).toContain('scale=640:360:out_color_matrix=bt709:out_range=tv,fps=25');
+    const rgb = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25 });
+    expect(rgb[rgb.indexOf('-pix_fmt') + 1]).toBe('rgb24');
+    expect(rgb[rgb.indexOf('-vf') + 1]).toContain('scale=640:360,fps=25');
   });
 
   it('passes the configured preset to x264', () => {
