@@ -1,6 +1,6 @@
 import type { RedisConnection } from '../../shared/redis.js';
 import type { FrameStore } from '../../shared/frame-store.js';
-import type { SourceDecode } from '../../shared/job-schemas.js';
+import type { AssembleVideoJob, SourceDecode } from '../../shared/job-schemas.js';
 import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 import type { Logger } from '../../shared/logger.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
@@ -42,6 +42,8 @@ export interface SinkJobHandle {
 /** One attempt at one video, as the orchestrator hands it to an assembly (file or live). */
 export interface AssemblyRun {
   videoId: string;
+  /** The sink job's data, parsed once by the orchestrator. */
+  data: AssembleVideoJob;
   /** The video's output directory, already checked against the output root. */
   outDir: string;
   job: SinkJobHandle;

@@ -51,7 +51,7 @@ export class SinkService {
     }
     // A live video (the producer says so with its probe facts) streams instead: LiveAssembly.
     const live = (await this.deps.states.get(videoId))?.live === true;
-    const attempt = { videoId, outDir, job, log, signal };
+    const attempt = { videoId, data, outDir, job, log, signal };
     const run = live ? new LiveAssembly(this.deps, this.tuning, attempt) : new VideoAssembly(this.deps, this.tuning, attempt);
     try {
       return await run.execute();

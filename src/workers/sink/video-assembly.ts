@@ -5,8 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { RedisConnection } from '../../shared/redis.js';
 import { ErrorCode, errorLine, FfmpegError, StreamsegError } from '../../shared/errors/index.js';
-import { assembleVideoJobSchema, parseJob } from '../../shared/job-schemas.js';
-import { QueueName } from '../../shared/queues.js';
 import type { FrameResult } from '../../shared/frame-store.js';
 import { OUTPUT_FILES } from '../../shared/output-layout.js';
 import { endToEndSeconds, framesProcessed, stageSeconds } from '../../shared/metrics.js';
@@ -83,7 +81,7 @@ export class VideoAssembly {
     }
     const { scenes, buffer } = await this.resume(video);
     const mask = new SourceMask(video);
-    const { sourceDecode } = parseJob(assembleVideoJobSchema, QueueName.Sink, this.run.job.data);
+    const { sourceDecode } = this.run.data;
     this.sources = sourceDecode
       ? new DecodedSourceFrames(
           this.deps.sourceDecoder ?? new SourceDecoderRepository(),
@@ -166,12 +164,12 @@ export class VideoAssembly {
     const { videoId } = this.run;
     const { width, height, fps } = this.format!;
     const started = performance.now();
+    const { pixelFormat } = this.sources!;
     await this.sources!.prefetch(run.map((frame) => frame.index));
     for (const { index, item } of run) {
       const source = await this.sources!.frame(index);
       const pixels = mask.project(index, item.mask);
       const out = await this.annotated!.acquire();
-      const { pixelFormat } = this.sources!;
       if (pixelFormat === 'yuv420p') this.deps.overlay.annotateYuv420p(source, pixels, width, height, out.buffer);
       else await this.deps.overlay.annotate(source, pixels, width, height, out.buffer);
       this.encoder ??= this.deps.createEncoder({ file: this.segments.path(this.checkpoint!.segments), width, height, fps, pixelFormat });
@@ -267,7 +265,7 @@ export class VideoAssembly {
    * this sink, or ffmpeg refuses it) costs a warning, not the video: it is joined without.
    */
   private async joinVideo(segments: number, warnings: string[]): Promise<OutputMediaReport> {
-    const job = parseJob(assembleVideoJobSchema, QueueName.Sink, this.run.job.data);
+    const job = this.run.data;
     const join = this.deps.joinSegments ?? ((list: readonly string[], output: string, media?: JoinMedia) => concatSegments(list, output, undefined, media));
     const list = this.segments.list(segments);
     const videoOffsetMs = job.videoOffsetMs ?? 0;
