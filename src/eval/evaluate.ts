@@ -45,6 +45,8 @@ export interface EvalCell {
   scenes: number;
   frames: number;
   miou: Partial<Record<EvalMethod, number>>;
+  /** Scenes on which the product (weighted-cat) scored below the base; when both were scored. */
+  scenesBelowBase?: number;
   /** Mean weight per adapter the product's retrieval chose over the cell's scenes. */
   mix: Record<string, number>;
 }
@@ -244,12 +246,21 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
             for (const [i, mask] of masks.entries()) confusion.add(truthMasks[start + i]!, unletterbox.apply(mask, upscaled));
           }
         };
+        // Scored per scene, then pooled into the cell: the per-scene figures show how far one
+        // street layout moves a cell of a few scenes.
+        const sceneMiou: Partial<Record<EvalMethod, number>> = {};
         for (const [method, feeds] of feedsBy) {
           if (!methods.has(method)) continue;
           let confusion = entry.confusion.get(method);
           if (!confusion) entry.confusion.set(method, (confusion = new Confusion(manifest.classes.length)));
-          await score(feeds, confusion);
+          const sceneConfusion = new Confusion(manifest.classes.length);
+          await score(feeds, sceneConfusion);
+          confusion.addCounts(sceneConfusion);
+          sceneMiou[method] = round4(sceneConfusion.miou());
         }
+        if (sceneMiou.base !== undefined && sceneMiou.weightedCat !== undefined)
+          entry.cell.scenesBelowBase = (entry.cell.scenesBelowBase ?? 0) + (sceneMiou.weightedCat < sceneMiou.base ? 1 : 0);
+        logger.debug({ size: sizeKey, scene: scene.indices[0], condition: truth.label, miou: sceneMiou }, 'eval scene scored');
         if (truth.composition && methods.has('oracleSingles')) {
           for (const e of entries) {
             let confusion = entry.singles.get(e.name);

@@ -23,6 +23,12 @@ export class Confusion {
     }
   }
 
+  /** Adds another confusion's counts (a scene's into its cell's). */
+  addCounts(other: Confusion): void {
+    if (other.classes !== this.classes) throw new RangeError(`class counts differ: ${other.classes} vs ${this.classes}`);
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] = this.counts[i]! + other.counts[i]!;
+  }
+
   /** IoU per class; NaN for a class absent from both ground truth and prediction. */
   iou(): number[] {
     const k = this.classes;

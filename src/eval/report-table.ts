@@ -86,9 +86,11 @@ export function formatEvalReport(report: EvalReport): string {
   for (const size of sizes) {
     const cells = report.cells.filter((c) => `${c.size} → ${c.input}` === size);
     const used = COLUMNS.filter(([m]) => cells.some((c) => c.miou[m] !== undefined));
+    const belowBase = cells.some((c) => c.scenesBelowBase !== undefined);
     const rows = cells.map((c) => [
       c.condition,
       ...used.map(([m]) => pct(c.miou[m])),
+      ...(belowBase ? [c.scenesBelowBase === undefined ? '—' : `${c.scenesBelowBase}/${c.scenes}`] : []),
       Object.entries(c.mix)
         .slice(0, 3)
         .map(([a, w]) => `${a} ${w.toFixed(2)}`)
@@ -96,9 +98,17 @@ export function formatEvalReport(report: EvalReport): string {
     ]);
     const comps = cells.filter((c) => c.composition && !c.style);
     if (comps.length > 0) {
-      rows.push(['compositions (mean)', ...used.map(([m]) => pct(mean(comps.map((c) => c.miou[m]).filter((v): v is number => v !== undefined)))), '']);
+      const below = comps.reduce((n, c) => n + (c.scenesBelowBase ?? 0), 0);
+      const scenes = comps.reduce((n, c) => n + c.scenes, 0);
+      rows.push([
+        'compositions (mean)',
+        ...used.map(([m]) => pct(mean(comps.map((c) => c.miou[m]).filter((v): v is number => v !== undefined)))),
+        ...(belowBase ? [`${below}/${scenes}`] : []),
+        '',
+      ]);
     }
-    out.push('', `source ${size} (model input)`, ...table(['condition', ...used.map(([, h]) => h), 'retrieved (product)'], rows));
+    const header = ['condition', ...used.map(([, h]) => h), ...(belowBase ? ['scenes < base'] : []), 'retrieved (product)'];
+    out.push('', `source ${size} (model input)`, ...table(header, rows));
   }
   const checks = qualityChecks(report);
   const sizeLine = (rec: Record<string, number>, digits = 1) =>
@@ -117,7 +127,7 @@ export function formatEvalReport(report: EvalReport): string {
     `weighted-cat minus top-1 on compositions, mean (points): ${sizeLine(checks.compositionsVsTop1) || '—'}`,
     `unseen styles, weighted-cat minus base (points): ${sizeLine(checks.stylesVsBase) || '—'}`,
     `retrieval accuracy (single adverse conditions, nearest adapter = own): ${checks.retrievalAccuracy === null ? '—' : `${(100 * checks.retrievalAccuracy).toFixed(1)}% (${report.retrieval.hits}/${report.retrieval.total})`}`,
-    `weighted = the product's retrieval with a linear merge; weighted-cat = the product's retrieval and merge (what streamseg run does); uniform = top-k, equal weights, linear; oracle = own adapter; oracle-singles = best single adapter in hindsight; component-oracle = the true components merged`,
+    `weighted = the product's retrieval with a linear merge; weighted-cat = the product's retrieval and merge (what streamseg run does); scenes < base = the cell's scenes on which weighted-cat scored below base; uniform = top-k, equal weights, linear; oracle = own adapter; oracle-singles = best single adapter in hindsight; component-oracle = the true components merged`,
   );
   return out.join('\n');
 }

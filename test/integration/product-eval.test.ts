@@ -30,6 +30,7 @@ describe('product-path evaluation of models/default', () => {
       sizes,
       conditions: ['clear', 'fog', 'night', 'fog+night'],
       scenesPerCondition: 1,
+      compositionScenes: 2,
       framesPerScene: 8,
       seed: DEFAULT_EVAL_SEED,
     });
@@ -53,8 +54,24 @@ describe('product-path evaluation of models/default', () => {
       const plan = planModelInput(manifest.input, w, h);
       expect(cell(size, 'clear').input).toBe(`${plan.width}x${plan.height}`);
     }
-    expect(report.settings.frames).toBe(sizes.length * 4 * 8);
+    // 4 conditions, plus the composition's second scene in its own video per size
+    expect(report.settings.videos).toBe(sizes.length * 2);
+    expect(report.settings.frames).toBe(sizes.length * 5 * 8);
     expect(formatEvalReport(report)).toContain('source 360x640');
+  });
+
+  it('scores each composition on its extra scenes too, and counts the scenes where the product lost to the base', () => {
+    for (const size of sizes) {
+      expect(cell(size, 'fog+night').scenes).toBe(2);
+      expect(cell(size, 'clear').scenes).toBe(1);
+      for (const c of report.cells.filter((c) => c.size === size)) {
+        expect(c.scenesBelowBase).toBeGreaterThanOrEqual(0);
+        expect(c.scenesBelowBase).toBeLessThanOrEqual(c.scenes);
+      }
+    }
+    const table = formatEvalReport(report);
+    expect(table).toContain('scenes < base');
+    expect(table).toMatch(/fog\+night .* [0-2]\/2 /);
   });
 
   it.each(sizes)('at %s: the base model is good on clear, the own adapter lifts fog and night, retrieval finds them', (size) => {

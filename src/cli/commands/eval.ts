@@ -21,6 +21,7 @@ interface EvalFlags {
   conditions?: string;
   scenes: string;
   clearScenes: string;
+  compositionScenes: string;
   frames: string;
   styles: string;
   styleSizes: string;
@@ -60,6 +61,11 @@ export function registerEvalCommand(program: Command): void {
     .option('--conditions <list>', `conditions (default: ${DEFAULT_EVAL_CONDITIONS.join(',')})`)
     .option('--scenes <n>', 'scenes (street layouts) per condition and size', '4')
     .option('--clear-scenes <n>', 'scenes of clear per size (base on clear is what sizes are compared by); at least --scenes', '8')
+    .option(
+      '--composition-scenes <n>',
+      'scenes of each composition per size (the held-out target; a few scenes leave a cell to the layouts drawn); at least --scenes',
+      '12',
+    )
     .option('--frames <n>', 'frames per scene (at least 8)', '8')
     .option(
       '--styles <list>',
@@ -105,6 +111,7 @@ export function registerEvalCommand(program: Command): void {
           conditions: flags.conditions ? list(flags.conditions) : DEFAULT_EVAL_CONDITIONS,
           scenesPerCondition: positiveInt(flags.scenes, '--scenes'),
           clearScenes: positiveInt(flags.clearScenes, '--clear-scenes'),
+          compositionScenes: positiveInt(flags.compositionScenes, '--composition-scenes'),
           framesPerScene: frames,
           seed: flags.seed === undefined ? DEFAULT_EVAL_SEED : positiveInt(flags.seed, '--seed'),
           styles: list(flags.styles),
