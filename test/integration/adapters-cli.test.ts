@@ -111,6 +111,8 @@ describe('streamseg adapters / eval commands', () => {
       '1',
       '--clear-scenes',
       '1',
+      '--composition-scenes',
+      '2',
       '--frames',
       '8',
       '--styles',
@@ -121,7 +123,7 @@ describe('streamseg adapters / eval commands', () => {
     const res = await run([...args, '--conditions', 'fog,clear,fog+night', '--json'], env);
     expect(res.code, res.stderr).toBe(0);
     const report = JSON.parse(res.stdout) as {
-      cells: { size: string; input: string; condition: string; composition: boolean; frames: number; miou: Record<string, number> }[];
+      cells: { size: string; input: string; condition: string; composition: boolean; scenes: number; frames: number; miou: Record<string, number> }[];
       retrieval: { hits: number; total: number };
       settings: { frames: number };
     };
@@ -133,7 +135,9 @@ describe('streamseg adapters / eval commands', () => {
       ['96x160', 'clear', false],
       ['96x160', 'fog+night', true],
     ]);
-    expect(report.settings.frames).toBe(2 * 3 * 8);
+    // per size: fog, clear and fog+night, then fog+night's second scene in its own video
+    expect(report.settings.frames).toBe(2 * 4 * 8);
+    expect(report.cells.map((c) => c.scenes)).toEqual([1, 1, 2, 1, 1, 2]);
     for (const c of report.cells) {
       const expected = [
         'base',
@@ -157,5 +161,8 @@ describe('streamseg adapters / eval commands', () => {
     const short = await run([...args, '--frames', '4'], env);
     expect(short.code).not.toBe(0);
     expect(short.stderr).toMatch(/--frames must be at least 8/);
+    const none = await run([...args, '--composition-scenes', '0'], env);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/--composition-scenes must be a positive integer, got "0"/);
   });
 });
