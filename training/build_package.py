@@ -96,6 +96,8 @@ def main(argv=None):
                     "(warm start: the preset's schedule at --base-lr, within --base-budget)")
     ap.add_argument("--base-budget", type=float, metavar="SECONDS", help="base training time budget (default: the preset's)")
     ap.add_argument("--base-lr", type=float, help="base peak learning rate (default: the preset's; a third of it with --base-continue)")
+    ap.add_argument("--adapter-lighting", type=float, default=0.0, metavar="P",
+                    help="probability that an adapter's training image is seen under another light (gain, gamma, tint); default 0")
     args = ap.parse_args(argv)
 
     cfg = dict(PRESETS[args.preset])
@@ -178,7 +180,7 @@ def main(argv=None):
     for i, cond in enumerate(D.ADAPTER_CONDITIONS):
         ad, ainfo = train_adapter(net, stills[cond], cfg["ad_steps"], cfg["ad_batch"], cfg["ad_lr"], MEAN, STD,
                                   seed=args.seed * 100 + i + 1, r=cfg["rank"], alpha=cfg["alpha"],
-                                  name=cond, log=log, time_budget=cfg["ad_budget"])
+                                  name=cond, log=log, time_budget=cfg["ad_budget"], lighting=args.adapter_lighting)
         log(f"[{cond}] done: {ainfo}")
         adapters[cond] = ad
         d = os.path.join(ad_root, cond)

@@ -277,13 +277,15 @@ class BucketBatcher:
     proportion to each bucket's stills), each with flip + aspect-preserving random crops
     rescaled to the bucket's size, so the network trains on every input shape it serves."""
 
-    def __init__(self, buckets: List[Stills], batch: int, mean, std, seed: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0):
+    def __init__(self, buckets: List[Stills], batch: int, mean, std, seed: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0,
+                 lighting: float = 0.0):
         self.buckets = [b for b in buckets if len(b) > 0]
         sizes = np.array([len(b) for b in self.buckets], np.float64)
         self.p = sizes / sizes.sum()
         self.rng = np.random.default_rng(seed)
         self.batchers = [
-            Batcher(b, batch, mean, std, seed + 7919 * i, (b.images.shape[1], b.images.shape[2]), augment=augment, scale=scale, color=color)
+            Batcher(b, batch, mean, std, seed + 7919 * i, (b.images.shape[1], b.images.shape[2]), augment=augment, scale=scale, color=color,
+                    lighting=lighting)
             for i, b in enumerate(self.buckets)
         ]
 
@@ -294,7 +296,8 @@ class BucketBatcher:
 class Batcher:
     """Random minibatches with flip + random-resized-crop augmentation."""
 
-    def __init__(self, stills: Stills, batch: int, mean, std, seed: int, size: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0):
+    def __init__(self, stills: Stills, batch: int, mean, std, seed: int, size: int, augment: bool = True, scale=(0.5, 1.0), color: float = 0.0,
+                 lighting: float = 0.0):
         self.s = stills
         self.batch = batch
         self.mean, self.std = mean, std
@@ -304,6 +307,10 @@ class Batcher:
         self.augment = augment
         self.scale = scale
         self.color = color
+        # probability of a random change of light per image (gain, gamma, tint in pixel space)
+        self.lighting = lighting
+        self._mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def next(self):
         idx = self.rng.integers(0, len(self.s), self.batch)
@@ -334,6 +341,15 @@ class Batcher:
                 g = 1.0 + self.rng.uniform(-self.color, self.color)
                 o = self.rng.uniform(-self.color, self.color)
                 ci = ci * g + o
+            if self.lighting > 0 and self.rng.random() < self.lighting:
+                # the scene under another light (dimmer, harsher, tinted): an adapter that
+                # meets its condition under dusk or night light in a composition has seen it
+                px = (ci * self._std + self._mean).clamp(0, 1)
+                gain = self.rng.uniform(0.45, 1.1)
+                gamma = self.rng.uniform(0.8, 1.6)
+                tint = torch.tensor(self.rng.uniform(0.85, 1.15, 3), dtype=torch.float32).view(1, 3, 1, 1)
+                px = (gain * tint * px.pow(gamma)).clamp(0, 1)
+                ci = (px - self._mean) / self._std
             out_i[k] = ci[0]
             out_m[k] = cm[0, 0].long()
         return out_i, out_m

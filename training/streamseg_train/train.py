@@ -106,13 +106,13 @@ def freeze(net: SegNet) -> None:
 
 def train_adapter(net: SegNet, data: List[Stills], steps: int, batch: int, lr: float, mean, std, seed: int,
                   r: int = 8, alpha: float = 16.0, name: str = "adapter", log: Callable[[str], None] = print,
-                  log_every: int = 50, time_budget: Optional[float] = None):
+                  log_every: int = 50, time_budget: Optional[float] = None, lighting: float = 0.0):
     """Train one LoRA adapter with the base frozen (BatchNorm in eval mode)."""
     torch.manual_seed(seed)
     freeze(net)
     ad = LoraAdapter(net.lora_targets(), r=r, alpha=alpha)
     opt = torch.optim.AdamW(ad.parameters(), lr=lr, weight_decay=0.0)
-    b = BucketBatcher(data, batch, mean, std, seed, augment=True, scale=(0.45, 1.0), color=0.0)
+    b = BucketBatcher(data, batch, mean, std, seed, augment=True, scale=(0.45, 1.0), color=0.0, lighting=lighting)
     cw = class_weights(data)
     t0 = time.time()
     tl = time.time()
