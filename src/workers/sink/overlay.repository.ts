@@ -1,3 +1,5 @@
+import { rawFrameBytes } from '../../shared/media/raw-pixel-format.js';
+
 export type Rgb = readonly [number, number, number];
 
 /** A colour's BT.709 limited-range Y, Cb, Cr (unrounded), as the encoder tags annotated.mp4. */
@@ -81,7 +83,7 @@ export class OverlayRepository {
   annotateYuv420p(source: Uint8Array, mask: Uint8Array, width: number, height: number, out: Buffer): Buffer {
     if (width % 2 !== 0 || height % 2 !== 0) throw new RangeError(`yuv420p overlay needs an even size, got ${width}x${height}`);
     const pixels = width * height;
-    const frameBytes = pixels + pixels / 2;
+    const frameBytes = rawFrameBytes(width, height, 'yuv420p');
     if (source.length !== frameBytes) throw new RangeError(`source frame has ${source.length} bytes, ${width}x${height} yuv420p needs ${frameBytes}`);
     if (mask.length !== pixels) throw new RangeError(`mask has ${mask.length} bytes, ${width}x${height} needs ${pixels}`);
     if (out.length !== frameBytes) throw new RangeError(`output buffer has ${out.length} bytes, ${width}x${height} yuv420p needs ${frameBytes}`);
