@@ -1,7 +1,8 @@
 import ort from 'onnxruntime-node';
 import { MaskUnletterboxer } from '../shared/letterbox.js';
 import type { Logger } from '../shared/logger.js';
-import { planModelInput } from '../shared/model-input-plan.js';
+import { planModelInput, type ModelInputPlan } from '../shared/model-input-plan.js';
+import { decoderMakesModelInput } from '../shared/media/raw-video-decode.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
 import { FfmpegRepository } from '../producers/ffmpeg.repository.js';
 import { LetterboxResizer } from '../producers/letterbox-resizer.js';
@@ -86,8 +87,9 @@ interface SceneFrames {
 
 /**
  * Scores segmentation through the product's own path: each video is decoded by the producer's
- * ffmpeg repository at its source size, cut into scenes by the producer's detector, resized by
- * the producer's resizer to the model input the producer plans for it, embedded and retrieved
+ * ffmpeg repository to the model input the producer plans for it, as the producer decodes a file
+ * (ffmpeg scales a source it shrinks, `LetterboxResizer` enlarges a small one), cut into scenes
+ * by the producer's detector on those frames, embedded and retrieved
  * per detected scene as the workers do (first frames, package index with the base domain),
  * segmented by the workers' session, and mapped back to source resolution by the sink's
  * unletterboxer. Masks are compared with ground truth at source resolution.
@@ -131,9 +133,8 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
     for (const [vi, video] of options.videos.entries()) {
       const probe = await ffmpeg.probe({ kind: 'file', path: video.path });
       const plan = planModelInput(manifest.input, probe.width, probe.height);
-      const resizer = new LetterboxResizer(probe.width, probe.height, plan);
       const unletterbox = new MaskUnletterboxer(plan.rect, plan.width, probe.width, probe.height);
-      const scenes = await decodeScenes(ffmpeg, video.path, probe, resizer, {
+      const scenes = await decodeScenes(ffmpeg, video.path, probe, plan, {
         threshold: options.sceneThreshold ?? 0.3,
         minSceneFrames: options.minSceneFrames ?? 4,
       });
@@ -299,25 +300,30 @@ export async function evaluateVideos(options: EvaluateOptions): Promise<EvalRepo
   };
 }
 
-/** Decodes a video as the producer does and groups the model inputs by detected scene. */
+/**
+ * Decodes a video as the producer does for a file (the sink decoding the source itself) and
+ * groups the model inputs by detected scene.
+ */
 async function decodeScenes(
   ffmpeg: FfmpegRepository,
   file: string,
   probe: { width: number; height: number; fps: number; streamIndex?: number },
-  resizer: LetterboxResizer,
+  plan: ModelInputPlan,
   cuts: { threshold: number; minSceneFrames: number },
 ): Promise<SceneFrames[]> {
   const detector = new SceneCutDetector(cuts);
   const scenes: SceneFrames[] = [];
-  const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
+  const fromDecoder = decoderMakesModelInput(plan, probe.width, probe.height);
+  const resizer = new LetterboxResizer(probe.width, probe.height, plan);
+  const image: RgbImage = { data: new Uint8Array(0), width: fromDecoder ? plan.width : probe.width, height: fromDecoder ? plan.height : probe.height };
   for await (const frame of ffmpeg.decodeFrames(
     { kind: 'file', path: file },
-    { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex },
+    { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, ...(fromDecoder ? { modelInput: plan } : {}) },
   )) {
     image.data = frame.data;
     if (detector.next(image)) scenes.push({ inputs: [], indices: [] });
     const scene = scenes[scenes.length - 1]!;
-    scene.inputs.push(await resizer.resize(frame.data));
+    scene.inputs.push(fromDecoder ? Buffer.from(frame.data) : await resizer.resize(frame.data));
     scene.indices.push(frame.index);
   }
   return scenes;

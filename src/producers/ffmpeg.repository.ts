@@ -4,6 +4,7 @@ import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
 import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
+import type { ModelInputPlan } from '../shared/model-input-plan.js';
 import { readRawFrames } from '../shared/media/raw-frame-reader.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
@@ -21,7 +22,7 @@ export const URL_PROTOCOL_WHITELIST = 'http,https,tcp,tls,rtp,rtsp,udp,crypto';
 /** Protocols ffmpeg may open for a local file input: the file itself, nothing it points to on the network. */
 export const FILE_PROTOCOL_WHITELIST = 'file';
 
-/** One decoded frame: raw RGB24 at source size, row-major, no padding. */
+/** One decoded frame: raw RGB24 at source size (or the model's input size), row-major, no padding. */
 export interface DecodedFrame {
   index: number;
   /** startMs + index × 1000 / fps: frames come out at a constant rate, from the source's first frame on. */
@@ -45,6 +46,11 @@ export interface DecodeOptions {
   startMs?: number;
   /** Aborting kills ffmpeg and makes the iteration throw the signal's reason. */
   signal?: AbortSignal;
+  /**
+   * Frames come out as this model input instead of at source size: scaled and letterboxed by
+   * ffmpeg (rawDecodeArgs), width × height × 3 bytes of the plan each.
+   */
+  modelInput?: ModelInputPlan;
   /** The stream is HDR (probe.hdr): frames are tone-mapped to SDR BT.709 (see hdrToSdrFilter in shared/media/raw-video-decode.ts). */
   hdr?: HdrSignal;
   /**
@@ -200,7 +206,9 @@ export class FfmpegRepository {
       height,
       fps,
       hdr: options.hdr,
+      ...(options.modelInput ? { modelInput: options.modelInput } : {}),
     });
+    const frameBytes = options.modelInput ? options.modelInput.width * options.modelInput.height * 3 : width * height * 3;
     const child = startMediaReader(this.ffmpegPath, args, egress.env);
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
@@ -211,7 +219,7 @@ export class FfmpegRepository {
     const startMs = options.startMs ?? 0;
     let index = 0;
     try {
-      for await (const data of readRawFrames(child.stdout!, width * height * 3, { name: source.name })) {
+      for await (const data of readRawFrames(child.stdout!, frameBytes, { name: source.name })) {
         yield { index, timestampMs: startMs + (index * 1000) / fps, data };
         index++;
       }

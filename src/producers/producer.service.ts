@@ -10,6 +10,7 @@ import { BackpressureGate, allocatedBytes, maxFramesInRedis } from './backpressu
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
+import { decoderMakesModelInput } from '../shared/media/raw-video-decode.js';
 import type { RgbImage } from './frame-histogram.js';
 import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
@@ -128,7 +129,12 @@ export class ProducerService {
     if (resumedFrom > 0) log.info({ resumedFrom, sinkFrames }, 'resuming decode after the last enqueued frame');
     const gate = new BackpressureGate(states, videoId, limits, before?.checkpointFrames ?? 0);
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
-    const image: RgbImage = { data: new Uint8Array(0), width: probe.width, height: probe.height };
+    // Without the source in Redis, the producer needs only the model's input: ffmpeg scales the
+    // frames (the full-size frame never crosses the pipe) and scene cuts are found on them.
+    const modelInputFromDecoder = sourceDecode !== undefined && decoderMakesModelInput(plan, probe.width, probe.height);
+    const image: RgbImage = modelInputFromDecoder
+      ? { data: new Uint8Array(0), width: plan.width, height: plan.height }
+      : { data: new Uint8Array(0), width: probe.width, height: probe.height };
 
     let scene = -1;
     let sceneStartFrame = 0;
@@ -164,6 +170,7 @@ export class ProducerService {
       streamIndex: probe.streamIndex,
       startMs: probe.startMs,
       hdr: probe.hdr,
+      ...(modelInputFromDecoder ? { modelInput: plan } : {}),
       signal,
       onDecodeErrors,
     })) {
@@ -177,8 +184,8 @@ export class ProducerService {
         if (scene > 0) log.debug({ scene, startFrame: frame.index, distance: detector.lastDistance }, 'scene cut');
       }
       if (frame.index >= resumedFrom) {
-        const input = await resizer.resize(frame.data);
-        // A copy: the decoder reuses frame.data for the next frame.
+        // Copies: the decoder reuses frame.data for the next frame.
+        const input = modelInputFromDecoder ? Buffer.from(frame.data) : await resizer.resize(frame.data);
         pixels.push({ index: frame.index, source: sourceDecode ? undefined : Buffer.from(frame.data), input });
         batch.push({ index: frame.index, timestampMs: frame.timestampMs });
         if (batch.length >= settings.batchFrames) await flush();

@@ -5,7 +5,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FfmpegRepository } from '../../src/producers/ffmpeg.repository.js';
+import { LetterboxResizer } from '../../src/producers/letterbox-resizer.js';
 import { SceneCutDetector } from '../../src/producers/scene-cut-detector.js';
+import { decoderMakesModelInput } from '../../src/shared/media/raw-video-decode.js';
+import { planModelInput } from '../../src/shared/model-input-plan.js';
 import type { VideoInput } from '../../src/shared/job-schemas.js';
 import { makeTestVideo, probeVideo } from '../helpers/media.js';
 
@@ -125,6 +128,56 @@ describe('FfmpegRepository.decodeFrames', () => {
     const { frames } = await decodeAll('cut.mp4', 4);
     expect(frames).toHaveLength(12);
     expect(frames[11]!.timestampMs).toBe(2750);
+  });
+
+  // The producer's default path (the sink decodes the source itself): ffmpeg hands out the
+  // model input. It must be the input LetterboxResizer makes from the source-size frame, which
+  // training stills go through, or the network would be served pixels it was not trained on.
+  it.each([
+    ['cut.mp4', 'fit, no bars (320x240 → 224x160)', { width: 0, height: 0, fit: { pixels: 224 * 160, stride: 16, maxSide: 448 } }],
+    ['cut.mp4', 'letterbox, bars above and below (320x240 → 96x96)', { width: 96, height: 96 }],
+    ['vfr.mkv', 'fit, odd source, odd rect (161x99 → 128x80)', { width: 0, height: 0, fit: { pixels: 128 * 80, stride: 16, maxSide: 448 } }],
+  ])('hands out %s model input as LetterboxResizer makes it: %s', async (name, _case, spec) => {
+    const probe = await ffmpeg.probe(file(name));
+    const plan = planModelInput(spec, probe.width, probe.height);
+    expect(decoderMakesModelInput(plan, probe.width, probe.height)).toBe(true);
+    const options = { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex };
+    const resizer = new LetterboxResizer(probe.width, probe.height, plan);
+    const expected: Buffer[] = [];
+    for await (const f of ffmpeg.decodeFrames(file(name), options)) expected.push(await resizer.resize(f.data));
+    const got: Buffer[] = [];
+    for await (const f of ffmpeg.decodeFrames(file(name), { ...options, modelInput: plan })) got.push(Buffer.from(f.data));
+
+    expect(got).toHaveLength(expected.length);
+    let bytes = 0;
+    let withinOne = 0;
+    let difference = 0;
+    let blackOutsideRect = true;
+    const { x, y, width, height } = plan.rect;
+    got.forEach((frame, i) => {
+      expect(frame.length).toBe(plan.width * plan.height * 3);
+      for (let p = 0; p < frame.length; p++) {
+        bytes++;
+        const d = Math.abs(frame[p]! - expected[i]![p]!);
+        difference += d;
+        if (d <= 1) withinOne++;
+        const px = (p / 3) % plan.width;
+        const py = Math.floor(p / 3 / plan.width);
+        if ((px < x || px >= x + width || py < y || py >= y + height) && frame[p] !== 0) blackOutsideRect = false;
+      }
+    });
+    // Lanczos both, rounded differently, and libvips box-shrinks first at large factors: on this
+    // test pattern's sharp edges 96-99.9% of bytes agree within one level.
+    expect(withinOne / bytes).toBeGreaterThan(0.95);
+    expect(difference / bytes).toBeLessThan(1);
+    expect(blackOutsideRect).toBe(true);
+  });
+
+  it('leaves enlarging to LetterboxResizer (ffmpeg places enlarged pixels elsewhere)', () => {
+    const fit = { width: 0, height: 0, fit: { pixels: 28672, stride: 16, maxSide: 448, smallSourceScale: 1.4 } };
+    expect(decoderMakesModelInput(planModelInput(fit, 160, 160), 160, 160)).toBe(false);
+    expect(decoderMakesModelInput(planModelInput(fit, 640, 360), 640, 360)).toBe(true);
+    expect(decoderMakesModelInput(planModelInput({ width: 96, height: 96 }, 64, 48), 64, 48)).toBe(false);
   });
 
   it('kills ffmpeg when the consumer stops early', async () => {
