@@ -166,9 +166,9 @@ describe('FfmpegRepository.decodeFrames', () => {
         if ((px < x || px >= x + width || py < y || py >= y + height) && frame[p] !== 0) blackOutsideRect = false;
       }
     });
-    // Lanczos both, rounded differently, and libvips box-shrinks first at large factors: on this
-    // test pattern's sharp edges 96-99.9% of bytes agree within one level.
-    expect(withinOne / bytes).toBeGreaterThan(0.95);
+    // Two lanczos implementations round this test pattern's sharp edges differently: 96-99.9% of
+    // bytes agree within one level here (99.9% on street video); a one-pixel shift is a mean 7.
+    expect(withinOne / bytes).toBeGreaterThan(0.9);
     expect(difference / bytes).toBeLessThan(1);
     expect(blackOutsideRect).toBe(true);
   });
