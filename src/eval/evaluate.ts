@@ -315,7 +315,9 @@ async function decodeScenes(
   const scenes: SceneFrames[] = [];
   const fromDecoder = decoderMakesModelInput(plan, probe.width, probe.height);
   const resizer = new LetterboxResizer(probe.width, probe.height, plan);
-  const image: RgbImage = { data: new Uint8Array(0), width: fromDecoder ? plan.width : probe.width, height: fromDecoder ? plan.height : probe.height };
+  const image: RgbImage = fromDecoder
+    ? { data: new Uint8Array(0), width: plan.width, height: plan.height, region: plan.rect }
+    : { data: new Uint8Array(0), width: probe.width, height: probe.height };
   for await (const frame of ffmpeg.decodeFrames(
     { kind: 'file', path: file },
     { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, ...(fromDecoder ? { modelInput: plan } : {}) },

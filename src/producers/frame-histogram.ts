@@ -3,6 +3,8 @@ export interface RgbImage {
   data: Uint8Array;
   width: number;
   height: number;
+  /** The part to look at: the picture inside a model input's letterbox bars. @defaultValue the whole image */
+  region?: { x: number; y: number; width: number; height: number };
 }
 
 /** Points sampled per axis: 64 × 64 = 4096 samples keep the histogram stable and cheap at any size. */
@@ -16,14 +18,15 @@ const DEFAULT_GRID = 64;
  */
 export function colorHistogram(image: RgbImage, bins: number, out: Float32Array = new Float32Array(3 * bins), grid = DEFAULT_GRID): Float32Array {
   out.fill(0);
-  const { data, width, height } = image;
-  const cols = Math.min(grid, width);
-  const rows = Math.min(grid, height);
+  const { data, width } = image;
+  const region = image.region ?? { x: 0, y: 0, width, height: image.height };
+  const cols = Math.min(grid, region.width);
+  const rows = Math.min(grid, region.height);
   const scale = bins / 256;
   for (let r = 0; r < rows; r++) {
-    const y = Math.floor(((r + 0.5) * height) / rows);
+    const y = region.y + Math.floor(((r + 0.5) * region.height) / rows);
     for (let c = 0; c < cols; c++) {
-      const x = Math.floor(((c + 0.5) * width) / cols);
+      const x = region.x + Math.floor(((c + 0.5) * region.width) / cols);
       const p = (y * width + x) * 3;
       for (let ch = 0; ch < 3; ch++) {
         const pos = data[p + ch]! * scale - 0.5;

@@ -130,10 +130,11 @@ export class ProducerService {
     const gate = new BackpressureGate(states, videoId, limits, before?.checkpointFrames ?? 0);
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
     // Without the source in Redis, the producer needs only the model's input: ffmpeg scales the
-    // frames (the full-size frame never crosses the pipe) and scene cuts are found on them.
+    // frames (the full-size frame never crosses the pipe) and scene cuts are found on the picture
+    // inside its letterbox bars (bars would dilute every histogram change).
     const modelInputFromDecoder = sourceDecode !== undefined && decoderMakesModelInput(plan, probe.width, probe.height);
     const image: RgbImage = modelInputFromDecoder
-      ? { data: new Uint8Array(0), width: plan.width, height: plan.height }
+      ? { data: new Uint8Array(0), width: plan.width, height: plan.height, region: plan.rect }
       : { data: new Uint8Array(0), width: probe.width, height: probe.height };
 
     let scene = -1;

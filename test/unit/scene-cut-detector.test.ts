@@ -36,6 +36,16 @@ describe('colorHistogram / histogramDistance', () => {
     expect(histogramDistance(a, b)).toBeCloseTo(1, 5);
   });
 
+  it('looks only inside the region when given one: letterbox bars change nothing', () => {
+    const content = texturedScene(3);
+    const barred = new Uint8Array((W + 40) * (H + 20) * 3);
+    for (let y = 0; y < H; y++) barred.set(content.data.subarray(y * W * 3, (y + 1) * W * 3), ((y + 10) * (W + 40) + 20) * 3);
+    const region = { x: 20, y: 10, width: W, height: H };
+    expect(colorHistogram({ data: barred, width: W + 40, height: H + 20, region }, 8)).toEqual(colorHistogram(content, 8));
+    // without the region the black bars weigh in
+    expect(histogramDistance(colorHistogram({ data: barred, width: W + 40, height: H + 20 }, 8), colorHistogram(content, 8))).toBeGreaterThan(0.2);
+  });
+
   it('normalises each channel to 1 whatever the frame size', () => {
     const h = colorHistogram(texturedScene(0), 8);
     for (let ch = 0; ch < 3; ch++) expect(h.slice(ch * 8, ch * 8 + 8).reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5);
