@@ -2,11 +2,9 @@ import ort from 'onnxruntime-node';
 import { MaskUnletterboxer } from '../shared/letterbox.js';
 import type { Logger } from '../shared/logger.js';
 import { planModelInput, type ModelInputPlan } from '../shared/model-input-plan.js';
-import { decoderMakesModelInput } from '../shared/media/raw-video-decode.js';
 import type { ModelPackage } from '../shared/model-manifest.js';
 import { FfmpegRepository } from '../producers/ffmpeg.repository.js';
-import { LetterboxResizer } from '../producers/letterbox-resizer.js';
-import type { RgbImage } from '../producers/frame-histogram.js';
+import { ModelInputFrames } from '../producers/model-input-frames.js';
 import { SceneCutDetector } from '../producers/scene-cut-detector.js';
 import { AdapterRegistry } from '../workers/adapters/adapter-registry.js';
 import { OnnxEmbedder, meanEmbedding } from '../workers/adapters/embedder.js';
@@ -313,19 +311,14 @@ async function decodeScenes(
 ): Promise<SceneFrames[]> {
   const detector = new SceneCutDetector(cuts);
   const scenes: SceneFrames[] = [];
-  const fromDecoder = decoderMakesModelInput(plan, probe.width, probe.height);
-  const resizer = new LetterboxResizer(probe.width, probe.height, plan);
-  const image: RgbImage = fromDecoder
-    ? { data: new Uint8Array(0), width: plan.width, height: plan.height, region: plan.rect }
-    : { data: new Uint8Array(0), width: probe.width, height: probe.height };
+  const inputs = new ModelInputFrames(plan, probe.width, probe.height, { sourceNeeded: false });
   for await (const frame of ffmpeg.decodeFrames(
     { kind: 'file', path: file },
-    { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, ...(fromDecoder ? { modelInput: plan } : {}) },
+    { fps: probe.fps, width: probe.width, height: probe.height, streamIndex: probe.streamIndex, ...inputs.decodeOptions },
   )) {
-    image.data = frame.data;
-    if (detector.next(image)) scenes.push({ inputs: [], indices: [] });
+    if (detector.next(inputs.cutImage(frame.data))) scenes.push({ inputs: [], indices: [] });
     const scene = scenes[scenes.length - 1]!;
-    scene.inputs.push(fromDecoder ? Buffer.from(frame.data) : await resizer.resize(frame.data));
+    scene.inputs.push(await inputs.input(frame.data));
     scene.indices.push(frame.index);
   }
   return scenes;

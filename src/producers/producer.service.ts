@@ -8,12 +8,10 @@ import { QueueName } from '../shared/queues.js';
 import type { VideoStateStore } from '../shared/video-state.js';
 import { BackpressureGate, allocatedBytes, maxFramesInRedis } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
-import { LetterboxResizer } from './letterbox-resizer.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
-import { decoderMakesModelInput } from '../shared/media/raw-video-decode.js';
-import type { RgbImage } from './frame-histogram.js';
 import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
+import { ModelInputFrames } from './model-input-frames.js';
 import { planOutputMedia } from './output-media-plan.js';
 import { hdrNote } from './probe-validation.js';
 
@@ -77,7 +75,6 @@ export class ProducerService {
     const fps = requestedFps ?? probe.fps;
     const expectedFrames = estimateFrames(probe, requestedFps);
     const plan = planModelInput(modelInput, probe.width, probe.height);
-    const resizer = new LetterboxResizer(probe.width, probe.height, plan);
     // A file the sink decodes again itself: its source pixels never go to Redis.
     const sourceDecode: SourceDecode | undefined =
       settings.sourceFrames === 'sink' && data.input.kind === 'file'
@@ -95,7 +92,10 @@ export class ProducerService {
       highWaterBytes: settings.highWaterBytes,
       // What a frame holds in Redis until the sink checkpoints it: source (unless the sink decodes
       // it), model input, mask, as the allocator rounds them.
-      bytesPerFrame: (sourceDecode ? 0 : allocatedBytes(resizer.sourceBytes)) + allocatedBytes(resizer.inputBytes) + allocatedBytes(plan.width * plan.height),
+      bytesPerFrame:
+        (sourceDecode ? 0 : allocatedBytes(probe.width * probe.height * 3)) +
+        allocatedBytes(plan.width * plan.height * 3) +
+        allocatedBytes(plan.width * plan.height),
     };
     await states.setProbe(videoId, {
       sourceWidth: probe.width,
@@ -106,7 +106,7 @@ export class ProducerService {
       expectedFrames,
       inputWidth: plan.width,
       inputHeight: plan.height,
-      letterbox: resizer.rect,
+      letterbox: plan.rect,
       codec: probe.codec,
       maxFramesInRedis: maxFramesInRedis(limits),
     });
@@ -129,13 +129,9 @@ export class ProducerService {
     if (resumedFrom > 0) log.info({ resumedFrom, sinkFrames }, 'resuming decode after the last enqueued frame');
     const gate = new BackpressureGate(states, videoId, limits, before?.checkpointFrames ?? 0);
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
-    // Without the source in Redis, the producer needs only the model's input: ffmpeg scales the
-    // frames (the full-size frame never crosses the pipe) and scene cuts are found on the picture
-    // inside its letterbox bars (bars would dilute every histogram change).
-    const modelInputFromDecoder = sourceDecode !== undefined && decoderMakesModelInput(plan, probe.width, probe.height);
-    const image: RgbImage = modelInputFromDecoder
-      ? { data: new Uint8Array(0), width: plan.width, height: plan.height, region: plan.rect }
-      : { data: new Uint8Array(0), width: probe.width, height: probe.height };
+    // Without the source in Redis, the producer needs only the model's input, which ffmpeg can
+    // make itself: the full-size frame then never crosses the pipe.
+    const inputs = new ModelInputFrames(plan, probe.width, probe.height, { sourceNeeded: sourceDecode === undefined });
 
     let scene = -1;
     let sceneStartFrame = 0;
@@ -171,13 +167,12 @@ export class ProducerService {
       streamIndex: probe.streamIndex,
       startMs: probe.startMs,
       hdr: probe.hdr,
-      ...(modelInputFromDecoder ? { modelInput: plan } : {}),
+      ...inputs.decodeOptions,
       signal,
       onDecodeErrors,
     })) {
       waitedMs += await gate.admit(frame.index, flush, signal);
-      image.data = frame.data;
-      if (detector.next(image)) {
+      if (detector.next(inputs.cutImage(frame.data))) {
         await flush();
         scene++;
         sceneStartFrame = frame.index;
@@ -185,8 +180,8 @@ export class ProducerService {
         if (scene > 0) log.debug({ scene, startFrame: frame.index, distance: detector.lastDistance }, 'scene cut');
       }
       if (frame.index >= resumedFrom) {
-        // Copies: the decoder reuses frame.data for the next frame.
-        const input = modelInputFromDecoder ? Buffer.from(frame.data) : await resizer.resize(frame.data);
+        const input = await inputs.input(frame.data);
+        // A copy: the decoder reuses frame.data for the next frame.
         pixels.push({ index: frame.index, source: sourceDecode ? undefined : Buffer.from(frame.data), input });
         batch.push({ index: frame.index, timestampMs: frame.timestampMs });
         if (batch.length >= settings.batchFrames) await flush();
