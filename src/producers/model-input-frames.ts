@@ -12,10 +12,10 @@ import { LetterboxResizer } from './letterbox-resizer.js';
  * and `LetterboxResizer` makes the input.
  */
 export class ModelInputFrames {
-  /** Whether decoded frames are model inputs (true) or source-size frames (false). */
-  readonly fromDecoder: boolean;
   /** What to add to `FfmpegRepository.decodeFrames`' options. */
   readonly decodeOptions: Pick<DecodeOptions, 'modelInput'>;
+  /** Whether decoded frames are model inputs (true) or source-size frames (false). */
+  private readonly fromDecoder: boolean;
   private readonly resizer: LetterboxResizer;
   private readonly image: RgbImage;
 
