@@ -6,6 +6,7 @@ import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from 
 import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
 import type { ModelInputPlan } from '../shared/model-input-plan.js';
 import { readRawFrames } from '../shared/media/raw-frame-reader.js';
+import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
 import { startMediaReader } from '../shared/media/media-process.js';
@@ -208,7 +209,8 @@ export class FfmpegRepository {
       hdr: options.hdr,
       ...(options.modelInput ? { modelInput: options.modelInput } : {}),
     });
-    const frameBytes = options.modelInput ? options.modelInput.width * options.modelInput.height * 3 : width * height * 3;
+    const frameSize = options.modelInput ?? { width, height };
+    const frameBytes = rawFrameBytes(frameSize.width, frameSize.height, 'rgb24');
     const child = startMediaReader(this.ffmpegPath, args, egress.env);
     const stderr = new StderrTail(child);
     const exit = exitOf(child);

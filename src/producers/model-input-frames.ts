@@ -14,16 +14,16 @@ import { LetterboxResizer } from './letterbox-resizer.js';
 export class ModelInputFrames {
   /** What to add to `FfmpegRepository.decodeFrames`' options. */
   readonly decodeOptions: Pick<DecodeOptions, 'modelInput'>;
-  /** Whether decoded frames are model inputs (true) or source-size frames (false). */
-  private readonly fromDecoder: boolean;
-  private readonly resizer: LetterboxResizer;
+  /** Only when frames come at source size. */
+  private readonly resizer?: LetterboxResizer;
   private readonly image: RgbImage;
 
   constructor(plan: ModelInputPlan, sourceWidth: number, sourceHeight: number, options: { sourceNeeded: boolean }) {
-    this.fromDecoder = !options.sourceNeeded && decoderMakesModelInput(plan, sourceWidth, sourceHeight);
-    this.decodeOptions = this.fromDecoder ? { modelInput: plan } : {};
-    this.resizer = new LetterboxResizer(sourceWidth, sourceHeight, plan);
-    this.image = this.fromDecoder
+    // Whether decoded frames are model inputs (true) or source-size frames (false).
+    const fromDecoder = !options.sourceNeeded && decoderMakesModelInput(plan, sourceWidth, sourceHeight);
+    this.decodeOptions = fromDecoder ? { modelInput: plan } : {};
+    if (!fromDecoder) this.resizer = new LetterboxResizer(sourceWidth, sourceHeight, plan);
+    this.image = fromDecoder
       ? { data: new Uint8Array(0), width: plan.width, height: plan.height, region: plan.rect }
       : { data: new Uint8Array(0), width: sourceWidth, height: sourceHeight };
   }
@@ -36,6 +36,6 @@ export class ModelInputFrames {
 
   /** The model input of a decoded frame, in a new buffer (the decoder reuses `frame`). */
   input(frame: Buffer): Promise<Buffer> {
-    return this.fromDecoder ? Promise.resolve(Buffer.from(frame)) : this.resizer.resize(frame);
+    return this.resizer ? this.resizer.resize(frame) : Promise.resolve(Buffer.from(frame));
   }
 }

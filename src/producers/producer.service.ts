@@ -9,6 +9,7 @@ import type { VideoStateStore } from '../shared/video-state.js';
 import { BackpressureGate, allocatedBytes, maxFramesInRedis } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
+import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
 import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 import { ModelInputFrames } from './model-input-frames.js';
@@ -93,8 +94,8 @@ export class ProducerService {
       // What a frame holds in Redis until the sink checkpoints it: source (unless the sink decodes
       // it), model input, mask, as the allocator rounds them.
       bytesPerFrame:
-        (sourceDecode ? 0 : allocatedBytes(probe.width * probe.height * 3)) +
-        allocatedBytes(plan.width * plan.height * 3) +
+        (sourceDecode ? 0 : allocatedBytes(rawFrameBytes(probe.width, probe.height, 'rgb24'))) +
+        allocatedBytes(rawFrameBytes(plan.width, plan.height, 'rgb24')) +
         allocatedBytes(plan.width * plan.height),
     };
     await states.setProbe(videoId, {

@@ -48,6 +48,7 @@ export interface RawDecodeArgsOptions {
 export function rawDecodeArgs(options: RawDecodeArgsOptions): string[] {
   const { width, height, fps } = options;
   const pixelFormat = options.pixelFormat ?? 'rgb24';
+  if (options.modelInput && pixelFormat !== 'rgb24') throw new RangeError(`a model input is RGB24; ${pixelFormat} was asked for`);
   // yuv420p comes out BT.709, limited range, as the encoder tags annotated.mp4 (playerSafeFilter);
   // swscale converts only what differs (a full-range or RGB/HDR stage), a BT.709 stream passes through.
   const scale = pixelFormat === 'yuv420p' ? `scale=${width}:${height}:out_color_matrix=bt709:out_range=tv` : `scale=${width}:${height}`;
