@@ -86,8 +86,20 @@ export const configSchema = z.object({
   encoderPreset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow']).default('superfast'),
   /** `STREAMSEG_EXECUTION_PROVIDER`: `cuda` falls back to `cpu` (with a log line) when CUDA is absent. @defaultValue `cpu` */
   executionProvider: z.enum(['cpu', 'cuda']).default('cpu'),
-  /** `STREAMSEG_INTRA_OP_THREADS`: ONNX Runtime threads per session; 0 lets ORT decide. @defaultValue 0 */
+  /**
+   * `STREAMSEG_INTRA_OP_THREADS`: ONNX Runtime threads per session; 0: the segmentation worker
+   * splits the cores between its inference threads (at least 1 each), and a single session lets
+   * ORT decide. @defaultValue 0
+   */
   intraOpThreads: intFrom(0, 256).default(0),
+  /**
+   * `STREAMSEG_INFERENCE_THREADS`: segmentation sessions in a worker process, each on its own
+   * thread running one batch at a time. Two single-threaded sessions segment ~6% more frames per
+   * second than one session with two threads on a 2-core machine that also decodes and encodes
+   * (bench/README.md); each costs one more copy of the model in memory. The worker uses at most
+   * `STREAMSEG_WORKER_CONCURRENCY` of them at once. @defaultValue 2
+   */
+  inferenceThreads: intFrom(1, 64).default(2),
   /**
    * `STREAMSEG_WORKER_CONCURRENCY`: frames jobs a worker process runs at once. Inference still runs
    * one batch at a time; a second job fetches its frames and stores its masks while the first one's
@@ -274,6 +286,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   encoderPreset: 'STREAMSEG_ENCODER_PRESET',
   executionProvider: 'STREAMSEG_EXECUTION_PROVIDER',
   intraOpThreads: 'STREAMSEG_INTRA_OP_THREADS',
+  inferenceThreads: 'STREAMSEG_INFERENCE_THREADS',
   workerConcurrency: 'STREAMSEG_WORKER_CONCURRENCY',
   jobAttempts: 'STREAMSEG_JOB_ATTEMPTS',
   streamMaxLen: 'STREAMSEG_STREAM_MAXLEN',

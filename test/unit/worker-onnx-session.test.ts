@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
 import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
@@ -59,6 +60,40 @@ describe('OnnxSessionRepository', () => {
     await expect(threaded.segment({ ...request, frames: [new Uint8Array(5)] })).rejects.toThrow(/needs 3072/);
     await Promise.all([threaded.release(), inline.release()]);
     await threaded.release();
+  });
+
+  it('spreads concurrent batches over several inference threads, each batch getting its own frames back', async () => {
+    const { manifest } = pkg;
+    const frames = Array.from({ length: 6 }, (_, seed) => Uint8Array.from({ length: 32 * 32 * 3 }, (_, i) => (i * 37 + seed * 101) % 256));
+    const request = (batch: Uint8Array[]) => ({
+      frames: batch,
+      size: { width: 32, height: 32 },
+      feeds: {
+        class_embeddings: new ort.Tensor('float32', Float32Array.from(manifest.classes.slice(0, 3).flatMap((c) => c.embedding)), [3, 8]),
+        'stem.proj.lora_A': new ort.Tensor('float32', Float32Array.from([0.5, -0.25, 1]), [1, 3]),
+        'stem.proj.lora_B': new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: 8 }, (_, i) => (i - 4) / 8),
+          [8, 1],
+        ),
+      },
+      classOf: Uint8Array.from([0, 1, 2]),
+    });
+    const lines: string[] = [];
+    const captured = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const pool = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 0, threads: 3, logger: captured });
+    const inline = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, logger, inThread: false });
+    const loaded = JSON.parse(lines.find((line) => line.includes('segmentation model loaded'))!) as { inferenceThreads: number; intraOpThreads: number };
+    // Intra-op threads left to streamseg: the cores are split between the sessions, at least one each.
+    expect(loaded).toMatchObject({ inferenceThreads: 3, intraOpThreads: Math.max(1, Math.floor(os.availableParallelism() / 3)) });
+    // Six single-frame batches and one of three frames at once: more than the threads, so some queue behind others.
+    const batches = [...frames.map((frame) => [frame]), frames.slice(1, 4)];
+    const results = await Promise.all(batches.map((batch) => pool.segment(request(batch))));
+    const reference = await inline.segment(request(frames));
+    results.forEach((result, b) => expect(result.masks.map((m) => [...m])).toEqual(batches[b]!.map((frame) => [...reference.masks[frames.indexOf(frame)]!])));
+    expect(new Set(reference.masks.map((m) => m.toString('hex'))).size).toBe(frames.length);
+    await Promise.all([pool.release(), inline.release()]);
+    await expect(pool.segment(request([frames[0]!]))).rejects.toThrow(/released/);
   });
 
   it('falls back to the CPU when CUDA cannot be loaded (one log line says so)', async () => {

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
@@ -12,15 +13,26 @@ export type ExecutionProvider = 'cpu' | 'cuda';
 export interface OnnxSessionOptions {
   /** `cuda` is tried first and falls back to `cpu` when CUDA cannot be loaded. */
   executionProvider: ExecutionProvider;
-  /** ORT intra-op threads; 0 lets ORT decide. */
+  /**
+   * ORT intra-op threads per session; 0: ORT decides for a single session, and with several
+   * inference threads the cores are split between their sessions (at least 1 each).
+   */
   intraOpThreads: number;
   logger: Logger;
   /**
-   * Run inference on a worker thread, so the event loop (Redis, decoding, the sink) keeps
+   * Run inference on worker threads, so the event loop (Redis, decoding, the sink) keeps
    * going while a batch runs. Off: `run` blocks the calling thread, as onnxruntime-node does.
    * @defaultValue true
    */
   inThread?: boolean;
+  /**
+   * Sessions, each on its own worker thread running one batch at a time (with `inThread`).
+   * Two single-threaded sessions beat one session with two threads on a 2-core machine that
+   * also decodes and encodes: a run's parallel sections wait for the slowest intra-op thread,
+   * and with ffmpeg on the same cores one of them is often descheduled (bench/README.md).
+   * @defaultValue 1
+   */
+  threads?: number;
 }
 
 /**
@@ -38,7 +50,7 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
   };
 }
 
-/** Where a session runs: this thread, or a worker thread that owns it. */
+/** Where a session runs: this thread, a worker thread that owns it, or several such threads. */
 interface InferenceRunner {
   segment(
     frames: Uint8Array,
@@ -74,10 +86,11 @@ export interface SegmentationOutput {
 }
 
 /**
- * The only place streamseg talks to ONNX Runtime for segmentation. One session serves every
+ * The only place streamseg talks to ONNX Runtime for segmentation. A session serves every
  * job and every adapter mix: LoRA weights are graph inputs, so nothing is rebuilt per scene.
- * By default the session lives on a worker thread (see onnx-session.thread.ts) and runs one
- * batch at a time; `segment` may be called concurrently, batches queue in call order.
+ * By default each session lives on a worker thread (see onnx-session.thread.ts) and runs one
+ * batch at a time; `segment` may be called concurrently, and each batch goes to the thread
+ * with the fewest batches queued.
  */
 export class OnnxSessionRepository {
   private released?: Promise<void>;
@@ -127,11 +140,21 @@ export class OnnxSessionRepository {
     }
     const spec = engineSpecOf(pkg.manifest);
     let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
-    if (options.inThread ?? true) {
-      // The session above chose the provider and checked the interface; the thread loads its
-      // own with the same options (a second load of a small file, once per process).
+    const threads = options.inThread === false ? 0 : Math.max(1, options.threads ?? 1);
+    const intraOpThreads = threads > 1 && options.intraOpThreads === 0 ? Math.max(1, Math.floor(os.availableParallelism() / threads)) : options.intraOpThreads;
+    if (threads > 0) {
+      // The session above chose the provider and checked the interface; each thread loads its
+      // own with the same options (another load of a small file per thread, once per process).
+      const sessionOptions = { ...segmentationSessionOptions({ intraOpThreads }), executionProviders: [provider] };
       try {
-        runner = await ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions: { ...base, executionProviders: [provider] }, spec });
+        const started = await Promise.allSettled(Array.from({ length: threads }, () => ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions, spec })));
+        const runners = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+        const failure = started.find((result) => result.status === 'rejected');
+        if (failure) {
+          await Promise.all(runners.map((started) => started.release()));
+          throw failure.reason;
+        }
+        runner = runners.length === 1 ? runners[0]! : new ThreadPoolRunner(runners);
       } finally {
         await session.release().catch(() => undefined);
       }
@@ -141,8 +164,8 @@ export class OnnxSessionRepository {
         provider,
         requested: options.executionProvider,
         ...(fallbackReason ? { fallbackReason } : {}),
-        intraOpThreads: options.intraOpThreads || 'auto',
-        inThread: runner instanceof ThreadRunner,
+        intraOpThreads: intraOpThreads || 'auto',
+        inferenceThreads: threads,
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
@@ -173,6 +196,36 @@ export class OnnxSessionRepository {
   /** Frees the native session (and its thread); idempotent. */
   release(): Promise<void> {
     return (this.released ??= this.runner.release());
+  }
+}
+
+/** Several threads, each with its own session; a batch goes to the least busy one. */
+class ThreadPoolRunner implements InferenceRunner {
+  private readonly queued: number[];
+
+  constructor(private readonly runners: readonly ThreadRunner[]) {
+    this.queued = runners.map(() => 0);
+  }
+
+  async segment(
+    frames: Uint8Array,
+    count: number,
+    size: FrameSize,
+    feeds: Record<string, ort.Tensor>,
+    classOf: Uint8Array,
+    call: EngineCallOptions,
+  ): Promise<EngineResult> {
+    const slot = this.queued.indexOf(Math.min(...this.queued));
+    this.queued[slot]!++;
+    try {
+      return await this.runners[slot]!.segment(frames, count, size, feeds, classOf, call);
+    } finally {
+      this.queued[slot]!--;
+    }
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.runners.map((runner) => runner.release()));
   }
 }
 

@@ -35,8 +35,8 @@ export interface SegmentationWorkerHandle {
 }
 
 /**
- * Starts a segmentation worker: loads the model once (one ONNX Runtime session for every
- * job of this process) and consumes the frames queue with `config.workerConcurrency` jobs
+ * Starts a segmentation worker: loads the model once (`config.inferenceThreads` ONNX Runtime
+ * sessions on their own threads, shared by every job of this process) and consumes the frames queue with `config.workerConcurrency` jobs
  * at once. Throws ModelError when the model cannot be loaded or does not match its manifest.
  */
 export async function startSegmentationWorker(options: StartSegmentationWorkerOptions): Promise<SegmentationWorkerHandle> {
@@ -47,6 +47,7 @@ export async function startSegmentationWorker(options: StartSegmentationWorkerOp
   const session = await OnnxSessionRepository.load(modelPackage, {
     executionProvider: config.executionProvider,
     intraOpThreads: config.intraOpThreads,
+    threads: config.inferenceThreads,
     logger,
   });
   const workerConnection = createRedis(redisUrl, { purpose: 'worker', connectionName: 'streamseg-worker' });
