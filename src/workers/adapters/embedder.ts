@@ -89,6 +89,9 @@ export class OnnxEmbedder implements FrameEmbedder {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: 'all',
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      // No busy-waiting between runs: one scene's frames are embedded now and then, and ORT's
+      // spinning threads took ~6× the run's own CPU afterwards, from the cores the pipeline uses.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
     };
     let session: ort.InferenceSession;
     try {
