@@ -94,10 +94,10 @@ export const configSchema = z.object({
   intraOpThreads: intFrom(0, 256).default(0),
   /**
    * `STREAMSEG_INFERENCE_THREADS`: segmentation sessions in a worker process, each on its own
-   * thread running one batch at a time. Two single-threaded sessions segment ~6% more frames per
-   * second than one session with two threads on a 2-core machine that also decodes and encodes
-   * (bench/README.md); each costs one more copy of the model in memory. The worker uses at most
-   * `STREAMSEG_WORKER_CONCURRENCY` of them at once. @defaultValue 2
+   * thread running one run at a time; with more than one, each batch is split into runs of 2
+   * frames spread over them. On a 2-core machine that also decodes and encodes, two
+   * single-threaded sessions segment more frames per second than one session with two threads
+   * (bench/README.md) in about the same memory. @defaultValue 2
    */
   inferenceThreads: intFrom(1, 64).default(2),
   /**

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/shared/logger.js';
 import { loadModelPackage, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { compareModelInterface } from '../../src/workers/segmentation/model-interface.js';
-import { OnnxSessionRepository } from '../../src/workers/segmentation/onnx-session.repository.js';
+import { OnnxSessionRepository, splitEvenly } from '../../src/workers/segmentation/onnx-session.repository.js';
 import { makeTestModel } from '../fixtures/test-model.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
@@ -89,11 +89,26 @@ describe('OnnxSessionRepository', () => {
     // Six single-frame batches and one of three frames at once: more than the threads, so some queue behind others.
     const batches = [...frames.map((frame) => [frame]), frames.slice(1, 4)];
     const results = await Promise.all(batches.map((batch) => pool.segment(request(batch))));
-    const reference = await inline.segment(request(frames));
+    const reference = await inline.segment({ ...request(frames), confidence: true });
     results.forEach((result, b) => expect(result.masks.map((m) => [...m])).toEqual(batches[b]!.map((frame) => [...reference.masks[frames.indexOf(frame)]!])));
     expect(new Set(reference.masks.map((m) => m.toString('hex'))).size).toBe(frames.length);
+    // A whole batch is split into one part per thread (2 + 2 + 1 frames); the parts come back joined in order.
+    const split = await pool.segment({ ...request(frames.slice(0, 5)), confidence: true });
+    expect(split.masks.map((m) => [...m])).toEqual(reference.masks.slice(0, 5).map((m) => [...m]));
+    expect(split.confidence).toHaveLength(5);
+    [...split.confidence!].forEach((value, i) => expect(value).toBeCloseTo(reference.confidence![i]!, 5));
+    expect(split.inferenceMs).toBeGreaterThan(0);
     await Promise.all([pool.release(), inline.release()]);
     await expect(pool.segment(request([frames[0]!]))).rejects.toThrow(/released/);
+  });
+
+  it('splits a batch into runs of near-equal length, in order', () => {
+    const letters = [...'abcdefgh'];
+    expect(splitEvenly(letters, 2)).toEqual([[...'abcd'], [...'efgh']]);
+    expect(splitEvenly(letters, 3)).toEqual([[...'abc'], [...'def'], [...'gh']]);
+    expect(splitEvenly(letters.slice(0, 2), 4)).toEqual([['a'], ['b']]);
+    expect(splitEvenly(letters, 1)).toEqual([letters]);
+    expect(splitEvenly([], 2)).toEqual([[]]);
   });
 
   it('falls back to the CPU when CUDA cannot be loaded (one log line says so)', async () => {

@@ -26,11 +26,11 @@ export interface OnnxSessionOptions {
    */
   inThread?: boolean;
   /**
-   * Sessions, each on its own worker thread running one batch at a time (with `inThread`).
-   * Two single-threaded sessions beat one session with two threads on a 2-core machine that
-   * also decodes and encodes: a run's parallel sections wait for the slowest intra-op thread,
-   * and with ffmpeg on the same cores one of them is often descheduled (bench/README.md).
-   * @defaultValue 1
+   * Sessions, each on its own worker thread running one run at a time (with `inThread`); with
+   * more than one, batches are split into runs of POOL_RUN_FRAMES. Two single-threaded sessions
+   * beat one session with two threads on a 2-core machine that also decodes and encodes: a run's
+   * parallel sections wait for the slowest intra-op thread, and with ffmpeg on the same cores one
+   * of them is often descheduled (bench/README.md). @defaultValue 1
    */
   threads?: number;
 }
@@ -52,6 +52,8 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 
 /** Where a session runs: this thread, a worker thread that owns it, or several such threads. */
 interface InferenceRunner {
+  /** Runs that make progress side by side. */
+  readonly threads: number;
   segment(
     frames: Uint8Array,
     count: number,
@@ -173,24 +175,37 @@ export class OnnxSessionRepository {
     return new OnnxSessionRepository(runner, provider);
   }
 
-  /** Segments a batch of frames in one run; batches of concurrent callers queue in call order. */
+  /**
+   * Segments a batch of frames: in one run, or with several inference threads split into runs of
+   * POOL_RUN_FRAMES, spread over the threads. Batches of concurrent callers queue in call order.
+   */
   async segment(request: SegmentRequest): Promise<SegmentationOutput> {
     if (this.released) throw new ModelError(ErrorCode.MODEL_LOAD, 'segmentation session already released');
     const { frames, size } = request;
     const plane = size.width * size.height;
     const frameBytes = plane * 3;
-    // One buffer of its own, handed to the inference thread without a copy.
-    const batch = new Uint8Array(frames.length * frameBytes);
     frames.forEach((frame, slot) => {
       if (frame.length !== frameBytes)
         throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
-      batch.set(frame, slot * frameBytes);
     });
-    const { masks, inferenceMs, confidence } = await this.runner.segment(batch, frames.length, size, request.feeds, request.classOf, {
-      confidence: request.confidence === true,
-    });
+    const call = { confidence: request.confidence === true };
+    const parts = await Promise.all(
+      this.runsOf(frames).map((part) => {
+        // One buffer of its own per run, handed to an inference thread without a copy.
+        const batch = new Uint8Array(part.length * frameBytes);
+        part.forEach((frame, slot) => batch.set(frame, slot * frameBytes));
+        return this.runner.segment(batch, part.length, size, request.feeds, request.classOf, call);
+      }),
+    );
+    const { masks, inferenceMs, confidence } = parts.length === 1 ? parts[0]! : joinResults(parts);
     const buffer = Buffer.from(masks.buffer, masks.byteOffset, masks.byteLength);
     return { masks: frames.map((_, slot) => buffer.subarray(slot * plane, (slot + 1) * plane)), inferenceMs, ...(confidence ? { confidence } : {}) };
+  }
+
+  /** A batch's runs: the whole batch, or with several threads runs of POOL_RUN_FRAMES, at least one per thread. */
+  private runsOf(frames: readonly Uint8Array[]): Uint8Array[][] {
+    const { threads } = this.runner;
+    return splitEvenly(frames, threads > 1 ? Math.max(threads, Math.ceil(frames.length / POOL_RUN_FRAMES)) : 1);
   }
 
   /** Frees the native session (and its thread); idempotent. */
@@ -199,12 +214,53 @@ export class OnnxSessionRepository {
   }
 }
 
-/** Several threads, each with its own session; a batch goes to the least busy one. */
+/**
+ * Frames per run when a worker has several inference threads. Each session's memory arena grows
+ * to the largest run it makes: with one single-threaded session per thread, runs of 2 frames keep
+ * two sessions within about the memory of one running a whole batch of 8 (models/default at
+ * 224x128, RSS after the runs: ~80-100 MiB for 2 frames, ~155 for 8), and a single-threaded
+ * run of 2 is no slower per frame (streamseg run on 1200 frames, 3 alternating pairs against
+ * halves of the batch: 1-4% more frames/s; bench/README.md).
+ */
+const POOL_RUN_FRAMES = 2;
+
+/** `items` in at most `parts` consecutive runs whose lengths differ by one at most. */
+export function splitEvenly<T>(items: readonly T[], parts: number): T[][] {
+  const count = Math.max(1, Math.min(parts, items.length));
+  const size = Math.floor(items.length / count);
+  const longer = items.length % count;
+  const out: T[][] = [];
+  for (let part = 0, start = 0; part < count; part++) {
+    const end = start + size + (part < longer ? 1 : 0);
+    out.push(items.slice(start, end));
+    start = end;
+  }
+  return out;
+}
+
+/** The parts' results in order, as one batch's: inference time is the sum of the parts' runs. */
+function joinResults(parts: readonly EngineResult[]): EngineResult {
+  const masks = new Uint8Array(parts.reduce((sum, part) => sum + part.masks.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    masks.set(part.masks, offset);
+    offset += part.masks.length;
+  }
+  const confidences = parts.flatMap((part) => (part.confidence ? [part.confidence] : []));
+  const confidence = confidences.length === parts.length ? Float32Array.from(confidences.flatMap((c) => [...c])) : undefined;
+  return { masks, inferenceMs: parts.reduce((sum, part) => sum + part.inferenceMs, 0), ...(confidence ? { confidence } : {}) };
+}
+
+/** Several threads, each with its own session; a run goes to the least busy one. */
 class ThreadPoolRunner implements InferenceRunner {
   private readonly queued: number[];
 
   constructor(private readonly runners: readonly ThreadRunner[]) {
     this.queued = runners.map(() => 0);
+  }
+
+  get threads(): number {
+    return this.runners.length;
   }
 
   async segment(
@@ -230,6 +286,8 @@ class ThreadPoolRunner implements InferenceRunner {
 }
 
 class InlineRunner implements InferenceRunner {
+  readonly threads = 1;
+
   constructor(
     private readonly engine: SegmentationEngine,
     private readonly session: ort.InferenceSession,
@@ -258,6 +316,7 @@ function threadEntry(): URL {
 }
 
 class ThreadRunner implements InferenceRunner {
+  readonly threads = 1;
   private nextId = 0;
   private readonly pending = new Map<number, { resolve(output: EngineResult): void; reject(error: Error): void }>();
   private released?: Promise<void>;
