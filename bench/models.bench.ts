@@ -11,7 +11,11 @@
  *   - pipeline: producer + segmentation worker + sink in this process on a private
  *     redis-server (as `streamseg run --model DIR` does), with retrieval, merging and the
  *     merged-adapter cache: frames/s first→last sink frame, and ms per frame;
- *   - pipeline/raw.
+ *   - pipeline/raw;
+ *   - raw ORT with one intra-op thread, as each of the worker's sessions runs on 2 cores
+ *     (STREAMSEG_INFERENCE_THREADS), and pipeline/(cores × that rate): against single-threaded
+ *     sessions on every core, each as fast as alone (an upper bound ORT itself does not reach
+ *     when they share memory bandwidth).
  * Each imported package gets two adapters trained for a few steps with `streamseg adapters
  * train` (self-training, no labels) on short fog and night clips, so the pipeline retrieves
  * and merges adapters per scene for every model. The bench checks that every frame was
@@ -177,6 +181,8 @@ interface Model {
   config: StreamsegConfig;
   pkg: ModelPackage;
   session: ort.InferenceSession;
+  /** The same network with one intra-op thread. */
+  oneThread: ort.InferenceSession;
   size: { width: number; height: number };
   note: string;
 }
@@ -184,6 +190,7 @@ interface Model {
 interface Sample {
   pipeline: PipelineResult;
   raw: RawResult;
+  rawOneThread: RawResult;
   retrieval: Retrieval;
   lora: string;
   load: number;
@@ -200,12 +207,17 @@ try {
     const config = loadConfig({ logLevel, outDir: tmp, ...(imported ? { modelDir: imported.dir } : {}) });
     const pkg = await loadModelPackage(config.modelDir);
     const session = await ort.InferenceSession.create(pkg.modelPath, { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] });
+    const oneThread = await ort.InferenceSession.create(pkg.modelPath, {
+      ...segmentationSessionOptions({ intraOpThreads: 1 }),
+      executionProviders: [config.executionProvider],
+    });
     const size = planModelInput(pkg.manifest.input, probe.width, probe.height);
-    loaded.push({ name, config, pkg, session, size, note: imported?.note ?? `${config.modelDir} as shipped` });
+    loaded.push({ name, config, pkg, session, oneThread, size, note: imported?.note ?? `${config.modelDir} as shipped` });
   }
-  const { batchFrames, intraOpThreads, workerConcurrency } = loaded[0]!.config;
+  const { batchFrames, intraOpThreads, inferenceThreads, workerConcurrency } = loaded[0]!.config;
+  const cores = os.cpus().length;
   console.log(
-    `batch ${batchFrames}, intra-op threads ${intraOpThreads || 'auto'}, worker concurrency ${workerConcurrency}, ${os.cpus().length} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
+    `batch ${batchFrames}, intra-op threads ${intraOpThreads || 'auto'}, inference threads ${inferenceThreads}, worker concurrency ${workerConcurrency}, ${cores} cores, loadavg ${os.loadavg()[0]!.toFixed(2)}`,
   );
   for (const m of loaded) {
     const adapters = m.pkg.manifest.adapters
@@ -237,7 +249,8 @@ try {
       const adaptedScenes = { ...pipeline.report, scenes: pipeline.report.scenes.filter((sc) => sc.adapters.length > 0) };
       const lora = await pipelineFeeds(m.config, m.pkg, adaptedScenes);
       const raw = await runRaw(m.session, m.pkg, lora.feeds, { batchFrames, size: m.size, minBatches: 6, minSeconds: 4 });
-      samples.get(m.name)!.push({ pipeline, raw, retrieval: seen, lora: lora.label, load });
+      const rawOneThread = await runRaw(m.oneThread, m.pkg, lora.feeds, { batchFrames, size: m.size, minBatches: 4, minSeconds: 3 });
+      samples.get(m.name)!.push({ pipeline, raw, rawOneThread, retrieval: seen, lora: lora.label, load });
     }
   }
 
@@ -289,8 +302,19 @@ try {
         (m === loaded[0] ? '' : `  (raw ${(rawMs / baseRawMs).toFixed(1)}× ${loaded[0]!.name}'s ms/frame)`),
     );
   }
+  console.log('');
+  console.log(`raw ORT with one intra-op thread (medians), and the pipeline against ${cores} such sessions side by side, each as fast as alone:`);
+  for (const m of loaded) {
+    const s = samples.get(m.name)!;
+    const oneMs = median(s.map((x) => 1000 / x.rawOneThread.fps));
+    const oneCpu = median(s.map((x) => x.rawOneThread.cpuMsPerFrame));
+    const ratio = median(s.map((x) => x.pipeline.steadyFps / (cores * x.rawOneThread.fps)));
+    console.log(
+      `${m.name.padEnd(10)} one thread ${oneMs.toFixed(1)} ms/frame, ${oneCpu.toFixed(1)} ms CPU/frame; pipeline/(${cores} × one-thread raw) ${ratio.toFixed(2)}`,
+    );
+  }
 } finally {
-  for (const m of loaded) await m.session.release();
+  for (const m of loaded) await Promise.all([m.session.release(), m.oneThread.release()]);
   await redis?.stop();
   await rm(tmp, { recursive: true, force: true });
 }

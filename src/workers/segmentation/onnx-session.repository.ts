@@ -50,18 +50,14 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
   };
 }
 
+/** One run's arguments, as SegmentationEngine takes them. */
+type EngineRun = Parameters<SegmentationEngine['segment']>;
+
 /** Where a session runs: this thread, a worker thread that owns it, or several such threads. */
 interface InferenceRunner {
   /** Runs that make progress side by side. */
   readonly threads: number;
-  segment(
-    frames: Uint8Array,
-    count: number,
-    size: FrameSize,
-    feeds: Record<string, ort.Tensor>,
-    classOf: Uint8Array,
-    call: EngineCallOptions,
-  ): Promise<EngineResult>;
+  segment(...run: EngineRun): Promise<EngineResult>;
   release(): Promise<void>;
 }
 
@@ -263,18 +259,11 @@ class ThreadPoolRunner implements InferenceRunner {
     return this.runners.length;
   }
 
-  async segment(
-    frames: Uint8Array,
-    count: number,
-    size: FrameSize,
-    feeds: Record<string, ort.Tensor>,
-    classOf: Uint8Array,
-    call: EngineCallOptions,
-  ): Promise<EngineResult> {
+  async segment(...run: EngineRun): Promise<EngineResult> {
     const slot = this.queued.indexOf(Math.min(...this.queued));
     this.queued[slot]!++;
     try {
-      return await this.runners[slot]!.segment(frames, count, size, feeds, classOf, call);
+      return await this.runners[slot]!.segment(...run);
     } finally {
       this.queued[slot]!--;
     }
@@ -293,15 +282,8 @@ class InlineRunner implements InferenceRunner {
     private readonly session: ort.InferenceSession,
   ) {}
 
-  segment(
-    frames: Uint8Array,
-    count: number,
-    size: FrameSize,
-    feeds: Record<string, ort.Tensor>,
-    classOf: Uint8Array,
-    call: EngineCallOptions,
-  ): Promise<EngineResult> {
-    return this.engine.segment(frames, count, size, feeds, classOf, call);
+  segment(...run: EngineRun): Promise<EngineResult> {
+    return this.engine.segment(...run);
   }
 
   release(): Promise<void> {
@@ -373,7 +355,7 @@ class ThreadRunner implements InferenceRunner {
     size: FrameSize,
     feeds: Record<string, ort.Tensor>,
     classOf: Uint8Array,
-    call: EngineCallOptions,
+    call: EngineCallOptions = {},
   ): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
     const wire: Record<string, WireTensor> = {};
