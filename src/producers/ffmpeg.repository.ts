@@ -10,7 +10,7 @@ import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
 import { startMediaReader } from '../shared/media/media-process.js';
-import { StderrTail, exitOf, missingBinary } from '../shared/media/media-child.js';
+import { StderrTail, exitOf, missingBinary, missingFilter } from '../shared/media/media-child.js';
 
 export type { VideoProbe } from './probe-validation.js';
 
@@ -230,6 +230,8 @@ export class FfmpegRepository {
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
       if (egress.proxy?.refusal) throw egress.proxy.refusal;
       if (code !== 0) {
+        const filter = stderr.missingFilter();
+        if (filter) throw missingFilter(this.ffmpegPath, filter);
         throw new InputError(ErrorCode.INPUT_DECODE, `${source.name}: ffmpeg failed after ${index} frames: ${stderr.lastLine() || `exit code ${code}`}`);
       }
       if (index === 0) {

@@ -216,4 +216,30 @@ describe('FfmpegRepository.decodeFrames', () => {
     expect(error).toMatchObject({ code: 'E_INPUT_DECODE' });
     expect((error as Error).message).toMatch(/cut-short\.mp4: ffmpeg failed after 0 frames: .+/);
   });
+
+  it('blames an ffmpeg without zscale, not the input', async () => {
+    // The real ffmpeg, with zscale renamed in its arguments: it fails as a build without libzimg does.
+    const withoutZscale = path.join(dir, 'ffmpeg-without-zscale');
+    await writeFile(withoutZscale, '#!/bin/sh\nfor a; do shift; set -- "$@" "$(printf %s "$a" | sed s/zscale=/zscale_absent=/g)"; done\nexec ffmpeg "$@"\n', {
+      mode: 0o755,
+    });
+    const probe = await ffmpeg.probe(file('cut.mp4'));
+    const plan = planModelInput({ width: 96, height: 96 }, probe.width, probe.height);
+    const error = await (async () => {
+      const frames = new FfmpegRepository({ ffmpegPath: withoutZscale }).decodeFrames(file('cut.mp4'), {
+        fps: probe.fps,
+        width: probe.width,
+        height: probe.height,
+        modelInput: plan,
+      });
+      for await (const _ of frames) {
+        /* drain */
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'E_FFMPEG' });
+    expect((error as Error).message).toBe(
+      `${withoutZscale} has no "zscale_absent" filter: streamseg needs an ffmpeg built with libzimg (zscale), which resizes frames and tone-maps HDR; ` +
+        `Debian's and Ubuntu's ffmpeg packages have it (apt-get install ffmpeg)`,
+    );
+  });
 });

@@ -23,6 +23,17 @@ export function missingBinary(command: string, error: Error): FfmpegError {
   );
 }
 
+/**
+ * The error for an ffmpeg build that lacks a filter streamseg uses (`No such filter: 'zscale'` on
+ * its stderr): the input is fine, the machine's ffmpeg is not.
+ */
+export function missingFilter(command: string, filter: string): FfmpegError {
+  return new FfmpegError(
+    `${command} has no "${filter}" filter: streamseg needs an ffmpeg built with libzimg (zscale), which resizes frames and tone-maps HDR; ` +
+      `Debian's and Ubuntu's ffmpeg packages have it (apt-get install ffmpeg)`,
+  );
+}
+
 /** Keeps the last few KiB of a tool's stderr; its last non-empty line goes into error messages. */
 export class StderrTail {
   private text = '';
@@ -46,6 +57,11 @@ export class StderrTail {
         .map((l) => l.trim())
         .find(Boolean) ?? ''
     );
+  }
+
+  /** The filter ffmpeg said it does not have (`No such filter: 'NAME'`), if it said so. */
+  missingFilter(): string | undefined {
+    return /No such filter: '([^']+)'/.exec(this.first + this.text)?.[1];
   }
 
   lastLine(): string {
