@@ -97,7 +97,8 @@ export const configSchema = z.object({
    * thread running one run at a time; with more than one, each batch is split into runs of 2
    * frames spread over them. On a 2-core machine that also decodes and encodes, two
    * single-threaded sessions segment more frames per second than one session with two threads
-   * (bench/README.md) in about the same memory. @defaultValue 2
+   * (bench/README.md) in about the same memory. CPU only: on CUDA one session runs whole batches.
+   * @defaultValue 2
    */
   inferenceThreads: intFrom(1, 64).default(2),
   /**

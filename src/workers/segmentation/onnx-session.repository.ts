@@ -30,7 +30,8 @@ export interface OnnxSessionOptions {
    * more than one, batches are split into runs of POOL_RUN_FRAMES. Two single-threaded sessions
    * beat one session with two threads on a 2-core machine that also decodes and encodes: a run's
    * parallel sections wait for the slowest intra-op thread, and with ffmpeg on the same cores one
-   * of them is often descheduled (bench/README.md). @defaultValue 1
+   * of them is often descheduled (bench/README.md). On CUDA a single session runs whole batches.
+   * @defaultValue 1
    */
   threads?: number;
 }
@@ -87,8 +88,8 @@ export interface SegmentationOutput {
  * The only place streamseg talks to ONNX Runtime for segmentation. A session serves every
  * job and every adapter mix: LoRA weights are graph inputs, so nothing is rebuilt per scene.
  * By default each session lives on a worker thread (see onnx-session.thread.ts) and runs one
- * batch at a time; `segment` may be called concurrently, and each batch goes to the thread
- * with the fewest batches queued.
+ * run at a time; `segment` may be called concurrently, and each run goes to the thread with the
+ * fewest runs queued.
  */
 export class OnnxSessionRepository {
   private released?: Promise<void>;
@@ -138,7 +139,8 @@ export class OnnxSessionRepository {
     }
     const spec = engineSpecOf(pkg.manifest);
     let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
-    const threads = options.inThread === false ? 0 : Math.max(1, options.threads ?? 1);
+    // A GPU wants whole batches in one session; the split pays off where CPU cores are shared.
+    const threads = options.inThread === false ? 0 : provider === 'cuda' ? 1 : Math.max(1, options.threads ?? 1);
     const intraOpThreads = threads > 1 && options.intraOpThreads === 0 ? Math.max(1, Math.floor(os.availableParallelism() / threads)) : options.intraOpThreads;
     if (threads > 0) {
       // The session above chose the provider and checked the interface; each thread loads its
