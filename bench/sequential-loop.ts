@@ -33,6 +33,7 @@ import type { LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js'
 import { argmaxMasks } from '../src/workers/segmentation/argmax.js';
 import { ClassVocabulary } from '../src/workers/segmentation/class-vocabulary.js';
 import { Preprocessor } from '../src/workers/segmentation/preprocess.js';
+import { ClassRleEncoder } from '../src/workers/sink/coco-rle.js';
 import { maskLine } from '../src/workers/sink/mask-writer.js';
 import { OverlayRepository } from '../src/workers/sink/overlay.repository.js';
 import { encoderArgs, type EncoderPreset } from '../src/workers/sink/video-encoder.repository.js';
@@ -111,6 +112,7 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
     options.overlayAlpha,
   );
   const classNames = manifest.classes.map((c) => c.name);
+  const rle = new ClassRleEncoder();
   const floats = new Float32Array(batchFrames * pre.frameFloats);
   const scratch = new Float32Array(plan.width * plan.height);
   const sourceMask = new Uint8Array(width * height);
@@ -172,7 +174,7 @@ export async function runSequentialLoop(options: SequentialLoopOptions): Promise
         inferenceMs: 0,
         workerId: 'sequential',
       };
-      lines += `${JSON.stringify(maskLine(record, sourceMask, height, width, classNames, unletterbox.columnOffsets))}\n`;
+      lines += `${JSON.stringify(maskLine(record, sourceMask, height, width, classNames, unletterbox.columnOffsets, rle))}\n`;
       lastWrite = performance.now();
       if (index === 0) firstWrite = lastWrite;
     }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { computeLetterbox, MaskUnletterboxer } from '../../src/shared/letterbox.js';
-import { area, compress, decode, decompress, encode, encodeClasses, fromString, toString } from '../../src/workers/sink/coco-rle.js';
+import { ClassRleEncoder, area, compress, decode, decompress, encode, encodeClasses, fromString, toString } from '../../src/workers/sink/coco-rle.js';
 
 /**
  * Expected values are derived by hand from pycocotools' maskApi.c (rleEncode, rleToString):
@@ -118,6 +118,27 @@ describe('COCO RLE', () => {
     const twoColumns = Uint8Array.from([1, 2, 1, 2]); // 2x2: columns [1,1] and [2,2]
     expect(encodeClasses(twoColumns, 2, 2, [0, 0]).get(2)).toBeUndefined();
     expect(() => encodeClasses(twoColumns, 2, 2, [0])).toThrow(/column keys/);
+  });
+
+  it('one ClassRleEncoder reused over masks of other sizes and classes gives what a fresh one gives, strings included', () => {
+    let seed = 4242;
+    const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const encoder = new ClassRleEncoder();
+    // Large then small then large again: the scratch grows, and stale lengths or boundaries of the
+    // frame before would show up as extra or wrong classes.
+    for (const [h, w, classes] of [
+      [90, 160, 9],
+      [3, 4, 2],
+      [1, 1, 1],
+      [200, 120, 40],
+      [7, 5, 3],
+    ] as const) {
+      const mask = new Uint8Array(h * w);
+      for (let i = 0; i < mask.length; i++) mask[i] = random() < 0.1 ? Math.floor(random() * classes) * 6 : (mask[i - 1] ?? 0);
+      const fresh = encodeClasses(mask, h, w);
+      expect(encoder.encode(mask, h, w)).toEqual(fresh);
+      expect(encoder.encodeStrings(mask, h, w)).toEqual([...fresh].map(([value, rle]) => [value, toString(rle.counts)]));
+    }
   });
 
   it('matches masks encoded by pycocotools itself', () => {

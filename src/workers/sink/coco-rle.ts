@@ -50,54 +50,123 @@ export function encode(mask: Uint8Array, h: number, w: number): CocoRle {
  * x equals column x − 1, so its value changes are taken from the column before instead of read
  * again. An upscaled mask repeats each model column over several output columns
  * (MaskUnletterboxer.columnOffsets): at 1080p from a 160-pixel mask, 1 column in 12 is read.
+ *
+ * One instance encodes frame after frame in the same scratch arrays: the sink encodes every
+ * frame of a video, and building counts as growing JS arrays and strings a character at a time
+ * allocated ~1 MB per 640x360 frame, the largest source of garbage in `streamseg run` (V8's
+ * sampling heap profiler, objects collected included). Not safe to share between calls that
+ * interleave; every method is synchronous.
  */
-export function encodeClasses(mask: Uint8Array, h: number, w: number, columnKeys?: ArrayLike<number>): Map<number, CocoRle> {
-  checkSize(mask, h, w);
-  if (columnKeys && columnKeys.length !== w) throw new RangeError(`${columnKeys.length} column keys for a mask ${w} wide`);
-  const boundaries = new Map<number, number[]>();
-  const at = (value: number) => {
-    let list = boundaries.get(value);
-    if (!list) boundaries.set(value, (list = []));
-    return list;
-  };
-  const total = h * w;
-  if (total === 0) return new Map();
-  let previous = mask[0]!;
-  at(previous).push(0);
-  // The current column's value changes as (row, value) pairs, starting with row 0.
-  const changes: number[] = [];
-  for (let x = 0; x < w; x++) {
-    if (!(columnKeys && x > 0 && columnKeys[x] === columnKeys[x - 1])) {
-      changes.length = 0;
-      let value = mask[x]!;
-      changes.push(0, value);
-      for (let y = 1, o = x + w; y < h; y++, o += w) {
-        if (mask[o] !== value) {
-          value = mask[o]!;
-          changes.push(y, value);
+export class ClassRleEncoder {
+  /** Per mask value: where its runs of 1s start and end, alternately (column-major positions). */
+  private readonly boundaries: Int32Array[] = [];
+  private readonly lengths = new Int32Array(256);
+  /** The current column's value changes, as (row, value) pairs. */
+  private changes = new Int32Array(0);
+  private chars = Buffer.allocUnsafeSlow(1024);
+  private total = 0;
+
+  /** Each present class's RLE, ascending by mask value. */
+  encode(mask: Uint8Array, h: number, w: number, columnKeys?: ArrayLike<number>): Map<number, CocoRle> {
+    const result = new Map<number, CocoRle>();
+    for (const value of this.collect(mask, h, w, columnKeys)) {
+      const counts: number[] = [];
+      this.forEachCount(value, (count) => counts.push(count));
+      result.set(value, { size: [h, w], counts });
+    }
+    return result;
+  }
+
+  /** Each present class's compressed counts (as `toString` writes them), ascending by mask value. */
+  encodeStrings(mask: Uint8Array, h: number, w: number, columnKeys?: ArrayLike<number>): [value: number, counts: string][] {
+    const result: [number, string][] = [];
+    for (const value of this.collect(mask, h, w, columnKeys)) {
+      // A count takes at most 7 characters (5 bits each, 35 > 32 bits and a sign); one more count than boundaries.
+      const needed = (this.lengths[value]! + 1) * 7;
+      if (this.chars.length < needed) this.chars = Buffer.allocUnsafeSlow(Math.max(needed, 2 * this.chars.length));
+      const chars = this.chars;
+      let length = 0;
+      let twoBack = 0;
+      let oneBack = 0;
+      let i = 0;
+      this.forEachCount(value, (count) => {
+        length = writeCount(i > 2 ? count - twoBack : count, chars, length);
+        twoBack = oneBack;
+        oneBack = count;
+        i++;
+      });
+      result.push([value, chars.toString('latin1', 0, length)]);
+    }
+    return result;
+  }
+
+  /** Fills `boundaries` for `mask`; returns the mask values present, ascending. */
+  private collect(mask: Uint8Array, h: number, w: number, columnKeys?: ArrayLike<number>): number[] {
+    checkSize(mask, h, w);
+    if (columnKeys && columnKeys.length !== w) throw new RangeError(`${columnKeys.length} column keys for a mask ${w} wide`);
+    this.lengths.fill(0);
+    const total = (this.total = h * w);
+    if (total === 0) return [];
+    if (this.changes.length < 2 * h) this.changes = new Int32Array(2 * h);
+    const changes = this.changes;
+    let changeCount = 0;
+    let previous = mask[0]!;
+    this.push(previous, 0);
+    for (let x = 0; x < w; x++) {
+      if (!(columnKeys && x > 0 && columnKeys[x] === columnKeys[x - 1])) {
+        let value = mask[x]!;
+        changes[0] = 0;
+        changes[1] = value;
+        changeCount = 2;
+        for (let y = 1, o = x + w; y < h; y++, o += w) {
+          if (mask[o] !== value) {
+            value = mask[o]!;
+            changes[changeCount++] = y;
+            changes[changeCount++] = value;
+          }
         }
       }
+      const columnStart = x * h;
+      for (let i = 0; i < changeCount; i += 2) {
+        const value = changes[i + 1]!;
+        if (value === previous) continue;
+        const position = columnStart + changes[i]!;
+        this.push(previous, position);
+        this.push(value, position);
+        previous = value;
+      }
     }
-    const columnStart = x * h;
-    for (let i = 0; i < changes.length; i += 2) {
-      const value = changes[i + 1]!;
-      if (value === previous) continue;
-      const position = columnStart + changes[i]!;
-      at(previous).push(position);
-      at(value).push(position);
-      previous = value;
+    this.push(previous, total);
+    const present: number[] = [];
+    for (let value = 0; value < 256; value++) if (this.lengths[value]! > 0) present.push(value);
+    return present;
+  }
+
+  private push(value: number, position: number): void {
+    let list = this.boundaries[value];
+    const length = this.lengths[value]!;
+    if (!list || length === list.length) {
+      const grown = new Int32Array(Math.max(64, 2 * length));
+      if (list) grown.set(list);
+      this.boundaries[value] = list = grown;
     }
+    list[length] = position;
+    this.lengths[value] = length + 1;
   }
-  at(previous).push(total);
-  const result = new Map<number, CocoRle>();
-  for (const [value, list] of [...boundaries].sort((a, b) => a[0] - b[0])) {
-    // list = [start0, end0, start1, end1, ...] of this class's runs of 1s.
-    const counts = [list[0]!];
-    for (let i = 1; i < list.length; i++) counts.push(list[i]! - list[i - 1]!);
-    if (list[list.length - 1]! < total) counts.push(total - list[list.length - 1]!);
-    result.set(value, { size: [h, w], counts });
+
+  /** The counts of class `value` from its boundaries [start0, end0, start1, end1, ...]: 0s first, then 1s, alternately. */
+  private forEachCount(value: number, emit: (count: number) => void): void {
+    const list = this.boundaries[value]!;
+    const length = this.lengths[value]!;
+    emit(list[0]!);
+    for (let i = 1; i < length; i++) emit(list[i]! - list[i - 1]!);
+    if (list[length - 1]! < this.total) emit(this.total - list[length - 1]!);
   }
-  return result;
+}
+
+/** RLE of every class present in a class-index mask; see ClassRleEncoder (a one-off encoder). */
+export function encodeClasses(mask: Uint8Array, h: number, w: number, columnKeys?: ArrayLike<number>): Map<number, CocoRle> {
+  return new ClassRleEncoder().encode(mask, h, w, columnKeys);
 }
 
 /** Binary mask (0/1 bytes, row-major) of an RLE. Throws when the counts do not cover h×w. */
@@ -116,22 +185,29 @@ export function decode(rle: CocoRle): Uint8Array {
   return mask;
 }
 
-/** pycocotools' `rleToString`. Arithmetic instead of 32-bit shifts so any count is exact. */
+/** pycocotools' `rleToString`. */
 export function toString(counts: readonly number[]): string {
-  let s = '';
-  for (let i = 0; i < counts.length; i++) {
-    let x = counts[i]!;
-    if (i > 2) x -= counts[i - 2]!;
-    let more = true;
-    while (more) {
-      let c = x - Math.floor(x / 32) * 32; // x & 0x1f for any sign
-      x = Math.floor(x / 32); // arithmetic shift right by 5
-      more = c & 0x10 ? x !== -1 : x !== 0;
-      if (more) c |= 0x20;
-      s += String.fromCharCode(c + 48);
-    }
+  // 11 characters hold any safe integer (55 bits with the sign).
+  const chars = Buffer.allocUnsafe(counts.length * 11);
+  let length = 0;
+  for (let i = 0; i < counts.length; i++) length = writeCount(i > 2 ? counts[i]! - counts[i - 2]! : counts[i]!, chars, length);
+  return chars.toString('latin1', 0, length);
+}
+
+/**
+ * Writes one (difference of) count as pycocotools' `rleToString` does, 5 bits per character;
+ * returns the offset after it. Arithmetic instead of 32-bit shifts so any count is exact.
+ */
+function writeCount(count: number, chars: Uint8Array, at: number): number {
+  let x = count;
+  for (;;) {
+    let c = x - Math.floor(x / 32) * 32; // x & 0x1f for any sign
+    x = Math.floor(x / 32); // arithmetic shift right by 5
+    const more = c & 0x10 ? x !== -1 : x !== 0;
+    if (more) c |= 0x20;
+    chars[at++] = c + 48;
+    if (!more) return at;
   }
-  return s;
 }
 
 /** pycocotools' `rleFrString`. */

@@ -1,6 +1,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import type { FrameResult } from '../../shared/frame-store.js';
+import { ClassRleEncoder } from './coco-rle.js';
 import { maskLine } from './mask-writer.js';
 
 /**
@@ -13,6 +14,7 @@ import { maskLine } from './mask-writer.js';
 export class LiveMaskFile {
   private readonly partial: string;
   private readonly out: WriteStream;
+  private readonly encoder = new ClassRleEncoder();
   private closed?: Promise<void>;
 
   private constructor(
@@ -33,7 +35,7 @@ export class LiveMaskFile {
   }
 
   write(record: FrameResult, mask: Uint8Array, height: number, width: number, columnKeys?: ArrayLike<number>): void {
-    this.out.write(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys))}\n`);
+    this.out.write(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys, this.encoder))}\n`);
   }
 
   /** Ends the stream and renames the file into place. Idempotent. */

@@ -1,7 +1,7 @@
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { ErrorCode, StreamsegError } from '../../shared/errors/index.js';
 import type { FrameResult } from '../../shared/frame-store.js';
-import { encodeClasses, toString } from './coco-rle.js';
+import { ClassRleEncoder } from './coco-rle.js';
 
 /** One line of masks.ndjson. */
 export interface MaskLine {
@@ -18,20 +18,24 @@ export interface MaskLine {
   masks: Record<string, { size: [number, number]; counts: string }>;
 }
 
-/** Builds the line of one frame from its record and its class-index mask at source size. */
+/**
+ * Builds the line of one frame from its record and its class-index mask at source size.
+ * `encoder`: pass the one that encodes the video's other frames (its scratch is reused).
+ */
 export function maskLine(
   record: FrameResult,
   mask: Uint8Array,
   height: number,
   width: number,
   classNames: readonly string[],
-  /** See encodeClasses: equal neighbours mark repeated columns. */
+  /** See ClassRleEncoder: equal neighbours mark repeated columns. */
   columnKeys?: ArrayLike<number>,
+  encoder = new ClassRleEncoder(),
 ): MaskLine {
   const masks: MaskLine['masks'] = {};
-  for (const [value, rle] of encodeClasses(mask, height, width, columnKeys)) {
+  for (const [value, counts] of encoder.encodeStrings(mask, height, width, columnKeys)) {
     // A mask value outside the vocabulary cannot come from argmax; name it rather than drop it.
-    masks[classNames[value] ?? `class_${value}`] = { size: rle.size, counts: toString(rle.counts) };
+    masks[classNames[value] ?? `class_${value}`] = { size: [height, width], counts };
   }
   return {
     index: record.index,
@@ -55,6 +59,7 @@ export function maskLine(
 export class MaskWriter {
   private readonly partial: string;
   private pending: string[] = [];
+  private readonly encoder = new ClassRleEncoder();
   private bytes: number;
   private closed?: Promise<void>;
 
@@ -96,9 +101,9 @@ export class MaskWriter {
     return this.bytes;
   }
 
-  /** Queues one frame's line (written by the next `flush`); `columnKeys` as for encodeClasses. */
+  /** Queues one frame's line (written by the next `flush`); `columnKeys` as for ClassRleEncoder. */
   write(record: FrameResult, mask: Uint8Array, height: number, width: number, columnKeys?: ArrayLike<number>): void {
-    this.pending.push(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys))}\n`);
+    this.pending.push(`${JSON.stringify(maskLine(record, mask, height, width, this.classNames, columnKeys, this.encoder))}\n`);
   }
 
   /** Appends the queued lines at the checkpointed length, syncs them, returns the new length. */
