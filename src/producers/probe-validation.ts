@@ -1,5 +1,5 @@
 import { ErrorCode, InputError } from '../shared/errors/index.js';
-import type { HdrSignal } from '../shared/media/raw-video-decode.js';
+import type { HdrSignal, SourceColour } from '../shared/media/raw-video-decode.js';
 
 export type { HdrSignal } from '../shared/media/raw-video-decode.js';
 
@@ -40,6 +40,8 @@ export interface VideoProbe {
   audio?: { streamIndex: number; codec: string };
   /** Set when the video stream is HDR (a PQ or HLG transfer): the decoder tone-maps it to SDR BT.709. */
   hdr?: HdrSignal;
+  /** The video stream's pixel format and colour tags, when ffprobe names its pixel format. */
+  colour?: SourceColour;
 }
 
 /** Transfer names ffprobe gives HDR streams. */
@@ -100,6 +102,7 @@ export interface FfprobeStream {
   color_primaries?: string;
   color_space?: string;
   color_range?: string;
+  pix_fmt?: string;
   tags?: { rotate?: string };
   side_data_list?: { rotation?: number }[];
 }
@@ -151,6 +154,13 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
   const width = stream.width ?? 0;
   const height = stream.height ?? 0;
   const hdr = readHdr(stream);
+  const colour: SourceColour | undefined = stream.pix_fmt
+    ? {
+        pixelFormat: stream.pix_fmt,
+        ...(stream.color_space ? { matrix: stream.color_space } : {}),
+        ...(stream.color_range ? { range: stream.color_range } : {}),
+      }
+    : undefined;
   return {
     width: quarterTurn ? height : width,
     height: quarterTurn ? width : height,
@@ -165,6 +175,7 @@ export function readProbe(output: FfprobeOutput): VideoProbe {
     formatStartMs,
     ...(audio ? { audio } : {}),
     ...(hdr ? { hdr } : {}),
+    ...(colour ? { colour } : {}),
   };
 }
 

@@ -86,6 +86,7 @@ export class ProducerService {
             height: probe.height,
             fps,
             ...(probe.hdr ? { hdr: probe.hdr } : {}),
+            ...(probe.colour ? { colour: probe.colour } : {}),
           }
         : undefined;
     const limits = {

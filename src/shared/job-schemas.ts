@@ -118,6 +118,8 @@ export const sourceDecodeSchema = z.object({
   height: z.number().int().positive(),
   fps: z.number().positive(),
   hdr: z.object({ transfer: z.enum(['smpte2084', 'arib-std-b67']), primaries: z.string(), matrix: z.string(), range: z.enum(['tv', 'pc']) }).optional(),
+  /** The stream's pixel format and colour tags (ffprobe's names): pick the sink's conversion to BT.709. */
+  colour: z.object({ pixelFormat: z.string(), matrix: z.string().optional(), range: z.string().optional() }).optional(),
 });
 export type SourceDecode = z.infer<typeof sourceDecodeSchema>;
 

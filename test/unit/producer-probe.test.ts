@@ -35,6 +35,15 @@ describe('readProbe', () => {
       streamIndex: 0,
     });
   });
+  it('reads the pixel format and colour tags the sink picks its conversion by', () => {
+    expect(readProbe(video({ pix_fmt: 'yuv420p', color_space: 'smpte170m', color_range: 'tv' })).colour).toEqual({
+      pixelFormat: 'yuv420p',
+      matrix: 'smpte170m',
+      range: 'tv',
+    });
+    expect(readProbe(video({ pix_fmt: 'yuv420p' })).colour).toEqual({ pixelFormat: 'yuv420p' });
+    expect(readProbe(video({})).colour).toBeUndefined();
+  });
   it('falls back to r_frame_rate when avg_frame_rate is 0/0', () => {
     expect(readProbe(video({ avg_frame_rate: '0/0', r_frame_rate: '30000/1001' })).fps).toBeCloseTo(29.97, 2);
   });

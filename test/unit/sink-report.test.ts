@@ -5,7 +5,7 @@ import type { VideoState } from '../../src/shared/video-state.js';
 import { maskLine } from '../../src/workers/sink/mask-writer.js';
 import { SceneTracker, buildReport } from '../../src/workers/sink/report-builder.js';
 import { encoderArgs } from '../../src/workers/sink/video-encoder.repository.js';
-import { rawDecodeArgs } from '../../src/shared/media/raw-video-decode.js';
+import { isBt601Yuv420p, rawDecodeArgs, type HdrSignal, type SourceColour } from '../../src/shared/media/raw-video-decode.js';
 
 const record = (index: number, scene: number, adapters: FrameResult['adapters'] = []): FrameResult => ({
   index,
@@ -98,6 +98,38 @@ describe('encoder arguments', () => {
     const rgb = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25 });
     expect(rgb[rgb.indexOf('-pix_fmt') + 1]).toBe('rgb24');
     expect(rgb[rgb.indexOf('-vf') + 1]).toContain('scale=640:360,fps=25');
+  });
+
+  it('converts a BT.601 or untagged 8-bit 4:2:0 stream with the colorspace filter, anything else with swscale', () => {
+    const filters = (colour?: SourceColour, hdr?: HdrSignal) => {
+      const args = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25, pixelFormat: 'yuv420p', colour, hdr });
+      return args[args.indexOf('-vf') + 1]!;
+    };
+    const matrixOnly = 'scale=640:360,colorspace=ispace=smpte170m:iprimaries=bt709:itrc=bt709:irange=tv:all=bt709:range=tv:fast=1:format=yuv420p,fps=25';
+    for (const colour of [
+      { pixelFormat: 'yuv420p' },
+      { pixelFormat: 'yuv420p', matrix: 'smpte170m', range: 'tv' },
+      { pixelFormat: 'yuv420p', matrix: 'bt470bg', range: 'unknown' },
+    ]) {
+      expect(isBt601Yuv420p(colour)).toBe(true);
+      expect(filters(colour)).toContain(matrixOnly);
+    }
+    for (const colour of [
+      undefined,
+      { pixelFormat: 'yuvj420p' },
+      { pixelFormat: 'yuv420p', range: 'pc' },
+      { pixelFormat: 'yuv420p', matrix: 'bt709' },
+      { pixelFormat: 'yuv420p', matrix: 'bt2020nc' },
+      { pixelFormat: 'yuv420p10le' },
+      { pixelFormat: 'yuv444p' },
+    ]) {
+      expect(isBt601Yuv420p(colour)).toBe(false);
+      expect(filters(colour)).toContain('scale=640:360:out_color_matrix=bt709:out_range=tv,fps=25');
+    }
+    // HDR is tone-mapped to RGB first: swscale makes the yuv420p from there.
+    const hdr: HdrSignal = { transfer: 'smpte2084', primaries: 'bt2020', matrix: 'bt2020nc', range: 'tv' };
+    expect(filters({ pixelFormat: 'yuv420p' }, hdr)).toContain('tonemap=hable');
+    expect(filters({ pixelFormat: 'yuv420p' }, hdr)).not.toContain('colorspace=');
   });
 
   it('passes the configured preset to x264', () => {
