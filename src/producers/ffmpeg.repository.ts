@@ -5,11 +5,11 @@ import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
 import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
 import type { ModelInputPlan } from '../shared/model-input-plan.js';
-import { readRawFrames } from '../shared/media/raw-frame-reader.js';
+import { FrameSocket } from '../shared/media/frame-socket.js';
 import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
-import { startMediaReader } from '../shared/media/media-process.js';
+import { startMediaReader, startMediaReaderInto } from '../shared/media/media-process.js';
 import { StderrTail, exitOf, missingBinary, missingFilter } from '../shared/media/media-child.js';
 
 export type { VideoProbe } from './probe-validation.js';
@@ -211,7 +211,9 @@ export class FfmpegRepository {
     });
     const frameSize = options.modelInput ?? { width, height };
     const frameBytes = rawFrameBytes(frameSize.width, frameSize.height, 'rgb24');
-    const child = startMediaReader(this.ffmpegPath, args, egress.env);
+    const socket = await FrameSocket.open();
+    const child = startMediaReaderInto(this.ffmpegPath, args, socket.childEnd, egress.env);
+    socket.releaseChildEnd();
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
     const kill = () => {
@@ -221,7 +223,7 @@ export class FfmpegRepository {
     const startMs = options.startMs ?? 0;
     let index = 0;
     try {
-      for await (const data of readRawFrames(child.stdout!, frameBytes, { name: source.name })) {
+      for await (const data of socket.frames(frameBytes, source.name)) {
         yield { index, timestampMs: startMs + (index * 1000) / fps, data };
         index++;
       }
@@ -251,6 +253,7 @@ export class FfmpegRepository {
     } finally {
       signal?.removeEventListener('abort', kill);
       kill();
+      socket.close();
       await exit;
       await egress.proxy?.close();
     }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 
 /**
@@ -17,6 +18,16 @@ import type { Readable, Writable } from 'node:stream';
 /** stdout and stderr piped (decoders, probes). */
 export function startMediaReader(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): ChildProcessByStdio<null, Readable, Readable> {
   return spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+}
+
+/** stdout into a socket the caller reads (a FrameSocket's child end), stderr piped. */
+export function startMediaReaderInto(
+  command: string,
+  args: readonly string[],
+  stdout: Socket,
+  env?: NodeJS.ProcessEnv,
+): ChildProcessByStdio<null, null, Readable> {
+  return spawn(command, args, { stdio: ['ignore', stdout, 'pipe'], ...(env ? { env } : {}) });
 }
 
 /** stdin and stderr piped (raw-frame encoders). */
