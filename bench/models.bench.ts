@@ -47,18 +47,8 @@ import { createLogger } from '../src/shared/logger.js';
 import { planModelInput } from '../src/shared/model-input-plan.js';
 import { loadModelPackage, type ModelPackage } from '../src/shared/model-manifest.js';
 import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
-import {
-  BENCH_CACHE_DIR,
-  benchVideo,
-  median,
-  pipelineFeeds,
-  probeVideo,
-  run,
-  runPipeline,
-  runRaw,
-  type PipelineResult,
-  type RawResult,
-} from './pipeline-common.js';
+import { BENCH_CACHE_DIR, benchVideo, median, pipelineFeeds, probeVideo, run, runPipeline, type PipelineResult } from './pipeline-common.js';
+import { runRaw, type RawResult } from './raw-ort.js';
 
 const { values } = parseArgs({
   options: {

@@ -12,8 +12,11 @@
  *       at least this work, so (d)/(b) bounds the ratio (c) from above;
  *   (e) frames/s of the plain sequential loop a user would write instead (issue 16,
  *       bench/sequential-loop.ts): ffmpeg decode → resize → ORT → overlay → ffmpeg encode and
- *       masks.ndjson, one batch after another in one process, with raw ORT's feeds.
- *       pipeline/sequential is what streamseg's pipelining buys over it;
+ *       masks.ndjson, one batch after another, with raw ORT's feeds, in a node process of its
+ *       own with node's default settings (bench/sequential-loop-process.ts): the V8 heap
+ *       settings a pipeline process makes (src/shared/pipeline-heap.ts) are process-wide and
+ *       would reach a loop run in this process. pipeline/sequential is what streamseg's
+ *       pipelining buys over it;
  *   (f) bytes sent to Redis per frame by kind (source pixels, model input, mask, the worker's
  *       result record, the sink's stream record, BullMQ jobs, other) during the pipeline run,
  *       and redis-server's used_memory_peak next to STREAMSEG_HIGH_WATER_BYTES (issue 16).
@@ -35,6 +38,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Command } from 'ioredis';
 import ort from 'onnxruntime-node';
@@ -48,8 +52,10 @@ import { loadModelPackage } from '../src/shared/model-manifest.js';
 import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
 import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
 import { decode, decompress, type CocoRleString } from '../src/workers/sink/coco-rle.js';
-import { benchVideo, cpuSeconds, median, pipelineFeeds, probeVideo, run, runPipeline, runRaw, type PipelineResult, type RawResult } from './pipeline-common.js';
-import { rawRgbDecodeArgs, runSequentialLoop, type SequentialResult } from './sequential-loop.js';
+import { benchVideo, median, pipelineFeeds, probeVideo, run, runPipeline, type PipelineResult } from './pipeline-common.js';
+import { cpuSeconds, runRaw, type RawResult } from './raw-ort.js';
+import { rawRgbDecodeArgs, type SequentialResult } from './sequential-loop.js';
+import type { SequentialProcessResult, SequentialSpec } from './sequential-loop-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -190,7 +196,7 @@ async function runCeiling(
 }
 
 interface SequentialRound extends SequentialResult {
-  /** CPU seconds of the whole call: this process (the loop, ORT, sharp) and its two ffmpeg children. */
+  /** CPU seconds of the loop: its node process (the loop, ORT, sharp) and its two ffmpeg children. */
   cpu: { self: number; children: number };
   check: OutputCheck;
 }
@@ -288,6 +294,13 @@ async function checkOutputs(pipelineDir: string, pipelineFrames: number, sequent
   };
 }
 
+/** Runs the sequential loop in its own node process (bench/sequential-loop-process.ts). */
+async function runSequentialProcess(spec: SequentialSpec): Promise<SequentialProcessResult> {
+  const entry = fileURLToPath(new URL('./sequential-loop-process.ts', import.meta.url));
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', entry, JSON.stringify(spec)], { maxBuffer: 16 * 1024 * 1024 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as SequentialProcessResult;
+}
+
 const video = values.input ? path.resolve(values.input) : await benchVideo(values);
 const pkg = await loadModelPackage(config.modelDir);
 let redis: EmbeddedRedis | undefined;
@@ -357,23 +370,19 @@ try {
     const outputFps = config.fps ?? probe.fps;
     const size = { width: probe.width, height: probe.height, fps: outputFps };
     const ceiling = await runCeiling(video, size, raw, rawOneThread);
-    // (e): the plain loop, on raw ORT's session (the worker's options) and feeds.
-    const cpuBefore = await cpuSeconds();
-    const loop = await runSequentialLoop({
+    // (e): the plain loop in a process of its own (node's defaults, as a user's script), with
+    // the worker's session options and raw ORT's merged adapter.
+    const { loop, cpu } = await runSequentialProcess({
       video,
       ...size,
-      pkg,
-      session: rawSession,
-      lora: lora.feeds,
       adapters: lora.adapters,
       batchFrames: config.batchFrames,
       preset: config.encoderPreset,
       overlayAlpha: config.overlayAlpha,
       outDir: path.join(tmp, `sequential-${r}`),
     });
-    const cpuAfter = await cpuSeconds();
     const check = await checkOutputs(pipelineDir, pipeline.frames, loop);
-    const sequential = { ...loop, cpu: { self: cpuAfter.self - cpuBefore.self, children: cpuAfter.children - cpuBefore.children }, check };
+    const sequential = { ...loop, cpu, check };
     rounds.push({ pipeline, raw, rawOneThread, ceiling, sequential, traffic, lora: lora.label, load });
   }
   await rawSession.release();
@@ -417,7 +426,7 @@ try {
     const seqChildren = (sequential.cpu.children * 1000) / sequential.frames;
     const step = (ms: number) => (ms / sequential.frames).toFixed(1);
     console.log(
-      `sequential loop: CPU ${(seqSelf + seqChildren).toFixed(1)} ms/frame (${seqSelf.toFixed(1)} this process, ${seqChildren.toFixed(1)} ffmpeg); ` +
+      `sequential loop: CPU ${(seqSelf + seqChildren).toFixed(1)} ms/frame (${seqSelf.toFixed(1)} its node process, ${seqChildren.toFixed(1)} ffmpeg); ` +
         `wall ms/frame: decode wait ${step(sequential.stepMs.decode)}, resize ${step(sequential.stepMs.resize)}, ORT + argmax ${step(sequential.stepMs.infer)}, ` +
         `upscale + blend + encode write + RLE ${step(sequential.stepMs.output)}`,
     );

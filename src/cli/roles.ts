@@ -3,6 +3,7 @@ import { retrievalDefaultsFromConfig, type StreamsegConfig } from '../shared/con
 import { loadModelPackage } from '../shared/model-manifest.js';
 import { metricsRegistry } from '../shared/metrics.js';
 import { MetricsPublisher } from '../shared/metrics-publisher.js';
+import { tunePipelineHeap } from '../shared/pipeline-heap.js';
 import { createRedis } from '../shared/redis.js';
 import { startProducer } from '../producers/producer.worker.js';
 import { startSegmentationWorker } from '../workers/segmentation/segmentation.worker.js';
@@ -20,6 +21,7 @@ export interface RunningRoles {
 /** Starts the given roles in this process against one Redis; the model package is loaded once. */
 export async function startRoles(roles: readonly Role[], context: { config: StreamsegConfig; redisUrl: string; logger: Logger }): Promise<RunningRoles> {
   const { config, redisUrl, logger } = context;
+  tunePipelineHeap();
   const modelPackage = await loadModelPackage(config.modelDir);
   const started: { close(): Promise<void> }[] = [];
   try {

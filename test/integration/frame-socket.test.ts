@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameSocket } from '../../src/shared/media/frame-socket.js';
 
@@ -81,5 +83,16 @@ describe('FrameSocket', () => {
     const [code, signal] = (await once(child, 'close')) as [number | null, string | null];
     // EPIPE on its next write ends it; it never gets to write all 400 frames.
     expect(code === 0 && signal === null).toBe(false);
+  });
+
+  it('says what to change when the temporary directory cannot hold the socket', async () => {
+    const tmpdir = process.env.TMPDIR;
+    process.env.TMPDIR = path.join(os.tmpdir(), 'x'.repeat(120));
+    try {
+      await expect(FrameSocket.open()).rejects.toMatchObject({ code: 'E_FFMPEG', message: expect.stringMatching(/set TMPDIR to a short, writable directory/) });
+    } finally {
+      if (tmpdir === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmpdir;
+    }
   });
 });
