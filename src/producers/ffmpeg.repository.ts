@@ -211,7 +211,10 @@ export class FfmpegRepository {
     });
     const frameSize = options.modelInput ?? { width, height };
     const frameBytes = rawFrameBytes(frameSize.width, frameSize.height, 'rgb24');
-    const socket = await FrameSocket.open();
+    const socket = await FrameSocket.open().catch(async (error: unknown) => {
+      await egress.proxy?.close();
+      throw error;
+    });
     const child = startMediaReaderInto(this.ffmpegPath, args, socket.childEnd, egress.env);
     socket.releaseChildEnd();
     const stderr = new StderrTail(child);

@@ -58,7 +58,10 @@ export class FrameSocket {
       // Nothing is written before the child starts, so `socket` is set before the first read.
       let socket: FrameSocket | undefined;
       const ours = net.connect({ path: address, onread: { buffer: staging, callback: (bytes) => socket!.received(bytes) } });
-      const [[childEnd]] = await Promise.all([accepted, once(ours, 'connect')]);
+      const [[childEnd]] = await Promise.all([accepted, once(ours, 'connect')]).catch((error: unknown) => {
+        ours.destroy();
+        throw error;
+      });
       ours.pause();
       socket = new FrameSocket(childEnd, ours, staging);
       return socket;
