@@ -5,11 +5,10 @@ import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
 import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
 import type { ModelInputPlan } from '../shared/model-input-plan.js';
-import { FrameSocket } from '../shared/media/frame-socket.js';
 import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
-import { startMediaReader, startMediaReaderInto } from '../shared/media/media-process.js';
+import { startFrameReader, startMediaReader } from '../shared/media/media-process.js';
 import { StderrTail, exitOf, missingBinary, missingFilter } from '../shared/media/media-child.js';
 
 export type { VideoProbe } from './probe-validation.js';
@@ -211,12 +210,8 @@ export class FfmpegRepository {
     });
     const frameSize = options.modelInput ?? { width, height };
     const frameBytes = rawFrameBytes(frameSize.width, frameSize.height, 'rgb24');
-    const socket = await FrameSocket.open().catch(async (error: unknown) => {
-      await egress.proxy?.close();
-      throw error;
-    });
-    const child = startMediaReaderInto(this.ffmpegPath, args, socket.childEnd, egress.env);
-    socket.releaseChildEnd();
+    const reader = await startFrameReader(this.ffmpegPath, args, egress.env);
+    const { child } = reader;
     const stderr = new StderrTail(child);
     const exit = exitOf(child);
     const kill = () => {
@@ -226,7 +221,7 @@ export class FfmpegRepository {
     const startMs = options.startMs ?? 0;
     let index = 0;
     try {
-      for await (const data of socket.frames(frameBytes, source.name)) {
+      for await (const data of reader.frames(frameBytes, source.name)) {
         yield { index, timestampMs: startMs + (index * 1000) / fps, data };
         index++;
       }
@@ -256,7 +251,7 @@ export class FfmpegRepository {
     } finally {
       signal?.removeEventListener('abort', kill);
       kill();
-      socket.close();
+      reader.close();
       await exit;
       await egress.proxy?.close();
     }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -49,6 +49,17 @@ describe('streamseg run: mistakes caught before anything is queued', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`streamseg: E_CONFIG: --classes: "cars" is not in the model (its classes: ${CLASSES})\n`);
+  });
+
+  it('a TMPDIR too long for a Unix socket path: the decoders read their pipes instead and the run completes', async () => {
+    const longTmp = path.join(dir, 't'.repeat(110));
+    await mkdir(longTmp, { recursive: true });
+    const outDir = path.join(dir, 'out-tmpdir');
+    const result = await runCli(['run', video24, '--out', outDir, '--no-progress'], { REDIS_URL: undefined, STREAMSEG_MODEL: TEST_MODEL, TMPDIR: longTmp });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const report = JSON.parse(await readFile(path.join(outDir, 'report.json'), 'utf8')) as VideoReport;
+    expect(report.frames).toBeGreaterThan(0);
   });
 
   it('two bad environment variables: one line each', async () => {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FrameSocket } from '../../src/shared/media/frame-socket.js';
+import { startFrameReader } from '../../src/shared/media/media-process.js';
 
 /**
  * FrameSocket with real child processes: a node child writes bytes to its stdout (the socket's
@@ -11,21 +12,23 @@ import { FrameSocket } from '../../src/shared/media/frame-socket.js';
  */
 const FRAME = 100_003; // odd, so chunks never line up with frames
 
-/** A child that writes `bytes` bytes (byte i = i mod 251) in chunks of 1..70000 bytes, then exits. */
+/** A node script that writes `bytes` bytes (byte i = i mod 251) to stdout in chunks of 1..70000 bytes, then exits. */
+const WRITE_SCRIPT = (bytes: number) => `
+  let sent = 0, seed = 7;
+  const next = () => {
+    if (sent >= ${bytes}) return;
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const n = Math.min(${bytes} - sent, 1 + (seed % 70000));
+    const chunk = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) chunk[i] = (sent + i) % 251;
+    sent += n;
+    if (process.stdout.write(chunk)) setImmediate(next); else process.stdout.once('drain', next);
+  };
+  next();`;
+
+/** That script as a child writing into the socket's child end. */
 function writer(socket: FrameSocket, bytes: number) {
-  const script = `
-    let sent = 0, seed = 7;
-    const next = () => {
-      if (sent >= ${bytes}) return;
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      const n = Math.min(${bytes} - sent, 1 + (seed % 70000));
-      const chunk = Buffer.alloc(n);
-      for (let i = 0; i < n; i++) chunk[i] = (sent + i) % 251;
-      sent += n;
-      if (process.stdout.write(chunk)) setImmediate(next); else process.stdout.once('drain', next);
-    };
-    next();`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', socket.childEnd, 'ignore'] });
+  const child = spawn(process.execPath, ['-e', WRITE_SCRIPT(bytes)], { stdio: ['ignore', socket.childEnd, 'ignore'] });
   socket.releaseChildEnd();
   return child;
 }
@@ -85,14 +88,29 @@ describe('FrameSocket', () => {
     expect(code === 0 && signal === null).toBe(false);
   });
 
-  it('says what to change when the temporary directory cannot hold the socket', async () => {
+  it('startFrameReader falls back to the stdout pipe where the temporary directory cannot hold the socket', async () => {
     const tmpdir = process.env.TMPDIR;
     process.env.TMPDIR = path.join(os.tmpdir(), 'x'.repeat(120));
     try {
-      await expect(FrameSocket.open()).rejects.toMatchObject({ code: 'E_FFMPEG', message: expect.stringMatching(/set TMPDIR to a short, writable directory/) });
+      await expect(FrameSocket.open()).rejects.toThrow();
+      const reader = await startFrameReader(process.execPath, ['-e', WRITE_SCRIPT(3 * FRAME)]);
+      expect(reader.child.stdout).not.toBeNull();
+      let count = 0;
+      for await (const frame of reader.frames(FRAME, 'fallback')) expectFrame(frame, count++);
+      expect(count).toBe(3);
+      reader.close();
     } finally {
       if (tmpdir === undefined) delete process.env.TMPDIR;
       else process.env.TMPDIR = tmpdir;
     }
+  });
+
+  it('startFrameReader reads through a socket where it can', async () => {
+    const reader = await startFrameReader(process.execPath, ['-e', WRITE_SCRIPT(2 * FRAME)]);
+    expect(reader.child.stdout).toBeNull();
+    let count = 0;
+    for await (const frame of reader.frames(FRAME, 'socket')) expectFrame(frame, count++);
+    expect(count).toBe(2);
+    reader.close();
   });
 });

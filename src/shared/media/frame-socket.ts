@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, FfmpegError, InputError } from '../errors/index.js';
+import { ErrorCode, InputError } from '../errors/index.js';
 
 /** Bytes taken from the socket per read: a few reads per frame at 640x360 yuv420p. */
 const STAGING_BYTES = 256 * 1024;
@@ -35,16 +35,9 @@ export class FrameSocket {
     ours.on('error', (error) => this.finish(error));
   }
 
+  /** Throws when no socket can be made: a TMPDIR too long for a socket path (~107 bytes), or not writable. */
   static async open(): Promise<FrameSocket> {
-    try {
-      return await FrameSocket.connectPair();
-    } catch (cause) {
-      // A Unix socket path is limited to ~107 bytes: a long TMPDIR is the likely reason.
-      throw new FfmpegError(
-        `cannot open a local socket for ffmpeg's frames under ${os.tmpdir()} (${cause instanceof Error ? cause.message : String(cause)}): set TMPDIR to a short, writable directory`,
-        { cause },
-      );
-    }
+    return FrameSocket.connectPair();
   }
 
   private static async connectPair(): Promise<FrameSocket> {

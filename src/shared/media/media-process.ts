@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
+import { FrameSocket } from './frame-socket.js';
+import { readRawFrames } from './raw-frame-reader.js';
 
 /**
  * The one place streamseg starts ffmpeg and ffprobe processes (the file and live decoders,
@@ -20,14 +21,29 @@ export function startMediaReader(command: string, args: readonly string[], env?:
   return spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
 }
 
-/** stdout into a socket the caller reads (a FrameSocket's child end), stderr piped. */
-export function startMediaReaderInto(
-  command: string,
-  args: readonly string[],
-  stdout: Socket,
-  env?: NodeJS.ProcessEnv,
-): ChildProcessByStdio<null, null, Readable> {
-  return spawn(command, args, { stdio: ['ignore', stdout, 'pipe'], ...(env ? { env } : {}) });
+/** A decoder whose stdout is read as raw frames; stderr piped. */
+export interface FrameReader {
+  readonly child: ChildProcessByStdio<null, Readable | null, Readable>;
+  /** Exact frames of `frameBytes`, each valid until the next is asked for; returns the count. */
+  frames(frameBytes: number, name: string): AsyncGenerator<Buffer, number, undefined>;
+  /** Stops reading; safe at any time (kill the child separately). */
+  close(): void;
+}
+
+/**
+ * Starts a decoder whose raw frames are read into reused memory through a FrameSocket. Where
+ * no socket can be made (a TMPDIR too long for a socket path), through its stdout pipe as
+ * before: the same frames, with a fresh buffer per read.
+ */
+export async function startFrameReader(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): Promise<FrameReader> {
+  const socket = await FrameSocket.open().catch(() => undefined);
+  if (!socket) {
+    const child = startMediaReader(command, args, env);
+    return { child, frames: (frameBytes, name) => readRawFrames(child.stdout, frameBytes, { name }), close: () => child.stdout.destroy() };
+  }
+  const child = spawn(command, args, { stdio: ['ignore', socket.childEnd, 'pipe'], ...(env ? { env } : {}) });
+  socket.releaseChildEnd();
+  return { child, frames: (frameBytes, name) => socket.frames(frameBytes, name), close: () => socket.close() };
 }
 
 /** stdin and stderr piped (raw-frame encoders). */

@@ -2,8 +2,7 @@ import path from 'node:path';
 import { FfmpegError } from '../../shared/errors/index.js';
 import type { SourceDecode } from '../../shared/job-schemas.js';
 import { StderrTail, exitOf, missingBinary } from '../../shared/media/media-child.js';
-import { FrameSocket } from '../../shared/media/frame-socket.js';
-import { startMediaReaderInto } from '../../shared/media/media-process.js';
+import { startFrameReader } from '../../shared/media/media-process.js';
 import { rawFrameBytes, type RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 import { rawDecodeArgs } from '../../shared/media/raw-video-decode.js';
 import type { SourceFrameDecoder } from './sink-types.js';
@@ -18,9 +17,8 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
 
   async *decodeSourceFrames(decode: SourceDecode, pixelFormat: RawPixelFormat, signal?: AbortSignal): AsyncGenerator<Buffer, number, undefined> {
     const file = path.resolve(decode.path);
-    const socket = await FrameSocket.open();
-    const child = startMediaReaderInto(this.ffmpegPath, rawDecodeArgs({ ...decode, pixelFormat, locator: `file:${file}`, protocols: 'file' }), socket.childEnd);
-    socket.releaseChildEnd();
+    const reader = await startFrameReader(this.ffmpegPath, rawDecodeArgs({ ...decode, pixelFormat, locator: `file:${file}`, protocols: 'file' }));
+    const { child } = reader;
     const stderr = new StderrTail(child);
     const exited = exitOf(child);
     const kill = () => {
@@ -28,7 +26,7 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
     };
     signal?.addEventListener('abort', kill, { once: true });
     try {
-      const frames = yield* socket.frames(rawFrameBytes(decode.width, decode.height, pixelFormat), decode.path);
+      const frames = yield* reader.frames(rawFrameBytes(decode.width, decode.height, pixelFormat), decode.path);
       const { code, spawnError } = await exited;
       if (spawnError) throw missingBinary(this.ffmpegPath, spawnError);
       if (code !== 0) throw new FfmpegError(`ffmpeg decoding ${decode.path} for the sink exited with ${code}: ${stderr.lastLine() || 'no message'}`);
@@ -36,7 +34,7 @@ export class SourceDecoderRepository implements SourceFrameDecoder {
     } finally {
       signal?.removeEventListener('abort', kill);
       kill();
-      socket.close();
+      reader.close();
       await exited;
     }
   }
