@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ErrorCode, InputError } from '../errors/index.js';
+import { readRawFrames } from './raw-frame-reader.js';
 
 /** Bytes taken from the socket per read: a few reads per frame at 640x360 yuv420p. */
 const STAGING_BYTES = 256 * 1024;
@@ -11,15 +11,15 @@ const STAGING_BYTES = 256 * 1024;
 /**
  * A child process's stdout as raw frames in reused memory: the child writes into one end of a
  * connected Unix socket pair, and this end reads into one staging buffer of its own (net.Socket's
- * `onread`), copied into one frame buffer. A child's `stdio: 'pipe'` stream allocates a new
+ * `onread`), cut into frames by readRawFrames. A child's `stdio: 'pipe'` stream allocates a new
  * 64 KiB buffer for every read instead: for the sink's decode that was 345 KB of ArrayBuffers per
  * 640x360 frame, the largest share of the external memory whose growth set off the main thread's
  * full garbage collections in `streamseg run`. Node has no pipe(2), so the pair is made by
  * connecting to a listening socket in a private temporary directory, removed at once.
  */
 export class FrameSocket {
-  /** Unread bytes in `staging`, from the last read (the socket stays paused until they are used). */
-  private unread = { start: 0, end: 0 };
+  /** Bytes of the last read in `staging` not yet handed out (the socket stays paused until they are used). */
+  private unreadBytes = 0;
   private ended = false;
   private failure?: Error;
   private wake?: () => void;
@@ -76,42 +76,34 @@ export class FrameSocket {
   }
 
   /**
-   * Exact frames of `frameBytes`, each valid until the next is asked for (as readRawFrames).
-   * Returns the count; throws if the stream ends inside a frame.
+   * Exact frames of `frameBytes`, each valid until the next is asked for: readRawFrames over the
+   * socket's reads. Returns the count; throws if the stream ends inside a frame.
    */
-  async *frames(frameBytes: number, name = 'video'): AsyncGenerator<Buffer, number, undefined> {
-    if (!Number.isInteger(frameBytes) || frameBytes <= 0) throw new RangeError(`frameBytes must be a positive integer, got ${frameBytes}`);
-    const frame = Buffer.allocUnsafe(frameBytes);
-    let filled = 0;
-    let frames = 0;
+  frames(frameBytes: number, name = 'video'): AsyncGenerator<Buffer, number, undefined> {
+    return readRawFrames(this.reads(), frameBytes, { name });
+  }
+
+  /** Each read, as a view of `staging` valid until the next is asked for (the socket stays paused until then). */
+  private async *reads(): AsyncGenerator<Buffer, void, undefined> {
     for (;;) {
-      const { start, end } = this.unread;
-      if (start < end) {
-        const n = Math.min(frameBytes - filled, end - start);
-        this.staging.copy(frame, filled, start, start + n);
-        filled += n;
-        this.unread = { start: start + n, end };
-        if (filled === frameBytes) {
-          frames++;
-          filled = 0;
-          yield frame;
-        }
+      if (this.unreadBytes > 0) {
+        const bytes = this.unreadBytes;
+        this.unreadBytes = 0;
+        yield this.staging.subarray(0, bytes);
         continue;
       }
       if (this.failure) throw this.failure;
-      if (this.ended) break;
+      if (this.ended) return;
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.ours.resume();
       });
     }
-    if (filled > 0) throw new InputError(ErrorCode.INPUT_DECODE, `${name}: decoder output ended inside frame ${frames} (${filled} of ${frameBytes} bytes)`);
-    return frames;
   }
 
-  /** onread: one read landed in `staging`; pause until `frames` has used it. */
+  /** onread: one read landed in `staging`; pause until `reads` has handed it out and been asked for more. */
   private received(bytes: number): false {
-    this.unread = { start: 0, end: bytes };
+    this.unreadBytes = bytes;
     this.wakeReader();
     return false;
   }
