@@ -4,6 +4,7 @@ import { loadModelPackage } from '../shared/model-manifest.js';
 import { metricsRegistry } from '../shared/metrics.js';
 import { MetricsPublisher } from '../shared/metrics-publisher.js';
 import { tunePipelineHeap } from '../shared/pipeline-heap.js';
+import { SourceFrameHandoffs } from '../shared/source-frame-handoff.js';
 import { createRedis } from '../shared/redis.js';
 import { startProducer } from '../producers/producer.worker.js';
 import { startSegmentationWorker } from '../workers/segmentation/segmentation.worker.js';
@@ -23,13 +24,24 @@ export async function startRoles(roles: readonly Role[], context: { config: Stre
   const { config, redisUrl, logger } = context;
   tunePipelineHeap();
   const modelPackage = await loadModelPackage(config.modelDir);
+  // A producer and a sink in one process share the decode of a file (SourceFrameHandoff).
+  const sharesDecode = roles.includes('producer') && roles.includes('sink') && config.sourceFrames === 'sink' && config.sourceHandoffBytes > 0;
+  const sourceHandoffs = sharesDecode ? new SourceFrameHandoffs(config.sourceHandoffBytes) : undefined;
+  const handoffs = sourceHandoffs ? { sourceHandoffs } : {};
   const started: { close(): Promise<void> }[] = [];
   try {
     for (const role of roles) {
       const roleLogger = logger.child({ role });
       if (role === 'producer') {
         started.push(
-          await startProducer({ config, redisUrl, logger: roleLogger, modelInput: modelPackage.manifest.input, concurrency: config.producerConcurrency }),
+          await startProducer({
+            config,
+            redisUrl,
+            logger: roleLogger,
+            modelInput: modelPackage.manifest.input,
+            concurrency: config.producerConcurrency,
+            ...handoffs,
+          }),
         );
       } else if (role === 'worker') {
         // Closed after the worker (started in reverse): the worker may still ask for feeds while draining.
@@ -45,7 +57,7 @@ export async function startRoles(roles: readonly Role[], context: { config: Stre
         started.push(lora);
         started.push(await startSegmentationWorker({ config, redisUrl, logger: roleLogger, modelPackage, loraFeeds: lora.provider }));
       } else {
-        started.push(await startSink({ config, redisUrl, logger: roleLogger, modelPackage }));
+        started.push(await startSink({ config, redisUrl, logger: roleLogger, modelPackage, ...handoffs }));
       }
     }
   } catch (error) {

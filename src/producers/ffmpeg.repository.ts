@@ -3,12 +3,12 @@ import path from 'node:path';
 import { ErrorCode, FfmpegError, InputError } from '../shared/errors/index.js';
 import type { VideoInput } from '../shared/job-schemas.js';
 import { assertDecodable, readProbe, type FfprobeOutput, type VideoProbe } from './probe-validation.js';
-import { rawDecodeArgs, type HdrSignal } from '../shared/media/raw-video-decode.js';
+import { rawDecodeArgs, type HdrSignal, type SourceColour } from '../shared/media/raw-video-decode.js';
 import type { ModelInputPlan } from '../shared/model-input-plan.js';
-import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
+import { rawFrameBytes, type RawPixelFormat } from '../shared/media/raw-pixel-format.js';
 import { UrlDestinationPolicy } from '../shared/url-policy.js';
 import { EgressProxy } from './egress-proxy.js';
-import { startFrameReader, startMediaReader } from '../shared/media/media-process.js';
+import { runMedia, startFrameReader, startMediaReader } from '../shared/media/media-process.js';
 import { StderrTail, exitOf, missingBinary, missingFilter } from '../shared/media/media-child.js';
 
 export type { VideoProbe } from './probe-validation.js';
@@ -29,6 +29,8 @@ export interface DecodedFrame {
   timestampMs: number;
   /** Reused between frames: valid until the next frame is requested. */
   data: Buffer;
+  /** With `sourceOutput`: the frame at source size as the sink decodes it (reused likewise). */
+  source?: Buffer;
 }
 
 export interface DecodeOptions {
@@ -51,6 +53,11 @@ export interface DecodeOptions {
    * ffmpeg (rawDecodeArgs), width × height × 3 bytes of the plan each.
    */
   modelInput?: ModelInputPlan;
+  /**
+   * Also hand out each frame at source size, exactly as the sink's own decode of the file makes
+   * it (`source`), from the same decode: see SourceFrameHandoff.
+   */
+  sourceOutput?: { pixelFormat: RawPixelFormat; colour?: SourceColour };
   /** The stream is HDR (probe.hdr): frames are tone-mapped to SDR BT.709 (see hdrToSdrFilter in shared/media/raw-video-decode.ts). */
   hdr?: HdrSignal;
   /**
@@ -99,6 +106,7 @@ export class FfmpegRepository {
   private readonly ffprobePath: string;
   private readonly probeTimeoutMs: number;
   private readonly urlPolicy: UrlDestinationPolicy;
+  private rawInterleaving?: Promise<boolean>;
 
   constructor(options: FfmpegRepositoryOptions = {}) {
     this.ffmpegPath = options.ffmpegPath ?? 'ffmpeg';
@@ -186,6 +194,22 @@ export class FfmpegRepository {
   }
 
   /**
+   * Whether this ffmpeg muxes two video streams into one rawvideo output, as `sourceOutput`
+   * needs: 5.1 does, and a build whose rawvideo muxer takes one stream only would fail the decode
+   * at its start. Asked once, with a 2-frame synthetic video.
+   */
+  interleavesRawStreams(): Promise<boolean> {
+    // prettier-ignore
+    this.rawInterleaving ??= runMedia(this.ffmpegPath, [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-f', 'lavfi', '-i', 'color=size=16x16:rate=10:duration=0.2',
+      '-filter_complex', '[0:v]split[a][b]', '-map', '[a]', '-map', '[b]',
+      '-c:v', 'rawvideo', '-pix_fmt:v:0', 'yuv420p', '-pix_fmt:v:1', 'rgb24', '-f', 'rawvideo', 'pipe:1',
+    ]).then((run) => run.code === 0);
+    return this.rawInterleaving;
+  }
+
+  /**
    * Decodes the video stream to raw RGB24 frames at source size and a constant frame rate.
    * Stopping early (break, return(), or the signal) kills ffmpeg: no process outlives the
    * iteration. Errors quote ffmpeg's last stderr line.
@@ -207,6 +231,7 @@ export class FfmpegRepository {
       fps,
       hdr: options.hdr,
       ...(options.modelInput ? { modelInput: options.modelInput } : {}),
+      ...(options.sourceOutput ? { sourceOutput: { pixelFormat: options.sourceOutput.pixelFormat }, colour: options.sourceOutput.colour } : {}),
     });
     const frameSize = options.modelInput ?? { width, height };
     const frameBytes = rawFrameBytes(frameSize.width, frameSize.height, 'rgb24');
@@ -221,8 +246,11 @@ export class FfmpegRepository {
     const startMs = options.startMs ?? 0;
     let index = 0;
     try {
-      for await (const data of reader.frames(frameBytes, source.name)) {
-        yield { index, timestampMs: startMs + (index * 1000) / fps, data };
+      // With a source output, each read is the source-size frame followed by this one (rawDecodeArgs).
+      const sourceBytes = options.sourceOutput ? rawFrameBytes(width, height, options.sourceOutput.pixelFormat) : 0;
+      for await (const both of reader.frames(sourceBytes + frameBytes, source.name)) {
+        const data = sourceBytes > 0 ? both.subarray(sourceBytes) : both;
+        yield { index, timestampMs: startMs + (index * 1000) / fps, data, ...(sourceBytes > 0 ? { source: both.subarray(0, sourceBytes) } : {}) };
         index++;
       }
       const { code, spawnError } = await exit;

@@ -9,7 +9,8 @@ import type { VideoStateStore } from '../shared/video-state.js';
 import { BackpressureGate, allocatedBytes, maxFramesInRedis } from './backpressure-gate.js';
 import type { FfmpegRepository, VideoProbe } from './ffmpeg.repository.js';
 import { planModelInput, type ModelInputSpec } from '../shared/model-input-plan.js';
-import { rawFrameBytes } from '../shared/media/raw-pixel-format.js';
+import { rawFrameBytes, sinkSourceFormat } from '../shared/media/raw-pixel-format.js';
+import type { SourceFrameHandoff, SourceFrameHandoffs } from '../shared/source-frame-handoff.js';
 import { addFramesJob, addSinkJob, framesJob, recordDecodeFailure, type DecodeJobHandle, type JobQueue } from './producer-jobs.js';
 import { SceneCutDetector } from './scene-cut-detector.js';
 import { ModelInputFrames } from './model-input-frames.js';
@@ -33,6 +34,11 @@ export interface ProducerDependencies {
   /** The manifest's input sizing: each video's frames are resized to `planModelInput` of it. */
   modelInput: ModelInputSpec;
   logger: Logger;
+  /**
+   * Set where the sink runs in this process: a file's source frames, decoded once with the model
+   * input, are handed to it in memory instead of it decoding the file again. @defaultValue none
+   */
+  sourceHandoffs?: SourceFrameHandoffs;
 }
 
 export interface DecodeSummary {
@@ -59,15 +65,26 @@ export class ProducerService {
   async decodeVideo(job: DecodeJobHandle, signal?: AbortSignal): Promise<DecodeSummary> {
     const data = parseJob(decodeVideoJobSchema, QueueName.Videos, job.data);
     const log = this.deps.logger.child({ videoId: data.videoId });
+    const handed: { off?: SourceFrameHandoff } = {};
     try {
-      return await this.run(data, job, log, signal);
+      const summary = await this.run(data, job, log, handed, signal);
+      handed.off?.finishDecode();
+      return summary;
     } catch (error) {
+      // Its sink decodes the file itself from the first frame it lacks.
+      handed.off?.abandon();
       await recordDecodeFailure({ states: this.deps.states, log }, data.videoId, job, error, 'decode', signal);
       throw error;
     }
   }
 
-  private async run(data: DecodeVideoJob, job: DecodeJobHandle, log: Logger, signal?: AbortSignal): Promise<DecodeSummary> {
+  private async run(
+    data: DecodeVideoJob,
+    job: DecodeJobHandle,
+    log: Logger,
+    handed: { off?: SourceFrameHandoff },
+    signal?: AbortSignal,
+  ): Promise<DecodeSummary> {
     const { ffmpeg, frameStore, states, queues, settings, modelInput } = this.deps;
     const { videoId } = data;
     const started = performance.now();
@@ -89,6 +106,15 @@ export class ProducerService {
             ...(probe.colour ? { colour: probe.colour } : {}),
           }
         : undefined;
+    // Without the source in Redis, the producer needs only the model's input, which ffmpeg can
+    // make itself: the full-size frame then never crosses the pipe, unless the sink of this
+    // process takes it from this decode (opened before the sink, waiting for the probe facts
+    // below, can look for it).
+    const inputs = new ModelInputFrames(plan, probe.width, probe.height, { sourceNeeded: sourceDecode === undefined });
+    const sourceFormat = sinkSourceFormat(probe.width, probe.height);
+    if (sourceDecode && inputs.decodeOptions.modelInput && this.deps.sourceHandoffs && (await ffmpeg.interleavesRawStreams())) {
+      handed.off = this.deps.sourceHandoffs.open(videoId, rawFrameBytes(probe.width, probe.height, sourceFormat));
+    }
     const limits = {
       highWaterFrames: settings.highWaterFrames,
       highWaterBytes: settings.highWaterBytes,
@@ -131,9 +157,6 @@ export class ProducerService {
     if (resumedFrom > 0) log.info({ resumedFrom, sinkFrames }, 'resuming decode after the last enqueued frame');
     const gate = new BackpressureGate(states, videoId, limits, before?.checkpointFrames ?? 0);
     const detector = new SceneCutDetector({ threshold: settings.sceneThreshold, minSceneFrames: settings.minSceneFrames });
-    // Without the source in Redis, the producer needs only the model's input, which ffmpeg can
-    // make itself: the full-size frame then never crosses the pipe.
-    const inputs = new ModelInputFrames(plan, probe.width, probe.height, { sourceNeeded: sourceDecode === undefined });
 
     let scene = -1;
     let sceneStartFrame = 0;
@@ -170,6 +193,7 @@ export class ProducerService {
       startMs: probe.startMs,
       hdr: probe.hdr,
       ...inputs.decodeOptions,
+      ...(handed.off ? { sourceOutput: { pixelFormat: sourceFormat, colour: probe.colour } } : {}),
       signal,
       onDecodeErrors,
     })) {
@@ -182,6 +206,10 @@ export class ProducerService {
         if (scene > 0) log.debug({ scene, startFrame: frame.index, distance: detector.lastDistance }, 'scene cut');
       }
       if (frame.index >= resumedFrom) {
+        if (handed.off && frame.source && !(await handed.off.put(frame.index, frame.source, flush, signal))) {
+          log.debug({ frame: frame.index }, 'no sink of this process takes the source frames: it decodes them itself');
+          handed.off = undefined;
+        }
         const input = await inputs.input(frame.data);
         // A copy: the decoder reuses frame.data for the next frame.
         pixels.push({ index: frame.index, source: sourceDecode ? undefined : Buffer.from(frame.data), input });

@@ -3,6 +3,7 @@ import { jobLockOptions, type StreamsegConfig } from '../shared/config.js';
 import { ErrorCode, errorLine, jobFailure } from '../shared/errors/index.js';
 import { FrameStore } from '../shared/frame-store.js';
 import { videoIdSchema } from '../shared/job-schemas.js';
+import type { SourceFrameHandoffs } from '../shared/source-frame-handoff.js';
 import type { Logger } from '../shared/logger.js';
 import { JobName, QueueName, assertHandlersComplete, queuePrefixFor } from '../shared/queues.js';
 import { createRedis } from '../shared/redis.js';
@@ -33,6 +34,8 @@ export interface StartProducerOptions {
   liveConcurrency?: number;
   /** Defaults to the ffmpeg/ffprobe on PATH. */
   ffmpeg?: FfmpegRepository;
+  /** Where a file's source frames go to the sink of this process (see ProducerDependencies). @defaultValue none */
+  sourceHandoffs?: SourceFrameHandoffs;
 }
 
 export interface ProducerHandle {
@@ -87,6 +90,7 @@ export async function startProducer(options: StartProducerOptions): Promise<Prod
     settings: config,
     modelInput,
     logger,
+    ...(options.sourceHandoffs ? { sourceHandoffs: options.sourceHandoffs } : {}),
   });
   // Live videos (rtsp/udp/HLS URLs, or options.live): streamed as frames arrive, never paused.
   const liveService = new LiveProducerService({

@@ -78,6 +78,15 @@ export const configSchema = z.object({
    */
   sourceFrames: z.enum(['sink', 'redis']).default('sink'),
   /**
+   * `STREAMSEG_SOURCE_HANDOFF_BYTES`: with `sourceFrames=sink`, a process that runs both the
+   * producer and the sink (`streamseg run`) has its producer hand each decoded source frame to
+   * its sink in memory instead of the sink decoding the file again (shared/source-frame-handoff.ts),
+   * holding at most this many bytes of frames at once (a 640x360 frame is 346 kB, 1920x1080
+   * 3.1 MB); the producer waits for the sink when they are full. Below 8 frames' worth, and at
+   * 0, the sink decodes itself. @defaultValue 67108864 (64 MiB)
+   */
+  sourceHandoffBytes: intFrom(0).default(64 * 1024 * 1024),
+  /**
    * `STREAMSEG_ENCODER_PRESET`: x264 preset of annotated.mp4. `superfast` costs ~3 ms less CPU per
    * 640x360 frame than `veryfast` for ~8% larger files, on a pipeline that shares its cores with
    * inference; the sinks of one video must agree (segments are joined without re-encoding).
@@ -284,6 +293,7 @@ const ENV_NAMES: Record<keyof StreamsegConfig, string> = {
   frameTtlSeconds: 'STREAMSEG_FRAME_TTL_SECONDS',
   overlayAlpha: 'STREAMSEG_OVERLAY_ALPHA',
   sourceFrames: 'STREAMSEG_SOURCE_FRAMES',
+  sourceHandoffBytes: 'STREAMSEG_SOURCE_HANDOFF_BYTES',
   encoderPreset: 'STREAMSEG_ENCODER_PRESET',
   executionProvider: 'STREAMSEG_EXECUTION_PROVIDER',
   intraOpThreads: 'STREAMSEG_INTRA_OP_THREADS',

@@ -4,15 +4,17 @@ import path from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FfmpegRepository } from '../../src/producers/ffmpeg.repository.js';
 import { LetterboxResizer } from '../../src/producers/letterbox-resizer.js';
-import { ProducerService, type DecodeProgress, type ProducerSettings } from '../../src/producers/producer.service.js';
+import { ProducerService, type DecodeProgress, type ProducerDependencies, type ProducerSettings } from '../../src/producers/producer.service.js';
 import { startProducer } from '../../src/producers/producer.worker.js';
 import { loadConfig } from '../../src/shared/config.js';
 import { planModelInput } from '../../src/shared/model-input-plan.js';
 import { FrameStore } from '../../src/shared/frame-store.js';
-import { segmentFramesJobSchema, type DecodeVideoJob, type SegmentFramesJob } from '../../src/shared/job-schemas.js';
+import { assembleVideoJobSchema, segmentFramesJobSchema, type DecodeVideoJob, type SegmentFramesJob } from '../../src/shared/job-schemas.js';
+import { SourceFrameHandoffs, type SourceFrameHandoff } from '../../src/shared/source-frame-handoff.js';
+import { SourceDecoderRepository } from '../../src/workers/sink/source-decoder.repository.js';
 import { JobName, QUEUE_PREFIX, QueueName } from '../../src/shared/queues.js';
 import { videoKeys } from '../../src/shared/redis-keys.js';
 import { VideoStateStore } from '../../src/shared/video-state.js';
@@ -55,8 +57,8 @@ function fakeJob(data: DecodeVideoJob, attemptsMade = 0) {
   };
 }
 
-function service(overrides: Partial<ProducerSettings> = {}) {
-  return new ProducerService({
+function serviceDependencies(overrides: Partial<ProducerSettings> = {}): ProducerDependencies {
+  return {
     ffmpeg: new FfmpegRepository(),
     frameStore,
     states,
@@ -64,7 +66,11 @@ function service(overrides: Partial<ProducerSettings> = {}) {
     settings: { ...settings, ...overrides },
     modelInput: MODEL_INPUT,
     logger,
-  });
+  };
+}
+
+function service(overrides: Partial<ProducerSettings> = {}) {
+  return new ProducerService(serviceDependencies(overrides));
 }
 
 async function submit(videoId: string, file: string, extra: Partial<DecodeVideoJob['options']> = {}): Promise<DecodeVideoJob> {
@@ -243,6 +249,46 @@ describe('ProducerService on a real video and a real Redis', () => {
       // the letterbox bars (20 rows above the 160x120 content) are black
       expect(input.subarray(0, MODEL_INPUT.width * 3 * 20).every((b) => b === 0)).toBe(true);
     }
+  });
+
+  it('with the sink in this process, hands it every source frame exactly as its own decode of the file makes them, from the one decode', async () => {
+    const data = await submit('vidhandoff', videoFile);
+    const handoffs = new SourceFrameHandoffs(64 * 1024 * 1024);
+    const producer = new ProducerService({ ...serviceDependencies({ sourceFrames: 'sink' }), sourceHandoffs: handoffs });
+    expect(await producer.decodeVideo(fakeJob(data).handle)).toMatchObject({ totalFrames: 30, scenes: 2 });
+    const sinkJob = (await sinkQueue.getJobs(['waiting'])).find((job) => job.data.videoId === 'vidhandoff')!;
+    const { sourceDecode } = assembleVideoJobSchema.parse(sinkJob.data);
+    const own: Buffer[] = [];
+    for await (const frame of new SourceDecoderRepository().decodeSourceFrames(sourceDecode!, 'yuv420p')) own.push(Buffer.from(frame));
+    expect(own).toHaveLength(30);
+    const handoff = handoffs.claim('vidhandoff')!;
+    expect(handoffs.bytesHeld).toBe(30 * own[0]!.length);
+    for (let index = 0; index < 30; index++) {
+      const handed = handoff.take(index)!;
+      expect(handed.equals(own[index]!)).toBe(true);
+      handoff.giveBack(handed);
+    }
+    // The model inputs are those of the decode without the second output.
+    const inputs = await frameStore.getInputs('vidhandoff', [0, 29]);
+    await redis.flushall();
+    const plain = await submit('vidplain', videoFile);
+    await service({ sourceFrames: 'sink' }).decodeVideo(fakeJob(plain).handle);
+    expect(await frameStore.getInputs('vidplain', [0, 29])).toEqual(inputs);
+  });
+
+  it('with no sink of this process taking the frames, gives the handoff up once its budget is spent and decodes on', async () => {
+    const data = await submit('vidnosink', videoFile);
+    const frameBytes = SOURCE.width * SOURCE.height * 1.5;
+    const handoffs = new SourceFrameHandoffs(10 * frameBytes);
+    const opened = vi.spyOn(handoffs, 'open');
+    const producer = new ProducerService({ ...serviceDependencies({ sourceFrames: 'sink' }), sourceHandoffs: handoffs });
+    expect(await producer.decodeVideo(fakeJob(data).handle)).toMatchObject({ totalFrames: 30, scenes: 2 });
+    const handoff = opened.mock.results[0]!.value as SourceFrameHandoff;
+    expect(handoff.frameBytes).toBe(frameBytes);
+    expect(handoff.take(0)).toBeUndefined();
+    expect(handoffs.bytesHeld).toBe(0);
+    expect(handoffs.claim('vidnosink')).toBeUndefined();
+    expect(await framesJobsOf('vidnosink')).not.toHaveLength(0);
   });
 
   it('enqueues nothing twice when the decode is retried', async () => {

@@ -132,6 +132,26 @@ describe('video fidelity: streamseg run on real files (issue 14)', () => {
     for (const line of masks) expect(line.size).toEqual([479, 641]);
   });
 
+  it.each([
+    { size: '320x240', layout: 'yuv420p' },
+    { size: '321x241', layout: 'rgb24' },
+  ])('$size ($layout): the sink takes its source frames from the producer of the run, the same as its own decode of the file', async ({ size }) => {
+    const input = path.join(dir, `handoff-${size}.mp4`);
+    await ffmpeg(['-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=10:duration=2`, ...X264, '-pix_fmt', 'yuv444p', input]);
+    const handedDir = path.join(dir, `handoff-${size}`);
+    const handed = await runCli(['run', input, '--out', handedDir, '--no-progress'], { ...ENV, LOG_LEVEL: 'debug' });
+    expect(handed.code).toBe(0);
+    expect(handed.stderr).toContain('source frames handed over by the producer of this process');
+    expect(handed.stderr).not.toContain('decoding the input file from here');
+    const ownDir = path.join(dir, `own-decode-${size}`);
+    const ownEnv = { ...ENV, STREAMSEG_SOURCE_HANDOFF_BYTES: '0' };
+    expectCleanRun(await runCli(['run', input, '--out', ownDir, '--no-progress'], ownEnv), ownDir);
+    const [a, b] = await Promise.all([readFile(path.join(handedDir, 'annotated.mp4')), readFile(path.join(ownDir, 'annotated.mp4'))]);
+    expect(a.equals(b)).toBe(true);
+    const masks = async (outDir: string) => (await readFile(path.join(outDir, 'masks.ndjson'), 'utf8')).replace(/"cacheHit":[a-z]+,/g, '');
+    expect(await masks(handedDir)).toEqual(await masks(ownDir));
+  });
+
   it('audio: AAC is copied, Opus transcoded to AAC, and --no-audio drops it', async () => {
     const sine = ['-f', 'lavfi', '-i', 'sine=frequency=440:duration=2'];
     const aac = path.join(dir, 'aac.mp4');

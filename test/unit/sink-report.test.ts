@@ -94,10 +94,10 @@ describe('encoder arguments', () => {
     expect(encoderArgs({ width: 640, height: 360, fps: 25 }, 'x').slice(0, 12)).toContain('rgb24');
     const decode = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25, pixelFormat: 'yuv420p' });
     expect(decode[decode.indexOf('-pix_fmt') + 1]).toBe('yuv420p');
-    expect(decode[decode.indexOf('-vf') + 1]).toContain('scale=640:360:out_color_matrix=bt709:out_range=tv,fps=25');
+    expect(decode[decode.indexOf('-vf') + 1]).toContain('fps=25,scale=640:360:out_color_matrix=bt709:out_range=tv');
     const rgb = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25 });
     expect(rgb[rgb.indexOf('-pix_fmt') + 1]).toBe('rgb24');
-    expect(rgb[rgb.indexOf('-vf') + 1]).toContain('scale=640:360,fps=25');
+    expect(rgb[rgb.indexOf('-vf') + 1]).toContain('fps=25,scale=640:360');
   });
 
   it('converts a BT.601 or untagged 8-bit 4:2:0 stream with the colorspace filter, anything else with swscale', () => {
@@ -105,7 +105,7 @@ describe('encoder arguments', () => {
       const args = rawDecodeArgs({ locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25, pixelFormat: 'yuv420p', colour, hdr });
       return args[args.indexOf('-vf') + 1]!;
     };
-    const matrixOnly = 'scale=640:360,colorspace=ispace=smpte170m:iprimaries=bt709:itrc=bt709:irange=tv:all=bt709:range=tv:fast=1:format=yuv420p,fps=25';
+    const matrixOnly = 'fps=25,scale=640:360,colorspace=ispace=smpte170m:iprimaries=bt709:itrc=bt709:irange=tv:all=bt709:range=tv:fast=1:format=yuv420p';
     for (const colour of [
       { pixelFormat: 'yuv420p' },
       { pixelFormat: 'yuv420p', matrix: 'smpte170m', range: 'tv' },
@@ -124,12 +124,44 @@ describe('encoder arguments', () => {
       { pixelFormat: 'yuv444p' },
     ]) {
       expect(isBt601Yuv420p(colour)).toBe(false);
-      expect(filters(colour)).toContain('scale=640:360:out_color_matrix=bt709:out_range=tv,fps=25');
+      expect(filters(colour)).toContain('fps=25,scale=640:360:out_color_matrix=bt709:out_range=tv');
     }
     // HDR is tone-mapped to RGB first: swscale makes the yuv420p from there.
     const hdr: HdrSignal = { transfer: 'smpte2084', primaries: 'bt2020', matrix: 'bt2020nc', range: 'tv' };
     expect(filters({ pixelFormat: 'yuv420p' }, hdr)).toContain('tonemap=hable');
     expect(filters({ pixelFormat: 'yuv420p' }, hdr)).not.toContain('colorspace=');
+  });
+
+  it("with a source output, splits one decode into two streams of one rawvideo output: the sink decode's frame, then the model input", () => {
+    const plan = { width: 224, height: 128, rect: { x: 0, y: 0, width: 224, height: 128 } };
+    const common = { locator: 'file:/in.mp4', protocols: 'file', width: 640, height: 360, fps: 25, colour: { pixelFormat: 'yuv420p' } };
+    const args = rawDecodeArgs({ ...common, modelInput: plan, sourceOutput: { pixelFormat: 'yuv420p' } });
+    const sink = rawDecodeArgs({ ...common, pixelFormat: 'yuv420p' });
+    const producer = rawDecodeArgs({ ...common, modelInput: plan });
+    const [shared, branches] = [
+      args[args.indexOf('-filter_complex') + 1]!.split(',split[main][source];')[0]!,
+      args[args.indexOf('-filter_complex') + 1]!.split(';'),
+    ];
+    // Each branch is exactly the chain of the decode it replaces, after the same deinterlace and fps.
+    expect(`${shared.replace('[0:v:0]', '')},${branches[1]!.replace(/^\[main\]|\[mainOut\]$/g, '')}`).toBe(producer[producer.indexOf('-vf') + 1]);
+    expect(`${shared.replace('[0:v:0]', '')},${branches[2]!.replace(/^\[source\]|\[sourceOut\]$/g, '')}`).toBe(sink[sink.indexOf('-vf') + 1]);
+    expect(args.slice(args.indexOf('-filter_complex') + 2)).toEqual([
+      '-map',
+      '[sourceOut]',
+      '-map',
+      '[mainOut]',
+      '-fps_mode',
+      'passthrough',
+      '-c:v',
+      'rawvideo',
+      '-pix_fmt:v:0',
+      'yuv420p',
+      '-pix_fmt:v:1',
+      'rgb24',
+      '-f',
+      'rawvideo',
+      'pipe:1',
+    ]);
   });
 
   it('passes the configured preset to x264', () => {

@@ -62,46 +62,87 @@ export interface RawDecodeArgsOptions {
    * into `rect` and padded black to `width`×`height` (a `ModelInputPlan`).
    */
   modelInput?: ModelInputPlan;
+  /**
+   * Also write each frame at source size in this layout, exactly as the sink's own decode makes
+   * it: one decode feeds the producer's model input and the sink's source frames
+   * (SourceFrameHandoff). Each frame on stdout is then the source-size frame followed by the
+   * other (see rawDecodeArgs).
+   */
+  sourceOutput?: { pixelFormat: RawPixelFormat };
 }
 
-/** ffmpeg arguments decoding one video stream to raw frames on stdout at `width`×`height` and `fps`. */
+/**
+ * ffmpeg arguments decoding one video stream to raw frames on stdout at `width`×`height` and
+ * `fps`. With `sourceOutput`, the decoded frame is split in two streams of one rawvideo output:
+ * the muxer interleaves them by timestamp, the lower stream first on a tie, so stdout carries
+ * source frame 0, frame 0, source frame 1, frame 1… Two outputs (stdout and pipe:3) are not
+ * written in lockstep: ffmpeg sometimes writes one a frame ahead of the other, and a reader that
+ * takes them frame for frame then waits on one pipe while ffmpeg blocks on the other (it hung
+ * within 1200 frames). Not every ffmpeg muxes two streams into rawvideo: see
+ * FfmpegRepository.interleavesRawStreams.
+ */
 export function rawDecodeArgs(options: RawDecodeArgsOptions): string[] {
   const { width, height, fps } = options;
   const pixelFormat = options.pixelFormat ?? 'rgb24';
   if (options.modelInput && pixelFormat !== 'rgb24') throw new RangeError(`a model input is RGB24; ${pixelFormat} was asked for`);
-  // yuv420p comes out BT.709, limited range, as the encoder tags annotated.mp4 (playerSafeFilter);
-  // swscale converts only what differs (a full-range or RGB/HDR stage), a BT.709 stream passes through.
-  const scale = pixelFormat === 'yuv420p' ? toBt709Yuv420p(width, height, options.hdr ? undefined : options.colour) : `scale=${width}:${height}`;
+  const stream = options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`;
+  // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
+  // reach the model and the annotated video otherwise (it refuses tiny frames, which are
+  // never interlaced video). The fps filter does the resampling (it rounds to the nearest
+  // frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s at 5 fps
+  // gave 17 frames, the fps filter gives 15). Its output is constant-rate already: passthrough
+  // keeps ffmpeg from inventing frames to fill the gap before a first frame that is not at 0
+  // (an MKV starting at 0.042 s behind audio at 0 gave one frame too many). It comes before
+  // every per-frame conversion, so frames it drops are never converted; the frames come out
+  // the same as with it last (checked byte for byte at 10, 24 and 30 fps from 24).
+  //
+  // HDR (PQ or HLG, BT.2020) is tone-mapped to SDR BT.709 after deinterlacing: read as SDR
+  // it would reach the model and annotated.mp4 washed out, with shifted colours.
+  const common = [
+    ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
+    ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
+    `fps=${fps}`,
+  ];
+  const main = [toLayout(pixelFormat, options), ...(options.modelInput ? modelInputFilters(options.modelInput) : [])];
+  const input = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', options.protocols, '-i', options.locator];
+  if (!options.sourceOutput) {
+    return [
+      ...input,
+      '-map',
+      stream,
+      '-an',
+      '-sn',
+      '-dn',
+      '-vf',
+      [...common, ...main].join(','),
+      '-fps_mode',
+      'passthrough',
+      '-f',
+      'rawvideo',
+      '-pix_fmt',
+      pixelFormat,
+      'pipe:1',
+    ];
+  }
+  const source = options.sourceOutput.pixelFormat;
+  const graph = `[${stream}]${common.join(',')},split[main][source];[main]${main.join(',')}[mainOut];[source]${toLayout(source, options)}[sourceOut]`;
   // prettier-ignore
   return [
-    '-hide_banner', '-nostdin', '-loglevel', 'error',
-    '-protocol_whitelist', options.protocols,
-    '-i', options.locator,
-    '-map', options.streamIndex === undefined ? '0:v:0' : `0:${options.streamIndex}`,
-    '-an', '-sn', '-dn',
-    // bwdif deinterlaces the frames flagged interlaced (and only those): combed fields would
-    // reach the model and the annotated video otherwise (it refuses tiny frames, which are
-    // never interlaced video). scale pins the output size to the
-    // probed one: a stream that changes resolution midway would otherwise change the frame
-    // size under the reader's feet. The fps filter does the resampling (it rounds to the
-    // nearest frame and drops the tail cleanly); `-r` alone duplicates frames at the end (3 s
-    // at 5 fps gave 17 frames, the fps filter gives 15). Its output is constant-rate already:
-    // passthrough keeps ffmpeg from inventing frames to fill the gap before a first frame
-    // that is not at 0 (an MKV starting at 0.042 s behind audio at 0 gave one frame too many).
-    //
-    // HDR (PQ or HLG, BT.2020) is tone-mapped to SDR BT.709 after deinterlacing: read as SDR
-    // it would reach the model and annotated.mp4 washed out, with shifted colours.
-    '-vf', [
-      ...(Math.min(width, height) >= MIN_DEINTERLACE_SIDE ? ['bwdif=mode=send_frame:deint=interlaced'] : []),
-      ...(options.hdr ? [hdrToSdrFilter(options.hdr)] : []),
-      scale,
-      `fps=${fps}`,
-      ...(options.modelInput ? modelInputFilters(options.modelInput) : []),
-    ].join(','),
-    '-fps_mode', 'passthrough',
-    '-f', 'rawvideo', '-pix_fmt', pixelFormat,
-    'pipe:1',
+    ...input, '-filter_complex', graph, '-map', '[sourceOut]', '-map', '[mainOut]',
+    '-fps_mode', 'passthrough', '-c:v', 'rawvideo', '-pix_fmt:v:0', source, '-pix_fmt:v:1', pixelFormat, '-f', 'rawvideo', 'pipe:1',
   ];
+}
+
+/**
+ * The scale to `width`×`height` in `format`. scale pins the output size to the probed one: a
+ * stream that changes resolution midway would otherwise change the frame size under the
+ * reader's feet. yuv420p comes out BT.709, limited range, as the encoder tags annotated.mp4
+ * (playerSafeFilter); swscale converts only what differs (a full-range or RGB/HDR stage), a
+ * BT.709 stream passes through.
+ */
+function toLayout(format: RawPixelFormat, options: RawDecodeArgsOptions): string {
+  const { width, height } = options;
+  return format === 'yuv420p' ? toBt709Yuv420p(width, height, options.hdr ? undefined : options.colour) : `scale=${width}:${height}`;
 }
 
 /**

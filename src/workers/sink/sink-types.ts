@@ -4,6 +4,7 @@ import type { AssembleVideoJob, SourceDecode } from '../../shared/job-schemas.js
 import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
 import type { Logger } from '../../shared/logger.js';
 import type { VideoStateStore } from '../../shared/video-state.js';
+import type { SourceFrameHandoffs } from '../../shared/source-frame-handoff.js';
 import type { FrameStreamRepository } from './frame-stream.repository.js';
 import type { LiveOutput, LiveOutputOptions } from './live-output.repository.js';
 import type { OverlayRepository } from './overlay.repository.js';
@@ -75,6 +76,8 @@ export interface SinkDependencies {
   checkpoints: SinkCheckpointStore;
   /** Decodes a file's source frames when the producer left them out of Redis. @defaultValue SourceDecoderRepository (ffmpeg from PATH) */
   sourceDecoder?: SourceFrameDecoder;
+  /** Source frames the producer of this process hands over (`streamseg run`); unset: none. */
+  sourceHandoffs?: SourceFrameHandoffs;
   /** Encodes one segment of annotated.mp4 (its `file` is a segment file) from frames in `pixelFormat`. */
   createEncoder(options: { file: string; width: number; height: number; fps: number; pixelFormat: RawPixelFormat }): FrameEncoder;
   /** Joins the closed segments (and the source's audio) into annotated.mp4. @defaultValue concatSegments (ffmpeg from PATH) */

@@ -4,6 +4,7 @@ import { jobLockOptions, type StreamsegConfig } from '../../shared/config.js';
 import { errorCodeOf, jobFailure } from '../../shared/errors/index.js';
 import { FrameStore } from '../../shared/frame-store.js';
 import type { Logger } from '../../shared/logger.js';
+import type { SourceFrameHandoffs } from '../../shared/source-frame-handoff.js';
 import { jobFailures } from '../../shared/metrics.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
 import { JobName, QueueName, assertHandlersComplete, queuePrefixFor } from '../../shared/queues.js';
@@ -34,6 +35,8 @@ export interface StartSinkOptions {
   settings?: SinkSettings;
   /** Outputs are written only under this directory. @defaultValue `config.outDir` (STREAMSEG_OUT) */
   outputRoot?: string;
+  /** Source frames the producer of this process hands over (SinkDependencies). @defaultValue none */
+  sourceHandoffs?: SourceFrameHandoffs;
 }
 
 export interface SinkHandle {
@@ -77,6 +80,7 @@ export async function startSink(options: StartSinkOptions): Promise<SinkHandle> 
     ),
     checkpoints: new SinkCheckpointStore(dataConnection, config.frameTtlSeconds),
     sourceDecoder: new SourceDecoderRepository(options.ffmpegPath),
+    ...(options.sourceHandoffs ? { sourceHandoffs: options.sourceHandoffs } : {}),
     createEncoder: (encoder) => new VideoEncoderRepository({ ...encoder, preset: config.encoderPreset, ffmpegPath: options.ffmpegPath }),
     joinSegments: (segments, output, media) => concatSegments(segments, output, options.ffmpegPath, media),
     outputRoot: path.resolve(options.outputRoot ?? config.outDir),

@@ -5,12 +5,14 @@ import { ErrorCode, FrameError } from '../../shared/errors/index.js';
 import type { FrameStore } from '../../shared/frame-store.js';
 import type { SourceDecode } from '../../shared/job-schemas.js';
 import type { RawPixelFormat } from '../../shared/media/raw-pixel-format.js';
+import type { SourceFrameHandoff } from '../../shared/source-frame-handoff.js';
 import type { SourceFrameDecoder } from './sink-types.js';
 
 /**
  * Where the file sink gets each frame's source pixels, in frame order: from Redis, where the
- * producer stored them, or from its own decode of the input file (STREAMSEG_SOURCE_FRAMES=sink).
- * A frame returned is valid until the next call.
+ * producer stored them, from its own decode of the input file (STREAMSEG_SOURCE_FRAMES=sink),
+ * or from the producer of the same process (SourceFrameHandoff). A frame returned is valid until
+ * the next call.
  */
 export interface SourceFrames {
   /** The layout of the frames handed out. */
@@ -107,5 +109,49 @@ export class DecodedSourceFrames implements SourceFrames {
       `the sink decodes this video's source frames from the input file itself and cannot: ${reason}. Give sinks read access to the producers' input files, or set STREAMSEG_SOURCE_FRAMES=redis on the producers`,
       { cause },
     );
+  }
+}
+
+/**
+ * The frames the producer of this process decoded and handed over (SourceFrameHandoff): no
+ * second decode. From the first frame the handoff lacks (it was given up, or this sink resumed
+ * a video before where the producer put frames), the sink's own decode (`ownDecode`) takes
+ * over, so the frames are the same either way.
+ */
+export class HandedSourceFrames implements SourceFrames {
+  private lent?: Buffer;
+  private own?: SourceFrames;
+
+  constructor(
+    private readonly handoff: SourceFrameHandoff,
+    readonly pixelFormat: RawPixelFormat,
+    private readonly ownDecode: () => SourceFrames,
+    /** Told the frame the sink's own decode took over at. */
+    private readonly onOwnDecode: (index: number) => void = () => {},
+  ) {}
+
+  async prefetch(): Promise<void> {}
+
+  async frame(index: number): Promise<Uint8Array> {
+    this.giveBackLent();
+    if (!this.own) {
+      this.lent = this.handoff.take(index);
+      if (this.lent) return this.lent;
+      this.handoff.abandon();
+      this.own = this.ownDecode();
+      this.onOwnDecode(index);
+    }
+    return this.own.frame(index);
+  }
+
+  async close(): Promise<void> {
+    this.giveBackLent();
+    this.handoff.abandon();
+    await this.own?.close();
+  }
+
+  private giveBackLent(): void {
+    if (this.lent) this.handoff.giveBack(this.lent);
+    this.lent = undefined;
   }
 }

@@ -18,7 +18,8 @@ import { SegmentFiles } from './segment-files.js';
 import type { SinkCheckpoint } from './sink-checkpoint.store.js';
 import { readRunningVideo, waitForProbeFacts, type ProbedState } from './probe-facts.js';
 import { SourceMask } from './source-mask.js';
-import { DecodedSourceFrames, RedisSourceFrames, type SourceFrames } from './source-frames.js';
+import { DecodedSourceFrames, HandedSourceFrames, RedisSourceFrames, type SourceFrames } from './source-frames.js';
+import type { SourceDecode } from '../../shared/job-schemas.js';
 import { SourceDecoderRepository } from './source-decoder.repository.js';
 import { FrameBufferRing } from './frame-buffer-ring.js';
 import { rawFrameBytes, sinkSourceFormat } from '../../shared/media/raw-pixel-format.js';
@@ -82,14 +83,7 @@ export class VideoAssembly {
     const { scenes, buffer } = await this.resume(video);
     const mask = new SourceMask(video);
     const { sourceDecode } = this.run.data;
-    this.sources = sourceDecode
-      ? new DecodedSourceFrames(
-          this.deps.sourceDecoder ?? new SourceDecoderRepository(),
-          sourceDecode,
-          sinkSourceFormat(sourceDecode.width, sourceDecode.height),
-          signal,
-        )
-      : new RedisSourceFrames(this.deps.frameStore, videoId);
+    this.sources = sourceDecode ? this.fileSourceFrames(sourceDecode) : new RedisSourceFrames(this.deps.frameStore, videoId);
     this.annotated = new FrameBufferRing(rawFrameBytes(video.sourceWidth, video.sourceHeight, this.sources.pixelFormat));
     this.blocking = this.deps.openBlockingConnection();
     this.blocking.on('error', (error) => this.run.log.warn({ err: error }, 'sink blocking connection error'));
@@ -145,6 +139,19 @@ export class VideoAssembly {
     await this.segments.recover(checkpoint.segments);
     this.masks = await MaskWriter.open(this.files.masks, this.deps.classNames, checkpoint.masksBytes);
     return { scenes: new SceneTracker(checkpoint.scenes), buffer: new ReorderBuffer<FrameResultItem>(checkpoint.frames) };
+  }
+
+  /** A file's source frames: handed over by the producer of this process where it did, else decoded here. */
+  private fileSourceFrames(decode: SourceDecode): SourceFrames {
+    const { videoId, signal, log } = this.run;
+    const pixelFormat = sinkSourceFormat(decode.width, decode.height);
+    const ownDecode = () => new DecodedSourceFrames(this.deps.sourceDecoder ?? new SourceDecoderRepository(), decode, pixelFormat, signal);
+    const handoff = this.deps.sourceHandoffs?.claim(videoId);
+    if (!handoff) return ownDecode();
+    log.debug('source frames handed over by the producer of this process');
+    return new HandedSourceFrames(handoff, pixelFormat, ownDecode, (index) =>
+      log.info({ frame: index }, 'source frames no longer handed over by the producer: decoding the input file from here'),
+    );
   }
 
   /**
