@@ -136,7 +136,7 @@ describe('HandedSourceFrames', () => {
     expect(decoder.opened).toBe(0);
   });
 
-  it("decodes the file itself from the first frame the handoff lacks, with the same frames", async () => {
+  it('decodes the file itself from the first frame the handoff lacks, with the same frames', async () => {
     const handoffs = new SourceFrameHandoffs(FRAME * 8);
     const handoff = handoffs.open('v', FRAME)!;
     const decoder = fakeDecoder(6);
