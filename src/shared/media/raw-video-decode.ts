@@ -106,22 +106,10 @@ export function rawDecodeArgs(options: RawDecodeArgsOptions): string[] {
   const main = [toLayout(pixelFormat, options), ...(options.modelInput ? modelInputFilters(options.modelInput) : [])];
   const input = ['-hide_banner', '-nostdin', '-loglevel', 'error', '-protocol_whitelist', options.protocols, '-i', options.locator];
   if (!options.sourceOutput) {
+    // prettier-ignore
     return [
-      ...input,
-      '-map',
-      stream,
-      '-an',
-      '-sn',
-      '-dn',
-      '-vf',
-      [...common, ...main].join(','),
-      '-fps_mode',
-      'passthrough',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      pixelFormat,
-      'pipe:1',
+      ...input, '-map', stream, '-an', '-sn', '-dn', '-vf', [...common, ...main].join(','),
+      '-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', pixelFormat, 'pipe:1',
     ];
   }
   const source = options.sourceOutput.pixelFormat;
