@@ -107,9 +107,8 @@ export class ProducerService {
           }
         : undefined;
     // Without the source in Redis, the producer needs only the model's input, which ffmpeg can
-    // make itself: the full-size frame then never crosses the pipe, unless the sink of this
-    // process takes it from this decode (opened before the sink, waiting for the probe facts
-    // below, can look for it).
+    // make itself. A sink in this process takes the source frames from this same decode: their
+    // handoff is opened before the probe facts below, which that sink waits for before it looks.
     const inputs = new ModelInputFrames(plan, probe.width, probe.height, { sourceNeeded: sourceDecode === undefined });
     const sourceFormat = sinkSourceFormat(probe.width, probe.height);
     if (sourceDecode && inputs.decodeOptions.modelInput && this.deps.sourceHandoffs && (await ffmpeg.interleavesRawStreams())) {
