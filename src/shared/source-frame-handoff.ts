@@ -71,6 +71,8 @@ export class SourceFrameHandoffs {
   /** @internal Frees bytes and wakes every producer waiting for room. */
   free(bytes: number): void {
     this.heldBytes -= bytes;
+    // Called for every frame the sink gives back; a producer is rarely waiting.
+    if (this.waiting.size === 0) return;
     const waiting = [...this.waiting];
     this.waiting.clear();
     waiting.forEach((wake) => wake());
