@@ -40,14 +40,23 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import ort from 'onnxruntime-node';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
 import { loadConfig, type StreamsegConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
 import { planModelInput } from '../src/shared/model-input-plan.js';
 import { loadModelPackage, type ModelPackage } from '../src/shared/model-manifest.js';
-import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
-import { BENCH_CACHE_DIR, benchVideo, median, pipelineFeeds, probeVideo, run, runPipeline, type PipelineResult } from './pipeline-common.js';
+import {
+  BENCH_CACHE_DIR,
+  benchVideo,
+  loadWorkerNetwork,
+  median,
+  pipelineFeeds,
+  probeVideo,
+  run,
+  runPipeline,
+  type PipelineResult,
+  type WorkerNetwork,
+} from './pipeline-common.js';
 import { runRaw, type RawResult } from './raw-ort.js';
 
 const { values } = parseArgs({
@@ -170,9 +179,8 @@ interface Model {
   name: string;
   config: StreamsegConfig;
   pkg: ModelPackage;
-  session: ort.InferenceSession;
-  /** The same network with one intra-op thread. */
-  oneThread: ort.InferenceSession;
+  /** The network as the worker runs it, with ORT's threads and with one intra-op thread. */
+  network: WorkerNetwork;
   size: { width: number; height: number };
   note: string;
 }
@@ -196,13 +204,10 @@ try {
     const imported = name === 'default' ? undefined : await importedPackage(name as (typeof IMPORTED)[number]);
     const config = loadConfig({ logLevel, outDir: tmp, ...(imported ? { modelDir: imported.dir } : {}) });
     const pkg = await loadModelPackage(config.modelDir);
-    const session = await ort.InferenceSession.create(pkg.modelPath, { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] });
-    const oneThread = await ort.InferenceSession.create(pkg.modelPath, {
-      ...segmentationSessionOptions({ intraOpThreads: 1 }),
-      executionProviders: [config.executionProvider],
-    });
+    // Raw ORT runs the network as the worker does (LoRA branches folded where the package allows).
+    const network = await loadWorkerNetwork(pkg, config, logger);
     const size = planModelInput(pkg.manifest.input, probe.width, probe.height);
-    loaded.push({ name, config, pkg, session, oneThread, size, note: imported?.note ?? `${config.modelDir} as shipped` });
+    loaded.push({ name, config, pkg, network, size, note: imported?.note ?? `${config.modelDir} as shipped` });
   }
   const { batchFrames, intraOpThreads, inferenceThreads, workerConcurrency } = loaded[0]!.config;
   const cores = os.cpus().length;
@@ -223,7 +228,7 @@ try {
   // Page every model in before anything is timed.
   for (const m of loaded) {
     const { feeds } = await pipelineFeeds(m.config, m.pkg, undefined);
-    await runRaw(m.session, m.pkg, feeds, { batchFrames, size: m.size, minBatches: 2, minSeconds: 0.5 });
+    await runRaw(m.network.session, m.pkg, m.network.feeds(feeds), { batchFrames, size: m.size, minBatches: 2, minSeconds: 0.5 });
   }
   const samples = new Map<string, Sample[]>(loaded.map((m) => [m.name, []]));
   for (let r = 0; r < Number(values.rounds); r++) {
@@ -238,8 +243,8 @@ try {
       // adapter merged into the feeds), not the base model of a scene retrieval left unadapted.
       const adaptedScenes = { ...pipeline.report, scenes: pipeline.report.scenes.filter((sc) => sc.adapters.length > 0) };
       const lora = await pipelineFeeds(m.config, m.pkg, adaptedScenes);
-      const raw = await runRaw(m.session, m.pkg, lora.feeds, { batchFrames, size: m.size, minBatches: 6, minSeconds: 4 });
-      const rawOneThread = await runRaw(m.oneThread, m.pkg, lora.feeds, { batchFrames, size: m.size, minBatches: 4, minSeconds: 3 });
+      const raw = await runRaw(m.network.session, m.pkg, m.network.feeds(lora.feeds), { batchFrames, size: m.size, minBatches: 6, minSeconds: 4 });
+      const rawOneThread = await runRaw(m.network.oneThread, m.pkg, m.network.feeds(lora.feeds), { batchFrames, size: m.size, minBatches: 4, minSeconds: 3 });
       samples.get(m.name)!.push({ pipeline, raw, rawOneThread, retrieval: seen, lora: lora.label, load });
     }
   }
@@ -304,7 +309,7 @@ try {
     );
   }
 } finally {
-  for (const m of loaded) await Promise.all([m.session.release(), m.oneThread.release()]);
+  for (const m of loaded) await m.network.release();
   await redis?.stop();
   await rm(tmp, { recursive: true, force: true });
 }

@@ -12,6 +12,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import ort from 'onnxruntime-node';
 import { PipelineClient } from '../src/shared/pipeline-client.js';
 import { startRoles, type RunningRoles } from '../src/cli/roles.js';
 import { waitForVideo } from '../src/cli/video-waiter.js';
@@ -21,6 +22,9 @@ import type { ModelPackage } from '../src/shared/model-manifest.js';
 import { videoKeys } from '../src/shared/redis-keys.js';
 import { cpuSeconds, mergedFeeds, type PipelineFeeds } from './raw-ort.js';
 import type { VideoReport } from '../src/workers/sink/report-builder.js';
+import type { LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js';
+import { loadFoldedGraph } from '../src/workers/segmentation/folded-graph.js';
+import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
 
 export const run = promisify(execFile);
 
@@ -175,4 +179,42 @@ export async function runPipeline(
 export async function pipelineFeeds(config: StreamsegConfig, pkg: ModelPackage, report: VideoReport | undefined): Promise<PipelineFeeds> {
   const scene = report?.scenes.slice().sort((a, b) => b.frames - a.frames)[0];
   return mergedFeeds(config, pkg, scene?.adapters.map((a) => ({ name: a.name, weight: a.weight })) ?? []);
+}
+
+/** The segmentation network as the worker runs it, for raw ORT runs beside the pipeline. */
+export interface WorkerNetwork {
+  /** With the worker's session options (ORT's own threads unless STREAMSEG_INTRA_OP_THREADS). */
+  session: ort.InferenceSession;
+  /** One intra-op thread, as each of the worker's sessions has on 2 cores. */
+  oneThread: ort.InferenceSession;
+  /** The package graph with its LoRA inputs, when the worker runs another (folded) one. */
+  packageGraph?: ort.InferenceSession;
+  /** Feeds of the package graph (class embeddings, LoRA A and B) as `session` takes them. */
+  feeds(lora: LoraFeeds): LoraFeeds;
+  release(): Promise<void>;
+}
+
+/** Loads the worker's network: the package graph with its LoRA branches folded into the weights where it allows (folded-graph.ts). */
+export async function loadWorkerNetwork(pkg: ModelPackage, config: StreamsegConfig, logger: Logger): Promise<WorkerNetwork> {
+  const options = { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] };
+  const oneThreadOptions = { ...segmentationSessionOptions({ intraOpThreads: 1 }), executionProviders: [config.executionProvider] };
+  const packageGraph = await ort.InferenceSession.create(pkg.modelPath, options);
+  const folded = await loadFoldedGraph(pkg, packageGraph, options, logger);
+  if (!folded) {
+    const oneThread = await ort.InferenceSession.create(pkg.modelPath, oneThreadOptions);
+    return {
+      session: packageGraph,
+      oneThread,
+      feeds: (lora) => lora,
+      release: async () => void (await Promise.all([packageGraph.release(), oneThread.release()])),
+    };
+  }
+  const oneThread = await ort.InferenceSession.create(folded.bytes, oneThreadOptions);
+  return {
+    session: folded.session,
+    oneThread,
+    packageGraph,
+    feeds: (lora) => folded.feeds.convert(lora),
+    release: async () => void (await Promise.all([folded.session.release(), oneThread.release(), packageGraph.release()])),
+  };
 }

@@ -3,7 +3,9 @@
  *   (a) frames/s of producer + segmentation worker + sink, in this process, on a private
  *       redis-server, segmenting a rendered street video (as `streamseg run` does);
  *   (b) frames/s of bare ONNX Runtime `session.run` on the same model, batch size, input
- *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options;
+ *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options,
+ *       on the network as the worker runs it (LoRA branches folded into the weights where the
+ *       package allows, folded-graph.ts; the package graph with its LoRA inputs is printed too);
  *   (c) their ratio. Target: pipeline/raw >= 0.8;
  *   (d) a ceiling for (a): the CPU per frame of raw ORT (the cheaper of (b) and a session with
  *       one intra-op thread, as the worker's sessions have on 2 cores) plus that of ffmpeg
@@ -12,7 +14,8 @@
  *       at least this work, so (d)/(b) bounds the ratio (c) from above;
  *   (e) frames/s of the plain sequential loop a user would write instead (issue 16,
  *       bench/sequential-loop.ts): ffmpeg decode → resize → ORT → overlay → ffmpeg encode and
- *       masks.ndjson, one batch after another, with raw ORT's feeds, in a node process of its
+ *       masks.ndjson, one batch after another, with raw ORT's feeds fed to the package graph
+ *       as a user would (its LoRA inputs; streamseg's folding is its own), in a node process of its
  *       own with node's default settings (bench/sequential-loop-process.ts): the V8 heap
  *       settings a pipeline process makes (src/shared/pipeline-heap.ts) are process-wide and
  *       would reach a loop run in this process. pipeline/sequential is what streamseg's
@@ -41,7 +44,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Command } from 'ioredis';
-import ort from 'onnxruntime-node';
 import { startEmbeddedRedis, type EmbeddedRedis } from '../src/cli/embedded-redis.js';
 import { loadConfig, type StreamsegConfig } from '../src/shared/config.js';
 import { createLogger } from '../src/shared/logger.js';
@@ -49,10 +51,9 @@ import { planModelInput } from '../src/shared/model-input-plan.js';
 import { QUEUE_PREFIX } from '../src/shared/queues.js';
 import { createRedis } from '../src/shared/redis.js';
 import { loadModelPackage } from '../src/shared/model-manifest.js';
-import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
 import { encoderArgs } from '../src/workers/sink/video-encoder.repository.js';
 import { decode, decompress, type CocoRleString } from '../src/workers/sink/coco-rle.js';
-import { benchVideo, median, pipelineFeeds, probeVideo, run, runPipeline, type PipelineResult } from './pipeline-common.js';
+import { benchVideo, loadWorkerNetwork, median, pipelineFeeds, probeVideo, run, runPipeline, type PipelineResult } from './pipeline-common.js';
 import { cpuSeconds, runRaw, type RawResult } from './raw-ort.js';
 import { rawRgbDecodeArgs, type SequentialResult } from './sequential-loop.js';
 import type { SequentialProcessResult, SequentialSpec } from './sequential-loop-process.js';
@@ -317,24 +318,16 @@ try {
   redis = await startEmbeddedRedis();
   const infoRedis = createRedis(redis.url);
   // The worker's session options (threads, no spinning, optimisation level), on this thread:
-  // nothing but ORT itself between the feeds and the logits.
-  const rawSession = await ort.InferenceSession.create(pkg.modelPath, {
-    ...segmentationSessionOptions(config),
-    executionProviders: [config.executionProvider],
-  });
-  await runRaw(rawSession, pkg, (await pipelineFeeds(config, pkg, undefined)).feeds, {
+  // nothing but ORT itself between the feeds and the logits, and the network as the worker runs
+  // it: with its LoRA branches folded into the weights where the package allows.
+  const network = await loadWorkerNetwork(pkg, config, logger);
+  const { session: rawSession, oneThread: oneThreadSession, packageGraph } = network;
+  await runRaw(rawSession, pkg, network.feeds((await pipelineFeeds(config, pkg, undefined)).feeds), {
     batchFrames: config.batchFrames,
     size: modelSize,
     minBatches: 5,
     minSeconds: 1,
   }); // page the model in before anything is timed
-  // With several inference threads the worker gives each session a share of the cores (one
-  // thread each on 2 cores), which costs less CPU per frame than ORT's own threading: the
-  // ceiling takes the cheaper of the two, so that it stays a bound.
-  const oneThreadSession = await ort.InferenceSession.create(pkg.modelPath, {
-    ...segmentationSessionOptions({ intraOpThreads: 1 }),
-    executionProviders: [config.executionProvider],
-  });
 
   // Rounds of [pipeline, raw]: on a shared machine the load changes from minute to minute,
   // so each pipeline run is compared with the raw sample taken right after it (same feeds).
@@ -342,6 +335,7 @@ try {
     pipeline: PipelineResult;
     raw: RawResult;
     rawOneThread: RawResult;
+    rawPackage: RawResult;
     ceiling: CeilingResult;
     sequential: SequentialRound;
     traffic: RedisTraffic;
@@ -365,8 +359,20 @@ try {
       usedMemoryPeak: (await redisInfo(infoRedis, 'memory')).get('used_memory_peak')!,
     };
     const lora = await pipelineFeeds(config, pkg, pipeline.report);
-    const raw = await runRaw(rawSession, pkg, lora.feeds, { batchFrames: config.batchFrames, size: modelSize, minBatches: 20, minSeconds: 8 });
-    const rawOneThread = await runRaw(oneThreadSession, pkg, lora.feeds, { batchFrames: config.batchFrames, size: modelSize, minBatches: 10, minSeconds: 4 });
+    const raw = await runRaw(rawSession, pkg, network.feeds(lora.feeds), { batchFrames: config.batchFrames, size: modelSize, minBatches: 20, minSeconds: 8 });
+    // With several inference threads the worker gives each session a share of the cores (one
+    // thread each on 2 cores), which costs less CPU per frame than ORT's own threading: the
+    // ceiling takes the cheaper of the two, so that it stays a bound.
+    const rawOneThread = await runRaw(oneThreadSession, pkg, network.feeds(lora.feeds), {
+      batchFrames: config.batchFrames,
+      size: modelSize,
+      minBatches: 10,
+      minSeconds: 4,
+    });
+    // What the sequential loop runs: the package graph, fed its LoRA inputs.
+    const rawPackage = packageGraph
+      ? await runRaw(packageGraph, pkg, lora.feeds, { batchFrames: config.batchFrames, size: modelSize, minBatches: 10, minSeconds: 4 })
+      : raw;
     const outputFps = config.fps ?? probe.fps;
     const size = { width: probe.width, height: probe.height, fps: outputFps };
     const ceiling = await runCeiling(video, size, raw, rawOneThread);
@@ -383,16 +389,20 @@ try {
     });
     const check = await checkOutputs(pipelineDir, pipeline.frames, loop);
     const sequential = { ...loop, cpu, check };
-    rounds.push({ pipeline, raw, rawOneThread, ceiling, sequential, traffic, lora: lora.label, load });
+    rounds.push({ pipeline, raw, rawOneThread, rawPackage, ceiling, sequential, traffic, lora: lora.label, load });
   }
-  await rawSession.release();
-  await oneThreadSession.release();
+  await network.release();
   infoRedis.disconnect();
 
   const row = (label: string, value: string, note = '') => console.log(`${label.padEnd(44)}${value.padStart(10)}  ${note}`);
   const fps = (x: number) => x.toFixed(2);
   console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
-  rounds.forEach(({ pipeline, raw, rawOneThread, ceiling, sequential, traffic, load }, r) => {
+  console.log(
+    packageGraph
+      ? 'network of (b), (d) and the pipeline: LoRA branches folded into the weights (folded-graph.ts); the loop (e) runs the package graph with its LoRA inputs'
+      : 'network: the package graph with its LoRA inputs everywhere (its branches cannot be folded)',
+  );
+  rounds.forEach(({ pipeline, raw, rawOneThread, rawPackage, ceiling, sequential, traffic, load }, r) => {
     const frames = pipeline.frames;
     const { timings } = pipeline.report;
     console.log('');
@@ -406,6 +416,12 @@ try {
       fps(rawOneThread.fps),
       `${rawOneThread.cpuMsPerFrame.toFixed(1)} ms CPU/frame against ${raw.cpuMsPerFrame.toFixed(1)} with ORT's own threads`,
     );
+    if (rawPackage !== raw)
+      row(
+        '    raw ORT, package graph with LoRA inputs',
+        fps(rawPackage.fps),
+        `${rawPackage.cpuMsPerFrame.toFixed(1)} ms CPU/frame, the network the loop (e) runs (ORT's own threads)`,
+      );
     row('(c) ratio pipeline/raw', (pipeline.steadyFps / raw.fps).toFixed(2), `end-to-end: ${(timings.framesPerSecond / raw.fps).toFixed(2)}`);
     row(
       '(d) ceiling: CPU of ORT + ffmpeg decode→encode',

@@ -5,7 +5,8 @@
  *
  *   ffmpeg decode pipe (RGB24, source size, output fps)
  *     → resize to the model input the producer plans (planModelInput + LetterboxResizer)
- *     → ORT session.run per batch → argmax
+ *     → ORT session.run per batch → argmax (the package's model.onnx fed its LoRA inputs, as the
+ *       package documents them; the worker's folding of the branches is streamseg's own)
  *     → class map upscaled to the source size, class colours blended over the source frame
  *       (MaskUnletterboxer + OverlayRepository, as the sink does)
  *     → ffmpeg encode pipe with the sink's encoderArgs, and masks.ndjson with COCO RLE lines

@@ -4,8 +4,11 @@ import ort from 'onnxruntime-node';
 import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
+import { loadFoldedGraph } from './folded-graph.js';
+import type { FoldedLoraFeeds } from './folded-lora-feeds.js';
 import { compareModelInterface } from './model-interface.js';
-import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest, WireTensor } from './onnx-session.thread.js';
+import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest } from './onnx-session.thread.js';
+import { ThreadFeedLedger } from './thread-feed-ledger.js';
 import { SegmentationEngine, engineSpecOf, type EngineCallOptions, type EngineResult, type FrameSize } from './segmentation-engine.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
@@ -87,6 +90,9 @@ export interface SegmentationOutput {
 /**
  * The only place streamseg talks to ONNX Runtime for segmentation. A session serves every
  * job and every adapter mix: LoRA weights are graph inputs, so nothing is rebuilt per scene.
+ * Where the package graph allows it, the session runs the network with its LoRA branches folded
+ * into the weights, fed W + B·A per merge (folded-graph.ts): the branches cost a fifth of the
+ * network's time per frame on models/default, for ΔW that stays the same for a whole scene.
  * By default each session lives on a worker thread (see onnx-session.thread.ts) and runs one
  * run at a time; `segment` may be called concurrently, and each run goes to the thread with the
  * fewest runs queued.
@@ -97,6 +103,8 @@ export class OnnxSessionRepository {
   private constructor(
     private readonly runner: InferenceRunner,
     readonly provider: ExecutionProvider,
+    /** Set when the network runs with its LoRA branches folded into the weights (folded-graph.ts). */
+    private readonly folded: FoldedLoraFeeds | undefined,
   ) {}
 
   /**
@@ -137,6 +145,11 @@ export class OnnxSessionRepository {
       await session.release().catch(() => undefined);
       throw new ModelError(ErrorCode.MODEL_MISMATCH, `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
     }
+    const folded = await loadFoldedGraph(pkg, session, { ...base, executionProviders: [provider] }, options.logger);
+    if (folded) {
+      await session.release().catch(() => undefined);
+      session = folded.session;
+    }
     const spec = engineSpecOf(pkg.manifest);
     let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
     // A GPU wants whole batches in one session; the split pays off where CPU cores are shared.
@@ -147,7 +160,10 @@ export class OnnxSessionRepository {
       // own with the same options (another load of a small file per thread, once per process).
       const sessionOptions = { ...segmentationSessionOptions({ intraOpThreads }), executionProviders: [provider] };
       try {
-        const started = await Promise.allSettled(Array.from({ length: threads }, () => ThreadRunner.start({ modelPath: pkg.modelPath, sessionOptions, spec })));
+        const model = folded?.bytes ?? pkg.modelPath;
+        const started = await Promise.allSettled(
+          Array.from({ length: threads }, () => ThreadRunner.start({ model, modelPath: pkg.modelPath, sessionOptions, spec })),
+        );
         const runners = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
         const failure = started.find((result) => result.status === 'rejected');
         if (failure) {
@@ -167,10 +183,11 @@ export class OnnxSessionRepository {
         intraOpThreads: intraOpThreads || 'auto',
         inferenceThreads: threads,
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
+        loraFolded: folded !== undefined,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
     );
-    return new OnnxSessionRepository(runner, provider);
+    return new OnnxSessionRepository(runner, provider, folded?.feeds);
   }
 
   /**
@@ -187,12 +204,13 @@ export class OnnxSessionRepository {
         throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
     });
     const call = { confidence: request.confidence === true };
+    const feeds = this.folded ? this.folded.convert(request.feeds) : request.feeds;
     const parts = await Promise.all(
       this.runsOf(frames).map((part) => {
         // One buffer of its own per run, handed to an inference thread without a copy.
         const batch = new Uint8Array(part.length * frameBytes);
         part.forEach((frame, slot) => batch.set(frame, slot * frameBytes));
-        return this.runner.segment(batch, part.length, size, request.feeds, request.classOf, call);
+        return this.runner.segment(batch, part.length, size, feeds, request.classOf, call);
       }),
     );
     const { masks, inferenceMs, confidence } = parts.length === 1 ? parts[0]! : joinResults(parts);
@@ -302,6 +320,7 @@ function threadEntry(): URL {
 class ThreadRunner implements InferenceRunner {
   readonly threads = 1;
   private nextId = 0;
+  private readonly feeds = new ThreadFeedLedger();
   private readonly pending = new Map<number, { resolve(output: EngineResult): void; reject(error: Error): void }>();
   private released?: Promise<void>;
   private exitError?: Error;
@@ -360,17 +379,16 @@ class ThreadRunner implements InferenceRunner {
     call: EngineCallOptions = {},
   ): Promise<EngineResult> {
     if (this.exitError) return Promise.reject(this.exitError);
-    const wire: Record<string, WireTensor> = {};
     for (const [name, tensor] of Object.entries(feeds)) {
       if (tensor.type !== 'float32')
         return Promise.reject(new ModelError(ErrorCode.MODEL_MISMATCH, `input "${name}" is ${tensor.type}; the segmentation network takes float32 inputs`));
-      // Cloned by postMessage (not transferred): callers keep cached LoRA and class tensors.
-      wire[name] = { data: tensor.data as Float32Array, dims: tensor.dims };
     }
+    // Sent data is cloned by postMessage (not transferred): callers keep cached LoRA and class tensors.
+    const wire = this.feeds.wire(feeds);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, size, feeds: wire, classOf, call };
+      const request: InferenceThreadRequest = { kind: 'segment', id, frames, count, size, feeds: wire.feeds, forget: wire.forget, classOf, call };
       this.worker.postMessage(request, [frames.buffer as ArrayBuffer]);
     });
   }

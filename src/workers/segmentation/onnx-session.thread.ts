@@ -11,19 +11,25 @@ import { SegmentationEngine, type EngineCallOptions, type EngineSpec, type Frame
 
 /** What the thread is started with (cloned into the thread). */
 export interface InferenceThreadInit {
+  /** The network to load: a file, or the bytes of one (the package's with its LoRA branches folded). */
+  model: string | Uint8Array;
+  /** The package's model file, for messages. */
   modelPath: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
   spec: EngineSpec;
 }
 
-/** A float32 tensor as it crosses threads: its data is copied (or transferred) with the message. */
-export interface WireTensor {
-  data: Float32Array;
-  dims: readonly number[];
-}
+/**
+ * A float32 feed as it crosses threads: with its data (copied) the first time, by id alone while
+ * the thread keeps it (ThreadFeedLedger decides which it keeps).
+ */
+export type WireTensor = { id: number; data: Float32Array; dims: readonly number[] } | { id: number };
 
 export type InferenceThreadRequest =
-  /** `frames` (transferred): `count` RGB24 frames of `size` back to back; `feeds`: the other graph inputs. */
+  /**
+   * `frames` (transferred): `count` RGB24 frames of `size` back to back; `feeds`: the other graph
+   * inputs; `forget`: feed ids to drop first.
+   */
   | {
       kind: 'segment';
       id: number;
@@ -31,6 +37,7 @@ export type InferenceThreadRequest =
       count: number;
       size: FrameSize;
       feeds: Record<string, WireTensor>;
+      forget: number[];
       classOf: Uint8Array;
       call: EngineCallOptions;
     }
@@ -52,7 +59,10 @@ async function main(): Promise<void> {
   let session: ort.InferenceSession;
   let engine: SegmentationEngine;
   try {
-    session = await ort.InferenceSession.create(init.modelPath, init.sessionOptions);
+    session =
+      typeof init.model === 'string'
+        ? await ort.InferenceSession.create(init.model, init.sessionOptions)
+        : await ort.InferenceSession.create(init.model, init.sessionOptions);
     engine = new SegmentationEngine(session, init.spec);
   } catch (error) {
     reply({ kind: 'load-failed', message: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) });
@@ -62,6 +72,7 @@ async function main(): Promise<void> {
   // Requests are handled one at a time, in order: ORT parallelises inside a run with its own
   // intra-op threads, and a queue keeps concurrent jobs from oversubscribing the cores.
   let queue = Promise.resolve();
+  const kept = new Map<number, ort.Tensor>();
   port.on('message', (request: InferenceThreadRequest) => {
     queue = queue.then(async () => {
       if (request.kind === 'release') {
@@ -71,8 +82,14 @@ async function main(): Promise<void> {
         return;
       }
       try {
+        for (const id of request.forget) kept.delete(id);
         const feeds: Record<string, ort.Tensor> = {};
-        for (const [name, tensor] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor('float32', tensor.data, tensor.dims);
+        for (const [name, wire] of Object.entries(request.feeds)) {
+          let tensor = kept.get(wire.id);
+          if ('data' in wire) kept.set(wire.id, (tensor = new ort.Tensor('float32', wire.data, wire.dims)));
+          if (!tensor) throw new Error(`feed "${name}" (id ${wire.id}) was not sent to this thread`);
+          feeds[name] = tensor;
+        }
         const { masks, inferenceMs, confidence } = await engine.segment(request.frames, request.count, request.size, feeds, request.classOf, request.call);
         reply({ kind: 'result', id: request.id, masks, inferenceMs, ...(confidence ? { confidence } : {}) }, [masks.buffer as ArrayBuffer]);
       } catch (error) {

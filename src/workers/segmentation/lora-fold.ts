@@ -1,0 +1,329 @@
+import type { LoraTarget } from '../../shared/model-manifest.js';
+import {
+  WIRE_FIXED32,
+  WIRE_LEN,
+  WireFormatError,
+  concatBytes,
+  lenRecord,
+  readFields,
+  repeatedVarints,
+  stringRecord,
+  textOf,
+  varintRecord,
+  type WireField,
+} from './onnx-wire.js';
+
+/**
+ * A LoRA target of the folded graph: the module's weight is a graph input, fed W + ΔW.
+ * `rows`: one row of `in` values per output, as a Conv weight [out, C, kh, kw] (in = C·kh·kw,
+ * the order A's rows take) or a Gemm's with transB, so ΔW = B·A as is; `columns`: the
+ * right-hand side of x·W, [in, out], so ΔWᵀ.
+ */
+export interface FoldedTarget {
+  inputA: string;
+  inputB: string;
+  /** The folded graph's input for this module's weight (the package graph's initializer name). */
+  weightInput: string;
+  dims: number[];
+  layout: 'rows' | 'columns';
+  in: number;
+  out: number;
+  /** The package's weight W, in the layout of `dims`. */
+  base: Float32Array;
+}
+
+export interface FoldedLoraModel {
+  /** The package's model.onnx without its LoRA branches; each target's weight is an input. */
+  bytes: Uint8Array;
+  targets: FoldedTarget[];
+}
+
+export type LoraFoldResult = { folded: FoldedLoraModel } | { reason: string };
+
+// Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto).
+const MODEL_GRAPH = 7;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const GRAPH_INPUT = 11;
+const GRAPH_OUTPUT = 12;
+const GRAPH_VALUE_INFO = 13;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const NODE_OP_TYPE = 4;
+const NODE_ATTRIBUTE = 5;
+const ATTRIBUTE_NAME = 1;
+const ATTRIBUTE_FLOAT = 2;
+const ATTRIBUTE_INT = 3;
+const TENSOR_DIMS = 1;
+const TENSOR_DATA_TYPE = 2;
+const TENSOR_FLOAT_DATA = 4;
+const TENSOR_NAME = 8;
+const TENSOR_RAW_DATA = 9;
+const TENSOR_DATA_LOCATION = 14;
+const VALUE_INFO_NAME = 1;
+const VALUE_INFO_TYPE = 2;
+const TYPE_TENSOR = 1;
+const TENSOR_TYPE_ELEM = 1;
+const TENSOR_TYPE_SHAPE = 2;
+const SHAPE_DIM = 1;
+const DIM_VALUE = 1;
+const FLOAT = 1;
+
+interface GraphNode {
+  fields: WireField[];
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+}
+
+interface Initializer {
+  fields: WireField[];
+  name: string;
+}
+
+class FoldRefused extends Error {}
+
+/**
+ * Rewrites the package graph so that each LoRA target's branch (x → A → B, added to the module's
+ * output) is gone and the module's weight becomes a graph input, fed the merged W + ΔW
+ * (foldLoraWeights). Per frame the network then costs what the base network costs: on
+ * models/default at 224x128, 2 frames per run, one thread, ~7.9 ms of CPU per frame instead of
+ * ~9.3 (bench/README.md). The branch is found from the graph alone: everything computed from a
+ * target's A and B up to the first Add that also takes a tensor not computed from them; the
+ * Add's other operand is the module's output, and the Conv, MatMul or Gemm that makes it
+ * (through a bias Add at most) holds W. Returns the reason instead when the graph does not have
+ * that shape; the caller then checks the result numerically against the package graph.
+ */
+export function foldLoraBranches(model: Uint8Array, targets: readonly LoraTarget[]): LoraFoldResult {
+  try {
+    return { folded: fold(model, targets) };
+  } catch (error) {
+    if (error instanceof FoldRefused || error instanceof WireFormatError) return { reason: error.message };
+    throw error;
+  }
+}
+
+function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraModel {
+  if (targets.length === 0) throw new FoldRefused('the manifest has no LoRA targets');
+  const modelFields = readFields(model);
+  const graphFields = readFields(single(modelFields, MODEL_GRAPH, 'graph').payload);
+  const nodes = graphFields.filter((f) => f.field === GRAPH_NODE).map((f) => parseNode(f.payload));
+  const initializers = new Map<string, Initializer>();
+  for (const f of graphFields.filter((f) => f.field === GRAPH_INITIALIZER)) {
+    const fields = readFields(f.payload);
+    const name = textOf(single(fields, TENSOR_NAME, 'initializer name').payload);
+    initializers.set(name, { fields, name });
+  }
+  const graphOutputs = new Set(graphFields.filter((f) => f.field === GRAPH_OUTPUT).map((f) => valueInfoName(f.payload)));
+  const producer = new Map<string, GraphNode>();
+  const consumers = new Map<string, GraphNode[]>();
+  for (const node of nodes) {
+    for (const output of node.outputs) producer.set(output, node);
+    for (const input of node.inputs) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+  }
+
+  const replace = new Map<string, string>();
+  const folded: FoldedTarget[] = [];
+  for (const target of targets) {
+    const branch = new Set([target.inputA, target.inputB]);
+    const joins = new Set<GraphNode>();
+    for (const queue = [...branch]; queue.length > 0;) {
+      for (const node of consumers.get(queue.pop()!) ?? []) {
+        if (node.opType === 'Add' && !node.inputs.every((input) => branch.has(input))) {
+          joins.add(node);
+          continue;
+        }
+        for (const output of node.outputs.filter((o) => !branch.has(o))) {
+          branch.add(output);
+          queue.push(output);
+        }
+      }
+    }
+    if (joins.size !== 1) throw new FoldRefused(`${target.module}: the LoRA branch joins the network at ${joins.size} Add nodes, not 1`);
+    const join = [...joins][0]!;
+    const moduleOutput = join.inputs.find((input) => !branch.has(input));
+    if (join.inputs.length !== 2 || moduleOutput === undefined)
+      throw new FoldRefused(`${target.module}: the Add that joins the LoRA branch has no single module operand`);
+    if (graphOutputs.has(join.outputs[0]!)) throw new FoldRefused(`${target.module}: the LoRA sum is a graph output`);
+    replace.set(join.outputs[0]!, moduleOutput);
+    folded.push(weightOf(target, moduleOutput, producer, initializers));
+  }
+  if (new Set(folded.map((t) => t.weightInput)).size !== folded.length) throw new FoldRefused('two LoRA targets share one weight');
+
+  const rewired = (name: string) => replace.get(name) ?? name;
+  // Keep what the graph's outputs still need once every join is bypassed.
+  const needed = new Set(graphOutputs);
+  const kept = new Set<GraphNode>();
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i]!;
+    if (!node.outputs.some((output) => needed.has(output))) continue;
+    kept.add(node);
+    for (const input of node.inputs) if (input) needed.add(rewired(input));
+  }
+  const loraInputs = new Set(targets.flatMap((t) => [t.inputA, t.inputB]));
+  for (const name of loraInputs) if (needed.has(name)) throw new FoldRefused(`"${name}" is still needed without the LoRA branches`);
+  const weightInputs = new Set(folded.map((t) => t.weightInput));
+  const declaredInputs = new Set(graphFields.filter((f) => f.field === GRAPH_INPUT).map((f) => valueInfoName(f.payload)));
+
+  const graph: Uint8Array[] = [];
+  let node = 0;
+  for (const f of graphFields) {
+    if (f.field === GRAPH_NODE) {
+      const current = nodes[node++]!;
+      if (kept.has(current)) graph.push(current.inputs.some((input) => replace.has(input)) ? lenRecord(GRAPH_NODE, rewireNode(current, rewired)) : f.record);
+    } else if (f.field === GRAPH_INITIALIZER) {
+      const name = textOf(single(readFields(f.payload), TENSOR_NAME, 'initializer name').payload);
+      if (needed.has(name) && !weightInputs.has(name)) graph.push(f.record);
+    } else if (f.field === GRAPH_INPUT) {
+      if (!loraInputs.has(valueInfoName(f.payload))) graph.push(f.record);
+    } else if (f.field === GRAPH_VALUE_INFO) {
+      if (needed.has(valueInfoName(f.payload))) graph.push(f.record);
+    } else graph.push(f.record);
+  }
+  for (const target of folded) if (!declaredInputs.has(target.weightInput)) graph.push(lenRecord(GRAPH_INPUT, floatInput(target.weightInput, target.dims)));
+  const bytes = concatBytes(modelFields.map((f) => (f.field === MODEL_GRAPH ? lenRecord(MODEL_GRAPH, concatBytes(graph)) : f.record)));
+  return { bytes, targets: folded };
+}
+
+function weightOf(
+  target: LoraTarget,
+  moduleOutput: string,
+  producer: ReadonlyMap<string, GraphNode>,
+  initializers: ReadonlyMap<string, Initializer>,
+): FoldedTarget {
+  let node = producer.get(moduleOutput);
+  // A Linear exports as MatMul then Add(bias): step over the bias.
+  if (node?.opType === 'Add') node = node.inputs.map((input) => producer.get(input)).find((p) => p?.opType === 'MatMul');
+  if (!node || !['Conv', 'MatMul', 'Gemm'].includes(node.opType))
+    throw new FoldRefused(`${target.module}: the LoRA branch is added to the output of ${node?.opType ?? 'a graph input'}, not a Conv, MatMul or Gemm`);
+  const weightName = node.inputs[1] ?? '';
+  const initializer = initializers.get(weightName);
+  if (!initializer) throw new FoldRefused(`${target.module}: the ${node.opType}'s weight "${weightName}" is not an initializer`);
+  const dims = repeatedVarints(initializer.fields, TENSOR_DIMS);
+  let layout: FoldedTarget['layout'];
+  let fits: boolean;
+  if (node.opType === 'Conv') {
+    if ((intAttribute(node, 'group') ?? 1) !== 1) throw new FoldRefused(`${target.module}: a grouped Conv`);
+    layout = 'rows';
+    fits = dims[0] === target.out && dims.slice(1).reduce((a, b) => a * b, 1) === target.in;
+  } else if (node.opType === 'Gemm') {
+    if ((intAttribute(node, 'transA') ?? 0) !== 0 || (floatAttribute(node, 'alpha') ?? 1) !== 1)
+      throw new FoldRefused(`${target.module}: a Gemm with transA or alpha`);
+    layout = intAttribute(node, 'transB') === 1 ? 'rows' : 'columns';
+    fits = dims.join('x') === (layout === 'rows' ? [target.out, target.in] : [target.in, target.out]).join('x');
+  } else {
+    layout = 'columns';
+    fits = dims.join('x') === [target.in, target.out].join('x');
+  }
+  if (!fits)
+    throw new FoldRefused(`${target.module}: ${node.opType} weight "${weightName}" is ${dims.join('x')}, not ${target.out} outputs of ${target.in} inputs`);
+  return {
+    inputA: target.inputA,
+    inputB: target.inputB,
+    weightInput: weightName,
+    dims,
+    layout,
+    in: target.in,
+    out: target.out,
+    base: floatsOf(initializer, target.in * target.out),
+  };
+}
+
+/** An INT attribute of a node (AttributeProto: name 1, f 2, i 3). */
+function intAttribute(node: GraphNode, name: string): number | undefined {
+  const attribute = attributeFields(node, name);
+  return attribute ? repeatedVarints(attribute, ATTRIBUTE_INT)[0] : undefined;
+}
+
+function floatAttribute(node: GraphNode, name: string): number | undefined {
+  const value = attributeFields(node, name)?.find((f) => f.field === ATTRIBUTE_FLOAT && f.wire === WIRE_FIXED32);
+  return value ? new DataView(value.record.buffer, value.record.byteOffset + value.record.length - 4, 4).getFloat32(0, true) : undefined;
+}
+
+function attributeFields(node: GraphNode, name: string): WireField[] | undefined {
+  for (const f of node.fields) {
+    if (f.field !== NODE_ATTRIBUTE) continue;
+    const fields = readFields(f.payload);
+    if (fields.some((a) => a.field === ATTRIBUTE_NAME && textOf(a.payload) === name)) return fields;
+  }
+  return undefined;
+}
+
+function floatsOf(initializer: Initializer, count: number): Float32Array {
+  const { fields, name } = initializer;
+  const type = repeatedVarints(fields, TENSOR_DATA_TYPE)[0];
+  if (type !== FLOAT) throw new FoldRefused(`weight "${name}" is not float32 (data type ${type})`);
+  if (repeatedVarints(fields, TENSOR_DATA_LOCATION)[0] === 1) throw new FoldRefused(`weight "${name}" is stored outside the model file`);
+  const raw = fields.find((f) => f.field === TENSOR_RAW_DATA);
+  const values = new Float32Array(count);
+  if (raw) {
+    if (raw.payload.length !== count * 4) throw new FoldRefused(`weight "${name}" has ${raw.payload.length} bytes, expected ${count * 4}`);
+    // ONNX stores raw_data little-endian, as every platform onnxruntime-node ships for.
+    new Uint8Array(values.buffer).set(raw.payload);
+    return values;
+  }
+  const view: number[] = [];
+  for (const f of fields.filter((f) => f.field === TENSOR_FLOAT_DATA)) {
+    const data = f.wire === WIRE_LEN ? f.payload : f.wire === WIRE_FIXED32 ? f.record.subarray(f.record.length - 4) : undefined;
+    if (!data) continue;
+    const floats = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    for (let at = 0; at + 4 <= data.byteLength; at += 4) view.push(floats.getFloat32(at, true));
+  }
+  if (view.length !== count) throw new FoldRefused(`weight "${name}" has ${view.length} values, expected ${count}`);
+  values.set(view);
+  return values;
+}
+
+function parseNode(payload: Uint8Array): GraphNode {
+  const fields = readFields(payload);
+  const strings = (field: number) => fields.filter((f) => f.field === field).map((f) => textOf(f.payload));
+  return { fields, opType: strings(NODE_OP_TYPE)[0] ?? '', inputs: strings(NODE_INPUT), outputs: strings(NODE_OUTPUT) };
+}
+
+/** The node with each input renamed; every other field as it was. */
+function rewireNode(node: GraphNode, rename: (name: string) => string): Uint8Array {
+  return concatBytes(node.fields.map((f) => (f.field === NODE_INPUT ? stringRecord(NODE_INPUT, rename(textOf(f.payload))) : f.record)));
+}
+
+function single(fields: readonly WireField[], field: number, what: string): WireField {
+  const found = fields.filter((f) => f.field === field && f.wire === WIRE_LEN);
+  if (found.length !== 1) throw new FoldRefused(`expected one ${what}, found ${found.length}`);
+  return found[0]!;
+}
+
+function valueInfoName(payload: Uint8Array): string {
+  const name = readFields(payload).find((f) => f.field === VALUE_INFO_NAME);
+  return name ? textOf(name.payload) : '';
+}
+
+/** ValueInfoProto of a float32 input with fixed dims. */
+function floatInput(name: string, dims: readonly number[]): Uint8Array {
+  const shape = concatBytes(dims.map((dim) => lenRecord(SHAPE_DIM, varintRecord(DIM_VALUE, dim))));
+  const tensorType = concatBytes([varintRecord(TENSOR_TYPE_ELEM, FLOAT), lenRecord(TENSOR_TYPE_SHAPE, shape)]);
+  return concatBytes([stringRecord(VALUE_INFO_NAME, name), lenRecord(VALUE_INFO_TYPE, lenRecord(TYPE_TENSOR, tensorType))]);
+}
+
+/**
+ * A target's weight with a LoRA pair folded in: W + B·A in the target's layout. `A` is
+ * [rank, in], `B` is [out, rank]; the result is written into `into` (same length as W).
+ */
+export function foldLoraWeights(target: FoldedTarget, A: Float32Array, B: Float32Array, rank: number, into: Float32Array): Float32Array {
+  const { in: cin, out: cout, base } = target;
+  if (A.length !== rank * cin || B.length !== cout * rank)
+    throw new RangeError(`LoRA pair for "${target.weightInput}" is not [${rank}, ${cin}] and [${cout}, ${rank}]`);
+  into.set(base);
+  for (let o = 0; o < cout; o++) {
+    for (let j = 0; j < rank; j++) {
+      const b = B[o * rank + j]!;
+      if (b === 0) continue;
+      const row = j * cin;
+      if (target.layout === 'rows') {
+        const at = o * cin;
+        for (let i = 0; i < cin; i++) into[at + i] = into[at + i]! + b * A[row + i]!;
+      } else {
+        for (let i = 0; i < cin; i++) into[i * cout + o] = into[i * cout + o]! + b * A[row + i]!;
+      }
+    }
+  }
+  return into;
+}
