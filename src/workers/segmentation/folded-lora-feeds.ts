@@ -20,11 +20,12 @@ export class FoldedLoraFeeds {
 
   /**
    * @param capacity merges whose folded weights are kept (each the size of the targets'
-   *   weights: 1.2 MB for models/default). @defaultValue 8
+   *   weights: 1.2 MB for models/default): the base model, the scenes being segmented, and one
+   *   to spare. A merge is rarely met again once its scene is over. @defaultValue 4
    */
   constructor(
     private readonly model: FoldedLoraModel,
-    private readonly capacity = 8,
+    private readonly capacity = 4,
   ) {
     this.baseWeights = Object.fromEntries(model.targets.map((target) => [target.weightInput, new ort.Tensor('float32', target.base, target.dims)]));
   }

@@ -23,8 +23,12 @@ export class ThreadFeedLedger {
   private readonly kept = new Map<number, number>();
   private keptBytes = 0;
 
-  /** @param budgetBytes what the thread may keep beyond the feeds of the run at hand. @defaultValue 48 MiB */
-  constructor(private readonly budgetBytes = 48 * 2 ** 20) {}
+  /**
+   * @param budgetBytes what the thread may keep beyond the feeds of the run at hand: the merges
+   *   FoldedLoraFeeds keeps for models/default (1.2 MB each); a larger network's merge is sent
+   *   again when the scene changes, a small cost next to its runs. @defaultValue 8 MiB
+   */
+  constructor(private readonly budgetBytes = 8 * 2 ** 20) {}
 
   /** The wire form of `feeds`, and the ids the thread is to drop before taking them. */
   wire(feeds: Readonly<Record<string, ort.Tensor>>): { feeds: Record<string, WireTensor>; forget: number[] } {
