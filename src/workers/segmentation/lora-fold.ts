@@ -175,7 +175,10 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
       const name = textOf(single(readFields(f.payload), TENSOR_NAME, 'initializer name').payload);
       if (needed.has(name) && !weightInputs.has(name)) graph.push(f.record);
     } else if (f.field === GRAPH_INPUT) {
-      if (!loraInputs.has(valueInfoName(f.payload))) graph.push(f.record);
+      // Before IR 4 every initializer is also listed as an input: one the folded graph no longer
+      // uses must go with it, or ORT would ask for it as a feed.
+      const name = valueInfoName(f.payload);
+      if (!loraInputs.has(name) && (needed.has(name) || !initializers.has(name))) graph.push(f.record);
     } else if (f.field === GRAPH_VALUE_INFO) {
       if (needed.has(valueInfoName(f.payload))) graph.push(f.record);
     } else graph.push(f.record);
