@@ -190,7 +190,7 @@ export interface WorkerNetwork {
   /** The package graph with its LoRA inputs, when the worker runs another (folded) one. */
   packageGraph?: ort.InferenceSession;
   /** Feeds of the package graph (class embeddings, LoRA A and B) as `session` takes them. */
-  feeds(lora: LoraFeeds): LoraFeeds;
+  feeds(lora: LoraFeeds): Promise<LoraFeeds>;
   release(): Promise<void>;
 }
 
@@ -205,7 +205,7 @@ export async function loadWorkerNetwork(pkg: ModelPackage, config: StreamsegConf
     return {
       session: packageGraph,
       oneThread,
-      feeds: (lora) => lora,
+      feeds: (lora) => Promise.resolve(lora),
       release: async () => void (await Promise.all([packageGraph.release(), oneThread.release()])),
     };
   }
@@ -215,6 +215,6 @@ export async function loadWorkerNetwork(pkg: ModelPackage, config: StreamsegConf
     oneThread,
     packageGraph,
     feeds: (lora) => folded.feeds.convert(lora),
-    release: async () => void (await Promise.all([folded.session.release(), oneThread.release(), packageGraph.release()])),
+    release: async () => void (await Promise.all([folded.session.release(), folded.feeds.release(), oneThread.release(), packageGraph.release()])),
   };
 }

@@ -322,7 +322,7 @@ try {
   // it: with its LoRA branches folded into the weights where the package allows.
   const network = await loadWorkerNetwork(pkg, config, logger);
   const { session: rawSession, oneThread: oneThreadSession, packageGraph } = network;
-  await runRaw(rawSession, pkg, network.feeds((await pipelineFeeds(config, pkg, undefined)).feeds), {
+  await runRaw(rawSession, pkg, await network.feeds((await pipelineFeeds(config, pkg, undefined)).feeds), {
     batchFrames: config.batchFrames,
     size: modelSize,
     minBatches: 5,
@@ -359,11 +359,16 @@ try {
       usedMemoryPeak: (await redisInfo(infoRedis, 'memory')).get('used_memory_peak')!,
     };
     const lora = await pipelineFeeds(config, pkg, pipeline.report);
-    const raw = await runRaw(rawSession, pkg, network.feeds(lora.feeds), { batchFrames: config.batchFrames, size: modelSize, minBatches: 20, minSeconds: 8 });
+    const raw = await runRaw(rawSession, pkg, await network.feeds(lora.feeds), {
+      batchFrames: config.batchFrames,
+      size: modelSize,
+      minBatches: 20,
+      minSeconds: 8,
+    });
     // With several inference threads the worker gives each session a share of the cores (one
     // thread each on 2 cores), which costs less CPU per frame than ORT's own threading: the
     // ceiling takes the cheaper of the two, so that it stays a bound.
-    const rawOneThread = await runRaw(oneThreadSession, pkg, network.feeds(lora.feeds), {
+    const rawOneThread = await runRaw(oneThreadSession, pkg, await network.feeds(lora.feeds), {
       batchFrames: config.batchFrames,
       size: modelSize,
       minBatches: 10,

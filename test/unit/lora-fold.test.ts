@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelPackage, type LoraTarget, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import { FoldedLoraFeeds } from '../../src/workers/segmentation/folded-lora-feeds.js';
-import { foldLoraBranches, foldLoraWeights, type FoldedLoraModel, type FoldedTarget } from '../../src/workers/segmentation/lora-fold.js';
+import { foldLoraBranches, type FoldedLoraModel, type FoldedTarget } from '../../src/workers/segmentation/lora-fold.js';
 import { OnnxSessionRepository } from '../../src/workers/segmentation/onnx-session.repository.js';
 import { ThreadFeedLedger } from '../../src/workers/segmentation/thread-feed-ledger.js';
 import { makeTestModel } from '../fixtures/test-model.js';
@@ -63,35 +63,40 @@ describe('folding LoRA branches into the weights', () => {
         manifest.classEmbeddings.dim,
       ]),
     };
-    const fold = new FoldedLoraFeeds(model);
+    const fold = await FoldedLoraFeeds.create(model);
     for (const lora of [loraFeeds(manifest.lora.targets, 3, 0), loraFeeds(manifest.lora.targets, 1, 2)]) {
       const want = (await original.run({ ...common, ...lora }))[manifest.output.name]!.data as Float32Array;
-      const got = (await rewritten.run(fold.convert({ ...common, ...lora })))[manifest.output.name]!.data as Float32Array;
+      const got = (await rewritten.run(await fold.convert({ ...common, ...lora })))[manifest.output.name]!.data as Float32Array;
       let worst = 0;
       let changed = 0;
       for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(want[i]! - got[i]!));
       // The adapter must matter, or agreeing would prove nothing.
-      const base = (await rewritten.run(fold.convert({ ...common, ...loraFeeds(manifest.lora.targets, 1, 0), ...zeroB(manifest.lora.targets) })))[
+      const base = (await rewritten.run(await fold.convert({ ...common, ...loraFeeds(manifest.lora.targets, 1, 0), ...zeroB(manifest.lora.targets) })))[
         manifest.output.name
       ]!.data as Float32Array;
       for (let i = 0; i < want.length; i++) changed = Math.max(changed, Math.abs(want[i]! - base[i]!));
       expect(worst).toBeLessThan(1e-3);
       expect(changed).toBeGreaterThan(1e-2);
     }
-    await Promise.all([original.release(), rewritten.release()]);
+    await Promise.all([original.release(), rewritten.release(), fold.release()]);
   });
 
-  it('adds B·A to each layout as the graph did: rows of a Conv weight, columns of a MatMul one', () => {
+  it('adds B·A to each layout as the graph did: rows of a Conv weight, columns of a MatMul one', async () => {
     const base = Float32Array.from({ length: 6 }, (_, i) => i);
-    const A = Float32Array.from([1, 2, 3, -1, 0, 1]); // [rank 2, in 3]
-    const B = Float32Array.from([1, 0, 2, -1]); // [out 2, rank 2]
+    const A = new ort.Tensor('float32', Float32Array.from([1, 2, 3, -1, 0, 1]), [2, 3]); // [rank 2, in 3]
+    const B = new ort.Tensor('float32', Float32Array.from([1, 0, 2, -1]), [2, 2]); // [out 2, rank 2]
     // ΔW = B·A = [[1, 2, 3], [3, 4, 5]] as [out, in].
-    const conv: FoldedTarget = { inputA: 'a', inputB: 'b', weightInput: 'w', dims: [2, 3, 1, 1], layout: 'rows', in: 3, out: 2, base };
-    expect([...foldLoraWeights(conv, A, B, 2, new Float32Array(6))]).toEqual([0 + 1, 1 + 2, 2 + 3, 3 + 3, 4 + 4, 5 + 5]);
-    const matmul: FoldedTarget = { ...conv, dims: [3, 2], layout: 'columns' };
+    const conv: FoldedTarget = { inputA: 'a', inputB: 'b', weightInput: 'conv.w', dims: [2, 3, 1, 1], layout: 'rows', in: 3, out: 2, base };
     // W is [in 3, out 2]: W[i][o] += ΔW[o][i].
-    expect([...foldLoraWeights(matmul, A, B, 2, new Float32Array(6))]).toEqual([0 + 1, 1 + 3, 2 + 2, 3 + 4, 4 + 3, 5 + 5]);
-    expect(() => foldLoraWeights(conv, A, B, 3, new Float32Array(6))).toThrow(RangeError);
+    const matmul: FoldedTarget = { inputA: 'c', inputB: 'd', weightInput: 'mm.w', dims: [3, 2], layout: 'columns', in: 3, out: 2, base };
+    const feeds = await FoldedLoraFeeds.create({ bytes: new Uint8Array(), targets: [conv, matmul] });
+    const folded = await feeds.convert({ a: A, b: B, c: A, d: B });
+    expect([...(folded['conv.w']!.data as Float32Array)]).toEqual([0 + 1, 1 + 2, 2 + 3, 3 + 3, 4 + 4, 5 + 5]);
+    expect(folded['conv.w']!.dims).toEqual([2, 3, 1, 1]);
+    expect([...(folded['mm.w']!.data as Float32Array)]).toEqual([0 + 1, 1 + 3, 2 + 2, 3 + 4, 4 + 3, 5 + 5]);
+    // A pair whose rank does not line up is ORT's error, and no weights are kept for it.
+    await expect(feeds.convert({ a: A, b: new ort.Tensor('float32', new Float32Array(6), [2, 3]), c: A, d: B })).rejects.toThrow();
+    await feeds.release();
   });
 
   it('gives a reason instead of a graph when the branches are not where the manifest says', () => {
@@ -127,24 +132,25 @@ describe('FoldedLoraFeeds', () => {
     b: new ort.Tensor('float32', Float32Array.from(b), [2, 1]),
   });
 
-  it('folds each merge once, passes other feeds through, and feeds W itself for zero LoRA', () => {
-    const feeds = new FoldedLoraFeeds({ bytes: new Uint8Array(), targets: [target] }, 2);
+  it('folds each merge once, passes other feeds through, and feeds W itself for zero LoRA', async () => {
+    const feeds = await FoldedLoraFeeds.create({ bytes: new Uint8Array(), targets: [target] }, 2);
     const classes = new ort.Tensor('float32', new Float32Array(4), [2, 2]);
     const merge = pair([1, 1], [1, 0]);
-    const first = feeds.convert({ ...merge, classes });
+    const first = await feeds.convert({ ...merge, classes });
     expect(Object.keys(first).sort()).toEqual(['classes', 'w']);
     expect(first.classes).toBe(classes);
     expect([...(first.w!.data as Float32Array)]).toEqual([2, 3, 3, 4]);
-    expect(feeds.convert({ ...merge, classes }).w).toBe(first.w);
+    expect((await feeds.convert({ ...merge, classes })).w).toBe(first.w);
 
-    const zero = feeds.convert(pair([5, 5], [0, 0]));
+    const zero = await feeds.convert(pair([5, 5], [0, 0]));
     expect(zero.w!.data).toBe(target.base);
     // Capacity 2: a third merge pushes out the least recently used (the first), which is then folded anew.
-    feeds.convert(pair([0, 1], [1, 1]));
-    const again = feeds.convert({ ...merge, classes });
+    await feeds.convert(pair([0, 1], [1, 1]));
+    const again = await feeds.convert({ ...merge, classes });
     expect(again.w).not.toBe(first.w);
     expect([...(again.w!.data as Float32Array)]).toEqual([2, 3, 3, 4]);
-    expect(() => feeds.convert({ a: merge.a })).toThrow(/no float32 feed "b"/);
+    await expect(feeds.convert({ a: merge.a })).rejects.toThrow(/no float32 feed "b"/);
+    await feeds.release();
   });
 });
 

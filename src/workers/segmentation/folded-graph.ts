@@ -10,6 +10,7 @@ export interface FoldedGraph {
   bytes: Uint8Array;
   /** A session of it, already created and checked. */
   session: ort.InferenceSession;
+  /** Turns LoRA feeds into its weight feeds; released with the session. */
   feeds: FoldedLoraFeeds;
 }
 
@@ -35,9 +36,10 @@ export async function loadFoldedGraph(
     return undefined;
   }
   let session: ort.InferenceSession | undefined;
+  let feeds: FoldedLoraFeeds | undefined;
   try {
     session = await ort.InferenceSession.create(result.folded.bytes, sessionOptions);
-    const feeds = new FoldedLoraFeeds(result.folded);
+    feeds = await FoldedLoraFeeds.create(result.folded);
     const mismatch = await compareGraphs(pkg, packageSession, session, feeds, result.folded);
     if (mismatch === undefined) return { bytes: result.folded.bytes, session, feeds };
     logger.warn({ model: pkg.manifest.name, mismatch }, 'LoRA branches kept in the network: the folded graph gave other logits');
@@ -45,6 +47,7 @@ export async function loadFoldedGraph(
     logger.warn({ model: pkg.manifest.name, err: error }, 'LoRA branches kept in the network: the folded graph did not load or run');
   }
   await session?.release().catch(() => undefined);
+  await feeds?.release().catch(() => undefined);
   return undefined;
 }
 
@@ -74,7 +77,7 @@ async function compareGraphs(
     feeds[target.inputB] = new ort.Tensor('float32', wave(target.out * rank, t + 0.5, 0.05), [target.out, rank]);
   });
   const expected = (await packageSession.run(feeds, [output.name]))[output.name]!;
-  const actual = (await foldedSession.run(folded.convert(feeds), [output.name]))[output.name]!;
+  const actual = (await foldedSession.run(await folded.convert(feeds), [output.name]))[output.name]!;
   if (expected.dims.join('x') !== actual.dims.join('x')) return `logits ${actual.dims.join('x')} instead of ${expected.dims.join('x')}`;
   const want = expected.data as Float32Array;
   const got = actual.data as Float32Array;

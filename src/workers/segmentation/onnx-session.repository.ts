@@ -204,7 +204,7 @@ export class OnnxSessionRepository {
         throw new RangeError(`frame ${slot} has ${frame.length} bytes, a ${size.width}x${size.height} RGB input needs ${frameBytes}`);
     });
     const call = { confidence: request.confidence === true };
-    const feeds = this.folded ? this.folded.convert(request.feeds) : request.feeds;
+    const feeds = this.folded ? await this.folded.convert(request.feeds) : request.feeds;
     const parts = await Promise.all(
       this.runsOf(frames).map((part) => {
         // One buffer of its own per run, handed to an inference thread without a copy.
@@ -226,7 +226,7 @@ export class OnnxSessionRepository {
 
   /** Frees the native session (and its thread); idempotent. */
   release(): Promise<void> {
-    return (this.released ??= this.runner.release());
+    return (this.released ??= Promise.all([this.runner.release(), this.folded?.release()]).then(() => undefined));
   }
 }
 
