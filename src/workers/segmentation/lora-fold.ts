@@ -127,7 +127,11 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
   const consumers = new Map<string, GraphNode[]>();
   for (const node of nodes) {
     for (const output of node.outputs) producer.set(output, node);
-    for (const input of node.inputs) consumers.set(input, [...(consumers.get(input) ?? []), node]);
+    for (const input of node.inputs) {
+      const list = consumers.get(input);
+      if (list) list.push(node);
+      else consumers.set(input, [node]);
+    }
   }
 
   const replace = new Map<string, string>();

@@ -167,7 +167,7 @@ export class OnnxSessionRepository {
         const runners = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
         const failure = started.find((result) => result.status === 'rejected');
         if (failure) {
-          await Promise.all(runners.map((started) => started.release()));
+          await Promise.all([...runners.map((started) => started.release()), folded?.feeds.release()]);
           throw failure.reason;
         }
         runner = runners.length === 1 ? runners[0]! : new ThreadPoolRunner(runners);
