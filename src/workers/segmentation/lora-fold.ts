@@ -320,8 +320,8 @@ function floatValueInfo(name: string, dims: readonly (number | string)[]): Uint8
 
 /**
  * A small ONNX model that folds one LoRA pair per target into its weight: inputs `a<k>` [r, in]
- * and `b<k>` [out, r] (r free per target), output `w<k>` = W + B·A in the target's layout, one
- * Gemm each with W as its C. ONNX Runtime's GEMM does in well under a millisecond what a
+ * and `b<k>` [out, r] (r free per target), output `folded<k>` = W + B·A in the target's layout
+ * ([out, in] for `rows`, to be read with the target's dims), one Gemm each with W as its C. ONNX Runtime's GEMM does in well under a millisecond what a
  * JavaScript loop needs ~14 ms for (a rank-24 merge of models/default's 15 targets: 7.3M
  * multiply-adds), and a merge is folded on the event loop's thread.
  */
