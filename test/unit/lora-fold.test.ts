@@ -5,10 +5,12 @@ import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelPackage, type LoraTarget, type ModelPackage } from '../../src/shared/model-manifest.js';
+import { argmaxMasks } from '../../src/workers/segmentation/argmax.js';
 import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import { FoldedLoraFeeds } from '../../src/workers/segmentation/folded-lora-feeds.js';
 import { foldLoraBranches, type FoldedLoraModel, type FoldedTarget } from '../../src/workers/segmentation/lora-fold.js';
 import { OnnxSessionRepository } from '../../src/workers/segmentation/onnx-session.repository.js';
+import { Preprocessor } from '../../src/workers/segmentation/preprocess.js';
 import { ThreadFeedLedger } from '../../src/workers/segmentation/thread-feed-ledger.js';
 import { makeTestModel } from '../fixtures/test-model.js';
 import { REPO_ROOT } from '../helpers/cli.js';
@@ -229,29 +231,18 @@ describe('the worker with a folded network', () => {
   });
 });
 
-/** Argmax masks straight from the package graph, preprocessed as the engine does. */
+/** Masks straight from the package graph, preprocessed and reduced as the engine does. */
 async function referenceMasks(
   session: ort.InferenceSession,
   pkg: ModelPackage,
-  request: { frames: Uint8Array[]; size: { width: number; height: number }; feeds: Record<string, ort.Tensor> },
+  request: { frames: Uint8Array[]; size: { width: number; height: number }; feeds: Record<string, ort.Tensor>; classOf: Uint8Array },
 ): Promise<number[][]> {
-  const { mean, std, name } = pkg.manifest.input;
   const { width, height } = request.size;
-  const plane = width * height;
-  const image = new Float32Array(request.frames.length * 3 * plane);
-  request.frames.forEach((frame, n) => {
-    for (let p = 0; p < plane; p++) for (let c = 0; c < 3; c++) image[n * 3 * plane + c * plane + p] = (frame[p * 3 + c]! / 255 - mean[c]!) / std[c]!;
-  });
-  const logits = (await session.run({ ...request.feeds, [name]: new ort.Tensor('float32', image, [request.frames.length, 3, height, width]) }))[
-    pkg.manifest.output.name
-  ]!;
-  const classes = logits.dims[1]!;
-  const data = logits.data as Float32Array;
-  return request.frames.map((_, n) =>
-    Array.from({ length: plane }, (_, p) => {
-      let best = 0;
-      for (let c = 1; c < classes; c++) if (data[(n * classes + c) * plane + p]! > data[(n * classes + best) * plane + p]!) best = c;
-      return best;
-    }),
-  );
+  const pre = new Preprocessor({ ...pkg.manifest.input, width, height });
+  const image = new Float32Array(request.frames.length * pre.frameFloats);
+  request.frames.forEach((frame, slot) => pre.write(frame, image, slot));
+  const logits = (
+    await session.run({ ...request.feeds, [pkg.manifest.input.name]: new ort.Tensor('float32', image, [request.frames.length, 3, height, width]) })
+  )[pkg.manifest.output.name]!;
+  return argmaxMasks(logits.data as Float32Array, logits.dims, request.classOf).map((mask) => [...mask]);
 }

@@ -116,12 +116,14 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
   const modelFields = readFields(model);
   const graphFields = readFields(single(modelFields, MODEL_GRAPH, 'graph').payload);
   const nodes = graphFields.filter((f) => f.field === GRAPH_NODE).map((f) => parseNode(f.payload));
-  const initializers = new Map<string, Initializer>();
-  for (const f of graphFields.filter((f) => f.field === GRAPH_INITIALIZER)) {
-    const fields = readFields(f.payload);
-    const name = textOf(single(fields, TENSOR_NAME, 'initializer name').payload);
-    initializers.set(name, { fields, name });
-  }
+  const initializerList = graphFields
+    .filter((f) => f.field === GRAPH_INITIALIZER)
+    .map((f): Initializer => {
+      const fields = readFields(f.payload);
+      return { fields, name: textOf(single(fields, TENSOR_NAME, 'initializer name').payload) };
+    });
+  const initializers = new Map(initializerList.map((initializer) => [initializer.name, initializer]));
+  const inputNames = graphFields.filter((f) => f.field === GRAPH_INPUT).map((f) => valueInfoName(f.payload));
   const graphOutputs = new Set(graphFields.filter((f) => f.field === GRAPH_OUTPUT).map((f) => valueInfoName(f.payload)));
   const producer = new Map<string, GraphNode>();
   const consumers = new Map<string, GraphNode[]>();
@@ -175,21 +177,23 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
   const loraInputs = new Set(targets.flatMap((t) => [t.inputA, t.inputB]));
   for (const name of loraInputs) if (needed.has(name)) throw new FoldRefused(`"${name}" is still needed without the LoRA branches`);
   const weightInputs = new Set(folded.map((t) => t.weightInput));
-  const declaredInputs = new Set(graphFields.filter((f) => f.field === GRAPH_INPUT).map((f) => valueInfoName(f.payload)));
+  const declaredInputs = new Set(inputNames);
 
   const graph: Uint8Array[] = [];
   let node = 0;
+  let initializer = 0;
+  let input = 0;
   for (const f of graphFields) {
     if (f.field === GRAPH_NODE) {
       const current = nodes[node++]!;
       if (kept.has(current)) graph.push(current.inputs.some((input) => replace.has(input)) ? lenRecord(GRAPH_NODE, rewireNode(current, rewired)) : f.record);
     } else if (f.field === GRAPH_INITIALIZER) {
-      const name = textOf(single(readFields(f.payload), TENSOR_NAME, 'initializer name').payload);
+      const { name } = initializerList[initializer++]!;
       if (needed.has(name) && !weightInputs.has(name)) graph.push(f.record);
     } else if (f.field === GRAPH_INPUT) {
       // Before IR 4 every initializer is also listed as an input: one the folded graph no longer
       // uses must go with it, or ORT would ask for it as a feed.
-      const name = valueInfoName(f.payload);
+      const name = inputNames[input++]!;
       if (!loraInputs.has(name) && (needed.has(name) || !initializers.has(name))) graph.push(f.record);
     } else if (f.field === GRAPH_VALUE_INFO) {
       if (needed.has(valueInfoName(f.payload))) graph.push(f.record);
