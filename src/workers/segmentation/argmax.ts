@@ -47,6 +47,24 @@ export function argmaxMasks(
 }
 
 /**
+ * The same masks from the network's own class map (class-map-head.ts: uint8 [N, H, W], the
+ * winning logit channel per pixel), channels mapped through `modelClassOf` as in argmaxMasks.
+ * `expected` is [N, H, W] as the batch was fed.
+ */
+export function classMapMasks(classMap: Uint8Array, dims: readonly number[], expected: readonly [number, number, number], modelClassOf: Uint8Array): Buffer[] {
+  if (dims.join('x') !== expected.join('x')) throw new RangeError(`class map is [${dims.join(',')}], the batch needs [${expected.join(',')}]`);
+  // The head casts the channel index to uint8: beyond 256 channels it would wrap.
+  if (modelClassOf.length > 255) throw new RangeError('more than 255 classes do not fit a uint8 mask');
+  const [n, h, w] = expected;
+  const plane = h * w;
+  // As in argmaxMasks: one ArrayBuffer of its own, transferable between threads.
+  const all = Buffer.from(new ArrayBuffer(n * plane));
+  if (modelClassOf.every((value, channel) => value === channel)) all.set(classMap);
+  else for (let p = 0; p < all.length; p++) all[p] = modelClassOf[classMap[p]!]!;
+  return Array.from({ length: n }, (_, f) => all.subarray(f * plane, (f + 1) * plane));
+}
+
+/**
  * Mean over each frame's pixels of the winning class's softmax probability, from logits
  * [N, C, H, W]: how sure the network is of its own masks. Retrieval's guard compares it for
  * the base model and a merged adapter on a scene's first frames (see adapter-guard.ts).

@@ -1,16 +1,44 @@
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import {
+  ATTRIBUTE_FLOAT,
+  ATTRIBUTE_INT,
+  ATTRIBUTE_NAME,
+  FLOAT,
+  GRAPH_INITIALIZER,
+  GRAPH_INPUT,
+  GRAPH_NODE,
+  GRAPH_OUTPUT,
+  GRAPH_VALUE_INFO,
+  MODEL_GRAPH,
+  MODEL_IR_VERSION,
+  MODEL_OPSET_IMPORT,
+  NODE_ATTRIBUTE,
+  NODE_INPUT,
+  NODE_OP_TYPE,
+  NODE_OUTPUT,
+  OPSET_DOMAIN,
+  OPSET_VERSION,
+  TENSOR_DATA_LOCATION,
+  TENSOR_DATA_TYPE,
+  TENSOR_DIMS,
+  TENSOR_FLOAT_DATA,
+  TENSOR_NAME,
+  TENSOR_RAW_DATA,
   WIRE_FIXED32,
   WIRE_LEN,
   WireFormatError,
   concatBytes,
   lenRecord,
+  nodeRecord,
   readFields,
   repeatedVarints,
   stringRecord,
   textOf,
   varintRecord,
   type WireField,
+  intAttributeRecord,
+  valueInfoName,
+  tensorValueInfo,
 } from './onnx-wire.js';
 
 /**
@@ -39,43 +67,6 @@ export interface FoldedLoraModel {
 }
 
 export type LoraFoldResult = { folded: FoldedLoraModel } | { reason: string };
-
-// Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto).
-const MODEL_IR_VERSION = 1;
-const MODEL_GRAPH = 7;
-const MODEL_OPSET_IMPORT = 8;
-const OPSET_DOMAIN = 1;
-const OPSET_VERSION = 2;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_INPUT = 11;
-const GRAPH_OUTPUT = 12;
-const GRAPH_VALUE_INFO = 13;
-const NODE_INPUT = 1;
-const NODE_OUTPUT = 2;
-const NODE_NAME = 3;
-const NODE_OP_TYPE = 4;
-const NODE_ATTRIBUTE = 5;
-const ATTRIBUTE_NAME = 1;
-const ATTRIBUTE_FLOAT = 2;
-const ATTRIBUTE_INT = 3;
-const ATTRIBUTE_TYPE = 20;
-const ATTRIBUTE_TYPE_INT = 2;
-const TENSOR_DIMS = 1;
-const TENSOR_DATA_TYPE = 2;
-const TENSOR_FLOAT_DATA = 4;
-const TENSOR_NAME = 8;
-const TENSOR_RAW_DATA = 9;
-const TENSOR_DATA_LOCATION = 14;
-const VALUE_INFO_NAME = 1;
-const VALUE_INFO_TYPE = 2;
-const TYPE_TENSOR = 1;
-const TENSOR_TYPE_ELEM = 1;
-const TENSOR_TYPE_SHAPE = 2;
-const SHAPE_DIM = 1;
-const DIM_VALUE = 1;
-const DIM_PARAM = 2;
-const FLOAT = 1;
 
 interface GraphNode {
   fields: WireField[];
@@ -199,7 +190,8 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
       if (needed.has(valueInfoName(f.payload))) graph.push(f.record);
     } else graph.push(f.record);
   }
-  for (const target of folded) if (!declaredInputs.has(target.weightInput)) graph.push(lenRecord(GRAPH_INPUT, floatValueInfo(target.weightInput, target.dims)));
+  for (const target of folded)
+    if (!declaredInputs.has(target.weightInput)) graph.push(lenRecord(GRAPH_INPUT, tensorValueInfo(target.weightInput, FLOAT, target.dims)));
   const bytes = concatBytes(modelFields.map((f) => (f.field === MODEL_GRAPH ? lenRecord(MODEL_GRAPH, concatBytes(graph)) : f.record)));
   return { bytes, targets: folded };
 }
@@ -310,18 +302,6 @@ function single(fields: readonly WireField[], field: number, what: string): Wire
   return found[0]!;
 }
 
-function valueInfoName(payload: Uint8Array): string {
-  const name = readFields(payload).find((f) => f.field === VALUE_INFO_NAME);
-  return name ? textOf(name.payload) : '';
-}
-
-/** ValueInfoProto of a float32 tensor; a string dim is symbolic. */
-function floatValueInfo(name: string, dims: readonly (number | string)[]): Uint8Array {
-  const shape = concatBytes(dims.map((dim) => lenRecord(SHAPE_DIM, typeof dim === 'number' ? varintRecord(DIM_VALUE, dim) : stringRecord(DIM_PARAM, dim))));
-  const tensorType = concatBytes([varintRecord(TENSOR_TYPE_ELEM, FLOAT), lenRecord(TENSOR_TYPE_SHAPE, shape)]);
-  return concatBytes([stringRecord(VALUE_INFO_NAME, name), lenRecord(VALUE_INFO_TYPE, lenRecord(TYPE_TENSOR, tensorType))]);
-}
-
 /**
  * A small ONNX model that folds one LoRA pair per target into its weight: inputs `a<k>` [r, in]
  * and `b<k>` [out, r] (r free per target), output `folded<k>` = W + B·A in the target's layout
@@ -336,18 +316,7 @@ export function weightFoldingModel(targets: readonly FoldedTarget[]): Uint8Array
     const [a, b, w, folded] = [`a${k}`, `b${k}`, `w${k}`, `folded${k}`];
     const attributes = rows ? [] : [intAttributeRecord('transA', 1), intAttributeRecord('transB', 1)];
     const inputs = rows ? [b, a, w] : [a, b, w];
-    graph.push(
-      lenRecord(
-        GRAPH_NODE,
-        concatBytes([
-          ...inputs.map((name) => stringRecord(NODE_INPUT, name)),
-          stringRecord(NODE_OUTPUT, folded),
-          stringRecord(NODE_NAME, `fold${k}`),
-          stringRecord(NODE_OP_TYPE, 'Gemm'),
-          ...attributes.map((attribute) => lenRecord(NODE_ATTRIBUTE, attribute)),
-        ]),
-      ),
-    );
+    graph.push(nodeRecord('Gemm', inputs, folded, attributes));
     const shape = rows ? [target.out, target.in] : [target.in, target.out];
     const base = new Uint8Array(target.base.buffer, target.base.byteOffset, target.base.byteLength);
     graph.push(
@@ -361,13 +330,12 @@ export function weightFoldingModel(targets: readonly FoldedTarget[]): Uint8Array
         ]),
       ),
     );
-    graph.push(lenRecord(GRAPH_INPUT, floatValueInfo(a, [`r${k}`, target.in])), lenRecord(GRAPH_INPUT, floatValueInfo(b, [target.out, `r${k}`])));
-    graph.push(lenRecord(GRAPH_OUTPUT, floatValueInfo(folded, shape)));
+    graph.push(
+      lenRecord(GRAPH_INPUT, tensorValueInfo(a, FLOAT, [`r${k}`, target.in])),
+      lenRecord(GRAPH_INPUT, tensorValueInfo(b, FLOAT, [target.out, `r${k}`])),
+    );
+    graph.push(lenRecord(GRAPH_OUTPUT, tensorValueInfo(folded, FLOAT, shape)));
   });
   const opset = concatBytes([stringRecord(OPSET_DOMAIN, ''), varintRecord(OPSET_VERSION, 13)]);
   return concatBytes([varintRecord(MODEL_IR_VERSION, 8), lenRecord(MODEL_OPSET_IMPORT, opset), lenRecord(MODEL_GRAPH, concatBytes(graph))]);
-}
-
-function intAttributeRecord(name: string, value: number): Uint8Array {
-  return concatBytes([stringRecord(ATTRIBUTE_NAME, name), varintRecord(ATTRIBUTE_INT, value), varintRecord(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT)]);
 }

@@ -1,15 +1,17 @@
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { ErrorCode, ModelError, StreamsegError } from '../../shared/errors/index.js';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
+import { CLASS_MAP_OUTPUT, withClassMapHead } from './class-map-head.js';
 import { loadFoldedGraph } from './folded-graph.js';
 import type { FoldedLoraFeeds } from './folded-lora-feeds.js';
 import { compareModelInterface } from './model-interface.js';
 import type { InferenceThreadInit, InferenceThreadReply, InferenceThreadRequest } from './onnx-session.thread.js';
 import { ThreadFeedLedger } from './thread-feed-ledger.js';
-import { SegmentationEngine, engineSpecOf, type EngineCallOptions, type EngineResult, type FrameSize } from './segmentation-engine.js';
+import { SegmentationEngine, engineSpecOf, type EngineCallOptions, type EngineResult, type EngineSpec, type FrameSize } from './segmentation-engine.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda';
 
@@ -52,6 +54,17 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
     ...(options.intraOpThreads > 0 ? { intraOpNumThreads: options.intraOpThreads } : {}),
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
+}
+
+/**
+ * The inference threads' network: with the class-map output (class-map-head.ts) where it can be
+ * added, so that the logits stay inside ONNX Runtime; else as it is, reduced by argmaxMasks.
+ */
+function withClassMapOutput(network: Uint8Array, spec: EngineSpec, pkg: ModelPackage, logger: Logger): { model: Uint8Array; spec: EngineSpec } {
+  const head = withClassMapHead(network, spec.outputName);
+  if ('bytes' in head) return { model: head.bytes, spec: { ...spec, classMapOutput: CLASS_MAP_OUTPUT } };
+  logger.info({ model: pkg.manifest.name, reason: head.reason }, 'class masks reduced from the logits (no class-map output)');
+  return { model: network, spec };
 }
 
 /** One run's arguments, as SegmentationEngine takes them. */
@@ -150,8 +163,9 @@ export class OnnxSessionRepository {
       await session.release().catch(() => undefined);
       session = folded.session;
     }
-    const spec = engineSpecOf(pkg.manifest);
-    let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, spec), session);
+    const packageSpec = engineSpecOf(pkg.manifest);
+    let runner: InferenceRunner = new InlineRunner(new SegmentationEngine(session, packageSpec), session);
+    let classMapHead = false;
     // A GPU wants whole batches in one session; the split pays off where CPU cores are shared.
     const threads = options.inThread === false ? 0 : provider === 'cuda' ? 1 : Math.max(1, options.threads ?? 1);
     const intraOpThreads = threads > 1 && options.intraOpThreads === 0 ? Math.max(1, Math.floor(os.availableParallelism() / threads)) : options.intraOpThreads;
@@ -160,7 +174,8 @@ export class OnnxSessionRepository {
       // own with the same options (another load of a small file per thread, once per process).
       const sessionOptions = { ...segmentationSessionOptions({ intraOpThreads }), executionProviders: [provider] };
       try {
-        const model = folded?.bytes ?? pkg.modelPath;
+        const { model, spec } = withClassMapOutput(folded?.bytes ?? (await readFile(pkg.modelPath)), packageSpec, pkg, options.logger);
+        classMapHead = spec.classMapOutput !== undefined;
         const started = await Promise.allSettled(
           Array.from({ length: threads }, () => ThreadRunner.start({ model, modelPath: pkg.modelPath, sessionOptions, spec })),
         );
@@ -184,6 +199,7 @@ export class OnnxSessionRepository {
         inferenceThreads: threads,
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
         loraFolded: folded !== undefined,
+        classMapHead,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,
     );

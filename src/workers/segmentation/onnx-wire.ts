@@ -1,8 +1,9 @@
 /**
- * The few pieces of the protobuf wire format that folding LoRA branches out of an ONNX graph
- * needs (lora-fold.ts). Written by hand rather than with protobufjs: a schema-driven decode and
- * encode drops every field its schema lacks (newer ONNX IR fields, vendor extensions), where
- * this copies each record it does not change byte for byte, and needs no .proto at run time.
+ * The few pieces of the protobuf wire format, and of onnx.proto's field numbers, that rewriting
+ * an ONNX graph at load needs (lora-fold.ts, class-map-head.ts). Written by hand rather than with
+ * protobufjs: a schema-driven decode and encode drops every field its schema lacks (newer ONNX IR
+ * fields, vendor extensions), where this copies each record it does not change byte for byte,
+ * and needs no .proto at run time.
  */
 
 export const WIRE_VARINT = 0;
@@ -117,4 +118,76 @@ export function repeatedVarints(fields: readonly WireField[], field: number): nu
     }
   }
   return values;
+}
+
+// Field numbers of onnx.proto (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto).
+export const MODEL_IR_VERSION = 1;
+export const MODEL_GRAPH = 7;
+export const MODEL_OPSET_IMPORT = 8;
+export const OPSET_DOMAIN = 1;
+export const OPSET_VERSION = 2;
+export const GRAPH_NODE = 1;
+export const GRAPH_INITIALIZER = 5;
+export const GRAPH_INPUT = 11;
+export const GRAPH_OUTPUT = 12;
+export const GRAPH_VALUE_INFO = 13;
+export const NODE_INPUT = 1;
+export const NODE_OUTPUT = 2;
+export const NODE_NAME = 3;
+export const NODE_OP_TYPE = 4;
+export const NODE_ATTRIBUTE = 5;
+export const ATTRIBUTE_NAME = 1;
+export const ATTRIBUTE_FLOAT = 2;
+export const ATTRIBUTE_INT = 3;
+export const ATTRIBUTE_TYPE = 20;
+export const ATTRIBUTE_TYPE_INT = 2;
+export const TENSOR_DIMS = 1;
+export const TENSOR_DATA_TYPE = 2;
+export const TENSOR_FLOAT_DATA = 4;
+export const TENSOR_NAME = 8;
+export const TENSOR_RAW_DATA = 9;
+export const TENSOR_DATA_LOCATION = 14;
+export const VALUE_INFO_NAME = 1;
+export const VALUE_INFO_TYPE = 2;
+export const TYPE_TENSOR = 1;
+export const TENSOR_TYPE_ELEM = 1;
+export const TENSOR_TYPE_SHAPE = 2;
+export const SHAPE_DIM = 1;
+export const DIM_VALUE = 1;
+export const DIM_PARAM = 2;
+// TensorProto.DataType
+export const FLOAT = 1;
+export const UINT8 = 2;
+
+/** The name of a ValueInfoProto (a graph input, output or value_info entry). */
+export function valueInfoName(payload: Uint8Array): string {
+  const name = readFields(payload).find((f) => f.field === VALUE_INFO_NAME);
+  return name ? textOf(name.payload) : '';
+}
+
+/** An INT AttributeProto. */
+export function intAttributeRecord(name: string, value: number): Uint8Array {
+  return concatBytes([stringRecord(ATTRIBUTE_NAME, name), varintRecord(ATTRIBUTE_INT, value), varintRecord(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT)]);
+}
+
+/** ValueInfoProto of a tensor of `elemType` (TensorProto.DataType); a string dim is symbolic, no dims: any shape. */
+export function tensorValueInfo(name: string, elemType: number, dims?: readonly (number | string)[]): Uint8Array {
+  const shape =
+    dims && concatBytes(dims.map((dim) => lenRecord(SHAPE_DIM, typeof dim === 'number' ? varintRecord(DIM_VALUE, dim) : stringRecord(DIM_PARAM, dim))));
+  const tensorType = concatBytes([varintRecord(TENSOR_TYPE_ELEM, elemType), ...(shape ? [lenRecord(TENSOR_TYPE_SHAPE, shape)] : [])]);
+  return concatBytes([stringRecord(VALUE_INFO_NAME, name), lenRecord(VALUE_INFO_TYPE, lenRecord(TYPE_TENSOR, tensorType))]);
+}
+
+/** A NodeProto, named after its one output. */
+export function nodeRecord(opType: string, inputs: readonly string[], output: string, attributes: readonly Uint8Array[] = []): Uint8Array {
+  return lenRecord(
+    GRAPH_NODE,
+    concatBytes([
+      ...inputs.map((name) => stringRecord(NODE_INPUT, name)),
+      stringRecord(NODE_OUTPUT, output),
+      stringRecord(NODE_NAME, output),
+      stringRecord(NODE_OP_TYPE, opType),
+      ...attributes.map((attribute) => lenRecord(NODE_ATTRIBUTE, attribute)),
+    ]),
+  );
 }

@@ -1,13 +1,18 @@
 import ort from 'onnxruntime-node';
 import { ErrorCode, ModelError } from '../../shared/errors/index.js';
 import type { ModelManifest } from '../../shared/model-manifest.js';
-import { argmaxMasks, meanConfidence } from './argmax.js';
+import { argmaxMasks, classMapMasks, meanConfidence } from './argmax.js';
 import { Preprocessor } from './preprocess.js';
 
 /** What the engine needs of the manifest (plain data: it crosses into the inference thread). */
 export interface EngineSpec {
   input: Pick<ModelManifest['input'], 'name' | 'mean' | 'std'>;
   outputName: string;
+  /**
+   * The uint8 class-map output the worker adds to its network (class-map-head.ts); without one,
+   * the logits are reduced here (argmaxMasks).
+   */
+  classMapOutput?: string;
 }
 
 /** The size of one batch's frames (each video has its own: see planModelInput). */
@@ -109,15 +114,24 @@ export class SegmentationEngine {
     }
     const image = new ort.Tensor('float32', batch, [count, 3, preprocessor.height, preprocessor.width]);
     const started = performance.now();
-    const results = await this.session.run({ ...feeds, [this.spec.input.name]: image }, [this.spec.outputName]);
+    const { outputName, classMapOutput } = this.spec;
+    const fetches = classMapOutput === undefined ? [outputName] : call.confidence ? [classMapOutput, outputName] : [classMapOutput];
+    const results = await this.session.run({ ...feeds, [this.spec.input.name]: image }, fetches);
     const inferenceMs = performance.now() - started;
-    const logits = results[this.spec.outputName];
-    if (!logits || logits.type !== 'float32')
-      throw new ModelError(ErrorCode.MODEL_MISMATCH, `model output "${this.spec.outputName}" is missing or not float32`);
+    const logits = results[outputName];
+    if (fetches.includes(outputName) && (!logits || logits.type !== 'float32'))
+      throw new ModelError(ErrorCode.MODEL_MISMATCH, `model output "${outputName}" is missing or not float32`);
     const plane = preprocessor.width * preprocessor.height;
-    if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
-    const masks = argmaxMasks(logits.data as Float32Array, logits.dims, classOf, this.scratch);
-    const confidence = call.confidence ? meanConfidence(logits.data as Float32Array, logits.dims) : undefined;
+    let masks: Buffer[];
+    if (classMapOutput === undefined) {
+      if (this.scratch.length < plane) this.scratch = new Float32Array(plane);
+      masks = argmaxMasks(logits!.data as Float32Array, logits!.dims, classOf, this.scratch);
+    } else {
+      const classMap = results[classMapOutput];
+      if (!classMap || classMap.type !== 'uint8') throw new ModelError(ErrorCode.MODEL_MISMATCH, `output "${classMapOutput}" is missing or not uint8`);
+      masks = classMapMasks(classMap.data as Uint8Array, classMap.dims, [count, preprocessor.height, preprocessor.width], classOf);
+    }
+    const confidence = call.confidence ? meanConfidence(logits!.data as Float32Array, logits!.dims) : undefined;
     return { masks: new Uint8Array(masks[0]!.buffer, 0, count * preprocessor.width * preprocessor.height), inferenceMs, ...(confidence ? { confidence } : {}) };
   }
 }
