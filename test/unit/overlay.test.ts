@@ -68,6 +68,41 @@ describe('OverlayRepository', () => {
       expect(Math.abs(out[10]! - rgbBlend[2])).toBeLessThanOrEqual(1.5);
     });
 
+    it('gives the same bytes on aligned frames of widths in eights (four pixels a word) as on any other', () => {
+      const three = new OverlayRepository(
+        [
+          [255, 0, 0],
+          [0, 200, 0],
+          [20, 40, 250],
+        ],
+        0.45,
+      );
+      const [w, h] = [24, 6];
+      const bytes = (w * h * 3) / 2;
+      const values = Array.from({ length: bytes }, (_, i) => (i * 89 + (i >> 3)) % 256);
+      const classes = Array.from({ length: w * h }, (_, p) => ((p % w) * 7 + Math.floor(p / w) * 3) % 3);
+      // Buffers of their own start word-aligned; a view one byte in does not.
+      const aligned = (data: number[]) => Buffer.from(Uint8Array.from(data).buffer);
+      const shifted = (data: number[]) => Buffer.from([0, ...data]).subarray(1);
+      const words = three.annotateYuv420p(aligned(values), aligned(classes), w, h, aligned(new Array<number>(bytes).fill(0)));
+      const single = three.annotateYuv420p(shifted(values), shifted(classes), w, h, shifted(new Array<number>(bytes).fill(0)));
+      const alpha = Math.round(0.45 * 255);
+      const colours = [bt709Limited([255, 0, 0]), bt709Limited([0, 200, 0]), bt709Limited([20, 40, 250])];
+      const tint = (v: number, colour: number) => Math.round((v * (255 - alpha) + colour * alpha) / 255);
+      const expected = values.map((v, i) => {
+        if (i < w * h) return tint(v, colours[classes[i]!]![0]);
+        const plane = i < (w * h * 5) / 4 ? 1 : 2;
+        const sample = (i - w * h) % ((w * h) / 4);
+        const topLeft = 2 * Math.floor(sample / (w / 2)) * w + 2 * (sample % (w / 2));
+        return tint(v, colours[classes[topLeft]!]![plane]);
+      });
+      expect([...words]).toEqual(expected);
+      expect([...single]).toEqual(expected);
+      // In place, as the sink may ask.
+      const inPlace = aligned(values);
+      expect([...three.annotateYuv420p(inPlace, aligned(classes), w, h, inPlace)]).toEqual(expected);
+    });
+
     it('refuses odd sizes and frames of the wrong size', () => {
       expect(() => overlay.annotateYuv420p(Buffer.alloc(9), new Uint8Array(6), 3, 2, Buffer.alloc(9))).toThrow(/even size, got 3x2/);
       expect(() => overlay.annotateYuv420p(Buffer.alloc(10), yuvMask, yuvWidth, yuvHeight, Buffer.alloc(12))).toThrow(/source frame has 10 bytes/);
