@@ -27,10 +27,11 @@ export type ClassMapHeadResult = { bytes: Uint8Array } | { reason: string };
  * The network with a class-map output next to its logits: ArgMax over the channel axis of
  * `logitsOutput` ([N, C, H, W]), cast to uint8. The inference thread asks for that output alone,
  * so the logits (C floats per pixel) are neither copied out of ONNX Runtime nor reduced in
- * JavaScript: on models/default at 224x128, 2 frames per run, one thread, ~9.5 ms of CPU per
- * frame with argmaxMasks against ~8.8 with the head (bench/README.md, eighth round). ArgMax keeps
- * the first of equal maxima, as argmaxMasks does. Returns the reason instead when the graph is
- * not one the head can be added to (no such output, or a name already taken).
+ * JavaScript: on models/default at 224x128, 2 frames per run, one thread, 9.4–10.0 ms of CPU
+ * per frame with argmaxMasks against 8.8 with the head (bench/README.md, eighth round). ArgMax
+ * keeps the first of equal maxima, as argmaxMasks does. Returns the reason instead when the
+ * graph is not one the head can be added to (no such output, a name already taken, bytes that
+ * do not parse).
  */
 export function withClassMapHead(model: Uint8Array, logitsOutput: string): ClassMapHeadResult {
   try {

@@ -28,17 +28,17 @@ import {
   WIRE_LEN,
   WireFormatError,
   concatBytes,
+  intAttributeRecord,
   lenRecord,
   nodeRecord,
   readFields,
   repeatedVarints,
   stringRecord,
+  tensorValueInfo,
   textOf,
+  valueInfoName,
   varintRecord,
   type WireField,
-  intAttributeRecord,
-  valueInfoName,
-  tensorValueInfo,
 } from './onnx-wire.js';
 
 /**

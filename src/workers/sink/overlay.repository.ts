@@ -121,9 +121,9 @@ export class OverlayRepository {
 
   /**
    * tintYuvBytes four bytes at a time: one 32-bit load of source and of mask and one store per
-   * four pixels instead of four of each, 2.5x faster on a 640x360 frame (0.25 against 0.63 ms, bench/README.md,
-   * eighth round). Needs width % 8 === 0 (chroma rows of whole words), 4-byte aligned buffers and
-   * a little-endian machine: byte k of a word is pixel k.
+   * four pixels instead of four of each, 2.5x faster on a 640x360 frame (0.25 against 0.63 ms,
+   * bench/README.md, eighth round). Needs width % 8 === 0 (chroma rows of whole words), 4-byte
+   * aligned buffers and a little-endian machine: byte k of a word is pixel k.
    */
   private tintYuvWords(source: Uint8Array, mask: Uint8Array, width: number, height: number, out: Uint8Array): void {
     const [y, cb, cr] = this.yuvTables;
