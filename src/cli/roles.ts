@@ -31,13 +31,12 @@ export async function startRoles(roles: readonly Role[], context: { config: Stre
   const started: { close(): Promise<void> }[] = [];
   try {
     for (const role of roles) {
-      const roleLogger = logger.child({ role });
       if (role === 'producer') {
         started.push(
           await startProducer({
             config,
             redisUrl,
-            logger: roleLogger,
+            logger,
             modelInput: modelPackage.manifest.input,
             concurrency: config.producerConcurrency,
             ...handoffs,
@@ -49,15 +48,15 @@ export async function startRoles(roles: readonly Role[], context: { config: Stre
           pkg: modelPackage,
           config,
           redisUrl,
-          logger: roleLogger,
+          logger: logger.child({ role }),
           retrieval: retrievalDefaultsFromConfig(config),
           embeddingFrames: config.embeddingFrames,
           cacheBytes: config.adapterCacheBytes,
         });
         started.push(lora);
-        started.push(await startSegmentationWorker({ config, redisUrl, logger: roleLogger, modelPackage, loraFeeds: lora.provider }));
+        started.push(await startSegmentationWorker({ config, redisUrl, logger, modelPackage, loraFeeds: lora.provider }));
       } else {
-        started.push(await startSink({ config, redisUrl, logger: roleLogger, modelPackage, ...handoffs }));
+        started.push(await startSink({ config, redisUrl, logger, modelPackage, ...handoffs }));
       }
     }
   } catch (error) {
