@@ -199,7 +199,7 @@ export async function loadWorkerNetwork(pkg: ModelPackage, config: StreamsegConf
   const options = { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] };
   const oneThreadOptions = { ...segmentationSessionOptions({ intraOpThreads: 1 }), executionProviders: [config.executionProvider] };
   const packageGraph = await ort.InferenceSession.create(pkg.modelPath, options);
-  const folded = await loadFoldedGraph(pkg, packageGraph, options, logger);
+  const folded = await loadFoldedGraph(pkg, await readFile(pkg.modelPath), packageGraph, options, logger);
   if (!folded) {
     const oneThread = await ort.InferenceSession.create(pkg.modelPath, oneThreadOptions);
     return {

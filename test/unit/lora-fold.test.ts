@@ -1,11 +1,14 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import ort from 'onnxruntime-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModelPackage, type LoraTarget, type ModelPackage } from '../../src/shared/model-manifest.js';
 import { argmaxMasks } from '../../src/workers/segmentation/argmax.js';
+import { withClassMapHead } from '../../src/workers/segmentation/class-map-head.js';
 import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import { FoldedLoraFeeds } from '../../src/workers/segmentation/folded-lora-feeds.js';
 import { foldLoraBranches, type FoldedLoraModel, type FoldedTarget } from '../../src/workers/segmentation/lora-fold.js';
@@ -202,9 +205,49 @@ describe('the worker with a folded network', () => {
     const session = await ort.InferenceSession.create(pkg.modelPath);
     const lines: string[] = [];
     const capture = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    expect(await loadFoldedGraph(pkg, session, {}, capture)).toBeUndefined();
+    expect(await loadFoldedGraph(pkg, await readFile(pkg.modelPath), session, {}, capture)).toBeUndefined();
     expect(lines.join('\n')).toMatch(/LoRA branches kept in the network: the folded graph gave other logits/);
     await session.release();
+  });
+
+  it('loads a network whose weights are stored beside model.onnx from its file, on its threads, with the same masks', async () => {
+    const pkg = await makeTestModel(path.join(dir, 'external'), 16);
+    const inline = await ort.InferenceSession.create(pkg.modelPath);
+    // python3-onnx moves every initializer into model.onnx.data next to the graph.
+    await promisify(execFile)('/usr/bin/python3', [
+      '-c',
+      'import onnx, sys; onnx.save_model(onnx.load(sys.argv[1]), sys.argv[1], save_as_external_data=True, location="model.onnx.data", size_threshold=0)',
+      pkg.modelPath,
+    ]);
+    expect(withClassMapHead(await readFile(pkg.modelPath), pkg.manifest.output.name)).toEqual({ reason: 'its weights are stored outside the model file' });
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const repository = await OnnxSessionRepository.load(pkg, { executionProvider: 'cpu', intraOpThreads: 1, threads: 2, logger });
+    try {
+      const { width, height } = pkg.manifest.input;
+      const frames = [0, 1].map((k) => Uint8Array.from({ length: width * height * 3 }, (_, i) => (i * 31 + k * 97) % 256));
+      const classOf = Uint8Array.from(pkg.manifest.classes.map((_, i) => i));
+      const feeds = {
+        [pkg.manifest.classEmbeddings.input]: new ort.Tensor('float32', Float32Array.from(pkg.manifest.classes.flatMap((c) => c.embedding)), [
+          pkg.manifest.classes.length,
+          pkg.manifest.classEmbeddings.dim,
+        ]),
+        ...loraFeeds(pkg.manifest.lora.targets, 1, 0),
+      };
+      const { masks } = await repository.segment({ frames, size: { width, height }, feeds, classOf });
+      const pre = new Preprocessor({ ...pkg.manifest.input, width, height });
+      const batch = new Float32Array(2 * pre.frameFloats);
+      frames.forEach((frame, slot) => pre.write(frame, batch, slot));
+      const logits = (await inline.run({ ...feeds, [pkg.manifest.input.name]: new ort.Tensor('float32', batch, [2, 3, height, width]) }))[
+        pkg.manifest.output.name
+      ]!;
+      const expected = argmaxMasks(logits.data as Float32Array, logits.dims, classOf);
+      expect(masks.map((m) => [...m])).toEqual(expected.map((m) => [...m]));
+      expect(lines.join('\n')).toMatch(/class masks reduced from the logits \(no class-map output\)/);
+    } finally {
+      await repository.release();
+      await inline.release();
+    }
   });
 
   it('segments as the package graph does, on its threads, for the base model and for an adapter', async () => {

@@ -1,4 +1,5 @@
 import {
+  GRAPH_INITIALIZER,
   GRAPH_NODE,
   GRAPH_OUTPUT,
   MODEL_GRAPH,
@@ -10,6 +11,7 @@ import {
   lenRecord,
   nodeRecord,
   readFields,
+  storedExternally,
   tensorValueInfo,
   textOf,
   valueInfoName,
@@ -30,8 +32,8 @@ export type ClassMapHeadResult = { bytes: Uint8Array } | { reason: string };
  * JavaScript: on models/default at 224x128, 2 frames per run, one thread, 9.4–10.0 ms of CPU
  * per frame with argmaxMasks against 8.8 with the head (bench/README.md, eighth round). ArgMax
  * keeps the first of equal maxima, as argmaxMasks does. Returns the reason instead when the
- * graph is not one the head can be added to (no such output, a name already taken, bytes that
- * do not parse).
+ * graph is not one the head can be added to (no such output, a name already taken, weights in a
+ * file beside the model, bytes that do not parse).
  */
 export function withClassMapHead(model: Uint8Array, logitsOutput: string): ClassMapHeadResult {
   try {
@@ -41,6 +43,9 @@ export function withClassMapHead(model: Uint8Array, logitsOutput: string): Class
     const graphFields = readFields(graphs[0]!.payload);
     const outputs = graphFields.filter((f) => f.field === GRAPH_OUTPUT).map((f) => valueInfoName(f.payload));
     if (!outputs.includes(logitsOutput)) return { reason: `the graph has no output "${logitsOutput}"` };
+    // ORT resolves a weight file beside the model from the model's path: bytes have none.
+    if (graphFields.some((f) => f.field === GRAPH_INITIALIZER && storedExternally(readFields(f.payload))))
+      return { reason: 'its weights are stored outside the model file' };
     const taken = new Set(outputs);
     for (const f of graphFields) {
       if (f.field !== GRAPH_NODE) continue;

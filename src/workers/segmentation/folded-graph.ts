@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import ort from 'onnxruntime-node';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
@@ -26,11 +25,13 @@ const TOLERANCE = 1e-4;
  */
 export async function loadFoldedGraph(
   pkg: ModelPackage,
+  /** The package's model.onnx, as read from its file. */
+  packageBytes: Uint8Array,
   packageSession: ort.InferenceSession,
   sessionOptions: ort.InferenceSession.SessionOptions,
   logger: Logger,
 ): Promise<FoldedGraph | undefined> {
-  const result = foldLoraBranches(await readFile(pkg.modelPath), pkg.manifest.lora.targets);
+  const result = foldLoraBranches(packageBytes, pkg.manifest.lora.targets);
   if ('reason' in result) {
     logger.info({ model: pkg.manifest.name, reason: result.reason }, 'LoRA branches kept in the network (cannot fold them into its weights)');
     return undefined;

@@ -18,7 +18,6 @@ import {
   NODE_OUTPUT,
   OPSET_DOMAIN,
   OPSET_VERSION,
-  TENSOR_DATA_LOCATION,
   TENSOR_DATA_TYPE,
   TENSOR_DIMS,
   TENSOR_FLOAT_DATA,
@@ -33,6 +32,7 @@ import {
   nodeRecord,
   readFields,
   repeatedVarints,
+  storedExternally,
   stringRecord,
   tensorValueInfo,
   textOf,
@@ -264,7 +264,7 @@ function floatsOf(initializer: Initializer, count: number): Float32Array {
   const { fields, name } = initializer;
   const type = repeatedVarints(fields, TENSOR_DATA_TYPE)[0];
   if (type !== FLOAT) throw new FoldRefused(`weight "${name}" is not float32 (data type ${type})`);
-  if (repeatedVarints(fields, TENSOR_DATA_LOCATION)[0] === 1) throw new FoldRefused(`weight "${name}" is stored outside the model file`);
+  if (storedExternally(fields)) throw new FoldRefused(`weight "${name}" is stored outside the model file`);
   const raw = fields.find((f) => f.field === TENSOR_RAW_DATA);
   const values = new Float32Array(count);
   if (raw) {

@@ -60,11 +60,17 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
  * The inference threads' network: with the class-map output (class-map-head.ts) where it can be
  * added, so that the logits stay inside ONNX Runtime; else as it is, reduced by argmaxMasks.
  */
-function withClassMapOutput(network: Uint8Array, spec: EngineSpec, pkg: ModelPackage, logger: Logger): { model: Uint8Array; spec: EngineSpec } {
-  const head = withClassMapHead(network, spec.outputName);
+function withClassMapOutput(
+  network: { bytes: Uint8Array; file?: string },
+  spec: EngineSpec,
+  pkg: ModelPackage,
+  logger: Logger,
+): { model: string | Uint8Array; spec: EngineSpec } {
+  const head = withClassMapHead(network.bytes, spec.outputName);
   if ('bytes' in head) return { model: head.bytes, spec: { ...spec, classMapOutput: CLASS_MAP_OUTPUT } };
   logger.info({ model: pkg.manifest.name, reason: head.reason }, 'class masks reduced from the logits (no class-map output)');
-  return { model: network, spec };
+  // From its file where it has one: weights stored beside it are found from the file's path only.
+  return { model: network.file ?? network.bytes, spec };
 }
 
 /** One run's arguments, as SegmentationEngine takes them. */
@@ -158,7 +164,8 @@ export class OnnxSessionRepository {
       await session.release().catch(() => undefined);
       throw new ModelError(ErrorCode.MODEL_MISMATCH, `${pkg.modelPath} does not match ${pkg.dir}/model.json: ${problems.join('; ')}`);
     }
-    const folded = await loadFoldedGraph(pkg, session, { ...base, executionProviders: [provider] }, options.logger);
+    const packageBytes = await readFile(pkg.modelPath);
+    const folded = await loadFoldedGraph(pkg, packageBytes, session, { ...base, executionProviders: [provider] }, options.logger);
     if (folded) {
       await session.release().catch(() => undefined);
       session = folded.session;
@@ -174,7 +181,8 @@ export class OnnxSessionRepository {
       // own with the same options (another load of a small file per thread, once per process).
       const sessionOptions = { ...segmentationSessionOptions({ intraOpThreads }), executionProviders: [provider] };
       try {
-        const { model, spec } = withClassMapOutput(folded?.bytes ?? (await readFile(pkg.modelPath)), packageSpec, pkg, options.logger);
+        const network = folded ? { bytes: folded.bytes } : { bytes: packageBytes, file: pkg.modelPath };
+        const { model, spec } = withClassMapOutput(network, packageSpec, pkg, options.logger);
         classMapHead = spec.classMapOutput !== undefined;
         const started = await Promise.allSettled(
           Array.from({ length: threads }, () => ThreadRunner.start({ model, modelPath: pkg.modelPath, sessionOptions, spec })),

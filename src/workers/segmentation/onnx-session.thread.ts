@@ -11,8 +11,11 @@ import { SegmentationEngine, type EngineCallOptions, type EngineSpec, type Frame
 
 /** What the thread is started with (cloned into the thread). */
 export interface InferenceThreadInit {
-  /** The bytes of the network to load: the package's, with its LoRA branches folded and a class-map output where that works. */
-  model: Uint8Array;
+  /**
+   * The network to load: the bytes of the package's with its LoRA branches folded and a
+   * class-map output where that works, else the package's file.
+   */
+  model: string | Uint8Array;
   /** The package's model file, for messages. */
   modelPath: string;
   sessionOptions: ort.InferenceSession.SessionOptions;
@@ -59,7 +62,10 @@ async function main(): Promise<void> {
   let session: ort.InferenceSession;
   let engine: SegmentationEngine;
   try {
-    session = await ort.InferenceSession.create(init.model, init.sessionOptions);
+    session =
+      typeof init.model === 'string'
+        ? await ort.InferenceSession.create(init.model, init.sessionOptions)
+        : await ort.InferenceSession.create(init.model, init.sessionOptions);
     engine = new SegmentationEngine(session, init.spec);
   } catch (error) {
     reply({ kind: 'load-failed', message: error instanceof Error ? (error.message.split('\n')[0] ?? error.message) : String(error) });

@@ -191,3 +191,8 @@ export function nodeRecord(opType: string, inputs: readonly string[], output: st
     ]),
   );
 }
+
+/** Whether a TensorProto's data lives in a file beside the model (data_location EXTERNAL). */
+export function storedExternally(tensorFields: readonly WireField[]): boolean {
+  return repeatedVarints(tensorFields, TENSOR_DATA_LOCATION)[0] === 1;
+}
