@@ -228,7 +228,13 @@ try {
   // Page every model in before anything is timed.
   for (const m of loaded) {
     const { feeds } = await pipelineFeeds(m.config, m.pkg, undefined);
-    await runRaw(m.network.session, m.pkg, await m.network.feeds(feeds), { batchFrames, size: m.size, minBatches: 2, minSeconds: 0.5 });
+    await runRaw(m.network.session, m.pkg, await m.network.feeds(feeds), {
+      output: m.network.output,
+      batchFrames,
+      size: m.size,
+      minBatches: 2,
+      minSeconds: 0.5,
+    });
   }
   const samples = new Map<string, Sample[]>(loaded.map((m) => [m.name, []]));
   for (let r = 0; r < Number(values.rounds); r++) {
@@ -243,8 +249,15 @@ try {
       // adapter merged into the feeds), not the base model of a scene retrieval left unadapted.
       const adaptedScenes = { ...pipeline.report, scenes: pipeline.report.scenes.filter((sc) => sc.adapters.length > 0) };
       const lora = await pipelineFeeds(m.config, m.pkg, adaptedScenes);
-      const raw = await runRaw(m.network.session, m.pkg, await m.network.feeds(lora.feeds), { batchFrames, size: m.size, minBatches: 6, minSeconds: 4 });
+      const raw = await runRaw(m.network.session, m.pkg, await m.network.feeds(lora.feeds), {
+        output: m.network.output,
+        batchFrames,
+        size: m.size,
+        minBatches: 6,
+        minSeconds: 4,
+      });
       const rawOneThread = await runRaw(m.network.oneThread, m.pkg, await m.network.feeds(lora.feeds), {
+        output: m.network.output,
         batchFrames,
         size: m.size,
         minBatches: 4,

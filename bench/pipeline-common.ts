@@ -24,7 +24,8 @@ import { cpuSeconds, mergedFeeds, type PipelineFeeds } from './raw-ort.js';
 import type { VideoReport } from '../src/workers/sink/report-builder.js';
 import type { LoraFeeds } from '../src/workers/adapters/merged-adapter-cache.js';
 import { loadFoldedGraph } from '../src/workers/segmentation/folded-graph.js';
-import { segmentationSessionOptions } from '../src/workers/segmentation/onnx-session.repository.js';
+import { segmentationSessionOptions, withClassMapOutput } from '../src/workers/segmentation/onnx-session.repository.js';
+import { engineSpecOf } from '../src/workers/segmentation/segmentation-engine.js';
 
 export const run = promisify(execFile);
 
@@ -187,34 +188,45 @@ export interface WorkerNetwork {
   session: ort.InferenceSession;
   /** One intra-op thread, as each of the worker's sessions has on 2 cores. */
   oneThread: ort.InferenceSession;
-  /** The package graph with its LoRA inputs, when the worker runs another (folded) one. */
+  /** The output the worker's inference threads fetch: the class map where the network has one. */
+  output: string;
+  /** How it differs from the package graph, for the bench's output. */
+  description: string;
+  /** The package graph with its LoRA inputs, when the worker runs another network (folded, or with the class map). */
   packageGraph?: ort.InferenceSession;
   /** Feeds of the package graph (class embeddings, LoRA A and B) as `session` takes them. */
   feeds(lora: LoraFeeds): Promise<LoraFeeds>;
   release(): Promise<void>;
 }
 
-/** Loads the worker's network: the package graph with its LoRA branches folded into the weights where it allows (folded-graph.ts). */
+/**
+ * Loads the worker's network as its inference threads load it (OnnxSessionRepository): the
+ * package graph with its LoRA branches folded into the weights where it allows
+ * (folded-graph.ts), and the class-map output where it can be added (class-map-head.ts).
+ */
 export async function loadWorkerNetwork(pkg: ModelPackage, config: StreamsegConfig, logger: Logger): Promise<WorkerNetwork> {
   const options = { ...segmentationSessionOptions(config), executionProviders: [config.executionProvider] };
   const oneThreadOptions = { ...segmentationSessionOptions({ intraOpThreads: 1 }), executionProviders: [config.executionProvider] };
+  const packageBytes = await readFile(pkg.modelPath);
   const packageGraph = await ort.InferenceSession.create(pkg.modelPath, options);
-  const folded = await loadFoldedGraph(pkg, await readFile(pkg.modelPath), packageGraph, options, logger);
-  if (!folded) {
-    const oneThread = await ort.InferenceSession.create(pkg.modelPath, oneThreadOptions);
-    return {
-      session: packageGraph,
-      oneThread,
-      feeds: (lora) => Promise.resolve(lora),
-      release: async () => void (await Promise.all([packageGraph.release(), oneThread.release()])),
-    };
-  }
-  const oneThread = await ort.InferenceSession.create(folded.bytes, oneThreadOptions);
+  const folded = await loadFoldedGraph(pkg, packageBytes, packageGraph, options, logger);
+  await folded?.session.release();
+  const network = folded ? { bytes: folded.bytes } : { bytes: packageBytes, file: pkg.modelPath };
+  const { model, spec } = withClassMapOutput(network, engineSpecOf(pkg.manifest), pkg, logger);
+  const create = (sessionOptions: ort.InferenceSession.SessionOptions) =>
+    typeof model === 'string' ? ort.InferenceSession.create(model, sessionOptions) : ort.InferenceSession.create(model, sessionOptions);
+  const [session, oneThread] = [await create(options), await create(oneThreadOptions)];
+  const description = [
+    folded ? 'LoRA branches folded into the weights (folded-graph.ts)' : 'the package graph with its LoRA inputs (its branches cannot be folded)',
+    spec.classMapOutput ? 'class map from the network (class-map-head.ts)' : 'argmax of the logits in JavaScript',
+  ].join(', ');
   return {
-    session: folded.session,
+    session,
     oneThread,
-    packageGraph,
-    feeds: (lora) => folded.feeds.convert(lora),
-    release: async () => void (await Promise.all([folded.session.release(), folded.feeds.release(), oneThread.release(), packageGraph.release()])),
+    output: spec.classMapOutput ?? spec.outputName,
+    description,
+    ...(folded || spec.classMapOutput ? { packageGraph } : {}),
+    feeds: (lora) => (folded ? folded.feeds.convert(lora) : Promise.resolve(lora)),
+    release: async () => void (await Promise.all([session.release(), oneThread.release(), packageGraph.release(), folded?.feeds.release()])),
   };
 }

@@ -5,7 +5,8 @@
  *   (b) frames/s of bare ONNX Runtime `session.run` on the same model, batch size, input
  *       size, LoRA feeds (a cached merged adapter, as the worker feeds) and session options,
  *       on the network as the worker runs it (LoRA branches folded into the weights where the
- *       package allows, folded-graph.ts; the package graph with its LoRA inputs is printed too);
+ *       package allows, folded-graph.ts, and the class map fetched where the network gives one,
+ *       class-map-head.ts; the package graph with its LoRA inputs is printed too);
  *   (c) their ratio. Target: pipeline/raw >= 0.8;
  *   (d) a ceiling for (a): the CPU per frame of raw ORT (the cheaper of (b) and a session with
  *       one intra-op thread, as the worker's sessions have on 2 cores) plus that of ffmpeg
@@ -323,6 +324,7 @@ try {
   const network = await loadWorkerNetwork(pkg, config, logger);
   const { session: rawSession, oneThread: oneThreadSession, packageGraph } = network;
   await runRaw(rawSession, pkg, await network.feeds((await pipelineFeeds(config, pkg, undefined)).feeds), {
+    output: network.output,
     batchFrames: config.batchFrames,
     size: modelSize,
     minBatches: 5,
@@ -360,6 +362,7 @@ try {
     };
     const lora = await pipelineFeeds(config, pkg, pipeline.report);
     const raw = await runRaw(rawSession, pkg, await network.feeds(lora.feeds), {
+      output: network.output,
       batchFrames: config.batchFrames,
       size: modelSize,
       minBatches: 20,
@@ -369,6 +372,7 @@ try {
     // thread each on 2 cores), which costs less CPU per frame than ORT's own threading: the
     // ceiling takes the cheaper of the two, so that it stays a bound.
     const rawOneThread = await runRaw(oneThreadSession, pkg, await network.feeds(lora.feeds), {
+      output: network.output,
       batchFrames: config.batchFrames,
       size: modelSize,
       minBatches: 10,
@@ -403,9 +407,7 @@ try {
   const fps = (x: number) => x.toFixed(2);
   console.log(`LoRA feeds of raw ORT (the pipeline's largest scene): ${rounds[0]!.lora}`);
   console.log(
-    packageGraph
-      ? 'network of (b), (d) and the pipeline: LoRA branches folded into the weights (folded-graph.ts); the loop (e) runs the package graph with its LoRA inputs'
-      : 'network: the package graph with its LoRA inputs everywhere (its branches cannot be folded)',
+    `network of (b), (d) and the pipeline: ${network.description}; the loop (e) runs the package graph with its LoRA inputs and the argmax in JavaScript`,
   );
   rounds.forEach(({ pipeline, raw, rawOneThread, rawPackage, ceiling, sequential, traffic, load }, r) => {
     const frames = pipeline.frames;

@@ -71,10 +71,18 @@ export async function runRaw(
   session: ort.InferenceSession,
   pkg: ModelPackage,
   lora: LoraFeeds,
-  options: { batchFrames: number; size: { width: number; height: number }; minBatches: number; minSeconds: number },
+  options: {
+    batchFrames: number;
+    size: { width: number; height: number };
+    minBatches: number;
+    minSeconds: number;
+    /** The output fetched, as the worker fetches it (WorkerNetwork.output). @defaultValue the manifest's logits */
+    output?: string;
+  },
 ): Promise<RawResult> {
   const { manifest } = pkg;
   const { batchFrames, size, minBatches, minSeconds } = options;
+  const fetches = [options.output ?? manifest.output.name];
   const pre = new Preprocessor({ ...manifest.input, width: size.width, height: size.height });
   const batch = new Float32Array(batchFrames * pre.frameFloats);
   // Pixel values do not change the work of a CNN on CPU; any plausible frame will do.
@@ -87,12 +95,12 @@ export async function runRaw(
     [manifest.input.name]: new ort.Tensor('float32', batch, [batchFrames, 3, pre.height, pre.width]),
     [manifest.classEmbeddings.input]: vocabulary.embeddings,
   };
-  for (let i = 0; i < 3; i++) await session.run(feeds, [manifest.output.name]);
+  for (let i = 0; i < 3; i++) await session.run(feeds, fetches);
   let batches = 0;
   const cpuBefore = await cpuSeconds();
   const started = performance.now();
   while (batches < minBatches || performance.now() - started < minSeconds * 1000) {
-    await session.run(feeds, [manifest.output.name]);
+    await session.run(feeds, fetches);
     batches++;
   }
   const seconds = (performance.now() - started) / 1000;

@@ -59,8 +59,9 @@ export function segmentationSessionOptions(options: Pick<OnnxSessionOptions, 'in
 /**
  * The inference threads' network: with the class-map output (class-map-head.ts) where it can be
  * added, so that the logits stay inside ONNX Runtime; else as it is, reduced by argmaxMasks.
+ * Exported for the benches, whose raw ORT runs must run what the worker runs.
  */
-function withClassMapOutput(
+export function withClassMapOutput(
   network: { bytes: Uint8Array; file?: string },
   spec: EngineSpec,
   pkg: ModelPackage,
