@@ -1,9 +1,9 @@
 /**
  * The few pieces of the protobuf wire format, and of onnx.proto's field numbers, that rewriting
- * an ONNX graph at load needs (lora-fold.ts, class-map-head.ts). Written by hand rather than with
- * protobufjs: a schema-driven decode and encode drops every field its schema lacks (newer ONNX IR
- * fields, vendor extensions), where this copies each record it does not change byte for byte,
- * and needs no .proto at run time.
+ * an ONNX graph at load needs (lora-fold.ts, class-map-head.ts, einsum-projection.ts). Written by
+ * hand rather than with protobufjs: a schema-driven decode and encode drops every field its schema
+ * lacks (newer ONNX IR fields, vendor extensions), where this copies each record it does not
+ * change byte for byte, and needs no .proto at run time.
  */
 
 export const WIRE_VARINT = 0;
@@ -139,6 +139,7 @@ export const NODE_ATTRIBUTE = 5;
 export const ATTRIBUTE_NAME = 1;
 export const ATTRIBUTE_FLOAT = 2;
 export const ATTRIBUTE_INT = 3;
+export const ATTRIBUTE_STRING = 4;
 export const ATTRIBUTE_TYPE = 20;
 export const ATTRIBUTE_TYPE_INT = 2;
 export const TENSOR_DIMS = 1;
@@ -158,6 +159,7 @@ export const DIM_PARAM = 2;
 // TensorProto.DataType
 export const FLOAT = 1;
 export const UINT8 = 2;
+export const INT64 = 7;
 
 /** The name of a ValueInfoProto (a graph input, output or value_info entry). */
 export function valueInfoName(payload: Uint8Array): string {
@@ -168,6 +170,19 @@ export function valueInfoName(payload: Uint8Array): string {
 /** An INT AttributeProto. */
 export function intAttributeRecord(name: string, value: number): Uint8Array {
   return concatBytes([stringRecord(ATTRIBUTE_NAME, name), varintRecord(ATTRIBUTE_INT, value), varintRecord(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT)]);
+}
+
+/** A TensorProto of int64 `values` (1-D), for an initializer: raw_data, little-endian as ONNX stores it. */
+export function int64Initializer(name: string, values: readonly number[]): Uint8Array {
+  const raw = new Uint8Array(8 * values.length);
+  const view = new DataView(raw.buffer);
+  values.forEach((value, i) => view.setBigInt64(8 * i, BigInt(value), true));
+  return concatBytes([
+    varintRecord(TENSOR_DIMS, values.length),
+    varintRecord(TENSOR_DATA_TYPE, INT64),
+    stringRecord(TENSOR_NAME, name),
+    lenRecord(TENSOR_RAW_DATA, raw),
+  ]);
 }
 
 /** ValueInfoProto of a tensor of `elemType` (TensorProto.DataType); a string dim is symbolic, no dims: any shape. */
