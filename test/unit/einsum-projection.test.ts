@@ -4,7 +4,7 @@ import ort from 'onnxruntime-node';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loadModelPackage } from '../../src/shared/model-manifest.js';
-import { withMatMulProjections } from '../../src/workers/segmentation/einsum-projection.js';
+import { withConvProjections } from '../../src/workers/segmentation/einsum-projection.js';
 import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import {
   ATTRIBUTE_NAME,
@@ -69,13 +69,13 @@ function opTypes(model: Uint8Array): string[] {
 
 const wave = (length: number, phase: number) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + phase) * (1 + (i % 5)));
 
-describe('class projections as MatMul', () => {
+describe('class projections as a 1x1 Conv', () => {
   it('replaces an Einsum ndhw,cd->nchw (any letters) and computes what it computed', async () => {
     const model = einsumModel('bk yx , ck -> bcyx');
-    const result = withMatMulProjections(model);
+    const result = withConvProjections(model);
     expect(result.rewritten).toBe(1);
     expect(opTypes(result.bytes)).not.toContain('Einsum');
-    expect(opTypes(result.bytes)).toContain('MatMul');
+    expect(opTypes(result.bytes)).toContain('Conv');
     const [n, d, h, w, c] = [2, 5, 3, 4, 3];
     const feeds = {
       features: new ort.Tensor('float32', wave(n * d * h * w, 0), [n, d, h, w]),
@@ -95,18 +95,18 @@ describe('class projections as MatMul', () => {
   it('leaves other equations, and a graph that already uses its names, as they are', () => {
     for (const equation of ['ndhw,dc->nchw', 'ndhw,cd->nhwc', 'nchw,cd->nchw', '...dhw,cd->...chw']) {
       const model = einsumModel(equation);
-      expect(withMatMulProjections(model)).toEqual({ bytes: model, rewritten: 0 });
+      expect(withConvProjections(model)).toEqual({ bytes: model, rewritten: 0 });
     }
-    const taken = einsumModel('ndhw,cd->nchw', 'streamseg_projection_flatten');
-    expect(withMatMulProjections(taken)).toEqual({ bytes: taken, rewritten: 0 });
+    const taken = einsumModel('ndhw,cd->nchw', 'streamseg_projection_weight_shape');
+    expect(withConvProjections(taken)).toEqual({ bytes: taken, rewritten: 0 });
     const garbage = Uint8Array.from([0x0a, 0xff]);
-    expect(withMatMulProjections(garbage)).toEqual({ bytes: garbage, rewritten: 0 });
+    expect(withConvProjections(garbage)).toEqual({ bytes: garbage, rewritten: 0 });
   });
 
   it('rewrites models/default: logits within 1e-5 of the package graph, and the folded network passes its check', async () => {
     const pkg = await loadModelPackage(path.join(REPO_ROOT, 'models/default'));
     const bytes = await readFile(pkg.modelPath);
-    const result = withMatMulProjections(bytes);
+    const result = withConvProjections(bytes);
     expect(result.rewritten).toBe(1);
     const { input, output, classes, classEmbeddings } = pkg.manifest;
     const [width, height] = [224, 128];
@@ -131,7 +131,7 @@ describe('class projections as MatMul', () => {
     const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
     const folded = await loadFoldedGraph(pkg, bytes, plain!, options, logger);
     expect(lines).toEqual([]);
-    expect(folded?.matMulProjections).toBe(1);
+    expect(folded?.convProjections).toBe(1);
     expect(opTypes(folded!.bytes)).not.toContain('Einsum');
     await Promise.all([plain!.release(), projected!.release(), folded!.session.release(), folded!.feeds.release()]);
   });

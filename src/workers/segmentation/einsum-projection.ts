@@ -2,30 +2,29 @@ import {
   ATTRIBUTE_NAME,
   ATTRIBUTE_STRING,
   GRAPH_INITIALIZER,
-  GRAPH_INPUT,
   GRAPH_NODE,
   MODEL_GRAPH,
   NODE_ATTRIBUTE,
   NODE_INPUT,
   NODE_OP_TYPE,
   NODE_OUTPUT,
-  TENSOR_NAME,
   WireFormatError,
   concatBytes,
   int64Initializer,
-  intAttributeRecord,
+  intsAttributeRecord,
+  lenHeader,
   lenRecord,
   nodeRecord,
   readFields,
   textOf,
-  valueInfoName,
   type WireField,
 } from './onnx-wire.js';
 
 /** Prefix of every tensor the rewrite adds, so that none can meet a package's own names. */
 const PREFIX = 'streamseg_projection';
+const EINSUM = 'Einsum';
 
-export interface MatMulProjections {
+export interface ConvProjections {
   /** The model, rewritten where `rewritten` > 0, else the bytes given. */
   bytes: Uint8Array;
   /** Einsum nodes replaced. */
@@ -34,42 +33,44 @@ export interface MatMulProjections {
 
 /**
  * The network with each per-pixel projection written as an Einsum `ndhw,cd->nchw` (features
- * [N, D, H, W] against class embeddings [C, D], letters free) computed as Reshape → MatMul →
- * Reshape instead: features as [N, D, H·W], left-multiplied by the embeddings (one GEMM per frame,
- * no transposes), then back to [N, C, H, W]. ONNX Runtime's Einsum transposes its operands for
- * this equation; on models/default at 224x128, 2 frames per run, one thread, the projection took
- * 7.5% of the network's time as an Einsum and 3% as a MatMul, 0.35 ms of CPU per frame less in
- * all (bench/README.md, ninth round). The same products summed in another order: logits move in
- * the last bits (at most 2.4e-6 on models/default), which the folded graph's check against the
- * package graph (folded-graph.ts) bounds. Any other Einsum is left as it is; bytes that do not
- * parse, or a graph already using this rewrite's names, come back unchanged.
+ * [N, D, H, W] against class embeddings [C, D], letters free) computed as a 1x1 Conv instead, the
+ * embeddings reshaped to its weight [C, D, 1, 1]: one GEMM per frame, no transposes. ONNX
+ * Runtime's Einsum transposes its operands for this equation; on models/default at 224x128, 2
+ * frames per run, one thread, that is 0.3–0.6 ms of CPU per frame less (bench/README.md, ninth
+ * round). A Reshape → MatMul → Reshape computes the same as fast but held 3–6 MiB more per session
+ * after 100 runs. The same products, possibly summed in another order: on models/default the
+ * logits came out identical, and the folded graph's check against the package graph
+ * (folded-graph.ts) bounds any difference. Any other Einsum is left as it is; bytes that do not
+ * parse, or a graph that mentions this rewrite's names, come back unchanged.
  */
-export function withMatMulProjections(model: Uint8Array): MatMulProjections {
+export function withConvProjections(model: Uint8Array): ConvProjections {
   const unchanged = { bytes: model, rewritten: 0 };
   try {
     const modelFields = readFields(model);
     const graphs = modelFields.filter((f) => f.field === MODEL_GRAPH);
     if (graphs.length !== 1) return unchanged;
-    const graphFields = readFields(graphs[0]!.payload);
-    if (usesPrefix(graphFields)) return unchanged;
+    const graphBytes = graphs[0]!.payload;
+    // Byte searches first: a graph without an Einsum (most) is not parsed node by node, and one
+    // that mentions the prefix anywhere is left alone.
+    if (!contains(graphBytes, EINSUM) || contains(graphBytes, PREFIX)) return unchanged;
+    const graphFields = readFields(graphBytes);
 
     let rewritten = 0;
     const graph = graphFields.map((f) => {
-      if (f.field !== GRAPH_NODE) return f.record;
+      if (f.field !== GRAPH_NODE || !contains(f.payload, EINSUM)) return f.record;
       const node = readFields(f.payload);
       const operands = projectionOperands(node);
       if (!operands) return f.record;
       return concatBytes(projectionNodes(operands, `${PREFIX}${rewritten++}`));
     });
     if (rewritten === 0) return unchanged;
-    const constants = [
-      int64Initializer(`${PREFIX}_flatten`, [0, 0, -1]),
-      int64Initializer(`${PREFIX}_kept`, [0, 0]),
-      int64Initializer(`${PREFIX}_from`, [2]),
-      int64Initializer(`${PREFIX}_to`, [4]),
-    ].map((tensor) => lenRecord(GRAPH_INITIALIZER, tensor));
-    const bytes = concatBytes([...graph, ...constants]);
-    return { bytes: concatBytes(modelFields.map((f) => (f.field === MODEL_GRAPH ? lenRecord(MODEL_GRAPH, bytes) : f.record))), rewritten };
+    // A plain initializer: Einsum needs opset 12, so IR ≥ 7, where it need not be a graph input.
+    const constants = [lenRecord(GRAPH_INITIALIZER, int64Initializer(`${PREFIX}_weight_shape`, [0, 0, 1, 1]))];
+    // One copy of the model: the graph's records go straight in behind its new length.
+    const parts = [...graph, ...constants];
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const bytes = concatBytes(modelFields.flatMap((f) => (f.field === MODEL_GRAPH ? [lenHeader(MODEL_GRAPH, length), ...parts] : [f.record])));
+    return { bytes, rewritten };
   } catch (error) {
     if (error instanceof WireFormatError) return unchanged;
     throw error;
@@ -100,16 +101,11 @@ function projectionOperands(node: readonly WireField[]): ProjectionOperands | un
 
 /** The nodes that replace one projection; `output` keeps its name, so its consumers are untouched. */
 function projectionNodes({ features, embeddings, output }: ProjectionOperands, name: string): Uint8Array[] {
-  const part = (suffix: string) => `${name}_${suffix}`;
-  const [flat, product, shape, size, outShape] = [part('flat'), part('product'), part('shape'), part('size'), part('out_shape')];
+  const weight = `${name}_weight`;
   return [
-    // Reshape's 0 copies the input's dimension: [N, D, H·W], then [N, C] of the product with H, W.
-    nodeRecord('Reshape', [features, `${PREFIX}_flatten`], flat),
-    nodeRecord('MatMul', [embeddings, flat], product),
-    nodeRecord('Shape', [features], shape),
-    nodeRecord('Slice', [shape, `${PREFIX}_from`, `${PREFIX}_to`], size),
-    nodeRecord('Concat', [`${PREFIX}_kept`, size], outShape, [intAttributeRecord('axis', 0)]),
-    nodeRecord('Reshape', [product, outShape], output),
+    // Reshape's 0 copies the dimension: [C, D] → [C, D, 1, 1].
+    nodeRecord('Reshape', [embeddings, `${PREFIX}_weight_shape`], weight),
+    nodeRecord('Conv', [features, weight], output, [intsAttributeRecord('kernel_shape', [1, 1])]),
   ];
 }
 
@@ -124,17 +120,6 @@ function stringAttribute(node: readonly WireField[], name: string): string | und
   return undefined;
 }
 
-/** Whether any tensor of the graph already carries the rewrite's prefix. */
-function usesPrefix(graphFields: readonly WireField[]): boolean {
-  const names: string[] = [];
-  for (const f of graphFields) {
-    if (f.field === GRAPH_NODE) {
-      for (const part of readFields(f.payload)) if (part.field === NODE_OUTPUT) names.push(textOf(part.payload));
-    } else if (f.field === GRAPH_INPUT) names.push(valueInfoName(f.payload));
-    else if (f.field === GRAPH_INITIALIZER) {
-      const name = readFields(f.payload).find((part) => part.field === TENSOR_NAME);
-      if (name) names.push(textOf(name.payload));
-    }
-  }
-  return names.some((tensor) => tensor.startsWith(PREFIX));
+function contains(bytes: Uint8Array, text: string): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(text);
 }

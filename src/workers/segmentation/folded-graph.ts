@@ -1,7 +1,7 @@
 import ort from 'onnxruntime-node';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
-import { withMatMulProjections } from './einsum-projection.js';
+import { withConvProjections } from './einsum-projection.js';
 import { FoldedLoraFeeds } from './folded-lora-feeds.js';
 import { foldLoraBranches, type FoldedLoraModel } from './lora-fold.js';
 
@@ -12,8 +12,8 @@ export interface FoldedGraph {
   session: ort.InferenceSession;
   /** Turns LoRA feeds into its weight feeds; released with the session. */
   feeds: FoldedLoraFeeds;
-  /** Class projections it computes as a MatMul instead of an Einsum (einsum-projection.ts). */
-  matMulProjections: number;
+  /** Class projections it computes as a 1x1 Conv instead of an Einsum (einsum-projection.ts). */
+  convProjections: number;
 }
 
 /** Largest |Δlogit| accepted between the two graphs, relative to the largest logit (float32 sums in another order). */
@@ -21,7 +21,7 @@ const TOLERANCE = 1e-4;
 
 /**
  * The package's network with its LoRA branches folded into the weights (lora-fold.ts) and its
- * class projections as MatMuls (einsum-projection.ts), checked against the package graph before
+ * class projections as 1x1 Convs (einsum-projection.ts), checked against the package graph before
  * it is used: one frame with a rank-2 LoRA pair on every target must give the same logits
  * through both. Undefined, with a log line saying why, when
  * the graph cannot be folded or the check fails; the worker then feeds the package graph its
@@ -35,7 +35,7 @@ export async function loadFoldedGraph(
   sessionOptions: ort.InferenceSession.SessionOptions,
   logger: Logger,
 ): Promise<FoldedGraph | undefined> {
-  const projected = withMatMulProjections(packageBytes);
+  const projected = withConvProjections(packageBytes);
   const result = foldLoraBranches(projected.bytes, pkg.manifest.lora.targets);
   if ('reason' in result) {
     logger.info({ model: pkg.manifest.name, reason: result.reason }, 'LoRA branches kept in the network (cannot fold them into its weights)');
@@ -47,7 +47,7 @@ export async function loadFoldedGraph(
     session = await ort.InferenceSession.create(result.folded.bytes, sessionOptions);
     feeds = await FoldedLoraFeeds.create(result.folded);
     const mismatch = await compareGraphs(pkg, packageSession, session, feeds, result.folded);
-    if (mismatch === undefined) return { bytes: result.folded.bytes, session, feeds, matMulProjections: projected.rewritten };
+    if (mismatch === undefined) return { bytes: result.folded.bytes, session, feeds, convProjections: projected.rewritten };
     logger.warn({ model: pkg.manifest.name, mismatch }, 'LoRA branches kept in the network: the folded graph gave other logits');
   } catch (error) {
     logger.warn({ model: pkg.manifest.name, err: error }, 'LoRA branches kept in the network: the folded graph did not load or run');

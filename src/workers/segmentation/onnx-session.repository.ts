@@ -208,7 +208,7 @@ export class OnnxSessionRepository {
         inferenceThreads: threads,
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
         loraFolded: folded !== undefined,
-        matMulProjections: folded?.matMulProjections ?? 0,
+        convProjections: folded?.convProjections ?? 0,
         classMapHead,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,

@@ -78,6 +78,11 @@ function varint(value: number): number[] {
   return out;
 }
 
+/** The tag and length that start a length-delimited record of `length` bytes (its payload follows). */
+export function lenHeader(field: number, length: number): Uint8Array {
+  return Uint8Array.from([...varint(field * 8 + WIRE_LEN), ...varint(length)]);
+}
+
 /** A length-delimited record: a string, bytes or an embedded message. */
 export function lenRecord(field: number, payload: Uint8Array): Uint8Array {
   const head = [...varint(field * 8 + WIRE_LEN), ...varint(payload.length)];
@@ -140,8 +145,10 @@ export const ATTRIBUTE_NAME = 1;
 export const ATTRIBUTE_FLOAT = 2;
 export const ATTRIBUTE_INT = 3;
 export const ATTRIBUTE_STRING = 4;
+export const ATTRIBUTE_INTS = 8;
 export const ATTRIBUTE_TYPE = 20;
 export const ATTRIBUTE_TYPE_INT = 2;
+export const ATTRIBUTE_TYPE_INTS = 7;
 export const TENSOR_DIMS = 1;
 export const TENSOR_DATA_TYPE = 2;
 export const TENSOR_FLOAT_DATA = 4;
@@ -182,6 +189,15 @@ export function int64Initializer(name: string, values: readonly number[]): Uint8
     varintRecord(TENSOR_DATA_TYPE, INT64),
     stringRecord(TENSOR_NAME, name),
     lenRecord(TENSOR_RAW_DATA, raw),
+  ]);
+}
+
+/** An INTS AttributeProto. */
+export function intsAttributeRecord(name: string, values: readonly number[]): Uint8Array {
+  return concatBytes([
+    stringRecord(ATTRIBUTE_NAME, name),
+    ...values.map((value) => varintRecord(ATTRIBUTE_INTS, value)),
+    varintRecord(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INTS),
   ]);
 }
 
