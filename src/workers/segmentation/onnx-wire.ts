@@ -85,7 +85,7 @@ export function lenHeader(field: number, length: number): Uint8Array {
 
 /** A length-delimited record: a string, bytes or an embedded message. */
 export function lenRecord(field: number, payload: Uint8Array): Uint8Array {
-  const head = [...varint(field * 8 + WIRE_LEN), ...varint(payload.length)];
+  const head = lenHeader(field, payload.length);
   const out = new Uint8Array(head.length + payload.length);
   out.set(head);
   out.set(payload, head.length);
