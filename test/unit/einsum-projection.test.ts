@@ -9,6 +9,7 @@ import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js'
 import {
   ATTRIBUTE_NAME,
   ATTRIBUTE_STRING,
+  ATTRIBUTE_TYPE,
   FLOAT,
   GRAPH_INPUT,
   GRAPH_NODE,
@@ -35,6 +36,8 @@ import {
 import { REPO_ROOT } from '../helpers/cli.js';
 
 const options = { graphOptimizationLevel: 'all' as const, executionProviders: ['cpu'] };
+/** AttributeProto.AttributeType STRING. */
+const ATTRIBUTE_TYPE_STRING = 3;
 
 /** features [N, D, H, W] and embeddings [C, D] → Einsum(equation) → Relu → `out`. */
 function einsumModel(equation: string, featuresName = 'features'): Uint8Array {
@@ -46,7 +49,10 @@ function einsumModel(equation: string, featuresName = 'features'): Uint8Array {
       stringRecord(NODE_OUTPUT, 'projected'),
       stringRecord(NODE_NAME, 'projection'),
       stringRecord(NODE_OP_TYPE, 'Einsum'),
-      lenRecord(NODE_ATTRIBUTE, concatBytes([stringRecord(ATTRIBUTE_NAME, 'equation'), stringRecord(ATTRIBUTE_STRING, equation), varintRecord(20, 3)])),
+      lenRecord(
+        NODE_ATTRIBUTE,
+        concatBytes([stringRecord(ATTRIBUTE_NAME, 'equation'), stringRecord(ATTRIBUTE_STRING, equation), varintRecord(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_STRING)]),
+      ),
     ]),
   );
   const opset = concatBytes([stringRecord(OPSET_DOMAIN, ''), varintRecord(OPSET_VERSION, 17)]);
