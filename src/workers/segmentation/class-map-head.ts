@@ -6,7 +6,6 @@ import {
   NODE_OUTPUT,
   UINT8,
   WireFormatError,
-  concatBytes,
   intAttributeRecord,
   lenRecord,
   nodeRecord,
@@ -15,6 +14,7 @@ import {
   tensorValueInfo,
   textOf,
   valueInfoName,
+  withGraph,
 } from './onnx-wire.js';
 
 /** The graph output the head adds: uint8 [N, H, W], the logit channel that wins at each pixel. */
@@ -57,8 +57,7 @@ export function withClassMapHead(model: Uint8Array, logitsOutput: string): Class
       nodeRecord('Cast', [CLASS_INDEX], CLASS_MAP_OUTPUT, [intAttributeRecord('to', UINT8)]),
       lenRecord(GRAPH_OUTPUT, tensorValueInfo(CLASS_MAP_OUTPUT, UINT8)),
     ];
-    const graph = concatBytes([...graphFields.map((f) => f.record), ...head]);
-    return { bytes: concatBytes(modelFields.map((f) => (f.field === MODEL_GRAPH ? lenRecord(MODEL_GRAPH, graph) : f.record))) };
+    return { bytes: withGraph(modelFields, [...graphFields.map((f) => f.record), ...head]) };
   } catch (error) {
     if (error instanceof WireFormatError) return { reason: error.message };
     throw error;

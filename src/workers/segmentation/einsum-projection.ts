@@ -1,10 +1,8 @@
 import {
-  ATTRIBUTE_NAME,
   ATTRIBUTE_STRING,
   GRAPH_INITIALIZER,
   GRAPH_NODE,
   MODEL_GRAPH,
-  NODE_ATTRIBUTE,
   NODE_INPUT,
   NODE_OP_TYPE,
   NODE_OUTPUT,
@@ -12,11 +10,12 @@ import {
   concatBytes,
   int64Initializer,
   intsAttributeRecord,
-  lenHeader,
   lenRecord,
+  nodeAttribute,
   nodeRecord,
   readFields,
   textOf,
+  withGraph,
   type WireField,
 } from './onnx-wire.js';
 
@@ -66,11 +65,7 @@ export function withConvProjections(model: Uint8Array): ConvProjections {
     if (rewritten === 0) return unchanged;
     // A plain initializer: Einsum needs opset 12, so IR ≥ 7, where it need not be a graph input.
     const constants = [lenRecord(GRAPH_INITIALIZER, int64Initializer(`${PREFIX}_weight_shape`, [0, 0, 1, 1]))];
-    // One copy of the model: the graph's records go straight in behind its new length.
-    const parts = [...graph, ...constants];
-    const length = parts.reduce((sum, part) => sum + part.length, 0);
-    const bytes = concatBytes(modelFields.flatMap((f) => (f.field === MODEL_GRAPH ? [lenHeader(MODEL_GRAPH, length), ...parts] : [f.record])));
-    return { bytes, rewritten };
+    return { bytes: withGraph(modelFields, [...graph, ...constants]), rewritten };
   } catch (error) {
     if (error instanceof WireFormatError) return unchanged;
     throw error;
@@ -110,14 +105,8 @@ function projectionNodes({ features, embeddings, output }: ProjectionOperands, n
 }
 
 function stringAttribute(node: readonly WireField[], name: string): string | undefined {
-  for (const f of node) {
-    if (f.field !== NODE_ATTRIBUTE) continue;
-    const attribute = readFields(f.payload);
-    if (!attribute.some((a) => a.field === ATTRIBUTE_NAME && textOf(a.payload) === name)) continue;
-    const value = attribute.find((a) => a.field === ATTRIBUTE_STRING);
-    return value ? textOf(value.payload) : undefined;
-  }
-  return undefined;
+  const value = nodeAttribute(node, name)?.find((a) => a.field === ATTRIBUTE_STRING);
+  return value ? textOf(value.payload) : undefined;
 }
 
 function contains(bytes: Uint8Array, text: string): boolean {

@@ -2,7 +2,6 @@ import type { LoraTarget } from '../../shared/model-manifest.js';
 import {
   ATTRIBUTE_FLOAT,
   ATTRIBUTE_INT,
-  ATTRIBUTE_NAME,
   FLOAT,
   GRAPH_INITIALIZER,
   GRAPH_INPUT,
@@ -12,7 +11,6 @@ import {
   MODEL_GRAPH,
   MODEL_IR_VERSION,
   MODEL_OPSET_IMPORT,
-  NODE_ATTRIBUTE,
   NODE_INPUT,
   NODE_OP_TYPE,
   NODE_OUTPUT,
@@ -29,6 +27,7 @@ import {
   concatBytes,
   intAttributeRecord,
   lenRecord,
+  nodeAttribute,
   nodeRecord,
   readFields,
   repeatedVarints,
@@ -38,6 +37,7 @@ import {
   textOf,
   valueInfoName,
   varintRecord,
+  withGraph,
   type WireField,
 } from './onnx-wire.js';
 
@@ -192,8 +192,7 @@ function fold(model: Uint8Array, targets: readonly LoraTarget[]): FoldedLoraMode
   }
   for (const target of folded)
     if (!declaredInputs.has(target.weightInput)) graph.push(lenRecord(GRAPH_INPUT, tensorValueInfo(target.weightInput, FLOAT, target.dims)));
-  const bytes = concatBytes(modelFields.map((f) => (f.field === MODEL_GRAPH ? lenRecord(MODEL_GRAPH, concatBytes(graph)) : f.record)));
-  return { bytes, targets: folded };
+  return { bytes: withGraph(modelFields, graph), targets: folded };
 }
 
 function weightOf(
@@ -242,22 +241,13 @@ function weightOf(
 
 /** An INT attribute of a node (AttributeProto: name 1, f 2, i 3). */
 function intAttribute(node: GraphNode, name: string): number | undefined {
-  const attribute = attributeFields(node, name);
+  const attribute = nodeAttribute(node.fields, name);
   return attribute ? repeatedVarints(attribute, ATTRIBUTE_INT)[0] : undefined;
 }
 
 function floatAttribute(node: GraphNode, name: string): number | undefined {
-  const value = attributeFields(node, name)?.find((f) => f.field === ATTRIBUTE_FLOAT && f.wire === WIRE_FIXED32);
+  const value = nodeAttribute(node.fields, name)?.find((f) => f.field === ATTRIBUTE_FLOAT && f.wire === WIRE_FIXED32);
   return value ? new DataView(value.record.buffer, value.record.byteOffset + value.record.length - 4, 4).getFloat32(0, true) : undefined;
-}
-
-function attributeFields(node: GraphNode, name: string): WireField[] | undefined {
-  for (const f of node.fields) {
-    if (f.field !== NODE_ATTRIBUTE) continue;
-    const fields = readFields(f.payload);
-    if (fields.some((a) => a.field === ATTRIBUTE_NAME && textOf(a.payload) === name)) return fields;
-  }
-  return undefined;
 }
 
 function floatsOf(initializer: Initializer, count: number): Float32Array {

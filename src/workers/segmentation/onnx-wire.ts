@@ -79,7 +79,7 @@ function varint(value: number): number[] {
 }
 
 /** The tag and length that start a length-delimited record of `length` bytes (its payload follows). */
-export function lenHeader(field: number, length: number): Uint8Array {
+function lenHeader(field: number, length: number): Uint8Array {
   return Uint8Array.from([...varint(field * 8 + WIRE_LEN), ...varint(length)]);
 }
 
@@ -167,6 +167,25 @@ export const DIM_PARAM = 2;
 export const FLOAT = 1;
 export const UINT8 = 2;
 export const INT64 = 7;
+
+/**
+ * The model of `modelFields` with its graph made of `graph` (the GraphProto's records, in order),
+ * every other record as it was; the records are copied once, straight behind the graph's length.
+ */
+export function withGraph(modelFields: readonly WireField[], graph: readonly Uint8Array[]): Uint8Array {
+  const length = graph.reduce((sum, part) => sum + part.length, 0);
+  return concatBytes(modelFields.flatMap((f) => (f.field === MODEL_GRAPH ? [lenHeader(MODEL_GRAPH, length), ...graph] : [f.record])));
+}
+
+/** The fields of a node's attribute `name` (AttributeProto), given the node's fields; undefined when it has none. */
+export function nodeAttribute(nodeFields: readonly WireField[], name: string): WireField[] | undefined {
+  for (const f of nodeFields) {
+    if (f.field !== NODE_ATTRIBUTE) continue;
+    const fields = readFields(f.payload);
+    if (fields.some((a) => a.field === ATTRIBUTE_NAME && textOf(a.payload) === name)) return fields;
+  }
+  return undefined;
+}
 
 /** The name of a ValueInfoProto (a graph input, output or value_info entry). */
 export function valueInfoName(payload: Uint8Array): string {
