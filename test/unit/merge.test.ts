@@ -89,12 +89,16 @@ describe('merge', () => {
     }
   });
 
-  it('svd stays at working precision on ill-conditioned (graded) factors, small singular values included', () => {
+  // Both shapes: the merge takes the QR of the factor with fewer rows (Acᵀ when in < out, else Bc).
+  it.each([
+    [40, 96],
+    [96, 40],
+  ])('svd stays at working precision on ill-conditioned (graded) factors, in %i, out %i', (cin, cout) => {
     // Columns of B and rows of A decay by 10× per index: each factor has condition number ~1e7
-    // and ΔW's singular values span ~14 decades. A merge that squared the condition number (a
-    // Gram/Cholesky R) or rebuilt the factors from the core's less accurate singular vectors
-    // loses the small components here; Gram–Schmidt with Q kept does not.
-    const target: LoraTarget = { module: 'm', in: 40, out: 96, inputA: 'm.lora_A', inputB: 'm.lora_B' };
+    // and ΔW's singular values span ~14 decades. A merge that rebuilt a factor through the
+    // inverse of a Gram/Cholesky R, or from the core's less accurate singular vectors, loses the
+    // small components here; one that keeps Q from Gram–Schmidt and an orthogonal V does not.
+    const target: LoraTarget = { module: 'm', in: cin, out: cout, inputA: 'm.lora_A', inputB: 'm.lora_B' };
     const random = rng(42);
     const graded = (seed: number, weight: number): WeightedAdapter => {
       const r = 6;

@@ -109,15 +109,22 @@ function mergeLinear(target: LoraTarget, parts: Part[]): MergedTarget {
 
 /**
  * Truncated SVD of ΔW = Bc·Ac (Bc = hstack(w_i s_i B_i) [out, R], Ac = vstack(A_i) [R, in]),
- * computed without forming ΔW: thin QR of Bc and Acᵀ, then the SVD of the small R×R core
- * R_B·R_Aᵀ by one-sided Jacobi. Written by hand on purpose: the matrices are tiny (R is a few
- * tens, in/out a few hundred), Jacobi is accurate to working precision, and no maintained
- * numeric library in the npm registry fits (the candidates are unmaintained, pull in native
- * builds, or lack an SVD on plain typed arrays).
+ * computed without forming ΔW. Of the two factors, the one with fewer rows (Y: Acᵀ or Bc) gets
+ * a thin QR, Y = Q·R_Y; the other (X) only its Gram matrix XᵀX. Then X·Yᵀ = N·Qᵀ with
+ * N = X·R_Yᵀ, and the eigenvectors v_j of the small R×R matrix NᵀN = R_Y·XᵀX·R_Yᵀ give ΔW's
+ * singular pairs: N·v_j (its length is σ_j) and Q·v_j.
  *
- * The inner loops work on four columns at a time (one load of the shared operand for four
- * multiply-adds, four independent sums): at these sizes V8's scalar loads, not the arithmetic,
- * set the pace (profile in bench/README.md, "svd merge on a cache miss").
+ * Written by hand on purpose: the matrices are tiny (R is a few tens, in/out a few hundred) and
+ * no maintained numeric library in the npm registry fits (the candidates are unmaintained, pull
+ * in native builds, or lack an SVD on plain typed arrays).
+ *
+ * Why this shape (profile in bench/README.md, "svd merge on a cache miss"): a Gram matrix is
+ * half the multiply-adds of a QR and needs no stores, and a symmetric tridiagonal eigensolver
+ * on R×R does a third of the work of one-sided Jacobi on a core from two QRs. Precision: NᵀN
+ * squares N's condition number, so only components above its noise floor (λ_j > R·ε·λ_1, i.e.
+ * σ_j above ~7e-8·σ_1 at R = 24, under float32 resolution) are kept. No factor is ever rebuilt
+ * through an inverse: V is orthogonal to working precision, so Σ_j N·v_j·(Q·v_j)ᵀ = N·Qᵀ = ΔW
+ * however inaccurate the singular vectors of the smallest components are.
  */
 function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined): MergedTarget {
   const { in: cin, out } = target;
@@ -141,36 +148,45 @@ function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined
     at.set(p.A, offset * cin);
     offset += p.r;
   }
-  const rB = thinQrInPlace(bc, out, R);
-  const rA = thinQrInPlace(at, cin, R);
-  // core M = R_B · R_Aᵀ (R×R, column-major); both are upper triangular, so
-  // M[i][j] = Σ_{l ≥ max(i, j)} R_B[i][l] · R_A[j][l].
-  const m = new Float64Array(R * R);
-  for (let j = 0; j < R; j++) {
-    for (let i = 0; i < R; i++) {
-      let s = 0;
-      for (let l = Math.max(i, j); l < R; l++) s += rB[l * R + i]! * rA[l * R + j]!;
-      m[j * R + i] = s;
-    }
-  }
-  const svd = jacobiSvd(m, R);
+  // ΔW = Bc·(Acᵀ)ᵀ, and ΔWᵀ = Acᵀ·Bcᵀ: either way a product X·Yᵀ.
+  const qrOnA = cin <= out;
+  const x = qrOnA ? bc : at;
+  const xRows = qrOnA ? out : cin;
+  const q = qrOnA ? at : bc;
+  const qRows = qrOnA ? cin : out;
+  const rY = thinQrInPlace(q, qRows, R);
+  const eigen = symmetricEigen(congruence(rY, gram(x, xRows, R), R), R);
+  const floor = R * Number.EPSILON * Math.max(eigen.values[eigen.order[0]!]!, 0);
   const A = new Float32Array(k * cin);
   const B = new Float32Array(out * k);
-  // B[:, t] = Q_B · U[:, j] · √σ ; A[t, :] = √σ · (Q_A · V[:, j])ᵀ
-  const weights = new Float64Array(R);
-  const bColumn = new Float64Array(out);
-  const aRow = new Float64Array(cin);
+  const v = new Float64Array(R);
+  const w = new Float64Array(R);
+  const nv = new Float64Array(xRows);
+  const qv = new Float64Array(qRows);
   for (let t = 0; t < k; t++) {
-    const j = svd.order[t]!;
-    const root = Math.sqrt(svd.sigma[j]!);
-    // Components past rank ΔW carry nothing: their B column and A row stay zero.
-    if (root === 0) continue;
-    for (let l = 0; l < R; l++) weights[l] = svd.u[j * R + l]! * root;
-    combineColumns(bc, out, R, weights, bColumn);
-    for (let o = 0; o < out; o++) B[o * k + t] = bColumn[o]!;
-    for (let l = 0; l < R; l++) weights[l] = svd.v[j * R + l]! * root;
-    combineColumns(at, cin, R, weights, aRow);
-    for (let c = 0; c < cin; c++) A[t * cin + c] = aRow[c]!;
+    const j = eigen.order[t]!;
+    // Components under the noise floor, and those past rank ΔW, carry nothing: their B column
+    // and A row stay zero.
+    if (!(eigen.values[j]! > floor)) continue;
+    v.set(eigen.vectors.subarray(j * R, (j + 1) * R));
+    // w = R_Yᵀ·v (R_Y upper triangular, column-major), so N·v = X·w
+    for (let l = 0; l < R; l++) {
+      let s = 0;
+      for (let i = 0; i <= l; i++) s += rY[l * R + i]! * v[i]!;
+      w[l] = s;
+    }
+    combineColumns(x, xRows, R, w, nv);
+    const sigma = columnNorm(nv, 0, xRows);
+    if (sigma === 0) continue;
+    combineColumns(q, qRows, R, v, qv);
+    // B = U√Σ, A = √Σ Vᵀ: N·v has length σ, Q·v length 1.
+    const root = Math.sqrt(sigma);
+    const bColumn = qrOnA ? nv : qv;
+    const bScale = qrOnA ? 1 / root : root;
+    const aRow = qrOnA ? qv : nv;
+    const aScale = qrOnA ? root : 1 / root;
+    for (let o = 0; o < out; o++) B[o * k + t] = bColumn[o]! * bScale;
+    for (let c = 0; c < cin; c++) A[t * cin + c] = aRow[c]! * aScale;
   }
   return { module: target.module, in: cin, out, r: k, A, B };
 }
@@ -290,76 +306,211 @@ function projectOut(q: Float64Array, rows: number, j: number, dots: Float64Array
   }
 }
 
+/** XᵀX of a column-major X [rows, cols] (symmetric, both halves filled), four columns per pass. */
+function gram(x: Float64Array, rows: number, cols: number): Float64Array {
+  const g = new Float64Array(cols * cols);
+  for (let a = 0; a < cols; a++) {
+    const oa = a * rows;
+    let b = a;
+    for (; b + 3 < cols; b += 4) {
+      const o0 = b * rows;
+      const o1 = o0 + rows;
+      const o2 = o1 + rows;
+      const o3 = o2 + rows;
+      let s0 = 0;
+      let s1 = 0;
+      let s2 = 0;
+      let s3 = 0;
+      for (let i = 0; i < rows; i++) {
+        const xa = x[oa + i]!;
+        s0 += xa * x[o0 + i]!;
+        s1 += xa * x[o1 + i]!;
+        s2 += xa * x[o2 + i]!;
+        s3 += xa * x[o3 + i]!;
+      }
+      g[a * cols + b] = g[b * cols + a] = s0;
+      g[a * cols + b + 1] = g[(b + 1) * cols + a] = s1;
+      g[a * cols + b + 2] = g[(b + 2) * cols + a] = s2;
+      g[a * cols + b + 3] = g[(b + 3) * cols + a] = s3;
+    }
+    for (; b < cols; b++) {
+      const ob = b * rows;
+      let s = 0;
+      for (let i = 0; i < rows; i++) s += x[oa + i]! * x[ob + i]!;
+      g[a * cols + b] = g[b * cols + a] = s;
+    }
+  }
+  return g;
+}
+
+/** R·G·Rᵀ for an upper triangular R (column-major: r[j*n + i] = R[i][j]) and a symmetric G; exactly symmetric. */
+function congruence(r: Float64Array, g: Float64Array, n: number): Float64Array {
+  // T = R·G, row-major: T[i][c] = Σ_{l ≥ i} R[i][l]·G[l][c]
+  const t = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let l = i; l < n; l++) {
+      const ril = r[l * n + i]!;
+      if (ril === 0) continue;
+      const gl = l * n;
+      const ti = i * n;
+      for (let c = 0; c < n; c++) t[ti + c] = t[ti + c]! + ril * g[gl + c]!;
+    }
+  }
+  // S[i][j] = Σ_{m ≥ j} T[i][m]·R[j][m], computed for j ≥ i and mirrored
+  const s = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = i; j < n; j++) {
+      let sum = 0;
+      for (let m = j; m < n; m++) sum += t[i * n + m]! * r[m * n + j]!;
+      s[i * n + j] = s[j * n + i] = sum;
+    }
+  }
+  return s;
+}
+
 /**
- * SVD of a small square column-major matrix by one-sided (Hestenes) Jacobi: rotate column
- * pairs of G = M until all columns are orthogonal (G = M·V); then σ_j = |g_j|, u_j = g_j/σ_j.
- * The rotations are not accumulated: v_j = Mᵀu_j/σ_j gives the right singular vectors of the
- * non-zero singular values (the only ones a truncation keeps), at a third less work per sweep.
+ * Eigenvalues and eigenvectors of a small symmetric matrix: Householder reduction to
+ * tridiagonal form, then the implicit QL algorithm (EISPACK's tred2 and tql2, as in JAMA).
+ * `vectors` holds eigenvector j at [j*n, (j+1)*n); `order` lists the eigenvalues from largest to
+ * smallest. The matrix (s) is overwritten.
  */
-function jacobiSvd(m: Float64Array, n: number): { u: Float64Array; v: Float64Array; sigma: Float64Array; order: number[] } {
-  const g = Float64Array.from(m);
-  // Columns count as orthogonal at |cos| ≤ 1e-9: far below float32 output precision, and reached
-  // in a few sweeps (1e-15 can stall at rounding level and spin to the sweep limit).
-  const eps = 1e-9;
-  // Squared column norms, carried through each rotation (α' = α − tγ, β' = β + tγ) so a pair
-  // costs one dot product instead of three; recomputed every sweep so rounding cannot pile up.
-  const norms = new Float64Array(n);
-  for (let sweep = 0; sweep < 80; sweep++) {
-    for (let j = 0; j < n; j++) norms[j] = columnNorm(g, j * n, n) ** 2;
-    let rotated = false;
-    for (let p = 0; p < n - 1; p++) {
-      const po = p * n;
-      for (let q = p + 1; q < n; q++) {
-        const qo = q * n;
-        const alpha = norms[p]!;
-        const beta = norms[q]!;
-        let gamma = 0;
-        for (let i = 0; i < n; i++) gamma += g[po + i]! * g[qo + i]!;
-        if (gamma === 0 || alpha === 0 || beta === 0 || Math.abs(gamma) <= eps * Math.sqrt(alpha * beta)) continue;
-        rotated = true;
-        const zeta = (beta - alpha) / (2 * gamma);
-        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.sqrt(1 + zeta * zeta));
-        const c = 1 / Math.sqrt(1 + t * t);
-        const s = c * t;
-        for (let i = 0; i < n; i++) {
-          const gp = g[po + i]!;
-          const gq = g[qo + i]!;
-          g[po + i] = c * gp - s * gq;
-          g[qo + i] = s * gp + c * gq;
+function symmetricEigen(s: Float64Array, n: number): { values: Float64Array; vectors: Float64Array; order: number[] } {
+  // v[c*n + r] is V[r][c]: column-major, so every inner loop below runs down a column.
+  const v = s;
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  for (let j = 0; j < n; j++) d[j] = v[j * n + n - 1]!;
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]!);
+    if (scale === 0) {
+      e[i] = d[i - 1]!;
+      for (let j = 0; j < i; j++) {
+        d[j] = v[j * n + i - 1]!;
+        v[j * n + i] = 0;
+        v[i * n + j] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] = d[k]! / scale;
+        h += d[k]! * d[k]!;
+      }
+      let f = d[i - 1]!;
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j]!;
+        v[i * n + j] = f;
+        g = e[j]! + v[j * n + j]! * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          g += v[j * n + k]! * d[k]!;
+          e[k] = e[k]! + v[j * n + k]! * f;
         }
-        norms[p] = alpha - t * gamma;
-        norms[q] = beta + t * gamma;
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] = e[j]! / h;
+        f += e[j]! * d[j]!;
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] = e[j]! - hh * d[j]!;
+      for (let j = 0; j < i; j++) {
+        f = d[j]!;
+        g = e[j]!;
+        for (let k = j; k <= i - 1; k++) v[j * n + k] = v[j * n + k]! - (f * e[k]! + g * d[k]!);
+        d[j] = v[j * n + i - 1]!;
+        v[j * n + i] = 0;
       }
     }
-    if (!rotated) break;
+    d[i] = h;
   }
-  const sigma = new Float64Array(n);
-  const u = new Float64Array(n * n);
-  const v = new Float64Array(n * n);
-  let largest = 0;
-  for (let j = 0; j < n; j++) {
-    let norm = 0;
-    for (let i = 0; i < n; i++) norm += g[j * n + i]! * g[j * n + i]!;
-    sigma[j] = Math.sqrt(norm);
-    largest = Math.max(largest, sigma[j]!);
-  }
-  for (let j = 0; j < n; j++) {
-    const sj = sigma[j]!;
-    // Numerically zero singular values carry nothing: leave their vectors zero.
-    if (sj <= 1e-13 * largest || sj === 0) {
-      sigma[j] = 0;
-      continue;
+  // accumulate the Householder transformations
+  for (let i = 0; i < n - 1; i++) {
+    v[i * n + n - 1] = v[i * n + i]!;
+    v[i * n + i] = 1;
+    const h = d[i + 1]!;
+    const next = (i + 1) * n;
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = v[next + k]! / h;
+      for (let j = 0; j <= i; j++) {
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += v[next + k]! * v[j * n + k]!;
+        for (let k = 0; k <= i; k++) v[j * n + k] = v[j * n + k]! - g * d[k]!;
+      }
     }
-    for (let i = 0; i < n; i++) u[j * n + i] = g[j * n + i]! / sj;
-    // v_j = Mᵀ u_j / σ_j  (M column-major: (Mᵀu)_c = Σ_r M[r][c] u_r = column c · u)
-    for (let c = 0; c < n; c++) {
-      let dot = 0;
-      for (let r = 0; r < n; r++) dot += m[c * n + r]! * u[j * n + r]!;
-      v[j * n + c] = dot / sj;
-    }
+    for (let k = 0; k <= i; k++) v[next + k] = 0;
   }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => sigma[b]! - sigma[a]!);
-  return { u, v, sigma, order };
+  for (let j = 0; j < n; j++) {
+    d[j] = v[j * n + n - 1]!;
+    v[j * n + n - 1] = 0;
+  }
+  v[n * n - 1] = 1;
+  e[0] = 0;
+
+  // implicit QL on the tridiagonal (d, e)
+  for (let i = 1; i < n; i++) e[i - 1] = e[i]!;
+  e[n - 1] = 0;
+  let f = 0;
+  let tst1 = 0;
+  const eps = Number.EPSILON;
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]!) + Math.abs(e[l]!));
+    let m = l;
+    while (m < n && Math.abs(e[m]!) > eps * tst1) m++;
+    // Converges in 2-3 iterations per eigenvalue; the cap only guards against NaN input spinning.
+    for (let iteration = 0; m > l && Math.abs(e[l]!) > eps * tst1 && iteration < 64; iteration++) {
+      let g = d[l]!;
+      let p = (d[l + 1]! - g) / (2 * e[l]!);
+      let r = Math.hypot(p, 1);
+      if (p < 0) r = -r;
+      d[l] = e[l]! / (p + r);
+      d[l + 1] = e[l]! * (p + r);
+      const dl1 = d[l + 1]!;
+      let h = g - d[l]!;
+      for (let i = l + 2; i < n; i++) d[i] = d[i]! - h;
+      f += h;
+      p = d[m]!;
+      let c = 1;
+      let c2 = c;
+      let c3 = c;
+      const el1 = e[l + 1]!;
+      let sine = 0;
+      let s2 = 0;
+      for (let i = m - 1; i >= l; i--) {
+        c3 = c2;
+        c2 = c;
+        s2 = sine;
+        g = c * e[i]!;
+        h = c * p;
+        r = Math.hypot(p, e[i]!);
+        e[i + 1] = sine * r;
+        sine = e[i]! / r;
+        c = p / r;
+        p = c * d[i]! - sine * g;
+        d[i + 1] = h + sine * (c * g + sine * d[i]!);
+        const oi = i * n;
+        const oj = oi + n;
+        for (let k = 0; k < n; k++) {
+          const vk = v[oj + k]!;
+          v[oj + k] = sine * v[oi + k]! + c * vk;
+          v[oi + k] = c * v[oi + k]! - sine * vk;
+        }
+      }
+      p = (-sine * s2 * c3 * el1 * e[l]!) / dl1;
+      e[l] = sine * p;
+      d[l] = c * p;
+    }
+    d[l] = d[l]! + f;
+    e[l] = 0;
+  }
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => d[b]! - d[a]!);
+  return { values: d, vectors: v, order };
 }
 
 /** Dense reference ΔW = Σ w_i s_i B_i A_i of one target, row-major [out, in], float64. */
