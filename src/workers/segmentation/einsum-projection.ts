@@ -8,6 +8,7 @@ import {
   NODE_OUTPUT,
   WireFormatError,
   concatBytes,
+  containsText,
   int64Initializer,
   intsAttributeRecord,
   lenRecord,
@@ -51,12 +52,12 @@ export function withConvProjections(model: Uint8Array): ConvProjections {
     const graphBytes = graphs[0]!.payload;
     // Byte searches first: a graph without an Einsum (most) is not parsed node by node, and one
     // that mentions the prefix anywhere is left alone.
-    if (!contains(graphBytes, EINSUM) || contains(graphBytes, PREFIX)) return unchanged;
+    if (!containsText(graphBytes, EINSUM) || containsText(graphBytes, PREFIX)) return unchanged;
     const graphFields = readFields(graphBytes);
 
     let rewritten = 0;
     const graph = graphFields.map((f) => {
-      if (f.field !== GRAPH_NODE || !contains(f.payload, EINSUM)) return f.record;
+      if (f.field !== GRAPH_NODE || !containsText(f.payload, EINSUM)) return f.record;
       const node = readFields(f.payload);
       const operands = projectionOperands(node);
       if (!operands) return f.record;
@@ -107,8 +108,4 @@ function projectionNodes({ features, embeddings, output }: ProjectionOperands, n
 function stringAttribute(node: readonly WireField[], name: string): string | undefined {
   const value = nodeAttribute(node, name)?.find((a) => a.field === ATTRIBUTE_STRING);
   return value ? textOf(value.payload) : undefined;
-}
-
-function contains(bytes: Uint8Array, text: string): boolean {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(text);
 }

@@ -1,6 +1,7 @@
 import ort from 'onnxruntime-node';
 import type { Logger } from '../../shared/logger.js';
 import type { ModelPackage } from '../../shared/model-manifest.js';
+import { withConvChannelNorms } from './channel-norm-conv.js';
 import { withConvProjections } from './einsum-projection.js';
 import { FoldedLoraFeeds } from './folded-lora-feeds.js';
 import { foldLoraBranches, type FoldedLoraModel } from './lora-fold.js';
@@ -14,16 +15,18 @@ export interface FoldedGraph {
   feeds: FoldedLoraFeeds;
   /** Class projections it computes as a 1x1 Conv instead of an Einsum (einsum-projection.ts). */
   convProjections: number;
+  /** Channel L2 norms it computes as a 1x1 Conv instead of a ReduceL2 (channel-norm-conv.ts). */
+  convChannelNorms: number;
 }
 
 /** Largest |Δlogit| accepted between the two graphs, relative to the largest logit (float32 sums in another order). */
 const TOLERANCE = 1e-4;
 
 /**
- * The package's network with its LoRA branches folded into the weights (lora-fold.ts) and its
- * class projections as 1x1 Convs (einsum-projection.ts), checked against the package graph before
- * it is used: one frame with a rank-2 LoRA pair on every target must give the same logits
- * through both. Undefined, with a log line saying why, when the graph cannot be folded or the
+ * The package's network with its LoRA branches folded into the weights (lora-fold.ts), and its
+ * channel L2 norms and class projections as 1x1 Convs (channel-norm-conv.ts, einsum-projection.ts),
+ * checked against the package graph before it is used: one frame with a rank-2 LoRA pair on every
+ * target must give the same logits through both. Undefined, with a log line saying why, when the graph cannot be folded or the
  * check fails; the worker then feeds the package graph its LoRA inputs as before.
  */
 export async function loadFoldedGraph(
@@ -34,7 +37,8 @@ export async function loadFoldedGraph(
   sessionOptions: ort.InferenceSession.SessionOptions,
   logger: Logger,
 ): Promise<FoldedGraph | undefined> {
-  const projected = withConvProjections(packageBytes);
+  const normed = withConvChannelNorms(packageBytes);
+  const projected = withConvProjections(normed.bytes);
   const result = foldLoraBranches(projected.bytes, pkg.manifest.lora.targets);
   if ('reason' in result) {
     logger.info({ model: pkg.manifest.name, reason: result.reason }, 'LoRA branches kept in the network (cannot fold them into its weights)');
@@ -46,7 +50,7 @@ export async function loadFoldedGraph(
     session = await ort.InferenceSession.create(result.folded.bytes, sessionOptions);
     feeds = await FoldedLoraFeeds.create(result.folded);
     const mismatch = await compareGraphs(pkg, packageSession, session, feeds, result.folded);
-    if (mismatch === undefined) return { bytes: result.folded.bytes, session, feeds, convProjections: projected.rewritten };
+    if (mismatch === undefined) return { bytes: result.folded.bytes, session, feeds, convProjections: projected.rewritten, convChannelNorms: normed.rewritten };
     logger.warn({ model: pkg.manifest.name, mismatch }, 'LoRA branches kept in the network: the folded graph gave other logits');
   } catch (error) {
     logger.warn({ model: pkg.manifest.name, err: error }, 'LoRA branches kept in the network: the folded graph did not load or run');

@@ -209,6 +209,7 @@ export class OnnxSessionRepository {
         model: `${pkg.manifest.name}@${pkg.manifest.version}`,
         loraFolded: folded !== undefined,
         convProjections: folded?.convProjections ?? 0,
+        convChannelNorms: folded?.convChannelNorms ?? 0,
         classMapHead,
       },
       fallbackReason ? 'segmentation model loaded on cpu (cuda unavailable)' : `segmentation model loaded on ${provider}`,

@@ -104,6 +104,11 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return Buffer.concat(parts);
 }
 
+/** Whether `text` occurs anywhere in `bytes` (a cheap test before parsing a message field by field). */
+export function containsText(bytes: Uint8Array, text: string): boolean {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).includes(text);
+}
+
 export function textOf(payload: Uint8Array): string {
   return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8');
 }
@@ -206,6 +211,19 @@ export function int64Initializer(name: string, values: readonly number[]): Uint8
   return concatBytes([
     varintRecord(TENSOR_DIMS, values.length),
     varintRecord(TENSOR_DATA_TYPE, INT64),
+    stringRecord(TENSOR_NAME, name),
+    lenRecord(TENSOR_RAW_DATA, raw),
+  ]);
+}
+
+/** A TensorProto of float32 `values` with shape `dims` ([] for a scalar), for an initializer: raw_data, little-endian. */
+export function floatInitializer(name: string, values: readonly number[], dims: readonly number[]): Uint8Array {
+  const raw = new Uint8Array(4 * values.length);
+  const view = new DataView(raw.buffer);
+  values.forEach((value, i) => view.setFloat32(4 * i, value, true));
+  return concatBytes([
+    ...dims.map((dim) => varintRecord(TENSOR_DIMS, dim)),
+    varintRecord(TENSOR_DATA_TYPE, FLOAT),
     stringRecord(TENSOR_NAME, name),
     lenRecord(TENSOR_RAW_DATA, raw),
   ]);
