@@ -1,20 +1,13 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loadModelPackage } from '../../src/shared/model-manifest.js';
 import { withConvChannelNorms } from '../../src/workers/segmentation/channel-norm-conv.js';
-import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import {
   FLOAT,
   GRAPH_INPUT,
-  GRAPH_NODE,
   GRAPH_OUTPUT,
   MODEL_GRAPH,
   MODEL_IR_VERSION,
   MODEL_OPSET_IMPORT,
-  NODE_OP_TYPE,
   OPSET_DOMAIN,
   OPSET_VERSION,
   concatBytes,
@@ -22,15 +15,12 @@ import {
   intsAttributeRecord,
   lenRecord,
   nodeRecord,
-  readFields,
   stringRecord,
   tensorValueInfo,
-  textOf,
   varintRecord,
 } from '../../src/workers/segmentation/onnx-wire.js';
-import { REPO_ROOT } from '../helpers/cli.js';
-
-const options = { graphOptimizationLevel: 'all' as const, executionProviders: ['cpu'] };
+import { loadDefaultFolded, loadDefaultModel, logitDifference } from '../helpers/default-model.js';
+import { cpuSessionOptions, opTypes, wave } from '../helpers/onnx-graph.js';
 
 interface NormModelOptions {
   axes?: number[];
@@ -51,15 +41,6 @@ function normModel({ axes = [1], keepdims, inputName = 'x', irVersion = 8 }: Nor
   ]);
   return concatBytes([varintRecord(MODEL_IR_VERSION, irVersion), lenRecord(MODEL_OPSET_IMPORT, opset), lenRecord(MODEL_GRAPH, graph)]);
 }
-
-function opTypes(model: Uint8Array): string[] {
-  const graph = readFields(model).find((f) => f.field === MODEL_GRAPH)!.payload;
-  return readFields(graph)
-    .filter((f) => f.field === GRAPH_NODE)
-    .map((f) => textOf(readFields(f.payload).find((part) => part.field === NODE_OP_TYPE)!.payload));
-}
-
-const wave = (length: number, phase: number) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + phase) * (1 + (i % 5)));
 
 describe('channel L2 norms as a 1x1 Conv', () => {
   it.each([
@@ -83,7 +64,7 @@ describe('channel L2 norms as a 1x1 Conv', () => {
         dims,
       ),
     };
-    const [before, after] = await Promise.all([model, result.bytes].map((bytes) => ort.InferenceSession.create(bytes, options)));
+    const [before, after] = await Promise.all([model, result.bytes].map((bytes) => ort.InferenceSession.create(bytes, cpuSessionOptions)));
     const expected = (await before!.run(feeds)).out!;
     const actual = (await after!.run(feeds)).out!;
     expect(expected.dims).toEqual(expectedDims);
@@ -107,35 +88,14 @@ describe('channel L2 norms as a 1x1 Conv', () => {
   });
 
   it('rewrites models/default (features and class embeddings): logits within 1e-5, and the folded network passes its check', async () => {
-    const pkg = await loadModelPackage(path.join(REPO_ROOT, 'models/default'));
-    const bytes = await readFile(pkg.modelPath);
-    const result = withConvChannelNorms(bytes);
+    const model = await loadDefaultModel();
+    const result = withConvChannelNorms(model.bytes);
     expect(result.rewritten).toBe(2);
-    const { input, output, classes, classEmbeddings } = pkg.manifest;
-    const [width, height] = [224, 128];
-    const feeds: Record<string, ort.Tensor> = {
-      [input.name]: new ort.Tensor('float32', wave(2 * 3 * width * height, 2), [2, 3, height, width]),
-      [classEmbeddings.input]: new ort.Tensor('float32', Float32Array.from(classes.flatMap((c) => c.embedding)), [classes.length, classEmbeddings.dim]),
-    };
-    for (const target of pkg.manifest.lora.targets) {
-      feeds[target.inputA] = new ort.Tensor('float32', new Float32Array(target.in), [1, target.in]);
-      feeds[target.inputB] = new ort.Tensor('float32', new Float32Array(target.out), [target.out, 1]);
-    }
-    const [plain, normed] = await Promise.all([bytes, result.bytes].map((model) => ort.InferenceSession.create(model, options)));
-    const expected = (await plain!.run(feeds))[output.name]!;
-    const actual = (await normed!.run(feeds))[output.name]!;
-    expect(actual.dims).toEqual(expected.dims);
-    const [e, a] = [expected.data as Float32Array, actual.data as Float32Array];
-    const largest = e.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-    const worst = e.reduce((m, x, i) => Math.max(m, Math.abs(x - a[i]!)), 0);
-    expect(worst).toBeLessThanOrEqual(1e-5 * largest);
-
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const folded = await loadFoldedGraph(pkg, bytes, plain!, options, logger);
-    expect(lines).toEqual([]);
+    expect(await logitDifference(model, result.bytes)).toBeLessThanOrEqual(1e-5);
+    const { folded, logLines, release } = await loadDefaultFolded(model);
+    expect(logLines).toEqual([]);
     expect(folded?.convChannelNorms).toBe(2);
     expect(opTypes(folded!.bytes)).not.toContain('ReduceL2');
-    await Promise.all([plain!.release(), normed!.release(), folded!.session.release(), folded!.feeds.release()]);
+    await release();
   });
 });

@@ -1,11 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { loadModelPackage } from '../../src/shared/model-manifest.js';
 import { withConvProjections } from '../../src/workers/segmentation/einsum-projection.js';
-import { loadFoldedGraph } from '../../src/workers/segmentation/folded-graph.js';
 import {
   ATTRIBUTE_NAME,
   ATTRIBUTE_STRING,
@@ -27,15 +22,13 @@ import {
   concatBytes,
   lenRecord,
   nodeRecord,
-  readFields,
   stringRecord,
   tensorValueInfo,
-  textOf,
   varintRecord,
 } from '../../src/workers/segmentation/onnx-wire.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { loadDefaultFolded, loadDefaultModel, logitDifference } from '../helpers/default-model.js';
+import { cpuSessionOptions, opTypes, wave } from '../helpers/onnx-graph.js';
 
-const options = { graphOptimizationLevel: 'all' as const, executionProviders: ['cpu'] };
 /** AttributeProto.AttributeType STRING. */
 const ATTRIBUTE_TYPE_STRING = 3;
 
@@ -66,15 +59,6 @@ function einsumModel(equation: string, featuresName = 'features'): Uint8Array {
   return concatBytes([varintRecord(MODEL_IR_VERSION, 8), lenRecord(MODEL_OPSET_IMPORT, opset), lenRecord(MODEL_GRAPH, graph)]);
 }
 
-function opTypes(model: Uint8Array): string[] {
-  const graph = readFields(model).find((f) => f.field === MODEL_GRAPH)!.payload;
-  return readFields(graph)
-    .filter((f) => f.field === GRAPH_NODE)
-    .map((f) => textOf(readFields(f.payload).find((part) => part.field === NODE_OP_TYPE)!.payload));
-}
-
-const wave = (length: number, phase: number) => Float32Array.from({ length }, (_, i) => Math.sin(i * 0.37 + phase) * (1 + (i % 5)));
-
 describe('class projections as a 1x1 Conv', () => {
   it('replaces an Einsum ndhw,cd->nchw (any letters) and computes what it computed', async () => {
     const model = einsumModel('bk yx , ck -> bcyx');
@@ -87,7 +71,7 @@ describe('class projections as a 1x1 Conv', () => {
       features: new ort.Tensor('float32', wave(n * d * h * w, 0), [n, d, h, w]),
       embeddings: new ort.Tensor('float32', wave(c * d, 1), [c, d]),
     };
-    const [before, after] = await Promise.all([model, result.bytes].map((bytes) => ort.InferenceSession.create(bytes, options)));
+    const [before, after] = await Promise.all([model, result.bytes].map((bytes) => ort.InferenceSession.create(bytes, cpuSessionOptions)));
     const expected = (await before!.run(feeds)).out!;
     const actual = (await after!.run(feeds)).out!;
     expect(actual.dims).toEqual([n, c, h, w]);
@@ -110,35 +94,14 @@ describe('class projections as a 1x1 Conv', () => {
   });
 
   it('rewrites models/default: logits within 1e-5 of the package graph, and the folded network passes its check', async () => {
-    const pkg = await loadModelPackage(path.join(REPO_ROOT, 'models/default'));
-    const bytes = await readFile(pkg.modelPath);
-    const result = withConvProjections(bytes);
+    const model = await loadDefaultModel();
+    const result = withConvProjections(model.bytes);
     expect(result.rewritten).toBe(1);
-    const { input, output, classes, classEmbeddings } = pkg.manifest;
-    const [width, height] = [224, 128];
-    const feeds: Record<string, ort.Tensor> = {
-      [input.name]: new ort.Tensor('float32', wave(2 * 3 * width * height, 2), [2, 3, height, width]),
-      [classEmbeddings.input]: new ort.Tensor('float32', Float32Array.from(classes.flatMap((c) => c.embedding)), [classes.length, classEmbeddings.dim]),
-    };
-    for (const target of pkg.manifest.lora.targets) {
-      feeds[target.inputA] = new ort.Tensor('float32', new Float32Array(target.in), [1, target.in]);
-      feeds[target.inputB] = new ort.Tensor('float32', new Float32Array(target.out), [target.out, 1]);
-    }
-    const [plain, projected] = await Promise.all([bytes, result.bytes].map((model) => ort.InferenceSession.create(model, options)));
-    const expected = (await plain!.run(feeds))[output.name]!;
-    const actual = (await projected!.run(feeds))[output.name]!;
-    expect(actual.dims).toEqual(expected.dims);
-    const [e, a] = [expected.data as Float32Array, actual.data as Float32Array];
-    const largest = e.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-    const worst = e.reduce((m, x, i) => Math.max(m, Math.abs(x - a[i]!)), 0);
-    expect(worst).toBeLessThanOrEqual(1e-5 * largest);
-
-    const lines: string[] = [];
-    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const folded = await loadFoldedGraph(pkg, bytes, plain!, options, logger);
-    expect(lines).toEqual([]);
+    expect(await logitDifference(model, result.bytes)).toBeLessThanOrEqual(1e-5);
+    const { folded, logLines, release } = await loadDefaultFolded(model);
+    expect(logLines).toEqual([]);
     expect(folded?.convProjections).toBe(1);
     expect(opTypes(folded!.bytes)).not.toContain('Einsum');
-    await Promise.all([plain!.release(), projected!.release(), folded!.session.release(), folded!.feeds.release()]);
+    await release();
   });
 });

@@ -259,35 +259,8 @@ function columnNorm(q: Float64Array, start: number, rows: number): number {
 /** dots[p] = q_p · x_j for p < j, then x_j −= Σ_p dots[p] · q_p (columns of a column-major [rows, ·] q). */
 function projectOut(q: Float64Array, rows: number, j: number, dots: Float64Array): void {
   const start = j * rows;
+  columnDots(q, rows, j, 0, j, dots);
   let p = 0;
-  for (; p + 3 < j; p += 4) {
-    const o0 = p * rows;
-    const o1 = o0 + rows;
-    const o2 = o1 + rows;
-    const o3 = o2 + rows;
-    let s0 = 0;
-    let s1 = 0;
-    let s2 = 0;
-    let s3 = 0;
-    for (let i = 0; i < rows; i++) {
-      const x = q[start + i]!;
-      s0 += q[o0 + i]! * x;
-      s1 += q[o1 + i]! * x;
-      s2 += q[o2 + i]! * x;
-      s3 += q[o3 + i]! * x;
-    }
-    dots[p] = s0;
-    dots[p + 1] = s1;
-    dots[p + 2] = s2;
-    dots[p + 3] = s3;
-  }
-  for (; p < j; p++) {
-    const o = p * rows;
-    let s = 0;
-    for (let i = 0; i < rows; i++) s += q[o + i]! * q[start + i]!;
-    dots[p] = s;
-  }
-  p = 0;
   for (; p + 3 < j; p += 4) {
     const d0 = dots[p]!;
     const d1 = dots[p + 1]!;
@@ -306,41 +279,51 @@ function projectOut(q: Float64Array, rows: number, j: number, dots: Float64Array
   }
 }
 
-/** XᵀX of a column-major X [rows, cols] (symmetric, both halves filled), four columns per pass. */
+/** XᵀX of a column-major X [rows, cols], both halves filled. */
 function gram(x: Float64Array, rows: number, cols: number): Float64Array {
   const g = new Float64Array(cols * cols);
+  const dots = new Float64Array(cols);
   for (let a = 0; a < cols; a++) {
-    const oa = a * rows;
-    let b = a;
-    for (; b + 3 < cols; b += 4) {
-      const o0 = b * rows;
-      const o1 = o0 + rows;
-      const o2 = o1 + rows;
-      const o3 = o2 + rows;
-      let s0 = 0;
-      let s1 = 0;
-      let s2 = 0;
-      let s3 = 0;
-      for (let i = 0; i < rows; i++) {
-        const xa = x[oa + i]!;
-        s0 += xa * x[o0 + i]!;
-        s1 += xa * x[o1 + i]!;
-        s2 += xa * x[o2 + i]!;
-        s3 += xa * x[o3 + i]!;
-      }
-      g[a * cols + b] = g[b * cols + a] = s0;
-      g[a * cols + b + 1] = g[(b + 1) * cols + a] = s1;
-      g[a * cols + b + 2] = g[(b + 2) * cols + a] = s2;
-      g[a * cols + b + 3] = g[(b + 3) * cols + a] = s3;
-    }
-    for (; b < cols; b++) {
-      const ob = b * rows;
-      let s = 0;
-      for (let i = 0; i < rows; i++) s += x[oa + i]! * x[ob + i]!;
-      g[a * cols + b] = g[b * cols + a] = s;
-    }
+    columnDots(x, rows, a, a, cols, dots);
+    for (let b = a; b < cols; b++) g[a * cols + b] = g[b * cols + a] = dots[b]!;
   }
   return g;
+}
+
+/**
+ * dots[k] = x_k · x_column for from ≤ k < to (columns of a column-major [rows, ·] x), four
+ * columns per pass: one load of x_column feeds four multiply-adds.
+ */
+function columnDots(x: Float64Array, rows: number, column: number, from: number, to: number, dots: Float64Array): void {
+  const start = column * rows;
+  let k = from;
+  for (; k + 3 < to; k += 4) {
+    const o0 = k * rows;
+    const o1 = o0 + rows;
+    const o2 = o1 + rows;
+    const o3 = o2 + rows;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    for (let i = 0; i < rows; i++) {
+      const c = x[start + i]!;
+      s0 += x[o0 + i]! * c;
+      s1 += x[o1 + i]! * c;
+      s2 += x[o2 + i]! * c;
+      s3 += x[o3 + i]! * c;
+    }
+    dots[k] = s0;
+    dots[k + 1] = s1;
+    dots[k + 2] = s2;
+    dots[k + 3] = s3;
+  }
+  for (; k < to; k++) {
+    const o = k * rows;
+    let s = 0;
+    for (let i = 0; i < rows; i++) s += x[o + i]! * x[start + i]!;
+    dots[k] = s;
+  }
 }
 
 /** R·G·Rᵀ for an upper triangular R (column-major: r[j*n + i] = R[i][j]) and a symmetric G; exactly symmetric. */

@@ -1,27 +1,18 @@
+import { rewriteNodes, type RewrittenModel } from './node-rewrite.js';
 import {
   ATTRIBUTE_INT,
   ATTRIBUTE_INTS,
-  GRAPH_INITIALIZER,
-  GRAPH_NODE,
-  MODEL_GRAPH,
-  MODEL_IR_VERSION,
   NODE_INPUT,
   NODE_OP_TYPE,
   NODE_OUTPUT,
-  WireFormatError,
-  concatBytes,
-  containsText,
   floatInitializer,
   int64Initializer,
   intAttributeRecord,
   intsAttributeRecord,
-  lenRecord,
   nodeAttribute,
   nodeRecord,
-  readFields,
   repeatedVarints,
   textOf,
-  withGraph,
   type WireField,
 } from './onnx-wire.js';
 
@@ -29,20 +20,13 @@ import {
 const PREFIX = 'streamseg_channel_norm';
 const REDUCE_L2 = 'ReduceL2';
 
-export interface ConvChannelNorms {
-  /** The model, rewritten where `rewritten` > 0, else the bytes given. */
-  bytes: Uint8Array;
-  /** ReduceL2 nodes replaced. */
-  rewritten: number;
-}
-
 /**
  * The network with each L2 norm over the channel axis (ReduceL2, `axes` [1]: the length of every
  * pixel's feature vector, which segmentation heads divide by before comparing with class
  * embeddings) computed as squares summed by a 1x1 Conv with a weight of ones, then Sqrt. ONNX
  * Runtime reduces a non-last axis one strided float at a time: on models/default at 224x128, 2
  * frames per run, one thread, that ReduceL2 took 14.5% of the network's time, and the Conv form
- * cut 1.4 ms of CPU per frame (bench/README.md, tenth round).
+ * cut 1.2–1.4 ms of CPU per frame (bench/README.md, tenth round).
  *
  * The input's rank and channel count are not known from the graph, so the rewrite reads them at
  * run time: the squares are reshaped to [N, C, rest, 1], summed by a Conv whose weight of ones is
@@ -52,30 +36,16 @@ export interface ConvChannelNorms {
  * version < 4 (whose initializers must be graph inputs) are left as they are; so are bytes that
  * do not parse and a graph that mentions this rewrite's names.
  */
-export function withConvChannelNorms(model: Uint8Array): ConvChannelNorms {
-  const unchanged = { bytes: model, rewritten: 0 };
-  try {
-    const modelFields = readFields(model);
-    const graphs = modelFields.filter((f) => f.field === MODEL_GRAPH);
-    if (graphs.length !== 1 || (repeatedVarints(modelFields, MODEL_IR_VERSION)[0] ?? 0) < 4) return unchanged;
-    const graphBytes = graphs[0]!.payload;
-    // Byte searches first: a graph without a ReduceL2 (most) is not parsed node by node, and one
-    // that mentions the prefix anywhere is left alone.
-    if (!containsText(graphBytes, REDUCE_L2) || containsText(graphBytes, PREFIX)) return unchanged;
-
-    let rewritten = 0;
-    const graph = readFields(graphBytes).map((f) => {
-      if (f.field !== GRAPH_NODE || !containsText(f.payload, REDUCE_L2)) return f.record;
-      const norm = channelNorm(readFields(f.payload));
-      if (!norm) return f.record;
-      return concatBytes(channelNormNodes(norm, `${PREFIX}${rewritten++}`));
-    });
-    if (rewritten === 0) return unchanged;
-    return { bytes: withGraph(modelFields, [...graph, ...constants()]), rewritten };
-  } catch (error) {
-    if (error instanceof WireFormatError) return unchanged;
-    throw error;
-  }
+export function withConvChannelNorms(model: Uint8Array): RewrittenModel {
+  return rewriteNodes(model, {
+    opType: REDUCE_L2,
+    prefix: PREFIX,
+    replace: (node, name) => {
+      const norm = channelNorm(node);
+      return norm && channelNormNodes(norm, name);
+    },
+    initializers: constants,
+  });
 }
 
 interface ChannelNorm {
@@ -109,7 +79,7 @@ function constants(): Uint8Array[] {
     // Reshape's 0 copies the dimension: [N, C, …] → [N, C, rest, 1].
     int64Initializer(constant('flat'), [0, 0, -1, 1]),
     floatInitializer(constant('one'), [1], []),
-  ].map((tensor) => lenRecord(GRAPH_INITIALIZER, tensor));
+  ];
 }
 
 /** The nodes that replace one ReduceL2; `output` keeps its name, so its consumers are untouched. */

@@ -1,35 +1,19 @@
+import { rewriteNodes, type RewrittenModel } from './node-rewrite.js';
 import {
   ATTRIBUTE_STRING,
-  GRAPH_INITIALIZER,
-  GRAPH_NODE,
-  MODEL_GRAPH,
   NODE_INPUT,
   NODE_OP_TYPE,
   NODE_OUTPUT,
-  WireFormatError,
-  concatBytes,
-  containsText,
   int64Initializer,
   intsAttributeRecord,
-  lenRecord,
   nodeAttribute,
   nodeRecord,
-  readFields,
   textOf,
-  withGraph,
   type WireField,
 } from './onnx-wire.js';
 
 /** Prefix of every tensor the rewrite adds, so that none can meet a package's own names. */
 const PREFIX = 'streamseg_projection';
-const EINSUM = 'Einsum';
-
-export interface ConvProjections {
-  /** The model, rewritten where `rewritten` > 0, else the bytes given. */
-  bytes: Uint8Array;
-  /** Einsum nodes replaced. */
-  rewritten: number;
-}
 
 /**
  * The network with each per-pixel projection written as an Einsum `ndhw,cd->nchw` (features
@@ -43,34 +27,16 @@ export interface ConvProjections {
  * (folded-graph.ts) bounds any difference. Any other Einsum is left as it is; bytes that do not
  * parse, or a graph that mentions this rewrite's names, come back unchanged.
  */
-export function withConvProjections(model: Uint8Array): ConvProjections {
-  const unchanged = { bytes: model, rewritten: 0 };
-  try {
-    const modelFields = readFields(model);
-    const graphs = modelFields.filter((f) => f.field === MODEL_GRAPH);
-    if (graphs.length !== 1) return unchanged;
-    const graphBytes = graphs[0]!.payload;
-    // Byte searches first: a graph without an Einsum (most) is not parsed node by node, and one
-    // that mentions the prefix anywhere is left alone.
-    if (!containsText(graphBytes, EINSUM) || containsText(graphBytes, PREFIX)) return unchanged;
-    const graphFields = readFields(graphBytes);
-
-    let rewritten = 0;
-    const graph = graphFields.map((f) => {
-      if (f.field !== GRAPH_NODE || !containsText(f.payload, EINSUM)) return f.record;
-      const node = readFields(f.payload);
+export function withConvProjections(model: Uint8Array): RewrittenModel {
+  return rewriteNodes(model, {
+    opType: 'Einsum',
+    prefix: PREFIX,
+    replace: (node, name) => {
       const operands = projectionOperands(node);
-      if (!operands) return f.record;
-      return concatBytes(projectionNodes(operands, `${PREFIX}${rewritten++}`));
-    });
-    if (rewritten === 0) return unchanged;
-    // A plain initializer: Einsum needs opset 12, so IR ≥ 7, where it need not be a graph input.
-    const constants = [lenRecord(GRAPH_INITIALIZER, int64Initializer(`${PREFIX}_weight_shape`, [0, 0, 1, 1]))];
-    return { bytes: withGraph(modelFields, [...graph, ...constants]), rewritten };
-  } catch (error) {
-    if (error instanceof WireFormatError) return unchanged;
-    throw error;
-  }
+      return operands && projectionNodes(operands, name);
+    },
+    initializers: () => [int64Initializer(`${PREFIX}_weight_shape`, [0, 0, 1, 1])],
+  });
 }
 
 interface ProjectionOperands {

@@ -1,0 +1,69 @@
+import {
+  GRAPH_INITIALIZER,
+  GRAPH_NODE,
+  MODEL_GRAPH,
+  MODEL_IR_VERSION,
+  WireFormatError,
+  concatBytes,
+  containsText,
+  lenRecord,
+  readFields,
+  repeatedVarints,
+  withGraph,
+  type WireField,
+} from './onnx-wire.js';
+
+/** One kind of node a rewrite replaces with others (einsum-projection.ts, channel-norm-conv.ts). */
+export interface NodeRewrite {
+  /** The op type it replaces; a graph whose bytes never mention it is not parsed node by node. */
+  opType: string;
+  /** Prefix of every name it adds, so that none can meet a package's own: a graph that mentions it is left alone. */
+  prefix: string;
+  /**
+   * Lowest IR version it applies to: below 4, initializers must also be graph inputs.
+   * @defaultValue 4
+   */
+  minIrVersion?: number;
+  /** The nodes (GraphProto node records) that replace `node`, their names derived from `name`; undefined keeps it. */
+  replace(node: readonly WireField[], name: string): Uint8Array[] | undefined;
+  /** Initializers (TensorProto) the replacements share, added once when any node was replaced. */
+  initializers(): Uint8Array[];
+}
+
+export interface RewrittenModel {
+  /** The model, rewritten where `rewritten` > 0, else the bytes given. */
+  bytes: Uint8Array;
+  /** Nodes replaced. */
+  rewritten: number;
+}
+
+/**
+ * The model with every node of `rewrite.opType` that `rewrite.replace` accepts replaced, the
+ * replacements named `${prefix}0`, `${prefix}1`… and the model copied once. Bytes that do not
+ * parse come back unchanged.
+ */
+export function rewriteNodes(model: Uint8Array, rewrite: NodeRewrite): RewrittenModel {
+  const unchanged = { bytes: model, rewritten: 0 };
+  try {
+    const modelFields = readFields(model);
+    const graphs = modelFields.filter((f) => f.field === MODEL_GRAPH);
+    if (graphs.length !== 1 || (repeatedVarints(modelFields, MODEL_IR_VERSION)[0] ?? 0) < (rewrite.minIrVersion ?? 4)) return unchanged;
+    const graphBytes = graphs[0]!.payload;
+    if (!containsText(graphBytes, rewrite.opType) || containsText(graphBytes, rewrite.prefix)) return unchanged;
+
+    let rewritten = 0;
+    const graph = readFields(graphBytes).map((f) => {
+      if (f.field !== GRAPH_NODE || !containsText(f.payload, rewrite.opType)) return f.record;
+      const nodes = rewrite.replace(readFields(f.payload), `${rewrite.prefix}${rewritten}`);
+      if (!nodes) return f.record;
+      rewritten++;
+      return concatBytes(nodes);
+    });
+    if (rewritten === 0) return unchanged;
+    const initializers = rewrite.initializers().map((tensor) => lenRecord(GRAPH_INITIALIZER, tensor));
+    return { bytes: withGraph(modelFields, [...graph, ...initializers]), rewritten };
+  } catch (error) {
+    if (error instanceof WireFormatError) return unchanged;
+    throw error;
+  }
+}
