@@ -118,13 +118,16 @@ function mergeLinear(target: LoraTarget, parts: Part[]): MergedTarget {
  * no maintained numeric library in the npm registry fits (the candidates are unmaintained, pull
  * in native builds, or lack an SVD on plain typed arrays).
  *
- * Why this shape (profile in bench/README.md, "svd merge on a cache miss"): a Gram matrix is
- * half the multiply-adds of a QR and needs no stores, and a symmetric tridiagonal eigensolver
- * on R×R does a third of the work of one-sided Jacobi on a core from two QRs. Precision: NᵀN
- * squares N's condition number, so only components above its noise floor (λ_j > R·ε·λ_1, i.e.
- * σ_j above ~7e-8·σ_1 at R = 24, under float32 resolution) are kept. No factor is ever rebuilt
- * through an inverse: V is orthogonal to working precision, so Σ_j N·v_j·(Q·v_j)ᵀ = N·Qᵀ = ΔW
- * however inaccurate the singular vectors of the smallest components are.
+ * Why this shape (profiles in bench/README.md, "svd merge on a cache miss" and "Tenth round"):
+ * a Gram matrix is half the multiply-adds of a QR and needs no stores, and a symmetric
+ * tridiagonal eigensolver on R×R took 1.1 ms per merge where one-sided Jacobi on a core from two
+ * QRs took 3.85 (top-3 of models/default).
+ *
+ * Precision: NᵀN squares N's condition number, so only components above its noise floor
+ * (λ_j > R·ε·λ_1, i.e. σ_j above ~7e-8·σ_1 at R = 24, under float32 resolution) are kept. No
+ * factor is ever rebuilt through an inverse: V is orthogonal to working precision, so
+ * Σ_j N·v_j·(Q·v_j)ᵀ = N·Qᵀ = ΔW however inaccurate the singular vectors of the smallest
+ * components are.
  */
 function mergeSvd(target: LoraTarget, parts: Part[], svdRank: number | undefined): MergedTarget {
   const { in: cin, out } = target;
