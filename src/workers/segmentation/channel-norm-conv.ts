@@ -32,9 +32,11 @@ const REDUCE_L2 = 'ReduceL2';
  * run time: the squares are reshaped to [N, C, rest, 1], summed by a Conv whose weight of ones is
  * expanded to [1, C, 1, 1], and the sums reshaped to the shape ReduceL2 gives. The same squares,
  * summed in another order: the folded graph's check against the package graph (folded-graph.ts)
- * bounds the difference. Other axes, `axes` given as an input (opset 18), and models of IR
- * version < 4 (whose initializers must be graph inputs) are left as they are; so are bytes that
- * do not parse and a graph that mentions this rewrite's names.
+ * bounds the difference. The weight of ones is float32, as the networks streamseg runs are; on
+ * another type the rewritten network fails to load, and the worker keeps the package graph with a
+ * log line saying so (folded-graph.ts). Other axes, `axes` given as an input (opset 18), and
+ * models of IR version < 4 (whose initializers must be graph inputs) are left as they are; so are
+ * bytes that do not parse and a graph that mentions this rewrite's names.
  */
 export function withConvChannelNorms(model: Uint8Array): RewrittenModel {
   return rewriteNodes(model, {

@@ -19,11 +19,6 @@ export interface NodeRewrite {
   opType: string;
   /** Prefix of every name it adds, so that none can meet a package's own: a graph that mentions it is left alone. */
   prefix: string;
-  /**
-   * Lowest IR version it applies to: below 4, initializers must also be graph inputs.
-   * @defaultValue 4
-   */
-  minIrVersion?: number;
   /** The nodes (GraphProto node records) that replace `node`, their names derived from `name`; undefined keeps it. */
   replace(node: readonly WireField[], name: string): Uint8Array[] | undefined;
   /** Initializers (TensorProto) the replacements share, added once when any node was replaced. */
@@ -40,14 +35,15 @@ export interface RewrittenModel {
 /**
  * The model with every node of `rewrite.opType` that `rewrite.replace` accepts replaced, the
  * replacements named `${prefix}0`, `${prefix}1`… and the model copied once. Bytes that do not
- * parse come back unchanged.
+ * parse, and models of IR version below 4, come back unchanged.
  */
 export function rewriteNodes(model: Uint8Array, rewrite: NodeRewrite): RewrittenModel {
   const unchanged = { bytes: model, rewritten: 0 };
   try {
     const modelFields = readFields(model);
     const graphs = modelFields.filter((f) => f.field === MODEL_GRAPH);
-    if (graphs.length !== 1 || (repeatedVarints(modelFields, MODEL_IR_VERSION)[0] ?? 0) < (rewrite.minIrVersion ?? 4)) return unchanged;
+    // Below IR version 4 an initializer must also be a graph input; the rewrites add plain ones.
+    if (graphs.length !== 1 || (repeatedVarints(modelFields, MODEL_IR_VERSION)[0] ?? 0) < 4) return unchanged;
     const graphBytes = graphs[0]!.payload;
     if (!containsText(graphBytes, rewrite.opType) || containsText(graphBytes, rewrite.prefix)) return unchanged;
 
