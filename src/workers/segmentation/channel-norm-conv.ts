@@ -1,19 +1,15 @@
 import { rewriteNodes, type RewrittenModel } from './node-rewrite.js';
 import {
-  ATTRIBUTE_INT,
   ATTRIBUTE_INTS,
-  NODE_INPUT,
-  NODE_OP_TYPE,
-  NODE_OUTPUT,
   floatInitializer,
   int64Initializer,
+  intAttribute,
   intAttributeRecord,
   intsAttributeRecord,
   nodeAttribute,
   nodeRecord,
   repeatedVarints,
-  textOf,
-  type WireField,
+  type GraphNode,
 } from './onnx-wire.js';
 
 /** Prefix of every tensor the rewrite adds, so that none can meet a package's own names. */
@@ -57,16 +53,12 @@ interface ChannelNorm {
 }
 
 /** A ReduceL2 over axis 1 with its axes as an attribute, else undefined. */
-function channelNorm(node: readonly WireField[]): ChannelNorm | undefined {
-  const strings = (field: number) => node.filter((f) => f.field === field).map((f) => textOf(f.payload));
-  if (strings(NODE_OP_TYPE)[0] !== REDUCE_L2) return undefined;
-  const inputs = strings(NODE_INPUT);
-  const outputs = strings(NODE_OUTPUT);
+function channelNorm(node: GraphNode): ChannelNorm | undefined {
+  const { inputs, outputs } = node;
   if (inputs.length !== 1 || outputs.length !== 1) return undefined;
-  const axes = nodeAttribute(node, 'axes');
+  const axes = nodeAttribute(node.fields, 'axes');
   if (!axes || repeatedVarints(axes, ATTRIBUTE_INTS).join() !== '1') return undefined;
-  const keepDims = nodeAttribute(node, 'keepdims');
-  return { input: inputs[0]!, output: outputs[0]!, keepDims: !keepDims || repeatedVarints(keepDims, ATTRIBUTE_INT)[0] !== 0 };
+  return { input: inputs[0]!, output: outputs[0]!, keepDims: intAttribute(node, 'keepdims') !== 0 };
 }
 
 const constant = (name: string) => `${PREFIX}_${name}`;

@@ -1,16 +1,5 @@
 import { rewriteNodes, type RewrittenModel } from './node-rewrite.js';
-import {
-  ATTRIBUTE_STRING,
-  NODE_INPUT,
-  NODE_OP_TYPE,
-  NODE_OUTPUT,
-  int64Initializer,
-  intsAttributeRecord,
-  nodeAttribute,
-  nodeRecord,
-  textOf,
-  type WireField,
-} from './onnx-wire.js';
+import { ATTRIBUTE_STRING, int64Initializer, intsAttributeRecord, nodeAttribute, nodeRecord, textOf, type GraphNode } from './onnx-wire.js';
 
 /** Prefix of every tensor the rewrite adds, so that none can meet a package's own names. */
 const PREFIX = 'streamseg_projection';
@@ -46,11 +35,8 @@ interface ProjectionOperands {
 }
 
 /** The operands of an Einsum `ndhw,cd->nchw` (any four distinct letters plus one), else undefined. */
-function projectionOperands(node: readonly WireField[]): ProjectionOperands | undefined {
-  const strings = (field: number) => node.filter((f) => f.field === field).map((f) => textOf(f.payload));
-  if (strings(NODE_OP_TYPE)[0] !== 'Einsum') return undefined;
-  const inputs = strings(NODE_INPUT);
-  const outputs = strings(NODE_OUTPUT);
+function projectionOperands(node: GraphNode): ProjectionOperands | undefined {
+  const { inputs, outputs } = node;
   if (inputs.length !== 2 || outputs.length !== 1) return undefined;
   const equation = stringAttribute(node, 'equation')?.replace(/\s+/g, '');
   const match = equation && /^([a-zA-Z]{4}),([a-zA-Z]{2})->([a-zA-Z]{4})$/.exec(equation);
@@ -71,7 +57,7 @@ function projectionNodes({ features, embeddings, output }: ProjectionOperands, n
   ];
 }
 
-function stringAttribute(node: readonly WireField[], name: string): string | undefined {
-  const value = nodeAttribute(node, name)?.find((a) => a.field === ATTRIBUTE_STRING);
+function stringAttribute(node: GraphNode, name: string): string | undefined {
+  const value = nodeAttribute(node.fields, name)?.find((a) => a.field === ATTRIBUTE_STRING);
   return value ? textOf(value.payload) : undefined;
 }

@@ -26,8 +26,9 @@ const TOLERANCE = 1e-4;
  * The package's network with its LoRA branches folded into the weights (lora-fold.ts), and its
  * channel L2 norms and class projections as 1x1 Convs (channel-norm-conv.ts, einsum-projection.ts),
  * checked against the package graph before it is used: one frame with a rank-2 LoRA pair on every
- * target must give the same logits through both. Undefined, with a log line saying why, when the graph cannot be folded or the
- * check fails; the worker then feeds the package graph its LoRA inputs as before.
+ * target must give the same logits through both. Undefined, with a log line saying why, when the
+ * graph cannot be folded or the check fails; the worker then feeds the package graph its LoRA
+ * inputs as before.
  */
 export async function loadFoldedGraph(
   pkg: ModelPackage,

@@ -1,7 +1,6 @@
 import type { LoraTarget } from '../../shared/model-manifest.js';
 import {
   ATTRIBUTE_FLOAT,
-  ATTRIBUTE_INT,
   FLOAT,
   GRAPH_INITIALIZER,
   GRAPH_INPUT,
@@ -12,8 +11,6 @@ import {
   MODEL_IR_VERSION,
   MODEL_OPSET_IMPORT,
   NODE_INPUT,
-  NODE_OP_TYPE,
-  NODE_OUTPUT,
   OPSET_DOMAIN,
   OPSET_VERSION,
   TENSOR_DATA_TYPE,
@@ -25,6 +22,7 @@ import {
   WIRE_LEN,
   WireFormatError,
   concatBytes,
+  intAttribute,
   intAttributeRecord,
   lenRecord,
   nodeAttribute,
@@ -37,7 +35,9 @@ import {
   textOf,
   valueInfoName,
   varintRecord,
+  parseNode,
   withGraph,
+  type GraphNode,
   type WireField,
 } from './onnx-wire.js';
 
@@ -67,13 +67,6 @@ export interface FoldedLoraModel {
 }
 
 export type LoraFoldResult = { folded: FoldedLoraModel } | { reason: string };
-
-interface GraphNode {
-  fields: WireField[];
-  opType: string;
-  inputs: string[];
-  outputs: string[];
-}
 
 interface Initializer {
   fields: WireField[];
@@ -239,12 +232,6 @@ function weightOf(
   };
 }
 
-/** An INT attribute of a node (AttributeProto: name 1, f 2, i 3). */
-function intAttribute(node: GraphNode, name: string): number | undefined {
-  const attribute = nodeAttribute(node.fields, name);
-  return attribute ? repeatedVarints(attribute, ATTRIBUTE_INT)[0] : undefined;
-}
-
 function floatAttribute(node: GraphNode, name: string): number | undefined {
   const value = nodeAttribute(node.fields, name)?.find((f) => f.field === ATTRIBUTE_FLOAT && f.wire === WIRE_FIXED32);
   return value ? new DataView(value.record.buffer, value.record.byteOffset + value.record.length - 4, 4).getFloat32(0, true) : undefined;
@@ -273,12 +260,6 @@ function floatsOf(initializer: Initializer, count: number): Float32Array {
   if (view.length !== count) throw new FoldRefused(`weight "${name}" has ${view.length} values, expected ${count}`);
   values.set(view);
   return values;
-}
-
-function parseNode(payload: Uint8Array): GraphNode {
-  const fields = readFields(payload);
-  const strings = (field: number) => fields.filter((f) => f.field === field).map((f) => textOf(f.payload));
-  return { fields, opType: strings(NODE_OP_TYPE)[0] ?? '', inputs: strings(NODE_INPUT), outputs: strings(NODE_OUTPUT) };
 }
 
 /** The node with each input renamed; every other field as it was. */

@@ -9,8 +9,9 @@ import {
   lenRecord,
   readFields,
   repeatedVarints,
+  parseNode,
   withGraph,
-  type WireField,
+  type GraphNode,
 } from './onnx-wire.js';
 
 /** One kind of node a rewrite replaces with others (einsum-projection.ts, channel-norm-conv.ts). */
@@ -19,8 +20,8 @@ export interface NodeRewrite {
   opType: string;
   /** Prefix of every name it adds, so that none can meet a package's own: a graph that mentions it is left alone. */
   prefix: string;
-  /** The nodes (GraphProto node records) that replace `node`, their names derived from `name`; undefined keeps it. */
-  replace(node: readonly WireField[], name: string): Uint8Array[] | undefined;
+  /** The nodes (GraphProto node records) that replace `node` (of `opType`), their names derived from `name`; undefined keeps it. */
+  replace(node: GraphNode, name: string): Uint8Array[] | undefined;
   /** Initializers (TensorProto) the replacements share, added once when any node was replaced. */
   initializers(): Uint8Array[];
 }
@@ -50,7 +51,8 @@ export function rewriteNodes(model: Uint8Array, rewrite: NodeRewrite): Rewritten
     let rewritten = 0;
     const graph = readFields(graphBytes).map((f) => {
       if (f.field !== GRAPH_NODE || !containsText(f.payload, rewrite.opType)) return f.record;
-      const nodes = rewrite.replace(readFields(f.payload), `${rewrite.prefix}${rewritten}`);
+      const node = parseNode(f.payload);
+      const nodes = node.opType === rewrite.opType ? rewrite.replace(node, `${rewrite.prefix}${rewritten}`) : undefined;
       if (!nodes) return f.record;
       rewritten++;
       return concatBytes(nodes);

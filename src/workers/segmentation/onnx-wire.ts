@@ -1,7 +1,7 @@
 /**
  * The few pieces of the protobuf wire format, and of onnx.proto's field numbers, that rewriting
- * an ONNX graph at load needs (lora-fold.ts, class-map-head.ts, einsum-projection.ts). Written by
- * hand rather than with protobufjs: a schema-driven decode and encode drops every field its schema
+ * an ONNX graph at load needs (lora-fold.ts, class-map-head.ts, node-rewrite.ts and its rewrites).
+ * Written by hand rather than with protobufjs: a schema-driven decode and encode drops every field its schema
  * lacks (newer ONNX IR fields, vendor extensions), where this copies each record it does not
  * change byte for byte, and needs no .proto at run time.
  */
@@ -190,6 +190,26 @@ export function nodeAttribute(nodeFields: readonly WireField[], name: string): W
     if (fields.some((a) => a.field === ATTRIBUTE_NAME && textOf(a.payload) === name)) return fields;
   }
   return undefined;
+}
+
+/** A NodeProto's fields, with its op type, inputs and outputs read out. */
+export interface GraphNode {
+  fields: WireField[];
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+}
+
+export function parseNode(payload: Uint8Array): GraphNode {
+  const fields = readFields(payload);
+  const strings = (field: number) => fields.filter((f) => f.field === field).map((f) => textOf(f.payload));
+  return { fields, opType: strings(NODE_OP_TYPE)[0] ?? '', inputs: strings(NODE_INPUT), outputs: strings(NODE_OUTPUT) };
+}
+
+/** An INT attribute of a node; undefined when it has none. */
+export function intAttribute(node: GraphNode, name: string): number | undefined {
+  const attribute = nodeAttribute(node.fields, name);
+  return attribute ? repeatedVarints(attribute, ATTRIBUTE_INT)[0] : undefined;
 }
 
 /** The name of a ValueInfoProto (a graph input, output or value_info entry). */
